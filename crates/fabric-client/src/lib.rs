@@ -1,0 +1,3 @@
+//! Typed async Microsoft Fabric REST client: LRO, pagination, errors, idempotent helpers.
+//!
+//! Not built yet: this crate exports nothing until its issue lands.

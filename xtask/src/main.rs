@@ -1,0 +1,3 @@
+//! Project automation: `cargo xtask ci`, `deny`, `bench`, `release`.
+
+fn main() {}
