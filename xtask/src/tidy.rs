@@ -1,0 +1,264 @@
+//! Tidy checks run by `cargo test` (and so by `cargo xtask ci`): the layering rule, crate
+//! metadata, and a `//!` doc at the top of every source file.
+//!
+//! The checks read `Cargo.toml` files directly rather than `cargo metadata`, so they work on a
+//! fixture tree that is not a buildable workspace (see the tests).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Crates under `crates/` that may depend on any workspace crate.
+const FREE: &[&str] = &["crates/deployer-cli"];
+/// The one crate every crate under `crates/` may depend on.
+const CORE_DIR: &str = "crates/core";
+
+/// One workspace package as the checks see it.
+#[derive(Debug)]
+struct Package {
+    dir: String,
+    name: String,
+    manifest: toml::Table,
+}
+
+fn read_packages(root: &Path) -> Result<Vec<Package>, String> {
+    let crates = root.join("crates");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&crates)
+        .map_err(|e| format!("{}: {e}", crates.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    for extra in ["xtask", "tests"] {
+        if root.join(extra).join("Cargo.toml").is_file() {
+            dirs.push(root.join(extra));
+        }
+    }
+    dirs.sort();
+    dirs.iter()
+        .map(|d| {
+            let path = d.join("Cargo.toml");
+            let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let manifest: toml::Table =
+                text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+            let name = manifest
+                .get("package")
+                .and_then(|p| p.get("name"))
+                .and_then(|n| n.as_str())
+                .ok_or_else(|| format!("{}: no package.name", path.display()))?
+                .to_string();
+            let dir = d.strip_prefix(root).unwrap_or(d).to_string_lossy().replace('\\', "/");
+            Ok(Package { dir, name, manifest })
+        })
+        .collect()
+}
+
+/// Normal and build dependencies of a manifest, including target-specific ones, by package name.
+fn runtime_deps(manifest: &toml::Table) -> Vec<String> {
+    let mut tables: Vec<&toml::Table> = Vec::new();
+    for key in ["dependencies", "build-dependencies"] {
+        if let Some(t) = manifest.get(key).and_then(|t| t.as_table()) {
+            tables.push(t);
+        }
+    }
+    if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
+        for cfg in targets.values().filter_map(|v| v.as_table()) {
+            for key in ["dependencies", "build-dependencies"] {
+                if let Some(t) = cfg.get(key).and_then(|t| t.as_table()) {
+                    tables.push(t);
+                }
+            }
+        }
+    }
+    tables
+        .into_iter()
+        .flat_map(|t| {
+            t.iter().map(|(key, spec)| {
+                // A renamed dependency names its package in `package = "…"`.
+                spec.get("package").and_then(|p| p.as_str()).unwrap_or(key).to_string()
+            })
+        })
+        .collect()
+}
+
+/// The layering rule: a crate under crates/ depends, among workspace crates, only on core.
+pub fn check_layering(root: &Path) -> Result<Vec<String>, String> {
+    let pkgs = read_packages(root)?;
+    let names: BTreeMap<&str, &str> = pkgs.iter().map(|p| (p.name.as_str(), p.dir.as_str())).collect();
+    let core = pkgs.iter().find(|p| p.dir == CORE_DIR).map(|p| p.name.clone());
+    let mut breaches = Vec::new();
+    for p in &pkgs {
+        if !p.dir.starts_with("crates/") || FREE.contains(&p.dir.as_str()) {
+            continue;
+        }
+        for dep in runtime_deps(&p.manifest) {
+            if names.contains_key(dep.as_str()) && Some(&dep) != core.as_ref() {
+                breaches.push(format!(
+                    "{} ({}) depends on {dep}: crates depend only inward, on core",
+                    p.dir, p.name
+                ));
+            }
+        }
+    }
+    Ok(breaches)
+}
+
+/// Crate metadata: license, description, repository, a README, and the workspace lints.
+pub fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    for p in read_packages(root)? {
+        let pkg = p.manifest.get("package").and_then(|t| t.as_table());
+        let publishable = pkg.and_then(|t| t.get("publish")).and_then(|v| v.as_bool()) != Some(false);
+        let mut need = vec!["description"];
+        if publishable {
+            need.extend(["license", "repository"]);
+        }
+        for key in need {
+            if pkg.and_then(|t| t.get(key)).is_none() {
+                problems.push(format!("{}/Cargo.toml: package.{key} is missing", p.dir));
+            }
+        }
+        let lints = p.manifest.get("lints").and_then(|l| l.get("workspace")).and_then(|w| w.as_bool());
+        if lints != Some(true) {
+            problems.push(format!("{}/Cargo.toml: needs [lints] workspace = true", p.dir));
+        }
+        if publishable && !root.join(&p.dir).join("README.md").is_file() {
+            problems.push(format!("{}: README.md is missing", p.dir));
+        }
+    }
+    Ok(problems)
+}
+
+/// Every Rust source file under crates/*/src, xtask/src and tests starts with a `//!` doc.
+pub fn check_docs(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for p in read_packages(root)? {
+        let src = root.join(&p.dir).join("src");
+        collect_rs(&src, &mut files);
+        if p.dir == "tests" {
+            collect_rs(&root.join("tests"), &mut files);
+        }
+    }
+    files.sort();
+    files.dedup();
+    for f in files {
+        let text = fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        if !first.trim_start().starts_with("//!") {
+            let rel = f.strip_prefix(root).unwrap_or(&f);
+            problems.push(format!("{}: must start with a //! doc comment saying what it is for", rel.display()));
+        }
+    }
+    Ok(problems)
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == "target" || n == "fixtures") {
+                continue;
+            }
+            collect_rs(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Runs every tidy check on the workspace at `root`; returns all problems found.
+pub fn run_all(root: &Path) -> Result<Vec<String>, String> {
+    let mut all = check_layering(root)?;
+    all.extend(check_metadata(root)?);
+    all.extend(check_docs(root)?);
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    }
+
+    /// The real workspace is tidy. This is the check `cargo test` enforces.
+    #[test]
+    fn workspace_is_tidy() {
+        let problems = run_all(&workspace_root()).unwrap();
+        assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn manifest(name: &str, deps: &str) -> String {
+        format!(
+            "[package]\nname = \"{name}\"\ndescription = \"d\"\nlicense = \"MIT\"\nrepository = \"r\"\n\n{deps}\n[lints]\nworkspace = true\n"
+        )
+    }
+
+    fn fixture(client_deps: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "crates/core/Cargo.toml", &manifest("fabrik-core", ""));
+        write(root, "crates/txn/Cargo.toml", &manifest("fabrik-txn", "[dependencies]\nfabrik-core.workspace = true\n"));
+        write(root, "crates/fabric-client/Cargo.toml", &manifest("fabrik-client", client_deps));
+        write(
+            root,
+            "crates/deployer-cli/Cargo.toml",
+            &manifest("fabrik-cli", "[dependencies]\nfabrik-txn.workspace = true\nfabrik-client.workspace = true\n"),
+        );
+        for c in ["core", "txn", "fabric-client", "deployer-cli"] {
+            write(root, &format!("crates/{c}/README.md"), "r");
+            write(root, &format!("crates/{c}/src/lib.rs"), "//! doc\n");
+        }
+        dir
+    }
+
+    #[test]
+    fn layering_passes_when_crates_depend_only_on_core_and_dev_deps_are_free() {
+        let dir = fixture(
+            "[dependencies]\nfabrik-core.workspace = true\nserde = \"1\"\n[dev-dependencies]\nfabrik-txn.workspace = true\n",
+        );
+        assert_eq!(run_all(dir.path()).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn layering_breach_is_reported() {
+        let dir = fixture("[dependencies]\nfabrik-core.workspace = true\nfabrik-txn = { path = \"../txn\" }\n");
+        let problems = check_layering(dir.path()).unwrap();
+        assert_eq!(
+            problems,
+            vec!["crates/fabric-client (fabrik-client) depends on fabrik-txn: crates depend only inward, on core"]
+        );
+    }
+
+    #[test]
+    fn renamed_and_target_specific_and_build_dependencies_count() {
+        let dir = fixture(
+            "[dependencies]\ntx = { package = \"fabrik-txn\", path = \"../txn\" }\n[target.'cfg(unix)'.build-dependencies]\nfabrik-cli = { path = \"../deployer-cli\" }\n",
+        );
+        let problems = check_layering(dir.path()).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("fabrik-txn") && problems[1].contains("fabrik-cli"));
+    }
+
+    #[test]
+    fn missing_docs_metadata_and_lints_are_reported() {
+        let dir = fixture("[dependencies]\n");
+        let root = dir.path();
+        write(root, "crates/txn/src/journal.rs", "use std::fs;\n");
+        write(root, "crates/txn/Cargo.toml", "[package]\nname = \"fabrik-txn\"\n");
+        let problems = run_all(root).unwrap();
+        let joined = problems.join("\n");
+        assert!(joined.contains("crates/txn/src/journal.rs: must start with a //! doc"), "{joined}");
+        assert!(joined.contains("crates/txn/Cargo.toml: package.description is missing"));
+        assert!(joined.contains("crates/txn/Cargo.toml: package.license is missing"));
+        assert!(joined.contains("crates/txn/Cargo.toml: needs [lints] workspace = true"));
+    }
+}
