@@ -2,7 +2,11 @@
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line tool reports to the terminal")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool reports to the terminal"
+)]
 
 mod tidy;
 
@@ -11,7 +15,10 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -24,9 +31,19 @@ fn cargo() -> Command {
 fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     println!("==> {name}");
     let t = Instant::now();
-    let status = cmd.status().map_err(|e| format!("{name}: could not start: {e}"))?;
-    println!("<== {name}: {} in {:.1}s", if status.success() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
-    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    println!(
+        "<== {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        t.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
 }
 
 fn tidy() -> Result<(), String> {
@@ -50,13 +67,24 @@ fn ci(args: &[String]) -> Result<(), String> {
     step("fmt --check", fmt)?;
     tidy()?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     step("clippy -D warnings", clippy)?;
     test(&[])?;
     if args.iter().any(|a| a == "--deny") {
         deny()?;
     }
-    println!("ci: all steps passed in {:.0}s", started.elapsed().as_secs_f64());
+    println!(
+        "ci: all steps passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -71,14 +99,18 @@ fn test(args: &[String]) -> Result<(), String> {
 
 fn docs() -> Result<(), String> {
     let mut d = cargo();
-    d.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    d.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc -D warnings", d)
 }
 
 /// cargo-deny: bans, licenses and sources as configured, and advisories offline against the
 /// snapshot in ../shared/rustsec-advisory-db (the machine cannot reach GitHub).
 fn deny() -> Result<(), String> {
-    let have = Command::new("cargo").args(["deny", "--version"]).output().map(|o| o.status.success());
+    let have = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .map(|o| o.status.success());
     if !matches!(have, Ok(true)) {
         let mut install = Command::new("cargo");
         install.args(["install", "cargo-deny", "--locked"]);
@@ -86,7 +118,10 @@ fn deny() -> Result<(), String> {
     }
     let snapshot = root().join("../shared/rustsec-advisory-db");
     if !snapshot.is_dir() {
-        return Err(format!("advisory snapshot not found at {}", snapshot.display()));
+        return Err(format!(
+            "advisory snapshot not found at {}",
+            snapshot.display()
+        ));
     }
     let tmp = std::env::temp_dir().join(format!("fabrik-advisory-{}", std::process::id()));
     let db = tmp.join("advisory-db-3157b0e258782691");
@@ -98,9 +133,21 @@ fn deny() -> Result<(), String> {
     for args in [
         vec!["init", "-q"],
         vec!["add", "-A"],
-        vec!["-c", "user.name=xtask", "-c", "user.email=xtask@localhost", "commit", "-qm", "snapshot"],
+        vec![
+            "-c",
+            "user.name=xtask",
+            "-c",
+            "user.email=xtask@localhost",
+            "commit",
+            "-qm",
+            "snapshot",
+        ],
     ] {
-        let ok = Command::new("git").args(&args).current_dir(&db).status().map_err(|e| e.to_string())?;
+        let ok = Command::new("git")
+            .args(&args)
+            .current_dir(&db)
+            .status()
+            .map_err(|e| e.to_string())?;
         if !ok.success() {
             return Err(format!("git {args:?} failed in {}", db.display()));
         }
@@ -113,9 +160,10 @@ fn deny() -> Result<(), String> {
     let cfg_path = tmp.join("deny.toml");
     std::fs::write(&cfg_path, config).map_err(|e| e.to_string())?;
     let mut check = cargo();
-    check.args(["deny", "--offline", "check", "--config"]).arg(&cfg_path).args([
-        "advisories", "bans", "licenses", "sources",
-    ]);
+    check
+        .args(["deny", "--offline", "check", "--config"])
+        .arg(&cfg_path)
+        .args(["advisories", "bans", "licenses", "sources"]);
     let result = step("cargo deny (offline)", check);
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -123,7 +171,10 @@ fn deny() -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
+    let (cmd, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
     let result = match cmd {
         "ci" => ci(rest),
         "tidy" => tidy(),
@@ -132,7 +183,11 @@ fn main() -> ExitCode {
         "docs" => docs(),
         _ => {
             println!("usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs>");
-            return if cmd == "help" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if cmd == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     match result {

@@ -38,16 +38,25 @@ fn read_packages(root: &Path) -> Result<Vec<Package>, String> {
         .map(|d| {
             let path = d.join("Cargo.toml");
             let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let manifest: toml::Table =
-                text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+            let manifest: toml::Table = text
+                .parse()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let name = manifest
                 .get("package")
                 .and_then(|p| p.get("name"))
                 .and_then(|n| n.as_str())
                 .ok_or_else(|| format!("{}: no package.name", path.display()))?
                 .to_string();
-            let dir = d.strip_prefix(root).unwrap_or(d).to_string_lossy().replace('\\', "/");
-            Ok(Package { dir, name, manifest })
+            let dir = d
+                .strip_prefix(root)
+                .unwrap_or(d)
+                .to_string_lossy()
+                .replace('\\', "/");
+            Ok(Package {
+                dir,
+                name,
+                manifest,
+            })
         })
         .collect()
 }
@@ -74,17 +83,26 @@ fn runtime_deps(manifest: &toml::Table) -> Vec<String> {
         .flat_map(|t| {
             t.iter().map(|(key, spec)| {
                 // A renamed dependency names its package in `package = "…"`.
-                spec.get("package").and_then(|p| p.as_str()).unwrap_or(key).to_string()
+                spec.get("package")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or(key)
+                    .to_string()
             })
         })
         .collect()
 }
 
 /// The layering rule: a crate under crates/ depends, among workspace crates, only on core.
-pub fn check_layering(root: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn check_layering(root: &Path) -> Result<Vec<String>, String> {
     let pkgs = read_packages(root)?;
-    let names: BTreeMap<&str, &str> = pkgs.iter().map(|p| (p.name.as_str(), p.dir.as_str())).collect();
-    let core = pkgs.iter().find(|p| p.dir == CORE_DIR).map(|p| p.name.clone());
+    let names: BTreeMap<&str, &str> = pkgs
+        .iter()
+        .map(|p| (p.name.as_str(), p.dir.as_str()))
+        .collect();
+    let core = pkgs
+        .iter()
+        .find(|p| p.dir == CORE_DIR)
+        .map(|p| p.name.clone());
     let mut breaches = Vec::new();
     for p in &pkgs {
         if !p.dir.starts_with("crates/") || FREE.contains(&p.dir.as_str()) {
@@ -103,11 +121,12 @@ pub fn check_layering(root: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Crate metadata: license, description, repository, a README, and the workspace lints.
-pub fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     for p in read_packages(root)? {
         let pkg = p.manifest.get("package").and_then(|t| t.as_table());
-        let publishable = pkg.and_then(|t| t.get("publish")).and_then(|v| v.as_bool()) != Some(false);
+        let publishable =
+            pkg.and_then(|t| t.get("publish")).and_then(|v| v.as_bool()) != Some(false);
         let mut need = vec!["description"];
         if publishable {
             need.extend(["license", "repository"]);
@@ -117,9 +136,16 @@ pub fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
                 problems.push(format!("{}/Cargo.toml: package.{key} is missing", p.dir));
             }
         }
-        let lints = p.manifest.get("lints").and_then(|l| l.get("workspace")).and_then(|w| w.as_bool());
+        let lints = p
+            .manifest
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(|w| w.as_bool());
         if lints != Some(true) {
-            problems.push(format!("{}/Cargo.toml: needs [lints] workspace = true", p.dir));
+            problems.push(format!(
+                "{}/Cargo.toml: needs [lints] workspace = true",
+                p.dir
+            ));
         }
         if publishable && !root.join(&p.dir).join("README.md").is_file() {
             problems.push(format!("{}: README.md is missing", p.dir));
@@ -129,7 +155,7 @@ pub fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Every Rust source file under crates/*/src, xtask/src and tests starts with a `//!` doc.
-pub fn check_docs(root: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn check_docs(root: &Path) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for p in read_packages(root)? {
@@ -146,18 +172,25 @@ pub fn check_docs(root: &Path) -> Result<Vec<String>, String> {
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         if !first.trim_start().starts_with("//!") {
             let rel = f.strip_prefix(root).unwrap_or(&f);
-            problems.push(format!("{}: must start with a //! doc comment saying what it is for", rel.display()));
+            problems.push(format!(
+                "{}: must start with a //! doc comment saying what it is for",
+                rel.display()
+            ));
         }
     }
     Ok(problems)
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == "target" || n == "fixtures") {
+            if p.file_name()
+                .is_some_and(|n| n == "target" || n == "fixtures")
+            {
                 continue;
             }
             collect_rs(&p, out);
@@ -168,7 +201,7 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Runs every tidy check on the workspace at `root`; returns all problems found.
-pub fn run_all(root: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn run_all(root: &Path) -> Result<Vec<String>, String> {
     let mut all = check_layering(root)?;
     all.extend(check_metadata(root)?);
     all.extend(check_docs(root)?);
@@ -180,14 +213,21 @@ mod tests {
     use super::*;
 
     fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
     }
 
     /// The real workspace is tidy. This is the check `cargo test` enforces.
     #[test]
     fn workspace_is_tidy() {
         let problems = run_all(&workspace_root()).unwrap();
-        assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "tidy problems:\n{}",
+            problems.join("\n")
+        );
     }
 
     fn write(root: &Path, rel: &str, text: &str) {
@@ -206,12 +246,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write(root, "crates/core/Cargo.toml", &manifest("fabrik-core", ""));
-        write(root, "crates/txn/Cargo.toml", &manifest("fabrik-txn", "[dependencies]\nfabrik-core.workspace = true\n"));
-        write(root, "crates/fabric-client/Cargo.toml", &manifest("fabrik-client", client_deps));
+        write(
+            root,
+            "crates/txn/Cargo.toml",
+            &manifest(
+                "fabrik-txn",
+                "[dependencies]\nfabrik-core.workspace = true\n",
+            ),
+        );
+        write(
+            root,
+            "crates/fabric-client/Cargo.toml",
+            &manifest("fabrik-client", client_deps),
+        );
         write(
             root,
             "crates/deployer-cli/Cargo.toml",
-            &manifest("fabrik-cli", "[dependencies]\nfabrik-txn.workspace = true\nfabrik-client.workspace = true\n"),
+            &manifest(
+                "fabrik-cli",
+                "[dependencies]\nfabrik-txn.workspace = true\nfabrik-client.workspace = true\n",
+            ),
         );
         for c in ["core", "txn", "fabric-client", "deployer-cli"] {
             write(root, &format!("crates/{c}/README.md"), "r");
@@ -230,11 +284,15 @@ mod tests {
 
     #[test]
     fn layering_breach_is_reported() {
-        let dir = fixture("[dependencies]\nfabrik-core.workspace = true\nfabrik-txn = { path = \"../txn\" }\n");
+        let dir = fixture(
+            "[dependencies]\nfabrik-core.workspace = true\nfabrik-txn = { path = \"../txn\" }\n",
+        );
         let problems = check_layering(dir.path()).unwrap();
         assert_eq!(
             problems,
-            vec!["crates/fabric-client (fabrik-client) depends on fabrik-txn: crates depend only inward, on core"]
+            vec![
+                "crates/fabric-client (fabrik-client) depends on fabrik-txn: crates depend only inward, on core"
+            ]
         );
     }
 
@@ -253,10 +311,17 @@ mod tests {
         let dir = fixture("[dependencies]\n");
         let root = dir.path();
         write(root, "crates/txn/src/journal.rs", "use std::fs;\n");
-        write(root, "crates/txn/Cargo.toml", "[package]\nname = \"fabrik-txn\"\n");
+        write(
+            root,
+            "crates/txn/Cargo.toml",
+            "[package]\nname = \"fabrik-txn\"\n",
+        );
         let problems = run_all(root).unwrap();
         let joined = problems.join("\n");
-        assert!(joined.contains("crates/txn/src/journal.rs: must start with a //! doc"), "{joined}");
+        assert!(
+            joined.contains("crates/txn/src/journal.rs: must start with a //! doc"),
+            "{joined}"
+        );
         assert!(joined.contains("crates/txn/Cargo.toml: package.description is missing"));
         assert!(joined.contains("crates/txn/Cargo.toml: package.license is missing"));
         assert!(joined.contains("crates/txn/Cargo.toml: needs [lints] workspace = true"));

@@ -1,0 +1,193 @@
+//! The seed's principals file: `principal_id,role,description,type` per line, `#` comments.
+//!
+//! The seed warned and silently defaulted a bad role to Viewer and a bad type to User. fabrik
+//! reports every bad line as an error with file:line; `lenient` restores the seed's behaviour,
+//! turning those errors into warnings with the seed's defaults.
+
+use std::path::Path;
+
+use super::Problem;
+
+/// Roles a workspace assignment can have.
+pub const ROLES: [&str; 4] = ["Admin", "Member", "Contributor", "Viewer"];
+/// Principal types a workspace assignment can name.
+pub const TYPES: [&str; 4] = [
+    "User",
+    "Group",
+    "ServicePrincipal",
+    "ServicePrincipalProfile",
+];
+
+/// One principal line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalLine {
+    /// Object id.
+    pub id: String,
+    /// Role, canonical spelling.
+    pub role: String,
+    /// Description.
+    pub description: String,
+    /// Principal type, canonical spelling.
+    pub kind: String,
+    /// 1-based line in the file.
+    pub line: usize,
+}
+
+/// Canonical spelling of `value` among `allowed`, matched case-insensitively.
+pub fn canonical(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(value.trim()))
+}
+
+/// Whether `id` looks like an Entra object id (a GUID).
+pub fn is_guid(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Parses a principals file's text. Returns the principals, and the problems (errors, or
+/// warnings when `lenient`) each naming `path:line`.
+pub fn parse(path: &Path, text: &str, lenient: bool) -> (Vec<PrincipalLine>, Vec<Problem>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+        let at = |col: usize, msg: String, hint: Option<String>| {
+            Problem::at_line(path, text, line, col, msg, hint, lenient)
+        };
+        if fields.len() < 2 {
+            problems.push(at(
+                1,
+                format!("expected principal_id,role[,description[,type]] but found '{trimmed}'"),
+                None,
+            ));
+            continue;
+        }
+        let id = fields[0];
+        if !is_guid(id) {
+            problems.push(Problem::at_line(
+                path,
+                text,
+                line,
+                1,
+                format!("principal id '{id}' is not an Entra object id (GUID)"),
+                Some("use the object id from Entra ID, not an email or display name".into()),
+                false,
+            ));
+            continue;
+        }
+        let col_of = |n: usize| raw.split(',').take(n).map(|f| f.len() + 1).sum::<usize>() + 1;
+        let role = match canonical(fields[1], &ROLES) {
+            Some(r) => r.to_string(),
+            None => {
+                problems.push(at(
+                    col_of(1),
+                    format!("unknown role '{}'", fields[1]),
+                    Some(format!(
+                        "one of {}{}",
+                        ROLES.join(", "),
+                        if lenient {
+                            "; using Viewer as the seed did"
+                        } else {
+                            ""
+                        }
+                    )),
+                ));
+                if !lenient {
+                    continue;
+                }
+                "Viewer".into()
+            }
+        };
+        let description = fields.get(2).copied().unwrap_or("").to_string();
+        let kind = match fields.get(3).copied().filter(|t| !t.is_empty()) {
+            None => "User".to_string(),
+            Some(t) => match canonical(t, &TYPES) {
+                Some(k) => k.to_string(),
+                None => {
+                    problems.push(at(
+                        col_of(3),
+                        format!("unknown principal type '{t}'"),
+                        Some(format!(
+                            "one of {}{}",
+                            TYPES.join(", "),
+                            if lenient {
+                                "; using User as the seed did"
+                            } else {
+                                ""
+                            }
+                        )),
+                    ));
+                    if !lenient {
+                        continue;
+                    }
+                    "User".into()
+                }
+            },
+        };
+        out.push(PrincipalLine {
+            id: id.to_string(),
+            role,
+            description,
+            kind,
+            line,
+        });
+    }
+    (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "# Format: principal_id,role,description,type\n\n9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Admin,Workspace administrator,User\nb2c3d4e5-0000-4000-8000-000000000001, viewer ,Engineering Team,Group\nc3d4e5f6-0000-4000-8000-000000000002,Member\n";
+
+    #[test]
+    fn seed_format_parses_with_defaults() {
+        let (p, problems) = parse(Path::new("p.txt"), GOOD, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].role, "Viewer");
+        assert_eq!(p[1].kind, "Group");
+        assert_eq!(p[2].kind, "User");
+        assert_eq!(p[2].description, "");
+        assert_eq!(p[0].line, 3);
+    }
+
+    #[test]
+    fn bad_lines_are_errors_with_file_and_line_or_warnings_when_lenient() {
+        let text = "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Owner,x,User\nalice@contoso.com,Admin\n9117cbfa-f0a7-43b7-846f-96ba66a3c1c1,Admin,x,Robot\njustonefield\n";
+        let (p, problems) = parse(Path::new("dev.txt"), text, false);
+        assert!(p.is_empty());
+        let msgs: Vec<String> = problems.iter().map(|p| p.headline()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("dev.txt:1:38: unknown role 'Owner'"),
+            "{msgs:?}"
+        );
+        assert!(msgs[1].starts_with("dev.txt:2:1: principal id 'alice@contoso.com' is not"));
+        assert!(
+            msgs[2].starts_with("dev.txt:3:") && msgs[2].contains("unknown principal type 'Robot'")
+        );
+        assert!(msgs[3].starts_with("dev.txt:4:1:"));
+        assert!(problems.iter().all(|p| p.is_error()));
+
+        let (p, problems) = parse(Path::new("dev.txt"), text, true);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].role, "Viewer");
+        assert_eq!(p[1].kind, "User");
+        // Roles and types become warnings; a non-GUID id stays an error even when lenient.
+        assert_eq!(problems.iter().filter(|p| p.is_error()).count(), 1);
+    }
+}

@@ -1,0 +1,181 @@
+//! Tests for loading and validating configurations.
+
+use super::*;
+
+const CONFIG: &str = r#"project:
+  name: Sales
+  prefix: usf2-fabric
+  organization: contoso
+environments:
+  dev:
+    capacity: Trial Capacity
+    principals_file: principals/dev.txt
+  prod:
+    capacity: 11111111-2222-3333-4444-555555555555
+workspaces:
+  - name: analytics
+    description: "Owner: ${env:TEAM}"
+    folders: [raw/sales, curated]
+    lakehouses:
+      - name: BRONZE_Sales_Lakehouse
+        folder: raw/sales
+    notebooks:
+      - name: 01_Ingest_Notebook
+        file: nb/ingest.py
+        folder: curated
+    principals:
+      - id: 9117cbfa-f0a7-43b7-846f-96ba66a3c1c0
+        role: admin
+    git:
+      provider: GitHub
+      owner: contoso
+      repository: fabric
+      branch: main
+      directory: /analytics
+"#;
+
+fn fixture(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("principals")).unwrap();
+    std::fs::create_dir_all(dir.path().join("nb")).unwrap();
+    std::fs::write(dir.path().join("fabrik.yaml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("principals/dev.txt"),
+        "# id,role,description,type\nb2c3d4e5-0000-4000-8000-000000000001,Viewer,Engineering,Group\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nb/ingest.py"), "print('hello')\n").unwrap();
+    dir
+}
+
+fn opts(env: &str) -> LoadOptions {
+    LoadOptions {
+        environment: env.into(),
+        lenient: false,
+        env: [("TEAM".to_string(), "data".to_string())]
+            .into_iter()
+            .collect(),
+    }
+}
+
+#[test]
+fn a_good_config_resolves_for_an_environment() {
+    let dir = fixture(CONFIG);
+    let (d, warnings) = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let w = &d.workspaces[0];
+    assert_eq!(w.name, "usf2-fabric-analytics-dev");
+    assert_eq!(w.description, "Owner: data");
+    assert_eq!(w.capacity, Some(CapacityRef::Name("Trial Capacity".into())));
+    assert_eq!(w.folders, vec!["raw", "raw/sales", "curated"]);
+    assert_eq!(w.items.len(), 2);
+    assert_eq!(
+        w.items[1].definition.as_ref().unwrap()[0].0,
+        "notebook-content.py"
+    );
+    let roles: Vec<(&str, &str)> = w
+        .principals
+        .iter()
+        .map(|p| (p.id.as_str(), p.role.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("9117cbfa-f0a7-43b7-846f-96ba66a3c1c0", "Admin"),
+            ("b2c3d4e5-0000-4000-8000-000000000001", "Viewer")
+        ]
+    );
+    let (p, _) = load(&dir.path().join("fabrik.yaml"), &opts("prod")).unwrap();
+    assert_eq!(p.workspaces[0].name, "usf2-fabric-analytics-prod");
+    assert!(matches!(p.workspaces[0].capacity, Some(CapacityRef::Id(_))));
+    assert_ne!(p.hash, d.hash);
+}
+
+/// Each broken input gives its documented error, at the right place.
+#[test]
+fn broken_configs_report_every_problem_with_positions() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "projetc:\n  name: x\n",
+            "dev",
+            &["fabrik.yaml:1:1: unknown field `projetc`"],
+        ),
+        (
+            "project:\n  name: x\n  prefix: p\nworkspaces: 5\n",
+            "dev",
+            &["fabrik.yaml:4:13: workspaces: invalid type"],
+        ),
+        (
+            "project: {name: x, prefix: p}\nenvironments: {dev: {}}\nworkspaces:\n  - name: a\n    lakehouses:\n      - name: bronze-sales\n      - name: ok_lh\n        folder: nowhere\n  - name: a\n",
+            "dev",
+            &[
+                "fabrik.yaml:6:15: lakehouse name 'bronze-sales' must start with a letter",
+                "fabrik.yaml:8:17: folder 'nowhere' is not one of this workspace's folders",
+                "fabrik.yaml:9:11: workspace 'p-a-dev' is defined twice",
+            ],
+        ),
+        (
+            "project: {name: x, prefix: p}\nenvironments: {dev: {}}\n",
+            "prod",
+            &["environment 'prod' is not defined"],
+        ),
+        (
+            "project: {name: x, prefix: p}\nnaming: {workspace: \"{prefix}-{enviroment}\"}\nworkspaces:\n  - name: a\n    description: ${env:NOPE}\n    principals:\n      - {id: alice@contoso.com, role: Admin}\n      - {id: 9117cbfa-f0a7-43b7-846f-96ba66a3c1c0, role: Owner}\n",
+            "dev",
+            &[
+                "fabrik.yaml:2:21: unknown placeholder {enviroment}",
+                "fabrik.yaml:5:18: environment variable NOPE is not set",
+                "principal id 'alice@contoso.com' is not an Entra object id",
+                "unknown role 'Owner'",
+            ],
+        ),
+        (
+            "project: {name: x, prefix: p}\nworkspaces:\n  - name: a\n    notebooks:\n      - {name: n, file: missing.py}\n      - {name: m, file: x.txt}\n    principals_file: principals/bad.txt\n",
+            "dev",
+            &[
+                "cannot read notebook file",
+                "must be a .py or .ipynb file",
+                "principals/bad.txt:1:38: unknown role 'Owner'",
+            ],
+        ),
+    ];
+    for (config, env, expected) in cases {
+        let dir = fixture(config);
+        std::fs::write(
+            dir.path().join("principals/bad.txt"),
+            "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Owner,x,User\n",
+        )
+        .unwrap();
+        let path = dir.path().join("fabrik.yaml");
+        let errs = load(&path, &opts(env)).unwrap_err();
+        let lines: Vec<String> = errs
+            .iter()
+            .map(|p| {
+                p.headline()
+                    .replace(&format!("{}/", dir.path().display()), "")
+            })
+            .collect();
+        assert_eq!(lines.len(), expected.len(), "{config}\n{lines:#?}");
+        for (line, want) in lines.iter().zip(expected.iter()) {
+            assert!(line.contains(want), "expected '{want}' in '{line}'");
+        }
+    }
+}
+
+#[test]
+fn problems_render_with_a_caret_under_the_column() {
+    let text = "a: 1\nname: bronze-sales\n";
+    let p = Problem::at_line(
+        Path::new("f.yaml"),
+        text,
+        2,
+        7,
+        "bad name".into(),
+        Some("try 'bronze_sales'".into()),
+        false,
+    );
+    assert_eq!(
+        p.to_string(),
+        "error: f.yaml:2:7: bad name\n  |\n2 | name: bronze-sales\n  |       ^ try 'bronze_sales'\n"
+    );
+}
