@@ -115,7 +115,9 @@ pub enum FlagError {
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!("; did you mean '{s}'?"))
+        .unwrap_or_default()
 }
 
 /// The flags' effective values, each with where it came from, plus non-fatal warnings.
@@ -147,8 +149,13 @@ pub struct Readiness {
 
 /// The flags production needs, as the seed defined them: Key Vault, retry, rollback, telemetry
 /// and health checks. The circuit breaker is not required (as in the seed).
-pub const PRODUCTION_REQUIRED: [Flag; 5] =
-    [Flag::AzureKeyVault, Flag::RetryLogic, Flag::Rollback, Flag::Telemetry, Flag::HealthChecks];
+pub const PRODUCTION_REQUIRED: [Flag; 5] = [
+    Flag::AzureKeyVault,
+    Flag::RetryLogic,
+    Flag::Rollback,
+    Flag::Telemetry,
+    Flag::HealthChecks,
+];
 
 /// The default value of a flag (see the crate docs for why).
 pub fn default_value(flag: Flag) -> bool {
@@ -177,7 +184,11 @@ fn lookup(key: &str) -> Option<Flag> {
 /// The known name closest to `name`, if it is close enough to be a likely typo.
 fn suggest(name: &str, env_style: bool) -> Option<String> {
     let candidates = Flag::ALL.into_iter().flat_map(|f| {
-        let mut v: Vec<&'static str> = if env_style { vec![f.env_var()] } else { vec![f.key()] };
+        let mut v: Vec<&'static str> = if env_style {
+            vec![f.env_var()]
+        } else {
+            vec![f.key()]
+        };
         if env_style {
             v.extend(f.aliases());
         }
@@ -199,8 +210,10 @@ impl Flags {
     /// Resolves every flag: command line > environment > file > default.
     /// Every invalid value and unknown key is reported at once.
     pub fn resolve(inputs: &Inputs<'_>) -> Result<Flags, Vec<FlagError>> {
-        let mut values: BTreeMap<Flag, (bool, Source)> =
-            Flag::ALL.into_iter().map(|f| (f, (default_value(f), Source::Default))).collect();
+        let mut values: BTreeMap<Flag, (bool, Source)> = Flag::ALL
+            .into_iter()
+            .map(|f| (f, (default_value(f), Source::Default)))
+            .collect();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
 
@@ -250,7 +263,9 @@ impl Flags {
                 let hint = suggest(name, true)
                     .map(|s| format!("; did you mean {s}?"))
                     .unwrap_or_default();
-                warnings.push(format!("unknown feature flag variable {name} is ignored{hint}"));
+                warnings.push(format!(
+                    "unknown feature flag variable {name} is ignored{hint}"
+                ));
                 continue;
             };
             let Some(b) = parse_bool(value) else {
@@ -283,7 +298,10 @@ impl Flags {
                 errors.push(FlagError::UnknownFlag {
                     name: key.trim().to_string(),
                     origin: Source::CommandLine,
-                    suggestion: suggest(key.trim(), key.trim().to_ascii_uppercase().starts_with("FEATURE_")),
+                    suggestion: suggest(
+                        key.trim(),
+                        key.trim().to_ascii_uppercase().starts_with("FEATURE_"),
+                    ),
                 });
                 continue;
             };
@@ -299,25 +317,38 @@ impl Flags {
             }
         }
 
-        if errors.is_empty() { Ok(Flags { values, warnings }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Flags { values, warnings })
+        } else {
+            Err(errors)
+        }
     }
 
     /// Every flag at its default.
     pub fn defaults() -> Flags {
         Flags {
-            values: Flag::ALL.into_iter().map(|f| (f, (default_value(f), Source::Default))).collect(),
+            values: Flag::ALL
+                .into_iter()
+                .map(|f| (f, (default_value(f), Source::Default)))
+                .collect(),
             warnings: Vec::new(),
         }
     }
 
     /// Whether `flag` is on.
     pub fn is_on(&self, flag: Flag) -> bool {
-        self.values.get(&flag).map(|(b, _)| *b).unwrap_or_else(|| default_value(flag))
+        self.values
+            .get(&flag)
+            .map(|(b, _)| *b)
+            .unwrap_or_else(|| default_value(flag))
     }
 
     /// Where `flag`'s value came from.
     pub fn source(&self, flag: Flag) -> &Source {
-        self.values.get(&flag).map(|(_, s)| s).unwrap_or(&Source::Default)
+        self.values
+            .get(&flag)
+            .map(|(_, s)| s)
+            .unwrap_or(&Source::Default)
     }
 
     /// Non-fatal findings: unknown `FEATURE_*` variables, aliases that disagree.
@@ -339,9 +370,14 @@ impl Flags {
 
     /// The production-readiness check: every flag in [`PRODUCTION_REQUIRED`] must be on.
     pub fn readiness(&self) -> Readiness {
-        let missing: Vec<Flag> =
-            PRODUCTION_REQUIRED.into_iter().filter(|f| !self.is_on(*f)).collect();
-        Readiness { ready: missing.is_empty(), missing }
+        let missing: Vec<Flag> = PRODUCTION_REQUIRED
+            .into_iter()
+            .filter(|f| !self.is_on(*f))
+            .collect();
+        Readiness {
+            ready: missing.is_empty(),
+            missing,
+        }
     }
 }
 

@@ -4,20 +4,34 @@ use super::*;
 use proptest::prelude::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn file(pairs: &[(&str, FileValue)]) -> Option<(PathBuf, FileSection)> {
     Some((
         PathBuf::from("fabrik.yaml"),
-        FileSection(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+        FileSection(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        ),
     ))
 }
 
 #[test]
 fn defaults_turn_resilience_on_and_key_vault_off() {
     let flags = Flags::resolve(&Inputs::default()).unwrap();
-    for f in [Flag::RetryLogic, Flag::CircuitBreaker, Flag::Rollback, Flag::Telemetry, Flag::HealthChecks] {
+    for f in [
+        Flag::RetryLogic,
+        Flag::CircuitBreaker,
+        Flag::Rollback,
+        Flag::Telemetry,
+        Flag::HealthChecks,
+    ] {
         assert!(flags.is_on(f), "{f}");
         assert_eq!(flags.source(f), &Source::Default);
     }
@@ -27,7 +41,10 @@ fn defaults_turn_resilience_on_and_key_vault_off() {
 
 #[test]
 fn precedence_is_command_line_then_env_then_file_then_default() {
-    let e = env(&[("FEATURE_USE_RETRY_LOGIC", "false"), ("FEATURE_USE_ROLLBACK", "false")]);
+    let e = env(&[
+        ("FEATURE_USE_RETRY_LOGIC", "false"),
+        ("FEATURE_USE_ROLLBACK", "false"),
+    ]);
     let cli = vec!["retry_logic=on".to_string()];
     let inputs = Inputs {
         env: &e,
@@ -44,26 +61,42 @@ fn precedence_is_command_line_then_env_then_file_then_default() {
     assert_eq!(flags.source(Flag::RetryLogic), &Source::CommandLine);
     // env beats file
     assert!(!flags.is_on(Flag::Rollback));
-    assert_eq!(flags.source(Flag::Rollback), &Source::Env("FEATURE_USE_ROLLBACK".into()));
+    assert_eq!(
+        flags.source(Flag::Rollback),
+        &Source::Env("FEATURE_USE_ROLLBACK".into())
+    );
     // file beats default
     assert!(!flags.is_on(Flag::Telemetry));
-    assert_eq!(flags.source(Flag::Telemetry), &Source::File("fabrik.yaml".into()));
+    assert_eq!(
+        flags.source(Flag::Telemetry),
+        &Source::File("fabrik.yaml".into())
+    );
     // default
     assert_eq!(flags.source(Flag::HealthChecks), &Source::Default);
 }
 
 #[test]
 fn every_accepted_spelling_in_any_case_with_whitespace() {
-    let on = ["true", "1", "yes", "on", "TRUE", "Yes", "ON", " true ", "\ton\n"];
+    let on = [
+        "true", "1", "yes", "on", "TRUE", "Yes", "ON", " true ", "\ton\n",
+    ];
     let off = ["false", "0", "no", "off", "FALSE", "No", "Off", "  0  "];
     for v in on {
         let e = env(&[("FEATURE_USE_CIRCUIT_BREAKER", v)]);
-        let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+        let flags = Flags::resolve(&Inputs {
+            env: &e,
+            ..Default::default()
+        })
+        .unwrap();
         assert!(flags.is_on(Flag::CircuitBreaker), "{v:?}");
     }
     for v in off {
         let e = env(&[("FEATURE_USE_CIRCUIT_BREAKER", v)]);
-        let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+        let flags = Flags::resolve(&Inputs {
+            env: &e,
+            ..Default::default()
+        })
+        .unwrap();
         assert!(!flags.is_on(Flag::CircuitBreaker), "{v:?}");
     }
 }
@@ -71,7 +104,10 @@ fn every_accepted_spelling_in_any_case_with_whitespace() {
 #[test]
 fn invalid_values_are_errors_naming_variable_and_value_all_at_once() {
     // The seed read "ture" as false without a word.
-    let e = env(&[("FEATURE_USE_RETRY_LOGIC", "ture"), ("FEATURE_USE_TELEMETRY", "")]);
+    let e = env(&[
+        ("FEATURE_USE_RETRY_LOGIC", "ture"),
+        ("FEATURE_USE_TELEMETRY", ""),
+    ]);
     let cli = vec!["rollback=maybe".to_string(), "nonsense".to_string()];
     let errs = Flags::resolve(&Inputs {
         env: &e,
@@ -81,11 +117,26 @@ fn invalid_values_are_errors_naming_variable_and_value_all_at_once() {
     .unwrap_err();
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 5, "{text:#?}");
-    assert!(text.iter().any(|t| t.contains("FEATURE_USE_RETRY_LOGIC") && t.contains("'ture'")));
-    assert!(text.iter().any(|t| t.contains("FEATURE_USE_TELEMETRY") && t.contains("''")));
-    assert!(text.iter().any(|t| t.contains("rollback") && t.contains("'maybe'") && t.contains("command line")));
-    assert!(text.iter().any(|t| t.contains("health_checks") && t.contains("file fabrik.yaml")));
-    assert!(text.iter().any(|t| t.contains("'nonsense'") && t.contains("KEY=VALUE")));
+    assert!(
+        text.iter()
+            .any(|t| t.contains("FEATURE_USE_RETRY_LOGIC") && t.contains("'ture'"))
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("FEATURE_USE_TELEMETRY") && t.contains("''"))
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("rollback") && t.contains("'maybe'") && t.contains("command line"))
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("health_checks") && t.contains("file fabrik.yaml"))
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("'nonsense'") && t.contains("KEY=VALUE"))
+    );
 }
 
 #[test]
@@ -95,12 +146,20 @@ fn unknown_feature_variables_warn_with_a_suggestion() {
         ("FEATURE_USE_SECRET_MANAGER", "true"),
         ("PATH", "/bin"),
     ]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
     let w = flags.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().any(|m| m.contains("FEATURE_USE_RETRY_LOGC") && m.contains("did you mean FEATURE_USE_RETRY_LOGIC?")));
+    assert!(w.iter().any(|m| m.contains("FEATURE_USE_RETRY_LOGC")
+        && m.contains("did you mean FEATURE_USE_RETRY_LOGIC?")));
     // Not close to anything: a warning without a guess.
-    assert!(w.iter().any(|m| m.contains("FEATURE_USE_SECRET_MANAGER") && !m.contains("did you mean")));
+    assert!(
+        w.iter()
+            .any(|m| m.contains("FEATURE_USE_SECRET_MANAGER") && !m.contains("did you mean"))
+    );
 }
 
 #[test]
@@ -113,24 +172,46 @@ fn unknown_keys_in_file_and_cli_are_errors_with_suggestions() {
     })
     .unwrap_err();
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-    assert!(text.iter().any(|t| t.contains("'rollbak'") && t.contains("did you mean 'rollback'")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("'rollbak'") && t.contains("did you mean 'rollback'")),
+        "{text:?}"
+    );
     assert!(text.iter().any(|t| t.contains("'circuit_braker'") && t.contains("did you mean 'circuit_breaker'")));
 }
 
 #[test]
 fn key_vault_alias_is_honoured_and_canonical_name_wins() {
     let e = env(&[("FEATURE_USE_KEY_VAULT", "yes")]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
     assert!(flags.is_on(Flag::AzureKeyVault));
-    assert_eq!(flags.source(Flag::AzureKeyVault), &Source::Env("FEATURE_USE_KEY_VAULT".into()));
+    assert_eq!(
+        flags.source(Flag::AzureKeyVault),
+        &Source::Env("FEATURE_USE_KEY_VAULT".into())
+    );
 
-    let e = env(&[("FEATURE_USE_KEY_VAULT", "yes"), ("FEATURE_USE_AZURE_KEYVAULT", "no")]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+    let e = env(&[
+        ("FEATURE_USE_KEY_VAULT", "yes"),
+        ("FEATURE_USE_AZURE_KEYVAULT", "no"),
+    ]);
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
     assert!(!flags.is_on(Flag::AzureKeyVault));
     assert!(flags.warnings().iter().any(|w| w.contains("disagree")));
     // The CLI accepts variable names too.
     let cli = vec!["FEATURE_USE_KEY_VAULT=on".to_string()];
-    let flags = Flags::resolve(&Inputs { cli: &cli, ..Default::default() }).unwrap();
+    let flags = Flags::resolve(&Inputs {
+        cli: &cli,
+        ..Default::default()
+    })
+    .unwrap();
     assert!(flags.is_on(Flag::AzureKeyVault));
 }
 
@@ -141,26 +222,62 @@ fn production_readiness_requires_the_seeds_five_flags_but_not_the_breaker() {
     assert!(!r.ready);
     assert_eq!(r.missing, vec![Flag::AzureKeyVault]);
 
-    let e = env(&[("FEATURE_USE_AZURE_KEYVAULT", "1"), ("FEATURE_USE_CIRCUIT_BREAKER", "0")]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
-    assert_eq!(flags.readiness(), Readiness { ready: true, missing: vec![] });
+    let e = env(&[
+        ("FEATURE_USE_AZURE_KEYVAULT", "1"),
+        ("FEATURE_USE_CIRCUIT_BREAKER", "0"),
+    ]);
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        flags.readiness(),
+        Readiness {
+            ready: true,
+            missing: vec![]
+        }
+    );
 
-    let e = env(&[("FEATURE_USE_AZURE_KEYVAULT", "1"), ("FEATURE_USE_TELEMETRY", "off"), ("FEATURE_USE_ROLLBACK", "off")]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
-    assert_eq!(flags.readiness().missing, vec![Flag::Rollback, Flag::Telemetry]);
+    let e = env(&[
+        ("FEATURE_USE_AZURE_KEYVAULT", "1"),
+        ("FEATURE_USE_TELEMETRY", "off"),
+        ("FEATURE_USE_ROLLBACK", "off"),
+    ]);
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        flags.readiness().missing,
+        vec![Flag::Rollback, Flag::Telemetry]
+    );
 }
 
 #[test]
 fn report_lists_every_flag_with_value_and_source() {
     let e = env(&[("FEATURE_USE_HEALTH_CHECKS", "off")]);
-    let flags = Flags::resolve(&Inputs { env: &e, ..Default::default() }).unwrap();
+    let flags = Flags::resolve(&Inputs {
+        env: &e,
+        ..Default::default()
+    })
+    .unwrap();
     let report = flags.report();
     assert_eq!(report.len(), Flag::ALL.len());
-    let h = report.iter().find(|r| r.flag == Flag::HealthChecks).unwrap();
+    let h = report
+        .iter()
+        .find(|r| r.flag == Flag::HealthChecks)
+        .unwrap();
     assert!(!h.enabled);
     assert_eq!(h.source, Source::Env("FEATURE_USE_HEALTH_CHECKS".into()));
     let table = flags.to_string();
-    assert!(table.contains("health_checks    FEATURE_USE_HEALTH_CHECKS    off   env FEATURE_USE_HEALTH_CHECKS"), "{table}");
+    assert!(
+        table.contains(
+            "health_checks    FEATURE_USE_HEALTH_CHECKS    off   env FEATURE_USE_HEALTH_CHECKS"
+        ),
+        "{table}"
+    );
     assert!(table.contains("retry_logic      FEATURE_USE_RETRY_LOGIC      on    default"));
 }
 
@@ -168,7 +285,11 @@ fn report_lists_every_flag_with_value_and_source() {
 fn file_section_deserializes_from_yaml_shaped_json() {
     let section: FileSection =
         serde_json::from_str(r#"{"retry_logic": false, "FEATURE_USE_TELEMETRY": "off"}"#).unwrap();
-    let flags = Flags::resolve(&Inputs { file: Some(("f.yaml".into(), section)), ..Default::default() }).unwrap();
+    let flags = Flags::resolve(&Inputs {
+        file: Some(("f.yaml".into(), section)),
+        ..Default::default()
+    })
+    .unwrap();
     assert!(!flags.is_on(Flag::RetryLogic));
     assert!(!flags.is_on(Flag::Telemetry));
 }
