@@ -1,0 +1,480 @@
+//! Fault injection: parse the `--faults` SPEC string, and decide per request, reproducibly
+//! from the seed, whether to add latency, fail, drop the connection or hang.
+//!
+//! The grammar is in the crate docs. Decisions draw from one seeded generator in request
+//! arrival order, so a sequential client sees the same faults on every run with the same seed.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fabrik_core::{RandomSource, SplitMix64};
+use serde::{Deserialize, Serialize};
+
+/// What an injected fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer with this status (429 carries `Retry-After`) without touching state.
+    Status(u16),
+    /// Close the connection without answering.
+    Reset,
+    /// Never answer; the client times out (ends when the emulator shuts down).
+    Hang,
+    /// Carry the request out, then answer with this status instead of the real response.
+    ApplyThenStatus(u16),
+    /// Carry the request out, then close the connection without answering.
+    ApplyThenReset,
+    /// Accept the request as a long-running operation (202) that ends `Failed`, changing
+    /// nothing.
+    OperationFailed,
+    /// Delay the request by a uniform duration in `[min, max]`.
+    Latency {
+        /// Shortest delay.
+        min: Duration,
+        /// Longest delay.
+        max: Duration,
+    },
+}
+
+/// Which requests a rule looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultTrigger {
+    /// Each request of the route class (or every request for `None`) with probability `p`.
+    Random {
+        /// Route class (`workspaces`, `items`, `writes`, …); `None` is every request.
+        class: Option<String>,
+        /// Probability in `[0, 1]`.
+        p: f64,
+    },
+    /// Exactly the `n`th request (1-based) whose method and path match.
+    Nth {
+        /// HTTP method, upper case.
+        method: String,
+        /// Path pattern: `*` is one segment, `**` the rest.
+        pattern: String,
+        /// Which matching request.
+        n: u64,
+    },
+}
+
+/// One rule: a trigger and an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// Which requests.
+    pub trigger: FaultTrigger,
+    /// What happens to them.
+    pub action: FaultAction,
+}
+
+/// The faults to inject, parsed from a SPEC string (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FaultConfig {
+    /// Rules, evaluated in order for every `/v1` request.
+    pub rules: Vec<FaultRule>,
+}
+
+/// Route classes a random rule may name.
+pub const ROUTE_CLASSES: &[&str] = &[
+    "workspaces",
+    "roleAssignments",
+    "capacities",
+    "items",
+    "lakehouses",
+    "notebooks",
+    "folders",
+    "git",
+    "operations",
+    "reads",
+    "writes",
+];
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1e-3)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .and_then(|v| Duration::try_from_secs_f64(v * unit).ok())
+        .ok_or_else(|| format!("invalid duration '{s}' (expected e.g. 200ms or 1.5s)"))
+}
+
+fn fmt_duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn parse_action(s: &str) -> Result<FaultAction, String> {
+    let status = |code: &str| -> Result<u16, String> {
+        code.parse::<u16>()
+            .ok()
+            .filter(|c| (400..=599).contains(c))
+            .ok_or_else(|| format!("invalid fault action '{s}': status must be 400-599"))
+    };
+    match s.trim() {
+        "reset" => Ok(FaultAction::Reset),
+        "hang" => Ok(FaultAction::Hang),
+        "apply-then-reset" => Ok(FaultAction::ApplyThenReset),
+        "lro-fail" => Ok(FaultAction::OperationFailed),
+        a => match a.strip_prefix("apply-then-") {
+            Some(code) => Ok(FaultAction::ApplyThenStatus(status(code)?)),
+            None if a.chars().all(|c| c.is_ascii_digit()) && !a.is_empty() => {
+                Ok(FaultAction::Status(status(a)?))
+            }
+            None => Err(format!(
+                "unknown fault action '{a}' (expected a status 400-599, reset, hang, apply-then-STATUS, apply-then-reset, lro-fail, latency)"
+            )),
+        },
+    }
+}
+
+fn fmt_action(a: &FaultAction) -> String {
+    match a {
+        FaultAction::Status(c) => c.to_string(),
+        FaultAction::Reset => "reset".into(),
+        FaultAction::Hang => "hang".into(),
+        FaultAction::ApplyThenStatus(c) => format!("apply-then-{c}"),
+        FaultAction::ApplyThenReset => "apply-then-reset".into(),
+        FaultAction::OperationFailed => "lro-fail".into(),
+        FaultAction::Latency { min, max } if min == max => {
+            format!("latency={}", fmt_duration(*min))
+        }
+        FaultAction::Latency { min, max } => {
+            format!("latency={}..{}", fmt_duration(*min), fmt_duration(*max))
+        }
+    }
+}
+
+fn parse_prob(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=1.0).contains(p))
+        .ok_or_else(|| format!("invalid probability '{}' (expected 0..1)", s.trim()))
+}
+
+fn parse_rule(rule: &str) -> Result<FaultRule, String> {
+    let rule = rule.trim();
+    // Scripted: "METHOD /path#N=ACTION".
+    if let Some((method, rest)) = rule.split_once(' ') {
+        let (pattern, rest) = rest.split_once('#').ok_or_else(|| {
+            format!("scripted fault '{rule}' needs '#N', e.g. 'POST /v1/workspaces/*/items#3=503'")
+        })?;
+        let (n, action) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("scripted fault '{rule}' needs '=ACTION'"))?;
+        let n: u64 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("invalid request number '{}' in '{rule}'", n.trim()))?;
+        let pattern = pattern.trim();
+        if !pattern.starts_with('/') {
+            return Err(format!(
+                "path pattern '{pattern}' in '{rule}' must start with '/'"
+            ));
+        }
+        let action = match action.trim().strip_prefix("latency=") {
+            Some(d) => {
+                let d = parse_duration(d)?;
+                FaultAction::Latency { min: d, max: d }
+            }
+            None => parse_action(action)?,
+        };
+        return Ok(FaultRule {
+            trigger: FaultTrigger::Nth {
+                method: method.trim().to_ascii_uppercase(),
+                pattern: pattern.to_string(),
+                n,
+            },
+            action,
+        });
+    }
+    let (class, body) = match rule.split_once(':') {
+        Some((c, b)) => {
+            if !ROUTE_CLASSES.contains(&c) {
+                return Err(format!(
+                    "unknown route class '{c}' in '{rule}' (expected one of {})",
+                    ROUTE_CLASSES.join(", ")
+                ));
+            }
+            (Some(c.to_string()), b)
+        }
+        None => (None, rule),
+    };
+    let (action, value) = body
+        .split_once('=')
+        .ok_or_else(|| format!("fault rule '{rule}' needs '=', e.g. '503=0.1'"))?;
+    if action.trim() == "latency" {
+        let (range, p) = match value.split_once('@') {
+            Some((r, p)) => (r, parse_prob(p)?),
+            None => (value, 1.0),
+        };
+        let (min, max) = match range.split_once("..") {
+            Some((a, b)) => (parse_duration(a)?, parse_duration(b)?),
+            None => {
+                let d = parse_duration(range)?;
+                (d, d)
+            }
+        };
+        if max < min {
+            return Err(format!("latency range '{range}' in '{rule}' is reversed"));
+        }
+        return Ok(FaultRule {
+            trigger: FaultTrigger::Random { class, p },
+            action: FaultAction::Latency { min, max },
+        });
+    }
+    Ok(FaultRule {
+        trigger: FaultTrigger::Random {
+            class,
+            p: parse_prob(value)?,
+        },
+        action: parse_action(action)?,
+    })
+}
+
+impl FromStr for FaultConfig {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rules = s
+            .split([',', ';', '\n'])
+            .filter(|r| !r.trim().is_empty())
+            .map(parse_rule)
+            .collect::<Result<_, _>>()?;
+        Ok(Self { rules })
+    }
+}
+
+impl TryFrom<String> for FaultConfig {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for FaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .rules
+            .iter()
+            .map(|r| match (&r.trigger, &r.action) {
+                (FaultTrigger::Nth { method, pattern, n }, a) => {
+                    format!("{method} {pattern}#{n}={}", fmt_action(a))
+                }
+                (FaultTrigger::Random { class, p }, a) => {
+                    let prefix = class.as_ref().map(|c| format!("{c}:")).unwrap_or_default();
+                    match a {
+                        FaultAction::Latency { .. } if *p >= 1.0 => {
+                            format!("{prefix}{}", fmt_action(a))
+                        }
+                        FaultAction::Latency { .. } => format!("{prefix}{}@{p}", fmt_action(a)),
+                        _ => format!("{prefix}{}={p}", fmt_action(a)),
+                    }
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl From<FaultConfig> for String {
+    fn from(c: FaultConfig) -> String {
+        c.to_string()
+    }
+}
+
+/// The route class of a `/v1` path, for random rules.
+pub(crate) fn route_class(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["v1", "operations", ..] => "operations",
+        ["v1", "capacities", ..] => "capacities",
+        ["v1", "workspaces", _, sub, ..] => match *sub {
+            "roleAssignments" => "roleAssignments",
+            "items" => "items",
+            "lakehouses" => "lakehouses",
+            "notebooks" => "notebooks",
+            "folders" => "folders",
+            "git" => "git",
+            _ => "workspaces",
+        },
+        _ => "workspaces",
+    }
+}
+
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.trim_matches('/').split('/');
+    let mut s = path.trim_matches('/').split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (Some("**"), _) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// What the middleware should do with one request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub(crate) latency: Duration,
+    pub(crate) action: Option<FaultAction>,
+}
+
+/// A [`FaultConfig`] in force: its rules, the per-rule counters of scripted faults and the
+/// seeded generator. Replaced whole when faults change at run time (counters restart).
+#[derive(Debug)]
+pub(crate) struct FaultEngine {
+    config: FaultConfig,
+    counters: Vec<AtomicU64>,
+    rng: SplitMix64,
+}
+
+impl FaultEngine {
+    pub(crate) fn new(config: FaultConfig, seed: u64) -> Self {
+        let counters = config.rules.iter().map(|_| AtomicU64::new(0)).collect();
+        Self {
+            config,
+            counters,
+            rng: SplitMix64::new(seed ^ 0xFA17_FA17_FA17_FA17),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &FaultConfig {
+        &self.config
+    }
+
+    pub(crate) fn decide(&self, method: &str, path: &str) -> Decision {
+        let mut d = Decision::default();
+        if self.config.rules.is_empty() {
+            return d;
+        }
+        let class = route_class(path);
+        let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+        for (rule, counter) in self.config.rules.iter().zip(&self.counters) {
+            let fired = match &rule.trigger {
+                FaultTrigger::Nth {
+                    method: m,
+                    pattern,
+                    n,
+                } => {
+                    m == method
+                        && pattern_matches(pattern, path)
+                        && counter.fetch_add(1, Ordering::Relaxed) + 1 == *n
+                }
+                FaultTrigger::Random { class: c, p } => {
+                    let applies = match c.as_deref() {
+                        None => true,
+                        Some("writes") => write,
+                        Some("reads") => !write,
+                        Some(c) => c == class,
+                    };
+                    applies && self.rng.next_f64() < *p
+                }
+            };
+            if !fired {
+                continue;
+            }
+            match rule.action {
+                FaultAction::Latency { min, max } => {
+                    let span = max.saturating_sub(min).as_secs_f64();
+                    let extra =
+                        Duration::try_from_secs_f64(span * self.rng.next_f64()).unwrap_or_default();
+                    d.latency = d.latency.saturating_add(min.saturating_add(extra));
+                }
+                a if d.action.is_none() => d.action = Some(a),
+                _ => {}
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_display() {
+        let spec = "items:503=0.25,latency=10ms..50ms,writes:apply-then-500=0.1,POST /v1/workspaces/*/items#3=503,reset=0.01,hang=0.001,git:latency=5ms@0.5,POST /v1/workspaces/*/items#1=lro-fail";
+        let c: FaultConfig = spec.parse().unwrap();
+        assert_eq!(c.rules.len(), 8);
+        assert_eq!(c.to_string(), spec);
+        assert_eq!(c.to_string().parse::<FaultConfig>().unwrap(), c);
+    }
+
+    #[test]
+    fn bad_specs_name_the_offending_part() {
+        for (spec, needle) in [
+            ("503=2", "'2'"),
+            ("nope:503=0.1", "'nope'"),
+            ("teapot=0.1", "'teapot'"),
+            ("POST /v1/x#0=503", "'0'"),
+            ("POST v1/x#1=503", "'v1/x'"),
+            ("latency=fast", "'fast'"),
+            ("apply-then-200=0.1", "apply-then-200"),
+        ] {
+            let e = spec.parse::<FaultConfig>().unwrap_err();
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn third_matching_post_fails_and_only_that_one() {
+        let c: FaultConfig = "POST /v1/workspaces/*/items#3=503".parse().unwrap();
+        let e = FaultEngine::new(c, 1);
+        let p = "/v1/workspaces/abc/items";
+        assert_eq!(e.decide("GET", p).action, None);
+        assert_eq!(e.decide("POST", p).action, None);
+        assert_eq!(e.decide("POST", "/v1/workspaces").action, None);
+        assert_eq!(e.decide("POST", p).action, None);
+        assert_eq!(e.decide("POST", p).action, Some(FaultAction::Status(503)));
+        assert_eq!(e.decide("POST", p).action, None);
+    }
+
+    #[test]
+    fn random_faults_are_reproducible_from_the_seed_and_respect_the_class() {
+        let c: FaultConfig = "items:500=0.5".parse().unwrap();
+        let run = |seed| {
+            let e = FaultEngine::new(c.clone(), seed);
+            (0..200)
+                .map(|_| e.decide("GET", "/v1/workspaces/w/items").action.is_some())
+                .collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        let hits = a.iter().filter(|x| **x).count();
+        assert!((60..140).contains(&hits), "{hits}");
+        let e = FaultEngine::new(c, 7);
+        assert!((0..100).all(|_| e.decide("GET", "/v1/workspaces/w").action.is_none()));
+    }
+
+    #[test]
+    fn route_classes() {
+        assert_eq!(route_class("/v1/workspaces"), "workspaces");
+        assert_eq!(
+            route_class("/v1/workspaces/x/assignToCapacity"),
+            "workspaces"
+        );
+        assert_eq!(
+            route_class("/v1/workspaces/x/items/y/getDefinition"),
+            "items"
+        );
+        assert_eq!(route_class("/v1/workspaces/x/git/status"), "git");
+        assert_eq!(route_class("/v1/operations/o/result"), "operations");
+        assert!(pattern_matches("/v1/**", "/v1/workspaces/x"));
+        assert!(!pattern_matches("/v1/*", "/v1/workspaces/x"));
+    }
+}
