@@ -1,0 +1,9 @@
+//! Typed operations, one method per endpoint, all built on the generic `execute`, LRO poller
+//! and pager.
+
+mod folders;
+mod git;
+mod items;
+mod workspaces;
+
+pub use items::ItemFilter;

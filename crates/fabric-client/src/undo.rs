@@ -1,0 +1,130 @@
+//! The real [`Undoer`]: carries out rollback records against Fabric. Undoing what is already
+//! gone (404, `*NotFound`, not connected to Git) is success: [`UndoOutcome::AlreadyGone`].
+
+use async_trait::async_trait;
+use fabrik_core::Classify;
+use fabrik_core::resource::{Undo, UndoError, UndoOutcome, Undoer};
+
+use crate::client::FabricClient;
+use crate::error::FabricError;
+use crate::models::{
+    DefinitionPart, ItemDefinition, PayloadType, UpdateItemRequest, UpdateWorkspaceRequest,
+    WorkspaceRole,
+};
+
+/// Executes [`Undo`] records with a [`FabricClient`].
+#[derive(Debug, Clone)]
+pub struct FabricUndoer {
+    client: FabricClient,
+}
+
+impl FabricUndoer {
+    /// An undoer calling through `client` (and so through its policy).
+    pub fn new(client: FabricClient) -> Self {
+        Self { client }
+    }
+}
+
+fn gone(e: &FabricError) -> bool {
+    e.is_not_found()
+        || matches!(
+            e.error_code(),
+            Some("WorkspaceNotConnectedToGit" | "WorkspaceHasNoCapacityAssigned")
+        )
+}
+
+#[async_trait]
+impl Undoer for FabricUndoer {
+    async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
+        let c = &self.client;
+        let result = match undo {
+            Undo::DeleteWorkspace { workspace_id } => c.delete_workspace(workspace_id).await,
+            Undo::DeleteItem {
+                workspace_id,
+                item_id,
+            } => c.delete_item(workspace_id, item_id).await,
+            Undo::DeleteFolder {
+                workspace_id,
+                folder_id,
+            } => c.delete_folder(workspace_id, folder_id).await,
+            Undo::RemoveRoleAssignment {
+                workspace_id,
+                assignment_id,
+            } => c.delete_role_assignment(workspace_id, assignment_id).await,
+            Undo::RestoreRole {
+                workspace_id,
+                assignment_id,
+                role,
+            } => c
+                .update_role_assignment(
+                    workspace_id,
+                    assignment_id,
+                    WorkspaceRole::from(role.as_str()),
+                )
+                .await
+                .map(drop),
+            Undo::DisconnectGit { workspace_id } => c.git_disconnect(workspace_id).await,
+            Undo::RestoreWorkspace {
+                workspace_id,
+                display_name,
+                description,
+            } => {
+                let req = UpdateWorkspaceRequest {
+                    display_name: Some(display_name.clone()),
+                    description: Some(description.clone()),
+                };
+                c.update_workspace(workspace_id, &req).await.map(drop)
+            }
+            Undo::RestoreItem {
+                workspace_id,
+                item_id,
+                display_name,
+                description,
+            } => {
+                let req = UpdateItemRequest {
+                    display_name: Some(display_name.clone()),
+                    description: Some(description.clone()),
+                };
+                c.update_item(workspace_id, item_id, &req).await.map(drop)
+            }
+            Undo::RestoreDefinition {
+                workspace_id,
+                item_id,
+                parts,
+            } => {
+                let definition = ItemDefinition {
+                    format: None,
+                    parts: parts
+                        .iter()
+                        .map(|p| DefinitionPart {
+                            path: p.path.clone(),
+                            payload: p.payload.clone(),
+                            payload_type: PayloadType::InlineBase64,
+                        })
+                        .collect(),
+                };
+                c.update_item_definition(workspace_id, item_id, &definition, false)
+                    .await
+            }
+            Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
+            Undo::AssignCapacity {
+                workspace_id,
+                capacity_id,
+            } => c.assign_to_capacity(workspace_id, capacity_id).await,
+            other => {
+                return Err(UndoError {
+                    message: format!("this client cannot carry out {other:?}"),
+                    class: fabrik_core::ErrorClass::Permanent,
+                });
+            }
+        };
+        match result {
+            Ok(()) => Ok(UndoOutcome::Done),
+            Err(e) if gone(&e) => Ok(UndoOutcome::AlreadyGone),
+            Err(e) => Err(UndoError {
+                message: e.to_string(),
+                class: e.class(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of fabrik-client: spec examples and the real trace as fixtures, and the
+//! client against the in-process emulator over loopback.
+
+mod emulator;
+mod fixtures;
+mod lro_protocol;
+mod real_trace;
+mod resilience;
+mod spec_examples;
