@@ -1,0 +1,504 @@
+//! Reading journals back: listing runs, finding the ones a crash left behind, recovering them.
+//!
+//! Reading tolerates a torn last line (a crash in the middle of a write): it is reported as a
+//! [`TornTail`] and cut off before recovery appends anything. A last line that is complete
+//! JSON but lacks its newline is kept: it names something that may really exist. Anything
+//! unreadable before the last line is corruption, reported with its line number.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fabrik_core::resource::Undoer;
+use fabrik_core::{Clock, SystemClock};
+use serde::Serialize;
+
+use crate::JournalError;
+use crate::fs::{JOURNAL_EXT, RunLock, journal_path, validate_run_id};
+use crate::record::{EndStatus, FORMAT_VERSION, Header, Record};
+use crate::rollback::{Exec, IntentResolver, RollbackReport, Steps, TrackedResource, execute};
+use crate::writer::JournalWriter;
+
+/// A partial last line: the process died while writing it, so it was never acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TornTail {
+    /// Its 1-based line number.
+    pub line: usize,
+    /// Its byte offset in the file.
+    pub offset: u64,
+    /// How many bytes it has.
+    pub len: usize,
+}
+
+/// Where a run stands, as its journal (and its lock) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// No end yet and a live process holds its lock.
+    Active,
+    /// No end and nobody holds its lock: the process died.
+    Interrupted,
+    /// Dropped without commit or rollback.
+    Abandoned,
+    /// Committed.
+    Committed,
+    /// Rolled back with nothing left behind.
+    RolledBack,
+    /// Rolled back, but some undos failed or some create intents are unresolved.
+    RollbackIncomplete,
+    /// Failed with rollback disabled: resources deliberately left in place.
+    Failed,
+}
+
+/// One run, summarized from its journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// The transaction's name.
+    pub name: String,
+    /// The configuration hash it deployed.
+    pub config_hash: String,
+    /// The tool version that wrote it.
+    pub tool_version: String,
+    /// When it began.
+    #[serde(with = "crate::record::rfc3339")]
+    pub started_at: SystemTime,
+    /// When its last record was written.
+    #[serde(with = "crate::record::rfc3339")]
+    pub last_record_at: SystemTime,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// Whether rollback was enabled.
+    pub rollback_enabled: bool,
+    /// Resources tracked.
+    pub resources: usize,
+    /// Undos not done yet.
+    pub pending_undos: usize,
+    /// Create intents without a recorded outcome.
+    pub unresolved_intents: usize,
+    /// A partial last line, if the journal has one.
+    pub torn_tail: Option<TornTail>,
+    /// The journal file.
+    pub path: PathBuf,
+}
+
+impl RunSummary {
+    /// Whether the run ended without commit (crash, drop, failed undos) and left something
+    /// behind that a rollback should undo or look for. Dry runs never do.
+    pub fn needs_recovery(&self) -> bool {
+        !self.dry_run
+            && matches!(
+                self.status,
+                RunStatus::Interrupted | RunStatus::Abandoned | RunStatus::RollbackIncomplete
+            )
+            && (self.pending_undos > 0 || self.unresolved_intents > 0)
+    }
+}
+
+/// The runs of a state directory, oldest first, and the journals that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct RunListing {
+    /// Readable runs, by start time.
+    pub runs: Vec<RunSummary>,
+    /// Journals that could not be read (each error names its file).
+    pub unreadable: Vec<JournalError>,
+}
+
+/// A journal read into memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Parsed {
+    pub(crate) header: Header,
+    pub(crate) records: Vec<Record>,
+    pub(crate) steps: Steps,
+    pub(crate) end: Option<EndStatus>,
+    pub(crate) torn: Option<TornTail>,
+    /// Length of the file up to the end of the last good line.
+    valid_len: u64,
+    /// Whether the last good line lacks its newline.
+    missing_newline: bool,
+}
+
+impl Parsed {
+    fn next_seq(&self) -> u64 {
+        self.records.last().map_or(1, |r| r.seq() + 1)
+    }
+
+    fn last_at(&self) -> SystemTime {
+        self.records
+            .last()
+            .map_or(self.header.started_at, Record::at)
+    }
+
+    fn summary(&self, path: PathBuf, locked: bool) -> RunSummary {
+        let pending_undos = self.steps.pending_undos();
+        let unresolved_intents = self.steps.unresolved_intents();
+        let status = match self.end {
+            Some(EndStatus::Committed) => RunStatus::Committed,
+            Some(EndStatus::Failed) => RunStatus::Failed,
+            Some(EndStatus::Abandoned) => RunStatus::Abandoned,
+            Some(EndStatus::RolledBack)
+                if !self.header.dry_run && (pending_undos > 0 || unresolved_intents > 0) =>
+            {
+                RunStatus::RollbackIncomplete
+            }
+            Some(EndStatus::RolledBack) => RunStatus::RolledBack,
+            None if locked => RunStatus::Active,
+            None => RunStatus::Interrupted,
+        };
+        RunSummary {
+            run_id: self.header.run_id.clone(),
+            name: self.header.name.clone(),
+            config_hash: self.header.config_hash.clone(),
+            tool_version: self.header.tool_version.clone(),
+            started_at: self.header.started_at,
+            last_record_at: self.last_at(),
+            status,
+            dry_run: self.header.dry_run,
+            rollback_enabled: self.header.rollback_enabled,
+            resources: self.steps.resources().count(),
+            pending_undos,
+            unresolved_intents,
+            torn_tail: self.torn,
+            path,
+        }
+    }
+}
+
+/// Reads and checks a whole journal.
+pub(crate) fn read_journal(path: &Path) -> Result<Parsed, JournalError> {
+    let bytes = fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let corrupt = |line: usize, reason: String| JournalError::Corrupt {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut records: Vec<Record> = Vec::new();
+    let mut steps = Steps::default();
+    let mut end = None;
+    let mut torn = None;
+    let mut valid_len = 0u64;
+    let mut missing_newline = false;
+    let mut offset = 0u64;
+    for (i, segment) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let complete = segment.ends_with(b"\n");
+        let start = offset;
+        offset += segment.len() as u64;
+        if segment.iter().all(u8::is_ascii_whitespace) {
+            if complete {
+                valid_len = offset;
+            }
+            continue;
+        }
+        let record = match serde_json::from_slice::<Record>(segment) {
+            Ok(r) => r,
+            // Only the last line can be torn: earlier lines were acknowledged as durable.
+            Err(_) if !complete => {
+                torn = Some(TornTail {
+                    line: line_no,
+                    offset: start,
+                    len: segment.len(),
+                });
+                break;
+            }
+            Err(e) => return Err(corrupt(line_no, e.to_string())),
+        };
+        match (&record, records.last()) {
+            (Record::Header(h), None) if h.format > FORMAT_VERSION => {
+                return Err(corrupt(
+                    line_no,
+                    format!(
+                        "journal format {} is newer than this tool understands ({FORMAT_VERSION})",
+                        h.format
+                    ),
+                ));
+            }
+            (Record::Header(_), None) => {}
+            (_, None) => return Err(corrupt(line_no, "the first line is not a header".into())),
+            (Record::Header(_), Some(_)) => {
+                return Err(corrupt(line_no, "a second header".into()));
+            }
+            (r, Some(prev)) if r.seq() <= prev.seq() => {
+                return Err(corrupt(
+                    line_no,
+                    format!("seq {} does not follow {}", r.seq(), prev.seq()),
+                ));
+            }
+            _ => {}
+        }
+        steps
+            .apply(&record)
+            .map_err(|reason| corrupt(line_no, reason))?;
+        if let Record::End { status, .. } = &record {
+            end = Some(*status);
+        }
+        records.push(record);
+        valid_len = offset;
+        missing_newline = !complete;
+    }
+    let header = match records.first() {
+        Some(Record::Header(h)) => h.clone(),
+        _ => {
+            return Err(corrupt(
+                1,
+                "no complete header: the run died while starting and tracked nothing; \
+                 the file can be deleted"
+                    .into(),
+            ));
+        }
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if header.run_id != stem {
+        return Err(corrupt(
+            1,
+            format!(
+                "the header names run {} but the file is {stem}",
+                header.run_id
+            ),
+        ));
+    }
+    Ok(Parsed {
+        header,
+        records,
+        steps,
+        end,
+        torn,
+        valid_len,
+        missing_newline,
+    })
+}
+
+/// One run's journal, opened under the run's lock for inspection and recovery.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    path: PathBuf,
+    lock: RunLock,
+    parsed: Parsed,
+    clock: Arc<dyn Clock>,
+}
+
+impl Journal {
+    /// Opens run `run_id` in `state_dir`, taking its lock: fails with
+    /// [`JournalError::Locked`] while a transaction or another recovery has it.
+    pub fn open(state_dir: impl AsRef<Path>, run_id: &str) -> Result<Self, JournalError> {
+        validate_run_id(run_id)?;
+        let dir = state_dir.as_ref().to_owned();
+        let path = journal_path(&dir, run_id);
+        if !path.is_file() {
+            return Err(JournalError::NotFound {
+                run_id: run_id.to_owned(),
+                dir,
+            });
+        }
+        let lock = RunLock::acquire(&dir, run_id)?;
+        let parsed = read_journal(&path)?;
+        Ok(Self {
+            dir,
+            path,
+            lock,
+            parsed,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for the timestamps of records written by [`rollback`](Self::rollback).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The run's header.
+    pub fn header(&self) -> &Header {
+        &self.parsed.header
+    }
+
+    /// Every record, header first, torn tail excluded.
+    pub fn records(&self) -> &[Record] {
+        &self.parsed.records
+    }
+
+    /// Resources tracked by the run, in the order tracked.
+    pub fn resources(&self) -> Vec<TrackedResource> {
+        self.parsed.steps.resources().cloned().collect()
+    }
+
+    /// The run's summary (its status is never [`RunStatus::Active`]: we hold its lock).
+    pub fn summary(&self) -> RunSummary {
+        self.parsed.summary(self.path.clone(), false)
+    }
+
+    /// Undoes what the journal lists that is not undone yet, last first, journaling each undo
+    /// as it is done, and continuing past failures. Idempotent and safe to interrupt: a re-run
+    /// skips what was journaled as undone and repeats at most the undo in flight (undos are
+    /// idempotent). With a `resolver`, create intents without an outcome are looked up by name
+    /// and undone too. A dry run's journal is only logged. A committed run is refused.
+    pub async fn rollback(
+        self,
+        reason: &str,
+        undoer: &dyn Undoer,
+        resolver: Option<&dyn IntentResolver>,
+    ) -> Result<RollbackReport, JournalError> {
+        let Journal {
+            dir: _,
+            path,
+            lock,
+            parsed,
+            clock,
+        } = self;
+        let run_id = parsed.header.run_id.clone();
+        if parsed.end == Some(EndStatus::Committed) {
+            return Err(JournalError::Committed { run_id });
+        }
+        let file = reopen_for_append(&path, &parsed)?;
+        let writer = JournalWriter::start(path, file, lock, parsed.next_seq())?;
+        let mut journal_error = None;
+        let at = clock.system_now();
+        let started = writer.append(|seq| Record::RollbackStarted {
+            seq,
+            at,
+            reason: reason.to_owned(),
+        });
+        if let Err(e) = started {
+            journal_error = Some(e.to_string());
+        }
+        let (entries, intents, exec_error) = execute(
+            &parsed.steps,
+            Exec {
+                writer: &writer,
+                clock: &clock,
+                undoer,
+                resolver,
+                dry_run: parsed.header.dry_run,
+                // Asking for recovery is asking for rollback, even of a run that had it off.
+                rollback_enabled: true,
+            },
+        )
+        .await;
+        journal_error = journal_error.or(exec_error);
+        let at = clock.system_now();
+        match writer.append(|seq| Record::End {
+            seq,
+            at,
+            status: EndStatus::RolledBack,
+            reason: Some(reason.to_owned()),
+        }) {
+            Ok((_, p)) => {
+                if let Err(e) = p.durable().await {
+                    journal_error.get_or_insert(e.to_string());
+                }
+            }
+            Err(e) => {
+                journal_error.get_or_insert(e.to_string());
+            }
+        }
+        writer.close();
+        Ok(RollbackReport {
+            run_id,
+            reason: reason.to_owned(),
+            dry_run: parsed.header.dry_run,
+            rollback_enabled: true,
+            entries,
+            intents,
+            torn_tail: parsed.torn,
+            journal_error,
+        })
+    }
+
+    /// Opens run `run_id` and rolls back what it left behind (see [`rollback`](Self::rollback)),
+    /// without resolving create intents.
+    pub async fn recover(
+        state_dir: impl AsRef<Path>,
+        run_id: &str,
+        undoer: &dyn Undoer,
+    ) -> Result<RollbackReport, JournalError> {
+        Journal::open(state_dir, run_id)?
+            .rollback("recovery", undoer, None)
+            .await
+    }
+
+    /// Every run in `state_dir`, oldest first. A missing directory has no runs. Telling
+    /// [`RunStatus::Active`] from [`RunStatus::Interrupted`] probes each run's lock, which
+    /// holds it for an instant.
+    pub fn list_runs(state_dir: impl AsRef<Path>) -> Result<RunListing, JournalError> {
+        let dir = state_dir.as_ref();
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(RunListing::default());
+            }
+            Err(e) => return Err(JournalError::io(dir, "list", e)),
+        };
+        let mut listing = RunListing::default();
+        for entry in entries {
+            let path = entry.map_err(|e| JournalError::io(dir, "list", e))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(JOURNAL_EXT) {
+                continue;
+            }
+            let Some(run_id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if validate_run_id(run_id).is_err() {
+                continue;
+            }
+            match read_journal(&path) {
+                Ok(parsed) => {
+                    let locked = parsed.end.is_none() && RunLock::is_held(dir, run_id);
+                    listing.runs.push(parsed.summary(path, locked));
+                }
+                Err(e) => listing.unreadable.push(e),
+            }
+        }
+        listing
+            .runs
+            .sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        Ok(listing)
+    }
+
+    /// The runs that left something behind ([`RunSummary::needs_recovery`]), oldest first,
+    /// and the journals that could not be read.
+    pub fn find_incomplete(state_dir: impl AsRef<Path>) -> Result<RunListing, JournalError> {
+        let mut listing = Self::list_runs(state_dir)?;
+        listing.runs.retain(RunSummary::needs_recovery);
+        Ok(listing)
+    }
+
+    /// The state directory this journal lives in.
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Cuts a torn tail off (it was never acknowledged) and ends a newline-less last line, so
+/// appended records start on a line of their own.
+fn reopen_for_append(path: &Path, parsed: &Parsed) -> Result<fs::File, JournalError> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| JournalError::io(path, "open for append", e))?;
+    if parsed.torn.is_some() {
+        tracing::warn!(journal = %path.display(), torn = ?parsed.torn, "cutting off a torn last line");
+        file.set_len(parsed.valid_len)
+            .map_err(|e| JournalError::io(path, "truncate torn tail", e))?;
+    }
+    if parsed.missing_newline {
+        file.write_all(b"\n")
+            .map_err(|e| JournalError::io(path, "append", e))?;
+    }
+    if parsed.torn.is_some() || parsed.missing_newline {
+        file.sync_data()
+            .map_err(|e| JournalError::io(path, "fsync", e))?;
+    }
+    Ok(file)
+}

@@ -1,0 +1,7 @@
+//! Integration tests of fabrik-txn: the seed's cases, crashes, locks and concurrency.
+
+mod concurrency;
+mod crash;
+mod emulator;
+mod seed;
+mod support;
