@@ -1,0 +1,176 @@
+//! Which exporters to run, from configuration or the environment.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the console shows logs and spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object a line, with the span list (and so the run's `trace_id`).
+    Json,
+}
+
+/// Where Application Insights lives, parsed from a connection string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppInsightsConfig {
+    /// The resource's instrumentation key (sent in every envelope's `iKey`).
+    pub instrumentation_key: String,
+    /// The ingestion endpoint, without a trailing slash (`https://<region>.in.applicationinsights.azure.com`).
+    pub ingestion_endpoint: String,
+    /// Items queued at most; more are dropped and counted (default 8,192).
+    pub queue_capacity: usize,
+    /// Items sent per request at most (default 500).
+    pub max_batch: usize,
+    /// How long a partial batch waits before it is sent (default 5 s).
+    pub flush_interval: Duration,
+}
+
+// The instrumentation key is not a credential, but nobody needs it in logs either.
+impl fmt::Debug for AppInsightsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppInsightsConfig")
+            .field("instrumentation_key", &"[redacted]")
+            .field("ingestion_endpoint", &self.ingestion_endpoint)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_batch", &self.max_batch)
+            .field("flush_interval", &self.flush_interval)
+            .finish()
+    }
+}
+
+/// The endpoint Application Insights uses when a connection string names none.
+pub const DEFAULT_INGESTION_ENDPOINT: &str = "https://dc.services.visualstudio.com";
+
+/// A connection string could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "telemetry configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl AppInsightsConfig {
+    /// Parses `InstrumentationKey=…;IngestionEndpoint=https://…/;…` (keys case-insensitive;
+    /// without `IngestionEndpoint`, `EndpointSuffix` gives `https://dc.<suffix>`, else the
+    /// global default). Errors never quote the string.
+    pub fn from_connection_string(s: &str) -> Result<Self, ConfigError> {
+        let (mut ikey, mut endpoint, mut suffix) = (None, None, None);
+        for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(ConfigError(
+                    "connection string has a part without '='".into(),
+                ));
+            };
+            let v = v.trim();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "instrumentationkey" => ikey = Some(v.to_owned()),
+                "ingestionendpoint" => endpoint = Some(v.trim_end_matches('/').to_owned()),
+                "endpointsuffix" => suffix = Some(v.trim_matches('.').to_owned()),
+                _ => {}
+            }
+        }
+        let instrumentation_key = ikey
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ConfigError("connection string has no InstrumentationKey".into()))?;
+        let ingestion_endpoint = endpoint
+            .or_else(|| suffix.map(|s| format!("https://dc.{s}")))
+            .unwrap_or_else(|| DEFAULT_INGESTION_ENDPOINT.to_owned());
+        if !(ingestion_endpoint.starts_with("https://")
+            || ingestion_endpoint.starts_with("http://"))
+        {
+            return Err(ConfigError(
+                "IngestionEndpoint is not an http(s) URL".into(),
+            ));
+        }
+        Ok(Self::new(instrumentation_key, ingestion_endpoint))
+    }
+
+    /// An explicit key and endpoint with the default queue and batching.
+    pub fn new(
+        instrumentation_key: impl Into<String>,
+        ingestion_endpoint: impl Into<String>,
+    ) -> Self {
+        Self {
+            instrumentation_key: instrumentation_key.into(),
+            ingestion_endpoint: ingestion_endpoint.into().trim_end_matches('/').to_owned(),
+            queue_capacity: 8192,
+            max_batch: 500,
+            flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything telemetry needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// The service name (`ai.cloud.role` in Application Insights).
+    pub service_name: String,
+    /// The deployment environment, attached to every Application Insights item.
+    pub environment: Option<String>,
+    /// Console output, or none.
+    pub console: Option<ConsoleFormat>,
+    /// Which logs and spans to keep, in `RUST_LOG` syntax (default `info`).
+    pub filter: String,
+    /// Keep metrics in a Prometheus registry (for `GET /metrics`).
+    pub prometheus: bool,
+    /// Export items to Application Insights.
+    pub app_insights: Option<AppInsightsConfig>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            service_name: "fabrik".into(),
+            environment: None,
+            console: Some(ConsoleFormat::Human),
+            filter: "info".into(),
+            prometheus: true,
+            app_insights: None,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Reads the environment through `get` (pass `|k| std::env::var(k).ok()`), so tests and the
+    /// CLI's own config layering can supply it:
+    /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (or the seed's `APPINSIGHTS_INSTRUMENTATION_KEY`),
+    /// `OTEL_SERVICE_NAME`, `ENVIRONMENT`, `RUST_LOG`, and
+    /// `FABRIK_LOG_FORMAT` (`human`, `json` or `off`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let mut c = Self::default();
+        if let Some(s) = get("APPLICATIONINSIGHTS_CONNECTION_STRING") {
+            c.app_insights = Some(AppInsightsConfig::from_connection_string(&s)?);
+        } else if let Some(k) = get("APPINSIGHTS_INSTRUMENTATION_KEY") {
+            c.app_insights = Some(AppInsightsConfig::new(k.trim(), DEFAULT_INGESTION_ENDPOINT));
+        }
+        if let Some(n) = get("OTEL_SERVICE_NAME") {
+            c.service_name = n;
+        }
+        c.environment = get("ENVIRONMENT");
+        if let Some(f) = get("RUST_LOG") {
+            c.filter = f;
+        }
+        c.console = match get("FABRIK_LOG_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("human") => Some(ConsoleFormat::Human),
+            Some("json") => Some(ConsoleFormat::Json),
+            Some("off") => None,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "FABRIK_LOG_FORMAT must be human, json or off, not '{other}'"
+                )));
+            }
+        };
+        Ok(c)
+    }
+}

@@ -1,0 +1,499 @@
+//! The telemetry handle: building and installing exporters, the track_* API, timing.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use fabrik_core::metric_names::RUN_DURATION;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tracing::{Dispatch, Instrument, Span};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::appinsights::{Exporter, FlushReport, Item, ItemKind};
+use crate::config::{ConfigError, ConsoleFormat, TelemetryConfig};
+use crate::context::{RunContext, TraceId};
+use crate::sink::MetricsEventSink;
+
+/// Counter: calls timed by [`Telemetry::timed`] / [`Telemetry::timed_result`], labels `name`,
+/// `outcome` (`ok`, `error`).
+pub const CALLS: &str = "fabrik_calls_total";
+/// Histogram (seconds): duration of timed calls, label `name`.
+pub const CALL_DURATION: &str = "fabrik_call_duration_seconds";
+
+/// Histogram buckets (seconds) for every fabrik histogram: from 5 ms calls to 30 min runs.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0,
+];
+
+/// Why telemetry could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// The configuration is unusable.
+    Config(ConfigError),
+    /// A global subscriber, recorder or telemetry handle is already installed.
+    AlreadyInstalled(&'static str),
+    /// An exporter needs a tokio runtime and none is running.
+    NoRuntime,
+}
+
+impl fmt::Display for TelemetryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TelemetryError::Config(e) => e.fmt(f),
+            TelemetryError::AlreadyInstalled(what) => {
+                write!(f, "a global {what} is already installed")
+            }
+            TelemetryError::NoRuntime => {
+                f.write_str("telemetry exporters must start inside a tokio runtime")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TelemetryError {}
+
+impl From<ConfigError> for TelemetryError {
+    fn from(e: ConfigError) -> Self {
+        TelemetryError::Config(e)
+    }
+}
+
+/// A remote call, for [`Telemetry::track_dependency`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dependency {
+    /// The kind (`HTTP`, `Azure Key Vault`, …).
+    pub kind: String,
+    /// The host or service called.
+    pub target: String,
+    /// The operation, e.g. a route template `POST /v1/workspaces`.
+    pub name: String,
+    /// The command or URL; a URL's query string is removed (it may hold a SAS signature).
+    pub data: String,
+    /// How long it took.
+    pub duration: Duration,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The status code or error kind.
+    pub result_code: String,
+}
+
+/// What [`Telemetry::build`] makes, for callers who install the pieces themselves (or tests,
+/// which scope them with `tracing::dispatcher::set_default` and `metrics::set_default_local_recorder`).
+#[derive(Debug)]
+pub struct TelemetryParts {
+    /// The handle.
+    pub telemetry: Telemetry,
+    /// The tracing subscriber with the configured console (and export) layers.
+    pub dispatch: Dispatch,
+    /// The Prometheus recorder, when configured; its handle is in [`Telemetry::prometheus`].
+    pub recorder: Option<PrometheusRecorder>,
+}
+
+/// The telemetry of one run. Cheap to clone; every call is fire-and-forget.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    run: RunContext,
+    exporter: Option<Exporter>,
+    prometheus: Option<PrometheusHandle>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("trace_id", &self.inner.run.trace_id)
+            .field("app_insights", &self.inner.exporter.is_some())
+            .field("prometheus", &self.inner.prometheus.is_some())
+            .finish()
+    }
+}
+
+static GLOBAL: OnceLock<Telemetry> = OnceLock::new();
+static DISABLED: LazyLock<Telemetry> = LazyLock::new(Telemetry::disabled);
+
+/// The handle [`Telemetry::init`] installed, or a disabled one (logs only) before that.
+pub fn global() -> &'static Telemetry {
+    GLOBAL.get().unwrap_or(&DISABLED)
+}
+
+impl Telemetry {
+    /// A handle that exports nothing: track_* calls only log through `tracing`.
+    pub fn disabled() -> Self {
+        Self::from_parts(RunContext::new(), None, None)
+    }
+
+    fn from_parts(
+        run: RunContext,
+        exporter: Option<Exporter>,
+        prometheus: Option<PrometheusHandle>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                run,
+                exporter,
+                prometheus,
+            }),
+        }
+    }
+
+    /// Builds the configured pieces for a new run, writing console output to stderr.
+    pub fn build(config: &TelemetryConfig) -> Result<TelemetryParts, TelemetryError> {
+        Self::build_with(
+            config,
+            RunContext::new(),
+            BoxMakeWriter::new(std::io::stderr),
+        )
+    }
+
+    /// Builds the configured pieces for the run `run`, writing console output to `writer`.
+    /// Exporters start on the current tokio runtime.
+    pub fn build_with(
+        config: &TelemetryConfig,
+        run: RunContext,
+        writer: BoxMakeWriter,
+    ) -> Result<TelemetryParts, TelemetryError> {
+        let filter = EnvFilter::try_new(&config.filter)
+            .map_err(|e| ConfigError(format!("log filter '{}': {e}", config.filter)))?;
+        let needs_runtime = config.app_insights.is_some() || config.prometheus;
+        if needs_runtime && tokio::runtime::Handle::try_current().is_err() {
+            return Err(TelemetryError::NoRuntime);
+        }
+        type Base = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+        let console: Option<Box<dyn Layer<Base> + Send + Sync>> =
+            config.console.map(|format| match format {
+                ConsoleFormat::Human => {
+                    tracing_subscriber::fmt::layer().with_writer(writer).boxed()
+                }
+                ConsoleFormat::Json => tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .with_writer(writer)
+                    .boxed(),
+            });
+        let subscriber = Registry::default().with(filter).with(console);
+
+        let recorder = config.prometheus.then(|| {
+            let builder = PrometheusBuilder::new();
+            // set_buckets fails only on an empty slice.
+            builder
+                .set_buckets(BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder()
+        });
+        let prometheus = recorder.as_ref().map(PrometheusRecorder::handle);
+        if let Some(handle) = prometheus.clone() {
+            // Drains histogram samples into buckets even if nobody scrapes.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    handle.run_upkeep();
+                }
+            });
+        }
+        let exporter = config.app_insights.as_ref().map(|ai| {
+            Exporter::start(ai, run, &config.service_name, config.environment.as_deref())
+        });
+        Ok(TelemetryParts {
+            telemetry: Self::from_parts(run, exporter, prometheus),
+            dispatch: Dispatch::new(subscriber),
+            recorder,
+        })
+    }
+
+    /// Builds from `config` and installs globally: the tracing subscriber, the metrics
+    /// recorder, and the handle [`global`] returns. Call once, inside the tokio runtime.
+    pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+        let parts = Self::build(config)?;
+        tracing::dispatcher::set_global_default(parts.dispatch)
+            .map_err(|_| TelemetryError::AlreadyInstalled("tracing subscriber"))?;
+        if let Some(recorder) = parts.recorder {
+            metrics::set_global_recorder(recorder)
+                .map_err(|_| TelemetryError::AlreadyInstalled("metrics recorder"))?;
+        }
+        GLOBAL
+            .set(parts.telemetry.clone())
+            .map_err(|_| TelemetryError::AlreadyInstalled("telemetry handle"))?;
+        Ok(parts.telemetry)
+    }
+
+    /// The run's trace id, for the run summary ("find this run with operation id …").
+    pub fn trace_id(&self) -> TraceId {
+        self.inner.run.trace_id
+    }
+
+    /// The run's trace context.
+    pub fn run_context(&self) -> RunContext {
+        self.inner.run
+    }
+
+    /// The W3C `traceparent` value to send on outgoing calls.
+    pub fn traceparent(&self) -> String {
+        self.inner.run.traceparent()
+    }
+
+    /// The run's root span, carrying `trace_id`: instrument the whole run with it.
+    pub fn run_span(&self) -> Span {
+        tracing::info_span!("fabrik.run", trace_id = %self.inner.run.trace_id)
+    }
+
+    /// The Prometheus handle, when configured; give `move || handle.render()` to the health router.
+    pub fn prometheus(&self) -> Option<PrometheusHandle> {
+        self.inner.prometheus.clone()
+    }
+
+    /// An [`fabrik_core::EventSink`] counting resilience events into fabrik's metrics.
+    pub fn event_sink(&self) -> MetricsEventSink {
+        MetricsEventSink
+    }
+
+    fn submit(&self, kind: ItemKind, properties: &[(&str, &str)]) {
+        if let Some(exporter) = &self.inner.exporter {
+            exporter.submit(Item {
+                time: SystemTime::now(),
+                kind,
+                properties: properties
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), redact(k, v)))
+                    .collect(),
+            });
+        }
+    }
+
+    /// A named business event (`deployment_started`, …) with string properties.
+    pub fn track_event(&self, name: &str, properties: &[(&str, &str)]) {
+        tracing::info!(target: "fabrik::telemetry", event = name, properties = %Props(properties), "event");
+        self.submit(
+            ItemKind::Event {
+                name: name.to_owned(),
+            },
+            properties,
+        );
+    }
+
+    /// A named measurement.
+    pub fn track_metric(&self, name: &str, value: f64, properties: &[(&str, &str)]) {
+        tracing::info!(target: "fabrik::telemetry", metric = name, value, properties = %Props(properties), "metric");
+        self.submit(
+            ItemKind::Metric {
+                name: name.to_owned(),
+                value,
+            },
+            properties,
+        );
+    }
+
+    /// An error, with its source chain in the message.
+    pub fn track_exception(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+        properties: &[(&str, &str)],
+    ) {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(target: "fabrik::telemetry", error = %message, properties = %Props(properties), "exception");
+        let type_name = type_name_of(error);
+        self.submit(ItemKind::Exception { type_name, message }, properties);
+    }
+
+    /// A call to another service.
+    pub fn track_dependency(&self, dependency: Dependency, properties: &[(&str, &str)]) {
+        let dependency = Dependency {
+            data: strip_query(&dependency.data).to_owned(),
+            ..dependency
+        };
+        tracing::info!(
+            target: "fabrik::telemetry",
+            dependency = %dependency.name,
+            target_host = %dependency.target,
+            duration_ms = dependency.duration.as_secs_f64() * 1000.0,
+            success = dependency.success,
+            result = %dependency.result_code,
+            "dependency"
+        );
+        self.submit(ItemKind::Dependency(dependency), properties);
+    }
+
+    /// Records the whole run's duration under `outcome` (`succeeded`, `failed`, `rolled_back`).
+    pub fn record_run(&self, outcome: &'static str, duration: Duration) {
+        metrics::histogram!(RUN_DURATION, "outcome" => outcome).record(duration.as_secs_f64());
+    }
+
+    /// Runs `fut` in a span named after `name`, counting it and recording its duration.
+    pub fn timed<F: Future>(
+        &self,
+        name: &'static str,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + use<F> {
+        timed(name, fut)
+    }
+
+    /// Like [`timed`](Self::timed) for a fallible future: the outcome is a label, and an error
+    /// is also tracked as an exception.
+    pub fn timed_result<T, E, F>(
+        &self,
+        name: &'static str,
+        fut: F,
+    ) -> impl Future<Output = Result<T, E>> + use<T, E, F>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::error::Error + 'static,
+    {
+        let this = self.clone();
+        let span = tracing::info_span!("call", operation = name);
+        async move {
+            let start = Instant::now();
+            let out = fut.await;
+            record_call(
+                name,
+                if out.is_ok() { "ok" } else { "error" },
+                start.elapsed(),
+            );
+            if let Err(e) = &out {
+                this.track_exception(e, &[("operation", name)]);
+            }
+            out
+        }
+        .instrument(span)
+    }
+
+    /// Sends what is queued, waiting at most `deadline`.
+    pub async fn flush(&self, deadline: Duration) -> FlushReport {
+        match &self.inner.exporter {
+            Some(e) => e.flush(deadline).await,
+            None => FlushReport::default(),
+        }
+    }
+
+    /// Flushes and stops the exporter, waiting at most `deadline`; call at the end of a run.
+    pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
+        match &self.inner.exporter {
+            Some(e) => e.shutdown(deadline).await,
+            None => FlushReport::default(),
+        }
+    }
+}
+
+/// Runs `fut` in a span named after `name`, counting it ([`CALLS`]) and recording its
+/// duration ([`CALL_DURATION`]). Needs no handle: it records through the facades.
+pub fn timed<F: Future>(name: &'static str, fut: F) -> impl Future<Output = F::Output> {
+    let span = tracing::info_span!("call", operation = name);
+    async move {
+        let start = Instant::now();
+        let out = fut.await;
+        record_call(name, "ok", start.elapsed());
+        out
+    }
+    .instrument(span)
+}
+
+/// A timing wrapper with its metric handles registered once, for hot paths: each call costs
+/// a span, an atomic increment and a histogram sample, with no label lookup.
+#[derive(Debug, Clone)]
+pub struct CallTimer {
+    name: &'static str,
+    ok: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl CallTimer {
+    /// Registers [`CALLS`] (`outcome="ok"`) and [`CALL_DURATION`] for `name` with the current
+    /// recorder.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            ok: metrics::counter!(CALLS, "name" => name, "outcome" => "ok"),
+            duration: metrics::histogram!(CALL_DURATION, "name" => name),
+        }
+    }
+
+    /// Runs `fut` in a `call` span, counting it and recording its duration.
+    pub fn time<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<'_, F> {
+        let span = tracing::info_span!("call", operation = self.name);
+        async move {
+            let start = Instant::now();
+            let out = fut.await;
+            self.ok.increment(1);
+            self.duration.record(start.elapsed().as_secs_f64());
+            out
+        }
+        .instrument(span)
+    }
+}
+
+fn record_call(name: &'static str, outcome: &'static str, elapsed: Duration) {
+    metrics::counter!(CALLS, "name" => name, "outcome" => outcome).increment(1);
+    metrics::histogram!(CALL_DURATION, "name" => name).record(elapsed.as_secs_f64());
+}
+
+/// Property keys whose values are never exported or logged.
+const SENSITIVE: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "authorization",
+    "credential",
+    "connectionstring",
+    "connection_string",
+    "apikey",
+    "api_key",
+    "signature",
+    "private_key",
+    "privatekey",
+    "sas",
+];
+
+pub(crate) fn redact(key: &str, value: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    if SENSITIVE.iter().any(|s| key.contains(s)) {
+        "[redacted]".to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
+}
+
+fn type_name_of(error: &(dyn std::error::Error + 'static)) -> String {
+    // Debug of an error usually starts with its type or variant name; keep just that word.
+    let debug = format!("{error:?}");
+    let end = debug
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(debug.len());
+    if end == 0 {
+        "Error".to_owned()
+    } else {
+        debug[..end].to_owned()
+    }
+}
+
+struct Props<'a>(&'a [(&'a str, &'a str)]);
+
+impl fmt::Display for Props<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{k}={}", redact(k, v))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! Application Insights export against the loopback capture server.
+
+use std::time::Duration;
+
+use fabrik_telemetry::{
+    AppInsightsConfig, Dependency, RunContext, Telemetry, TelemetryConfig, TelemetryParts,
+};
+use serde_json::Value;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::capture::{Capture, Mode};
+
+const IKEY: &str = "11111111-2222-3333-4444-555555555555";
+const SECRET: &str = "p4ss-w0rd-that-must-never-leave";
+
+pub(crate) fn config(
+    endpoint: &str,
+    tweak: impl FnOnce(&mut AppInsightsConfig),
+) -> TelemetryConfig {
+    let mut ai = AppInsightsConfig::new(IKEY, endpoint);
+    tweak(&mut ai);
+    TelemetryConfig {
+        console: None,
+        environment: Some("test".into()),
+        app_insights: Some(ai),
+        ..TelemetryConfig::default()
+    }
+}
+
+pub(crate) fn build(config: &TelemetryConfig) -> TelemetryParts {
+    Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink)).unwrap()
+}
+
+fn base_data(e: &Value) -> &Value {
+    &e["data"]["baseData"]
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deployment of '{0}' failed")]
+struct DeployError(&'static str, #[source] std::io::Error);
+
+#[tokio::test]
+async fn envelopes_arrive_with_names_properties_and_the_run_operation_id() {
+    // seed: enabled, track_event / track_metric / track_exception / track_dependency, deployment_event.
+    let capture = Capture::start(Mode::Accept).await;
+    let parts = build(&config(&capture.base, |_| {}));
+    let t = parts.telemetry;
+    t.track_event(
+        "deployment_started",
+        &[("workspace", "sales-dev"), ("items", "4")],
+    );
+    t.track_metric("items_planned", 4.0, &[("workspace", "sales-dev")]);
+    let err = DeployError("lakehouse", std::io::Error::other("quota exceeded"));
+    t.track_exception(&err, &[("step", "create")]);
+    t.track_dependency(
+        Dependency {
+            kind: "HTTP".into(),
+            target: "api.fabric.microsoft.com".into(),
+            name: "POST /v1/workspaces".into(),
+            data: "https://api.fabric.microsoft.com/v1/workspaces?x=1".into(),
+            duration: Duration::from_millis(1234),
+            success: false,
+            result_code: "409".into(),
+        },
+        &[],
+    );
+    let report = t.flush(Duration::from_secs(10)).await;
+    assert_eq!(
+        (report.accepted, report.dropped, report.timed_out),
+        (4, 0, false)
+    );
+
+    let envs = capture.envelopes();
+    let names: Vec<&str> = envs.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "Microsoft.ApplicationInsights.Event",
+            "Microsoft.ApplicationInsights.Metric",
+            "Microsoft.ApplicationInsights.Exception",
+            "Microsoft.ApplicationInsights.RemoteDependency",
+        ]
+    );
+    let trace = t.trace_id().to_string();
+    for e in &envs {
+        assert_eq!(e["iKey"], IKEY);
+        assert_eq!(e["tags"]["ai.operation.id"], trace.as_str());
+        assert_eq!(e["tags"]["ai.cloud.role"], "fabrik");
+        assert_eq!(base_data(e)["properties"]["environment"], "test");
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(envs[0]["data"]["baseType"], "EventData");
+    assert_eq!(base_data(&envs[0])["name"], "deployment_started");
+    assert_eq!(base_data(&envs[0])["properties"]["workspace"], "sales-dev");
+    assert_eq!(base_data(&envs[1])["metrics"][0]["name"], "items_planned");
+    assert_eq!(base_data(&envs[1])["metrics"][0]["value"], 4.0);
+    let ex = &base_data(&envs[2])["exceptions"][0];
+    assert_eq!(ex["typeName"], "DeployError");
+    assert_eq!(
+        ex["message"],
+        "deployment of 'lakehouse' failed: quota exceeded"
+    );
+    let dep = base_data(&envs[3]);
+    assert_eq!(dep["duration"], "0.00:00:01.2340000");
+    assert_eq!(dep["success"], false);
+    assert_eq!(dep["resultCode"], "409");
+    assert_eq!(
+        dep["data"],
+        "https://api.fabric.microsoft.com/v1/workspaces"
+    );
+}
+
+#[tokio::test]
+async fn timed_result_tracks_failures_as_exceptions() {
+    // seed: track_operation success + failure, track_performance with exception.
+    let capture = Capture::start(Mode::Accept).await;
+    let parts = build(&config(&capture.base, |_| {}));
+    let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let t = parts.telemetry;
+    let ok: Result<u32, std::io::Error> = t.timed_result("create_workspace", async { Ok(7) }).await;
+    assert_eq!(ok.unwrap(), 7);
+    let err: Result<u32, std::io::Error> = t
+        .timed_result("create_workspace", async {
+            Err(std::io::Error::other("boom"))
+        })
+        .await;
+    assert!(err.is_err());
+    t.flush(Duration::from_secs(10)).await;
+    let envs = capture.envelopes();
+    assert_eq!(envs.len(), 1, "only the failure is exported");
+    assert_eq!(base_data(&envs[0])["exceptions"][0]["message"], "boom");
+    assert_eq!(
+        base_data(&envs[0])["properties"]["operation"],
+        "create_workspace"
+    );
+    let text = t.prometheus().unwrap().render();
+    assert!(
+        text.contains(r#"fabrik_calls_total{name="create_workspace",outcome="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"fabrik_calls_total{name="create_workspace",outcome="error"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"fabrik_call_duration_seconds_count{name="create_workspace"} 2"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_down_the_run_goes_on_and_drops_are_counted() {
+    // Bind and drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let parts = build(&config(&format!("http://127.0.0.1:{port}"), |_| {}));
+    let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let t = parts.telemetry;
+    for i in 0..3 {
+        t.track_event("step_done", &[("step", &i.to_string())]);
+    }
+    let report = t.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        (report.accepted, report.dropped, report.timed_out),
+        (0, 3, false)
+    );
+    let text = t.prometheus().unwrap().render();
+    assert!(
+        text.contains(
+            r#"fabrik_telemetry_dropped_total{exporter="app_insights",reason="send_failed"} 3"#
+        ),
+        "{text}"
+    );
+    // After shutdown, tracking still never fails or blocks.
+    t.track_event("late", &[]);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_blocking_or_growing() {
+    let capture = Capture::start(Mode::Accept).await;
+    let parts = build(&config(&capture.base, |ai| ai.queue_capacity = 2));
+    let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let t = parts.telemetry;
+    // On the current-thread runtime the worker cannot drain between these calls.
+    for _ in 0..5 {
+        t.track_event("burst", &[]);
+    }
+    let report = t.flush(Duration::from_secs(10)).await;
+    assert_eq!((report.accepted, report.dropped), (2, 3));
+    assert_eq!(capture.envelopes().len(), 2);
+    let text = t.prometheus().unwrap().render();
+    assert!(
+        text.contains(
+            r#"fabrik_telemetry_dropped_total{exporter="app_insights",reason="queue_full"} 3"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn items_are_sent_in_batches_of_at_most_max_batch() {
+    let capture = Capture::start(Mode::Accept).await;
+    let t = build(&config(&capture.base, |ai| ai.max_batch = 2)).telemetry;
+    for _ in 0..5 {
+        t.track_event("e", &[]);
+    }
+    t.flush(Duration::from_secs(10)).await;
+    let sizes: Vec<usize> = capture.batches().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_batch_is_sent_after_the_flush_interval() {
+    let capture = Capture::start(Mode::Accept).await;
+    let t = build(&config(&capture.base, |ai| {
+        ai.flush_interval = Duration::from_secs(5)
+    }))
+    .telemetry;
+    t.track_event("e", &[]);
+    tokio::time::sleep(Duration::from_millis(4900)).await;
+    assert!(capture.batches().is_empty(), "sent before the interval");
+    // Paused time jumps ahead whenever the runtime is idle, so waiting is instant.
+    while capture.batches().is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(capture.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn items_the_endpoint_rejects_are_counted_as_dropped() {
+    let capture = Capture::start(Mode::RejectFirst).await;
+    let parts = build(&config(&capture.base, |_| {}));
+    let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let t = parts.telemetry;
+    for _ in 0..3 {
+        t.track_event("e", &[]);
+    }
+    let report = t.flush(Duration::from_secs(10)).await;
+    assert_eq!((report.accepted, report.dropped), (2, 1));
+    let text = t.prometheus().unwrap().render();
+    assert!(text.contains(r#"reason="rejected"} 1"#), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_at_its_deadline_when_the_endpoint_hangs() {
+    let capture = Capture::start(Mode::Hang).await;
+    let t = build(&config(&capture.base, |_| {})).telemetry;
+    t.track_event("e", &[]);
+    let start = tokio::time::Instant::now();
+    let report = t.shutdown(Duration::from_secs(3)).await;
+    assert!(report.timed_out);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn no_secret_value_appears_in_any_envelope() {
+    let capture = Capture::start(Mode::Accept).await;
+    let t = build(&config(&capture.base, |_| {})).telemetry;
+    t.track_event(
+        "login",
+        &[
+            ("client_secret", SECRET),
+            ("Authorization", SECRET),
+            ("user", "ci"),
+        ],
+    );
+    t.track_metric("m", 1.0, &[("sas_token", SECRET)]);
+    t.track_dependency(
+        Dependency {
+            kind: "HTTP".into(),
+            target: "vault.azure.net".into(),
+            name: "GET /secrets/{name}".into(),
+            data: format!("https://kv.vault.azure.net/secrets/x?sig={SECRET}"),
+            duration: Duration::from_millis(5),
+            success: true,
+            result_code: "200".into(),
+        },
+        &[("password", SECRET)],
+    );
+    t.flush(Duration::from_secs(10)).await;
+    let raw = capture.raw();
+    assert_eq!(capture.envelopes().len(), 3);
+    assert!(!raw.contains(SECRET), "{raw}");
+    assert!(raw.contains("[redacted]"));
+    assert!(raw.contains(r#""user":"ci""#));
+}

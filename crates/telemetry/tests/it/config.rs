@@ -1,0 +1,121 @@
+//! Configuration from the environment and connection strings; trace context.
+
+use std::collections::HashMap;
+
+use fabrik_telemetry::{
+    AppInsightsConfig, ConsoleFormat, DEFAULT_INGESTION_ENDPOINT, RunContext, TelemetryConfig,
+    TraceId,
+};
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[test]
+fn without_a_key_nothing_is_exported() {
+    // seed: disabled without key / without SDK.
+    let c = TelemetryConfig::from_env(env(&[])).unwrap();
+    assert!(c.app_insights.is_none());
+    assert_eq!(c.console, Some(ConsoleFormat::Human));
+    assert!(c.prometheus);
+    assert_eq!(c.filter, "info");
+}
+
+#[test]
+fn connection_string_gives_key_and_ingestion_endpoint() {
+    // seed: enabled (with a key).
+    let c = TelemetryConfig::from_env(env(&[
+        (
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "InstrumentationKey=abc-123;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/",
+        ),
+        ("FABRIK_LOG_FORMAT", "json"),
+        ("RUST_LOG", "fabrik=debug"),
+        ("ENVIRONMENT", "prod"),
+    ]))
+    .unwrap();
+    let ai = c.app_insights.unwrap();
+    assert_eq!(ai.instrumentation_key, "abc-123");
+    assert_eq!(
+        ai.ingestion_endpoint,
+        "https://westeurope-5.in.applicationinsights.azure.com"
+    );
+    assert_eq!(c.console, Some(ConsoleFormat::Json));
+    assert_eq!(c.filter, "fabrik=debug");
+    assert_eq!(c.environment.as_deref(), Some("prod"));
+}
+
+#[test]
+fn connection_string_forms() {
+    let parse = |s| AppInsightsConfig::from_connection_string(s);
+    let c = parse(" instrumentationkey = k ; EndpointSuffix=ai.contoso.com ").unwrap();
+    assert_eq!(
+        (
+            c.instrumentation_key.as_str(),
+            c.ingestion_endpoint.as_str()
+        ),
+        ("k", "https://dc.ai.contoso.com")
+    );
+    assert_eq!(
+        parse("InstrumentationKey=k").unwrap().ingestion_endpoint,
+        DEFAULT_INGESTION_ENDPOINT
+    );
+    let legacy =
+        TelemetryConfig::from_env(env(&[("APPINSIGHTS_INSTRUMENTATION_KEY", "legacy")])).unwrap();
+    assert_eq!(legacy.app_insights.unwrap().instrumentation_key, "legacy");
+    for bad in [
+        "IngestionEndpoint=https://x/",
+        "InstrumentationKey=",
+        "garbage",
+        "InstrumentationKey=k;IngestionEndpoint=ftp://x",
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(!err.contains(bad), "error quotes the input: {err}");
+    }
+}
+
+#[test]
+fn config_debug_hides_the_instrumentation_key() {
+    let ai = AppInsightsConfig::new("very-private-key", "https://x");
+    assert!(!format!("{ai:?}").contains("very-private-key"));
+}
+
+#[test]
+fn unknown_log_format_is_an_error() {
+    assert!(TelemetryConfig::from_env(env(&[("FABRIK_LOG_FORMAT", "xml")])).is_err());
+    let off = TelemetryConfig::from_env(env(&[("FABRIK_LOG_FORMAT", "off")])).unwrap();
+    assert_eq!(off.console, None);
+}
+
+#[test]
+fn traceparent_is_w3c_and_round_trips_the_trace_id() {
+    let run = RunContext::new();
+    let tp = run.traceparent();
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4);
+    assert_eq!((parts[0], parts[3]), ("00", "01"));
+    assert_eq!(parts[1].len(), 32);
+    assert_eq!(parts[2].len(), 16);
+    assert_eq!(parts[1], run.trace_id.to_string());
+    let continued = RunContext::from_traceparent(&tp).unwrap();
+    assert_eq!(continued.trace_id, run.trace_id);
+    assert_ne!(RunContext::new().trace_id, run.trace_id);
+    for bad in [
+        "00-00000000000000000000000000000000-0000000000000001-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        "00-xyz-b7ad6b7169203331-01",
+    ] {
+        assert!(RunContext::from_traceparent(bad).is_none(), "{bad}");
+    }
+    assert_eq!(
+        TraceId::parse("0af7651916cd43dd8448eb211c80319c")
+            .unwrap()
+            .to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+}
