@@ -2,3 +2,8 @@
 //! Microsoft Fabric workspaces. The only crate that composes the other fabrik crates.
 
 pub mod config;
+pub mod engine;
+pub mod plan;
+pub mod resolver;
+pub mod run;
+pub mod serve;

@@ -9,8 +9,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
 use clap::{Parser, Subcommand, ValueEnum};
 use fabrik_cli::config;
+use fabrik_cli::plan::{Action, Plan};
+use fabrik_cli::run::{self, RunOptions};
 
 /// Deploy Microsoft Fabric workspaces from configuration — planned, idempotent, transactional.
 #[derive(Debug, Parser)]
@@ -36,8 +41,53 @@ struct Cli {
     /// Accept bad principals-file lines with warnings, as the seed did.
     #[arg(long, global = true)]
     lenient: bool,
+    /// The Fabric API root.
+    #[arg(long, global = true, env = "FABRIC_API_BASE_URL", default_value = fabrik_client::DEFAULT_BASE_URL)]
+    base_url: String,
+    /// Where run journals are kept.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".fabrik/runs",
+        env = "FABRIK_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+    /// Workspaces deployed in parallel.
+    #[arg(long, global = true, default_value_t = 4)]
+    concurrency: usize,
+    /// Deadline for one long-running operation, in seconds.
+    #[arg(long, global = true, default_value_t = 600)]
+    lro_timeout: u64,
+    /// Timeout of one HTTP attempt, in seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    call_timeout: u64,
+    /// Deadline of a whole apply, in seconds; past it the run stops and rolls back.
+    #[arg(long, global = true)]
+    run_timeout: Option<u64>,
+    /// How to authenticate: client-secret, workload-identity, azure-pipelines,
+    /// managed-identity, azure-cli or auto (default: FABRIC_TOKEN if set, else FABRIK_AUTH,
+    /// else the automatic chain).
+    #[arg(long, global = true)]
+    auth: Option<String>,
+    /// An extra CA certificate (PEM) to trust for Entra ID, Key Vault and Fabric.
+    #[arg(long, global = true, env = "FABRIK_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Pace requests to at most this many per second per host (client-side GCRA).
+    #[arg(long, global = true, env = "FABRIK_RATE_LIMIT")]
+    rate_limit: Option<u32>,
+    /// Write a JSON report of the apply to this file.
+    #[arg(long, global = true)]
+    report: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The emulator's options, parsed apart from fabrik's so its `--config` stays its own.
+#[derive(Debug, Parser)]
+#[command(name = "fabrik emulator", about = "Run the local Fabric emulator")]
+struct EmulatorCli {
+    #[command(flatten)]
+    args: fabrik_emulator::EmulatorArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,22 +104,522 @@ enum Command {
     Flags,
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// Show what apply would change. Exit 0; with --detailed-exitcode 2 when changes are pending.
+    Plan {
+        /// 0: no changes, 2: changes pending, 1: error (as Terraform does).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply the configuration; roll back what this run created if it fails.
+    Apply {
+        /// Leave what was done in place on failure.
+        #[arg(long)]
+        no_rollback: bool,
+    },
+    /// Keep the deployment reconciled: apply on an interval and when the config file changes;
+    /// serve /health/live, /health/ready and /metrics; stop on SIGTERM after the run in flight.
+    Serve {
+        /// Seconds between reconciliations.
+        #[arg(long, default_value_t = 300)]
+        interval: u64,
+        /// Address for the health and metrics endpoints.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+    },
+    /// Remove what the configuration describes (asks first unless --yes).
+    Destroy {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Undo a failed or crashed run from its journal.
+    Rollback {
+        /// The run id (see `fabrik status`).
+        run_id: String,
+    },
+    /// List runs and their state.
+    Status,
+    /// Run the local Fabric emulator (`fabrik emulator --help` lists its options).
+    #[command(disable_help_flag = true)]
+    Emulator {
+        /// The emulator's own options, passed through (its `--config` is its own config file).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Start the emulator in-process, apply examples/ to it, and show that a second plan is empty.
+    Demo {
+        /// The example configuration.
+        #[arg(long, default_value = "examples/fabrik.yaml")]
+        example: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match &cli.command {
         Command::Validate => validate(&cli),
         Command::Flags => flags(&cli),
         Command::Schema => {
-            let schema = schemars::schema_for!(config::model::Config);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
+            print!("{}", config::json_schema());
             ExitCode::SUCCESS
         }
+        _ => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async_main(&cli))
+        }
     }
+}
+
+fn serve_options(cli: &Cli, interval: u64, listen: &str) -> fabrik_cli::serve::ServeOptions {
+    fabrik_cli::serve::ServeOptions {
+        config: cli.config.clone(),
+        environment: cli.environment.clone(),
+        lenient: cli.lenient,
+        features: cli.features.clone(),
+        run: run_options(cli, cli.base_url.clone()),
+        interval: Duration::from_secs(interval),
+        listen: listen.to_string(),
+        auth: cli.auth.clone(),
+        ca_cert: cli.ca_cert.clone(),
+    }
+}
+
+fn run_options(cli: &Cli, base_url: String) -> RunOptions {
+    RunOptions {
+        base_url,
+        concurrency: cli.concurrency,
+        state_dir: cli.state_dir.clone(),
+        rollback: true,
+        lro_deadline: Duration::from_secs(cli.lro_timeout),
+        call_timeout: Some(Duration::from_secs(cli.call_timeout)),
+        run_timeout: cli.run_timeout.map(Duration::from_secs),
+        rate_limit: cli.rate_limit,
+    }
+}
+
+fn live_client(
+    cli: &Cli,
+    flags: &fabrik_flags::Flags,
+) -> Result<fabrik_client::FabricClient, String> {
+    let opts = run_options(cli, cli.base_url.clone());
+    run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())
+        .and_then(|t| run::client(&opts, flags, t))
+}
+
+async fn async_main(cli: &Cli) -> ExitCode {
+    // Telemetry: console logs (FABRIK_LOG filter, FABRIK_LOG_FORMAT), Prometheus metrics, and
+    // Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+    let telemetry = match fabrik_telemetry::TelemetryConfig::from_env(|k| std::env::var(k).ok()) {
+        Ok(mut c) => {
+            c.filter = std::env::var("FABRIK_LOG").unwrap_or_else(|_| {
+                if matches!(cli.command, Command::Serve { .. }) {
+                    "info".into()
+                } else {
+                    "warn".into()
+                }
+            });
+            match fabrik_telemetry::Telemetry::init(&c) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("warning: telemetry is off: {e}");
+                    None
+                }
+            }
+        }
+        Err(e) => return fail(&e.to_string()),
+    };
+    let code = commands(cli).await;
+    if let Some(t) = telemetry {
+        let _ = t.shutdown(Duration::from_secs(5)).await;
+    }
+    code
+}
+
+async fn commands(cli: &Cli) -> ExitCode {
+    match &cli.command {
+        Command::Plan { detailed_exitcode } => {
+            let Ok(desired) = load(cli) else {
+                return ExitCode::from(2);
+            };
+            let Ok(flags) = resolve_flags(cli) else {
+                return ExitCode::from(2);
+            };
+            let client = match live_client(cli, &flags) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match fabrik_cli::engine::plan(&client, &desired, cli.concurrency).await {
+                Ok(plan) => {
+                    print_plan(cli, &plan);
+                    if *detailed_exitcode && plan.change_count() > 0 {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Apply { no_rollback } => {
+            let Ok(desired) = load(cli) else {
+                return ExitCode::from(2);
+            };
+            let Ok(flags) = resolve_flags(cli) else {
+                return ExitCode::from(2);
+            };
+            let mut opts = run_options(cli, cli.base_url.clone());
+            opts.rollback = !no_rollback;
+            let client = match live_client(cli, &flags) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            apply_and_report(cli, &client, &flags, &desired, &opts).await
+        }
+        Command::Rollback { run_id } => {
+            let Ok(flags) = resolve_flags(cli) else {
+                return ExitCode::from(2);
+            };
+            let client = match live_client(cli, &flags) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match run::rollback(&client, &cli.state_dir, run_id).await {
+                Ok(r) => {
+                    let failed = r.failures().count();
+                    for e in &r.entries {
+                        println!("  {:?}  {}", e.result, e.resource);
+                    }
+                    println!(
+                        "rollback of {run_id}: {} step(s), {failed} failed",
+                        r.entries.len()
+                    );
+                    if failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Status => match fabrik_txn::Journal::list_runs(&cli.state_dir) {
+            Ok(listing) => {
+                for r in &listing.runs {
+                    println!("{}  {:?}  {}", r.run_id, r.status, r.name);
+                }
+                if listing.runs.is_empty() {
+                    println!("no runs in {}", cli.state_dir.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
+        Command::Emulator { args } => {
+            let parsed = match EmulatorCli::try_parse_from(
+                std::iter::once("fabrik emulator".to_string()).chain(args.iter().cloned()),
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = e.print();
+                    return if e.use_stderr() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+            };
+            let config = match fabrik_emulator::config_from_args(&parsed.args) {
+                Ok(c) => c,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let emu = match fabrik_emulator::Emulator::start(config).await {
+                Ok(e) => e,
+                Err(e) => return fail(&e.to_string()),
+            };
+            println!("listening on {}", emu.base_url());
+            let _ = tokio::signal::ctrl_c().await;
+            match emu.shutdown().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Demo { example } => demo(cli, example).await,
+        Command::Serve { interval, listen } => {
+            fabrik_cli::serve::serve(&serve_options(cli, *interval, listen)).await
+        }
+        Command::Destroy { yes } => {
+            let Ok(desired) = load(cli) else {
+                return ExitCode::from(2);
+            };
+            if !yes
+                && !confirm(&format!(
+                    "Remove {} workspace(s) described by {} for '{}'?",
+                    desired.workspaces.len(),
+                    cli.config.display(),
+                    desired.environment
+                ))
+            {
+                return fail("not confirmed; pass --yes to destroy without asking");
+            }
+            let Ok(flags) = resolve_flags(cli) else {
+                return ExitCode::from(2);
+            };
+            let client = match live_client(cli, &flags) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match fabrik_cli::engine::destroy(&client, &desired).await {
+                Ok(done) => {
+                    for d in &done {
+                        println!(
+                            "workspace {}: removed {}{}",
+                            d.workspace,
+                            d.removed.join(", "),
+                            if d.kept.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; kept (not in the config): {}", d.kept.join(", "))
+                            }
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Validate | Command::Flags | Command::Schema => ExitCode::SUCCESS,
+    }
+}
+
+/// Asks on the terminal; anything but y/yes (or no terminal) is a no.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let file = std::fs::read_to_string(&cli.config).ok().and_then(|t| {
+        let v: serde_norway::Value = serde_norway::from_str(&t).ok()?;
+        let section: fabrik_flags::FileSection =
+            serde_norway::from_value(v.get("features")?.clone()).ok()?;
+        Some((cli.config.clone(), section))
+    });
+    match fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
+        env: &env,
+        file,
+        cli: &cli.features,
+    }) {
+        Ok(f) => {
+            for w in f.warnings() {
+                eprintln!("warning: {w}");
+            }
+            Ok(f)
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            Err(())
+        }
+    }
+}
+
+fn print_plan(cli: &Cli, plan: &Plan) {
+    if cli.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default());
+        return;
+    }
+    for w in &plan.workspaces {
+        if w.changes.is_empty() {
+            println!("workspace {}: no changes", w.name);
+            continue;
+        }
+        println!("workspace {}:", w.name);
+        for c in &w.changes {
+            let sign = match c.action {
+                Action::Create => "+",
+                Action::Update => "~",
+            };
+            match &c.detail {
+                Some(d) => println!("  {sign} {} ({d})", c.target),
+                None => println!("  {sign} {}", c.target),
+            }
+        }
+        for u in &w.unmanaged {
+            println!("  ? {u} (not in the config; left alone)");
+        }
+    }
+    let creates = plan
+        .workspaces
+        .iter()
+        .flat_map(|w| &w.changes)
+        .filter(|c| c.action == Action::Create)
+        .count();
+    println!(
+        "plan: {creates} to create, {} to update",
+        plan.change_count() - creates
+    );
+}
+
+async fn apply_and_report(
+    cli: &Cli,
+    client: &fabrik_client::FabricClient,
+    flags: &fabrik_flags::Flags,
+    desired: &config::Desired,
+    opts: &RunOptions,
+) -> ExitCode {
+    let plan = match fabrik_cli::engine::plan(client, desired, opts.concurrency).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if plan.change_count() == 0 {
+        println!("no changes: the deployment matches the configuration");
+        return ExitCode::SUCCESS;
+    }
+    print_plan(cli, &plan);
+    let report = match run::apply(client, flags, desired, &plan, opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if let Some(path) = &cli.report {
+        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": &plan, "result": &report});
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        ) {
+            eprintln!("error: cannot write the report {}: {e}", path.display());
+        }
+    }
+    if cli.output == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        let created = report
+            .applied
+            .iter()
+            .filter(|a| a.outcome == "created")
+            .count();
+        let updated = report
+            .applied
+            .iter()
+            .filter(|a| a.outcome == "updated")
+            .count();
+        println!(
+            "applied: {created} created, {updated} updated (run {}, trace {})",
+            report.run_id.as_deref().unwrap_or("-"),
+            fabrik_telemetry::global().trace_id()
+        );
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        if !report.rolled_back.is_empty() {
+            println!("rolled back {} change(s):", report.rolled_back.len());
+            for r in &report.rolled_back {
+                println!("  - {r}");
+            }
+        }
+        for e in &report.rollback_errors {
+            eprintln!("rollback error: {e}");
+        }
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
+    let example = if example.is_file() {
+        example.to_path_buf()
+    } else {
+        // Run from anywhere in the repository: fall back to the examples shipped beside the crate.
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fabrik.yaml")
+    };
+    let emu =
+        match fabrik_emulator::Emulator::start(fabrik_emulator::EmulatorConfig::default()).await {
+            Ok(e) => e,
+            Err(e) => return fail(&e.to_string()),
+        };
+    println!("emulator listening on {}", emu.base_url());
+    // The demo deploys as a service principal would; its token comes from the emulator.
+    let principal = "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f";
+    let token = emu.mint_token_as(principal, "ServicePrincipal", Duration::from_secs(3600));
+    let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
+    let opts = config::LoadOptions {
+        environment: cli.environment.clone(),
+        lenient: false,
+        env: std::env::vars().collect(),
+    };
+    let desired = match config::load(&example, &opts) {
+        Ok((d, _)) => d,
+        Err(problems) => {
+            for p in &problems {
+                eprint!("{p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(2);
+    };
+    let state = std::env::temp_dir().join(format!("fabrik-demo-{}", std::process::id()));
+    let mut ropts = run_options(cli, format!("{}/v1", emu.base_url()));
+    ropts.state_dir = state.clone();
+    let client = match run::client(&ropts, &flags, Arc::clone(&provider)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    println!(
+        "applying {} (environment {}) …",
+        example.display(),
+        desired.environment
+    );
+    let code = apply_and_report(cli, &client, &flags, &desired, &ropts).await;
+    let code = if code != ExitCode::SUCCESS {
+        code
+    } else {
+        println!("planning again …");
+        match fabrik_cli::engine::plan(&client, &desired, ropts.concurrency).await {
+            Ok(plan) => {
+                print_plan(cli, &plan);
+                if plan.change_count() == 0 {
+                    println!("second plan is empty: the deployment is idempotent");
+                    ExitCode::SUCCESS
+                } else {
+                    fail("second plan is not empty")
+                }
+            }
+            Err(e) => fail(&e.to_string()),
+        }
+    };
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = emu.shutdown().await;
+    code
 }
 
 fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {

@@ -7,6 +7,7 @@ pub mod locate;
 pub mod model;
 pub mod naming;
 pub mod principals;
+pub mod standards;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -16,6 +17,14 @@ use base64::Engine as _;
 
 use locate::{Locations, Pos};
 use model::Config;
+
+/// The JSON Schema of the configuration file, as shipped in `docs/fabrik.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
 
 /// One finding about the input, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,6 +389,27 @@ fn validate(
             Some(format!("placeholders: {}", naming::PLACEHOLDERS.join(", "))),
         );
     }
+    let standards = match config.naming.standards.as_deref() {
+        None => None,
+        Some("seed") => standards::Standards::new(standards::StandardsFile::default()).ok(),
+        Some(file) => {
+            let p = base.join(file);
+            let parsed = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read naming standards '{}': {e}", p.display()))
+                .and_then(|t| {
+                    serde_norway::from_str::<standards::StandardsFile>(&t)
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                })
+                .and_then(standards::Standards::new);
+            match parsed {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    err("naming.standards", e, None);
+                    None
+                }
+            }
+        }
+    };
     let cx = naming::NameContext {
         prefix: &config.project.prefix,
         environment: env_name,
@@ -464,6 +494,16 @@ fn validate(
             if let Some((msg, fix)) = naming::lakehouse_name_problem(&lh.name) {
                 err(&at(&format!("lakehouses[{li}].name")), msg, Some(fix));
             }
+            if let Some(v) = standards
+                .as_ref()
+                .and_then(|s| s.check("Lakehouse", &lh.name))
+            {
+                err(
+                    &at(&format!("lakehouses[{li}].name")),
+                    v.message,
+                    v.suggestion.map(|f| format!("try '{f}'")),
+                );
+            }
             if !item_names.insert(("Lakehouse", lh.name.to_lowercase())) {
                 err(
                     &at(&format!("lakehouses[{li}].name")),
@@ -491,6 +531,16 @@ fn validate(
                     &format!("{field}.name"),
                     "notebook name must be 1 to 256 characters".into(),
                     None,
+                );
+            }
+            if let Some(v) = standards
+                .as_ref()
+                .and_then(|s| s.check("Notebook", &nb.name))
+            {
+                err(
+                    &format!("{field}.name"),
+                    v.message,
+                    v.suggestion.map(|f| format!("try '{f}'")),
                 );
             }
             if !item_names.insert(("Notebook", nb.name.to_lowercase())) {
@@ -625,6 +675,11 @@ fn validate(
         if let Some(g) = &ws.git {
             let field = at("git");
             match g.provider.as_str() {
+                "GitHub" if g.connection_id.as_deref().is_none_or(|c| !principals::is_guid(c)) => err(
+                    &format!("{field}.connection_id"),
+                    "a GitHub connection needs connection_id: the id (GUID) of a Fabric connection holding the credentials".into(),
+                    None,
+                ),
                 "GitHub" if g.owner.is_none() => err(
                     &format!("{field}.provider"),
                     "a GitHub connection needs owner".into(),

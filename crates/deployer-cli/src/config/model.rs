@@ -60,6 +60,10 @@ pub struct Naming {
     /// Workspace names; default `{prefix}-{name}-{environment}`.
     #[serde(default = "default_workspace_pattern")]
     pub workspace: String,
+    /// Item naming standards: `seed` for the seed's rules, or a standards file (YAML,
+    /// relative to the config file). None: only the service's own rules are checked.
+    #[serde(default)]
+    pub standards: Option<String>,
 }
 
 fn default_workspace_pattern() -> String {
@@ -70,6 +74,7 @@ impl Default for Naming {
     fn default() -> Self {
         Self {
             workspace: default_workspace_pattern(),
+            standards: None,
         }
     }
 }
@@ -189,6 +194,9 @@ pub struct Git {
     /// Directory in the repository.
     #[serde(default = "default_directory")]
     pub directory: String,
+    /// The Fabric connection holding the git credentials (required for GitHub).
+    #[serde(default)]
+    pub connection_id: Option<String>,
 }
 
 fn default_directory() -> String {

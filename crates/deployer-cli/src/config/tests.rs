@@ -32,6 +32,7 @@ workspaces:
       repository: fabric
       branch: main
       directory: /analytics
+      connection_id: 7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a
 "#;
 
 fn fixture(config: &str) -> tempfile::TempDir {
@@ -177,5 +178,48 @@ fn problems_render_with_a_caret_under_the_column() {
     assert_eq!(
         p.to_string(),
         "error: f.yaml:2:7: bad name\n  |\n2 | name: bronze-sales\n  |       ^ try 'bronze_sales'\n"
+    );
+}
+
+/// Editors validate fabrik.yaml against the shipped schema; it must match the types.
+#[test]
+fn shipped_json_schema_is_current() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/fabrik.schema.json");
+    let text = std::fs::read_to_string(&shipped).unwrap_or_default();
+    assert!(
+        text == json_schema(),
+        "docs/fabrik.schema.json is stale: run `cargo run -p fabrik-cli -- schema > docs/fabrik.schema.json`"
+    );
+}
+
+#[test]
+fn naming_standards_apply_to_items_with_suggested_fixes() {
+    let config = "project: {name: x, prefix: p}\nnaming: {standards: seed}\nworkspaces:\n  - name: a\n    lakehouses:\n      - name: sales_gold\n      - name: SILVER_Sales_Lakehouse\n    notebooks:\n      - {name: ingest, file: nb/ingest.py}\n";
+    let dir = fixture(config);
+    let errs = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|p| p.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{text:#?}");
+    assert!(
+        text[0].contains("6:15: Lakehouse name 'sales_gold' does not match")
+            && text[0].contains("try 'GOLD_Sales_Lakehouse'"),
+        "{}",
+        text[0]
+    );
+    assert!(
+        text[1].contains("9:16: Notebook name 'ingest'")
+            && text[1].contains("try '01_Ingest_Notebook'"),
+        "{}",
+        text[1]
+    );
+
+    let bad = "project: {name: x, prefix: p}\nnaming: {standards: nope.yaml}\n";
+    let dir = fixture(bad);
+    let errs = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap_err();
+    assert!(
+        errs[0]
+            .headline()
+            .contains("2:21: cannot read naming standards"),
+        "{}",
+        errs[0].headline()
     );
 }

@@ -1,0 +1,261 @@
+//! Putting a run together: flags, the resilience pipeline, the client, the transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fabrik_client::{FabricClient, FabricUndoer, StaticTokenProvider};
+use fabrik_core::{Clock, EventSink, Flag, Sleeper, TokenProvider};
+use fabrik_flags::Flags;
+use fabrik_resilience::{Pipeline, ResilienceConfig};
+use fabrik_txn::{Transaction, TxnOptions};
+
+use crate::config::Desired;
+use crate::engine::{self, Applied, EngineError};
+use crate::plan::Plan;
+
+/// How to run against Fabric.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The API root, e.g. `https://api.fabric.microsoft.com/v1`.
+    pub base_url: String,
+    /// Workspaces applied in parallel.
+    pub concurrency: usize,
+    /// Where run journals live.
+    pub state_dir: PathBuf,
+    /// Roll back on failure (also needs the rollback flag).
+    pub rollback: bool,
+    /// Deadline for one long-running operation.
+    pub lro_deadline: Duration,
+    /// Timeout of one HTTP attempt.
+    pub call_timeout: Option<Duration>,
+    /// Deadline of the whole apply; past it, work in flight stops and the run rolls back.
+    pub run_timeout: Option<Duration>,
+    /// Client-side pace, requests per second per host.
+    pub rate_limit: Option<u32>,
+}
+
+/// The resilience configuration from the seed's variables (`RETRY_*`, `CIRCUIT_BREAKER_*`),
+/// with stages switched by the flags.
+pub fn resilience_config(flags: &Flags) -> Result<ResilienceConfig, String> {
+    Ok(ResilienceConfig::from_process_env()
+        .map_err(|e| e.to_string())?
+        .with_flags(
+            flags.is_on(Flag::RetryLogic),
+            flags.is_on(Flag::CircuitBreaker),
+        ))
+}
+
+/// Injected time for the client and its pipeline (tests pass a manual clock).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The sleeper.
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
+/// The client and the resilience pipeline it runs every call through (health reads the
+/// pipeline's breakers).
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The Fabric client.
+    pub client: FabricClient,
+    /// Its pipeline.
+    pub pipeline: Arc<Pipeline>,
+}
+
+/// Builds the client and its pipeline: resilience configuration, optional injected time, and
+/// an optional sink that counts resilience events.
+pub fn stack(
+    opts: &RunOptions,
+    token: Arc<dyn TokenProvider>,
+    resilience: ResilienceConfig,
+    timing: Option<Timing>,
+    events: Option<Arc<dyn EventSink>>,
+) -> Result<Stack, String> {
+    let mut pipeline = Pipeline::builder(resilience);
+    let mut builder = FabricClient::builder(opts.base_url.clone())
+        .token_provider(token)
+        .lro_deadline(opts.lro_deadline)
+        .call_timeout(opts.call_timeout);
+    if let Some(t) = timing {
+        pipeline = pipeline
+            .clock(Arc::clone(&t.clock))
+            .sleeper(Arc::clone(&t.sleeper));
+        builder = builder.clock(t.clock).sleeper(t.sleeper);
+    }
+    if let Some(sink) = events {
+        pipeline = pipeline.events(sink);
+    }
+    let pipeline = Arc::new(pipeline.build().map_err(|e| e.to_string())?);
+    let client = builder
+        .policy(Some(
+            Arc::clone(&pipeline) as Arc<dyn fabrik_core::CallPolicy>
+        ))
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Stack { client, pipeline })
+}
+
+/// Builds the client with the given resilience configuration and, optionally, injected time.
+pub fn client_with(
+    opts: &RunOptions,
+    token: Arc<dyn TokenProvider>,
+    resilience: ResilienceConfig,
+    timing: Option<Timing>,
+) -> Result<FabricClient, String> {
+    stack(opts, token, resilience, timing, None).map(|s| s.client)
+}
+
+/// The resilience configuration for a run: environment, flags, and the client-side pace.
+pub fn run_resilience(opts: &RunOptions, flags: &Flags) -> Result<ResilienceConfig, String> {
+    let mut config = resilience_config(flags)?;
+    if let Some(rps) = opts.rate_limit {
+        config = config.with_rate_limit(Some(fabrik_resilience::RateLimitConfig::per_second(rps)));
+    }
+    Ok(config)
+}
+
+/// Builds the client with the resilience pipeline the flags and environment ask for.
+pub fn client(
+    opts: &RunOptions,
+    flags: &Flags,
+    token: Arc<dyn TokenProvider>,
+) -> Result<FabricClient, String> {
+    client_with(opts, token, run_resilience(opts, flags)?, None)
+}
+
+/// The identity fabrik calls Fabric as: a bearer token in `FABRIC_TOKEN` (e.g. from
+/// `az account get-access-token --resource https://api.fabric.microsoft.com`), or an Azure
+/// credential chosen by `auth` (`--auth`), `FABRIK_AUTH`, or the automatic chain (client
+/// secret, workload identity, Azure Pipelines, managed identity, Azure CLI), trusting the
+/// extra CA in `ca_cert` (`--ca-cert` / `FABRIK_CA_CERT`) besides the system roots.
+pub fn token_provider(
+    auth: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> Result<Arc<dyn TokenProvider>, String> {
+    if std::env::var_os("FABRIC_TOKEN").is_some() && auth.is_none() {
+        return StaticTokenProvider::from_env("FABRIC_TOKEN")
+            .map(|t| Arc::new(t) as Arc<dyn TokenProvider>)
+            .map_err(|e| e.to_string());
+    }
+    let env = fabrik_secrets::ProcessEnv;
+    let method = match auth {
+        Some(a) => fabrik_secrets::credential::parse_method(a).map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let mut options = fabrik_secrets::AzureOptions::from_env(&env).map_err(|e| e.to_string())?;
+    if let Some(ca) = ca_cert {
+        options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
+    }
+    let azure = fabrik_secrets::AzureAuth::from_env(
+        method,
+        None,
+        &env,
+        &options,
+        Arc::new(fabrik_core::SystemClock),
+    )
+    .map_err(|e| format!("{e}; or set FABRIC_TOKEN to a bearer token for the Fabric API"))?;
+    Ok(azure.tokens as Arc<dyn TokenProvider>)
+}
+
+/// A token that is valid until `expires_at`.
+pub fn static_token(token: String, expires_at: SystemTime) -> Arc<dyn TokenProvider> {
+    Arc::new(StaticTokenProvider::new(token.into(), expires_at))
+}
+
+/// What an apply did.
+#[derive(Debug, serde::Serialize)]
+pub struct ApplyReport {
+    /// The run id (journal name).
+    pub run_id: Option<String>,
+    /// Changes applied.
+    pub applied: Vec<Applied>,
+    /// Errors that stopped the run.
+    pub errors: Vec<String>,
+    /// What rollback undid (target descriptions).
+    pub rolled_back: Vec<String>,
+    /// Rollback failures.
+    pub rollback_errors: Vec<String>,
+}
+
+/// Applies `plan`: journals every change, and rolls back on failure when asked to.
+pub async fn apply(
+    client: &FabricClient,
+    flags: &Flags,
+    desired: &Desired,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> Result<ApplyReport, String> {
+    let mut report = ApplyReport {
+        run_id: None,
+        applied: vec![],
+        errors: vec![],
+        rolled_back: vec![],
+        rollback_errors: vec![],
+    };
+    if plan.change_count() == 0 {
+        return Ok(report);
+    }
+    let mut topts = TxnOptions::new(&opts.state_dir).with_flags(flags);
+    topts.config_hash = desired.hash.clone();
+    topts.rollback_enabled &= opts.rollback;
+    let txn = Arc::new(
+        Transaction::begin(format!("apply {}", desired.environment), topts)
+            .map_err(|e| format!("cannot start the run journal: {e}"))?,
+    );
+    report.run_id = Some(txn.run_id().to_string());
+    let work = engine::apply(client, &txn, plan, opts.concurrency);
+    let (applied, errors) = match opts.run_timeout {
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            // Dropping the work cancels the calls in flight; the journal still lists every
+            // step recorded as done, and open create intents are reported by the rollback.
+            Err(_) => (Vec::new(), vec![EngineError::RunDeadline(limit)]),
+        },
+        None => work.await,
+    };
+    report.applied = applied;
+    if errors.is_empty() {
+        txn.commit().await.map_err(|e| format!("commit: {e}"))?;
+        return Ok(report);
+    }
+    report.errors = errors.iter().map(EngineError::to_string).collect();
+    let undoer = FabricUndoer::new(client.clone());
+    let resolver = crate::resolver::ByName(client.clone());
+    match txn
+        .rollback_with(&report.errors[0], &undoer, Some(&resolver))
+        .await
+    {
+        Ok(r) => {
+            let failed: Vec<u64> = r.failures().map(|f| f.step).collect();
+            for e in &r.entries {
+                if failed.contains(&e.step) {
+                    report
+                        .rollback_errors
+                        .push(format!("{}: {:?}", e.resource, e.result));
+                } else {
+                    report.rolled_back.push(e.resource.to_string());
+                }
+            }
+        }
+        Err(e) => report.rollback_errors.push(e.to_string()),
+    }
+    Ok(report)
+}
+
+/// Undoes run `run_id` from its journal.
+pub async fn rollback(
+    client: &FabricClient,
+    state_dir: &Path,
+    run_id: &str,
+) -> Result<fabrik_txn::RollbackReport, String> {
+    let undoer = FabricUndoer::new(client.clone());
+    let resolver = crate::resolver::ByName(client.clone());
+    fabrik_txn::Journal::open(state_dir, run_id)
+        .map_err(|e| e.to_string())?
+        .rollback("fabrik rollback", &undoer, Some(&resolver))
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,215 @@
+//! `fabrik serve`: a long-running reconciler. It applies the configuration on an interval and
+//! whenever the file changes, serves liveness, readiness and Prometheus metrics, and on SIGTERM
+//! finishes (or rolls back) the run in flight before it exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fabrik_core::{BreakerStateSource, Flag};
+use fabrik_health::{BreakerCheck, HealthRegistry, TokenCheck};
+
+use crate::config::{self, LoadOptions};
+use crate::run::{self, RunOptions};
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The environment.
+    pub environment: String,
+    /// Principals-file leniency.
+    pub lenient: bool,
+    /// Flag overrides from the command line.
+    pub features: Vec<String>,
+    /// How to run against Fabric.
+    pub run: RunOptions,
+    /// Time between reconciliations.
+    pub interval: Duration,
+    /// Address for /health/* and /metrics.
+    pub listen: String,
+    /// Authentication method (`--auth`).
+    pub auth: Option<String>,
+    /// Extra CA certificate.
+    pub ca_cert: Option<PathBuf>,
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Runs until SIGTERM or Ctrl-C. Exit 0 on a clean stop.
+pub async fn serve(opts: &ServeOptions) -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let flags = match fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
+        env: &env,
+        file: None,
+        cli: &opts.features,
+    }) {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                tracing::error!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let token = match run::token_provider(opts.auth.as_deref(), opts.ca_cert.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let resilience = match run::run_resilience(&opts.run, &flags) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sink = Arc::new(fabrik_telemetry::MetricsEventSink) as Arc<dyn fabrik_core::EventSink>;
+    let stack = match run::stack(&opts.run, Arc::clone(&token), resilience, None, Some(sink)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut health = HealthRegistry::builder()
+        .enabled(flags.is_on(Flag::HealthChecks))
+        .check(Arc::new(TokenCheck::new(
+            Arc::clone(&token),
+            vec![fabrik_client::FABRIC_SCOPE.to_string()],
+        )));
+    if let Some(breakers) = stack.pipeline.breakers() {
+        health = health.check(Arc::new(BreakerCheck::new(
+            Arc::clone(breakers) as Arc<dyn BreakerStateSource>
+        )));
+    }
+    let health = match health.build() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = fabrik_telemetry::global()
+        .prometheus()
+        .map(|h| Arc::new(move || h.render()) as fabrik_health::MetricsRender);
+    let listener = match tokio::net::TcpListener::bind(&opts.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen on {}: {e}", opts.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // stdout, so scripts and tests can find the port when --listen asks for port 0.
+    #[allow(clippy::print_stdout, reason = "the address is the command's output")]
+    {
+        println!("serving health and metrics on http://{addr}");
+    }
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, fabrik_health::router(health, metrics)).await;
+    });
+
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut last_seen = None;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        let changed = modified(&opts.config);
+        if tokio::time::Instant::now() >= next || changed != last_seen {
+            last_seen = changed;
+            next = tokio::time::Instant::now() + opts.interval;
+            // The run is not raced against the stop signal: a run in flight finishes, or
+            // rolls back, before the process stops.
+            reconcile(opts, &flags, &stack.client).await;
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    server.abort();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn reconcile(
+    opts: &ServeOptions,
+    flags: &fabrik_flags::Flags,
+    client: &fabrik_client::FabricClient,
+) {
+    let load = LoadOptions {
+        environment: opts.environment.clone(),
+        lenient: opts.lenient,
+        env: std::env::vars().collect(),
+    };
+    let desired = match config::load(&opts.config, &load) {
+        Ok((d, _)) => d,
+        Err(problems) => {
+            for p in problems {
+                tracing::error!("{}", p.headline());
+            }
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = match crate::engine::plan(client, &desired, opts.run.concurrency).await {
+        Ok(plan) if plan.change_count() == 0 => "unchanged",
+        Ok(plan) => match run::apply(client, flags, &desired, &plan, &opts.run).await {
+            Ok(r) if r.errors.is_empty() => {
+                tracing::info!(
+                    changes = r.applied.len(),
+                    run_id = r.run_id.as_deref().unwrap_or("-"),
+                    "applied"
+                );
+                "applied"
+            }
+            Ok(r) => {
+                tracing::error!(errors = ?r.errors, rolled_back = r.rolled_back.len(), "apply failed");
+                "failed"
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                "failed"
+            }
+        },
+        Err(e) => {
+            tracing::error!("{e}");
+            "failed"
+        }
+    };
+    fabrik_telemetry::global().record_run(outcome, started.elapsed());
+}
+
+/// SIGTERM (Kubernetes, systemd) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,310 @@
+//! The `fabrik` binary against the in-process emulator: broken inputs send no request, and a
+//! run killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fabrik_emulator::{Emulator, EmulatorConfig, FaultConfig};
+
+fn fabrik() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fabrik"));
+    c.env_remove("FABRIC_API_BASE_URL")
+        .env("FABRIK_LOG", "off")
+        .stdin(Stdio::null());
+    c
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken")
+}
+
+async fn log(emu: &Emulator) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_inputs_give_their_documented_errors_and_send_no_request() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token(
+        "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0",
+        Duration::from_secs(3600),
+    );
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 8);
+    for config in cases {
+        let state = tempfile::tempdir().unwrap();
+        let out = fabrik()
+            .args(["apply", "--config"])
+            .arg(&config)
+            .args(["--base-url", &format!("{}/v1", emu.base_url())])
+            .arg("--state-dir")
+            .arg(state.path())
+            .env("FABRIC_TOKEN", &token)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", config.display());
+        let expected = std::fs::read_to_string(config.with_extension("expected")).unwrap();
+        for line in expected.lines().filter(|l| !l.is_empty()) {
+            assert!(
+                stderr.contains(line),
+                "{}: expected '{line}' in:\n{stderr}",
+                config.display()
+            );
+        }
+        assert!(stderr.contains("nothing was deployed"), "{stderr}");
+        // Errors come with a caret under the column.
+        if !config.ends_with("bad-yaml.yaml") {
+            assert!(stderr.contains(" | ") && stderr.contains('^'), "{stderr}");
+        }
+    }
+    assert_eq!(
+        log(&emu).await,
+        Vec::<serde_json::Value>::new(),
+        "no request may be sent"
+    );
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_way_is_undone_by_rollback_run_id() {
+    // Every write is slowed, so the run is still going when it is killed.
+    let faults: FaultConfig = "writes:latency=40ms".parse().unwrap();
+    let emu = Emulator::start(EmulatorConfig {
+        faults,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let state_url = format!("{}/_emulator/state", emu.base_url());
+    let before: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fabrik.yaml");
+    let base = format!("{}/v1", emu.base_url());
+    let mut child = fabrik()
+        .args(["apply", "--config"])
+        .arg(&examples)
+        .args(["--base-url", &base, "--concurrency", "1"])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the run to be well under way (this waits on the other process, not a timer).
+    let mut writes = 0;
+    for _ in 0..2000 {
+        writes = log(&emu)
+            .await
+            .iter()
+            .filter(|r| r["method"] != "GET" && r["status"].as_u64() < Some(300))
+            .count();
+        if writes >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(writes >= 8, "the run did not get going");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let during: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(during, before, "the killed run left resources behind");
+
+    let status = fabrik()
+        .arg("status")
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout);
+    let run_id = listing
+        .split_whitespace()
+        .next()
+        .expect("a run is listed")
+        .to_string();
+    assert!(
+        listing.contains("Interrupted") || listing.contains("Active"),
+        "{listing}"
+    );
+
+    let out = fabrik()
+        .args(["rollback", &run_id, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live(after), live(before));
+
+    // Rolling back again is harmless: everything is already undone.
+    let again = fabrik()
+        .args(["rollback", &run_id, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    emu.shutdown().await.unwrap();
+}
+
+/// The emulator keeps soft-deleted items apart; compare what is live.
+fn live(mut state: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = state.as_object_mut() {
+        o.retain(|k, _| {
+            !k.to_lowercase().contains("deleted") && !k.to_lowercase().contains("recycle")
+        });
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fabrik.yaml");
+    std::fs::write(
+        &config,
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+        .args([
+            "serve",
+            "--interval",
+            "3600",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(dir.path().join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .env("FABRIK_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("serve prints its address");
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    let names = || async {
+        let v: serde_json::Value = reqwest::get(format!("{}/_emulator/state", emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.to_string()
+    };
+    // The first reconciliation deploys the workspace (waiting on the other process).
+    let mut deployed = false;
+    for _ in 0..1000 {
+        if names().await.contains("s-one-dev") {
+            deployed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(deployed, "serve deployed the config");
+    let ready = reqwest::get(format!("{addr}/health/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "healthy", "{body}");
+    assert_eq!(
+        reqwest::get(format!("{addr}/health/live"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = reqwest::get(format!("{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("fabrik_"), "{metrics}");
+
+    // A change to the file is picked up without waiting for the interval.
+    std::fs::write(
+        &config,
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n  - name: two\n",
+    )
+    .unwrap();
+    let mut redeployed = false;
+    for _ in 0..1000 {
+        if names().await.contains("s-two-dev") {
+            redeployed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(redeployed, "serve re-applied the changed config");
+
+    // SIGTERM stops it cleanly.
+    let pid = child.id().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    emu.shutdown().await.unwrap();
+}

@@ -1,0 +1,241 @@
+//! The deployment benchmark (`cargo xtask bench`): the release `fabrik` binary deploys 200
+//! workspaces × (3 lakehouses, 10 principals) to the emulator running as its own process.
+//!
+//! 1. throttled at 100 requests/s per principal, with fabrik pacing itself at that rate:
+//!    wall time against the theoretical minimum (requests ÷ rate), and no resource failed;
+//! 2. throttling off, LRO delay 0: API calls per second end to end, and fabrik's peak RSS;
+//! 3. the second, no-op apply of the same config: its wall time and that it writes nothing.
+//!
+//! Writes `docs/benchmarks/deploy.md`. Run from the workspace root after a release build.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports to the terminal")]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WORKSPACES: usize = 200;
+
+fn config() -> String {
+    let mut y = String::from("project: {name: bench, prefix: bench}\nworkspaces:\n");
+    for w in 0..WORKSPACES {
+        let _ = writeln!(y, "  - name: w{w:03}\n    lakehouses:");
+        for l in 0..3 {
+            let _ = writeln!(y, "      - name: LH_{w}_{l}");
+        }
+        y.push_str("    principals:\n");
+        for p in 0..10 {
+            let _ = writeln!(
+                y,
+                "      - {{id: 00000000-0000-4000-8000-{w:06}{p:06}, role: Viewer, type: Group}}"
+            );
+        }
+    }
+    y
+}
+
+struct Emulator {
+    _child: Child,
+    base: String,
+}
+
+async fn emulator(bin: &Path, extra: &[&str]) -> Emulator {
+    let mut child = Command::new(bin)
+        .args(["emulator", "--port", "0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the emulator");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("emulator printed its address");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    Emulator {
+        _child: child,
+        base,
+    }
+}
+
+async fn token(base: &str) -> String {
+    let body = serde_json::json!({"principalId": "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f", "principalType": "ServicePrincipal", "lifetimeSeconds": 86400});
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/_emulator/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["accessToken"].as_str().unwrap().to_string()
+}
+
+async fn requests(base: &str) -> (usize, usize, usize) {
+    let v: serde_json::Value = reqwest::get(format!("{base}/_emulator/requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = v["requests"].as_array().cloned().unwrap_or_default();
+    let dropped = v["dropped"].as_u64().unwrap_or(0) as usize;
+    let writes = list.iter().filter(|r| r["method"] != "GET").count();
+    let throttled = list.iter().filter(|r| r["status"] == 429).count();
+    (list.len() + dropped, writes, throttled)
+}
+
+struct Run {
+    wall: Duration,
+    peak_rss_kb: u64,
+    ok: bool,
+}
+
+/// Runs `fabrik apply`, sampling its peak RSS (VmHWM) while it runs.
+async fn apply(
+    bin: &Path,
+    config: &Path,
+    base: &str,
+    token: &str,
+    state: &Path,
+    extra: &[&str],
+) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["apply", "--config"])
+        .arg(config)
+        .args(["--base-url", &format!("{base}/v1"), "--concurrency", "16"])
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra)
+        .env("FABRIC_TOKEN", token)
+        .env("FABRIK_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fabrik");
+    let pid = child.id().unwrap();
+    let mut peak = 0;
+    let status = loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+        if let Some(kb) =
+            hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        tokio::select! {
+            s = child.wait() => break s.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    };
+    Run {
+        wall: started.elapsed(),
+        peak_rss_kb: peak,
+        ok: status.success(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let root = std::env::current_dir().unwrap();
+    let bin: PathBuf = root.join("target/release/fabrik");
+    assert!(
+        bin.is_file(),
+        "build first: cargo build --release -p fabrik-cli"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("fabrik.yaml");
+    std::fs::write(&config_path, config()).unwrap();
+    let mut md = String::from("# Deployment benchmark\n\n");
+    let _ = writeln!(
+        md,
+        "Command: `cargo xtask bench` (runs `target/release/deploy-bench`). {WORKSPACES} workspaces × (3 lakehouses, 10 principals); fabrik and the emulator are separate release processes on this 2-core machine.\n"
+    );
+
+    // 1. Throttled at 100/s per principal; fabrik paces itself at the same rate.
+    let emu = emulator(&bin, &["--throttle", "100/100"]).await;
+    let tok = token(&emu.base).await;
+    let state = dir.path().join("runs1");
+    let run = apply(
+        &bin,
+        &config_path,
+        &emu.base,
+        &tok,
+        &state,
+        &["--rate-limit", "100"],
+    )
+    .await;
+    let (total, _, throttled) = requests(&emu.base).await;
+    // The emulator's bucket starts full (burst 100), so the first 100 requests need no wait:
+    // the strict minimum is (requests − burst) ÷ rate; the bar is requests ÷ rate.
+    let minimum = total as f64 / 100.0;
+    let strict = (total as f64 - 100.0) / 100.0;
+    let ratio = run.wall.as_secs_f64() / minimum;
+    let strict_ratio = run.wall.as_secs_f64() / strict;
+    println!(
+        "throttled: {total} requests in {:.1}s; minimum {minimum:.1}s; ratio {ratio:.3}; 429s {throttled}; ok {}",
+        run.wall.as_secs_f64(),
+        run.ok
+    );
+    let _ = writeln!(
+        md,
+        "## 1. Throttled at 100 requests/s per principal (burst 100), fabrik pacing with `--rate-limit 100`\n\n| requests | wall | requests ÷ rate | ratio (bar ≤ 1.15) | (requests − burst) ÷ rate | ratio to that | 429 answers | run succeeded |\n|---|---|---|---|---|---|---|---|\n| {total} | {:.1} s | {minimum:.1} s | {ratio:.3} | {strict:.1} s | {strict_ratio:.3} | {throttled} | {} |\n",
+        run.wall.as_secs_f64(),
+        run.ok
+    );
+    drop(emu);
+
+    // 2. Unthrottled; 3. the no-op second apply.
+    let emu = emulator(&bin, &["--lro-delay", "0"]).await;
+    let tok = token(&emu.base).await;
+    let state = dir.path().join("runs2");
+    let run = apply(&bin, &config_path, &emu.base, &tok, &state, &[]).await;
+    let (total, _, _) = requests(&emu.base).await;
+    let rate = total as f64 / run.wall.as_secs_f64();
+    println!(
+        "unthrottled: {total} requests in {:.2}s = {rate:.0}/s; peak RSS {} MB; ok {}",
+        run.wall.as_secs_f64(),
+        run.peak_rss_kb / 1024,
+        run.ok
+    );
+    let _ = writeln!(
+        md,
+        "## 2. Throttling off, LRO delay 0\n\n| requests | wall | API calls/s (bar ≥ 2,000) | fabrik peak RSS (bar < 100 MB) | run succeeded |\n|---|---|---|---|---|\n| {total} | {:.2} s | {rate:.0} | {:.1} MB | {} |\n",
+        run.wall.as_secs_f64(),
+        run.peak_rss_kb as f64 / 1024.0,
+        run.ok
+    );
+    let _ = reqwest::Client::new()
+        .delete(format!("{}/_emulator/requests", emu.base))
+        .send()
+        .await;
+    let again = apply(&bin, &config_path, &emu.base, &tok, &state, &[]).await;
+    let (reads, writes, _) = requests(&emu.base).await;
+    println!(
+        "no-op apply: {reads} requests ({writes} writes) in {:.2}s; ok {}",
+        again.wall.as_secs_f64(),
+        again.ok
+    );
+    let _ = writeln!(
+        md,
+        "## 3. Second, no-op apply\n\n| requests | writes | wall (bar < 2 s) | run succeeded |\n|---|---|---|---|\n| {reads} | {writes} | {:.2} s | {} |\n",
+        again.wall.as_secs_f64(),
+        again.ok
+    );
+    drop(emu);
+    std::fs::create_dir_all(root.join("docs/benchmarks")).unwrap();
+    std::fs::write(root.join("docs/benchmarks/deploy.md"), md).unwrap();
+}

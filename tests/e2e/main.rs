@@ -1,0 +1,214 @@
+//! End-to-end: the CLI's engine deploys the shipped examples to the in-process emulator over
+//! real HTTP, idempotently, and rolls back on a permanent failure.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use fabrik_cli::config::{self, LoadOptions};
+use fabrik_cli::run::{self, RunOptions};
+use fabrik_emulator::{Emulator, EmulatorConfig};
+
+async fn start() -> (
+    Emulator,
+    fabrik_client::FabricClient,
+    RunOptions,
+    tempfile::TempDir,
+) {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        base_url: format!("{}/v1", emu.base_url()),
+        concurrency: 4,
+        state_dir: state.path().to_path_buf(),
+        rollback: true,
+        lro_deadline: Duration::from_secs(60),
+        call_timeout: Some(Duration::from_secs(30)),
+        run_timeout: None,
+        rate_limit: None,
+    };
+    let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
+    let client = run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
+    (emu, client, opts, state)
+}
+
+fn examples(env: &str) -> config::Desired {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fabrik.yaml");
+    let opts = LoadOptions {
+        environment: env.into(),
+        lenient: false,
+        env: Default::default(),
+    };
+    config::load(&path, &opts).expect("examples are valid").0
+}
+
+async fn admin(emu: &Emulator, path: &str) -> serde_json::Value {
+    reqwest::get(format!("{}{path}", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn writes(log: &serde_json::Value) -> usize {
+    let entries = log
+        .as_array()
+        .or_else(|| log.get("requests").and_then(|r| r.as_array()))
+        .expect("request log");
+    // getDefinition is a read that the API spells as POST.
+    entries
+        .iter()
+        .filter(|e| e["method"] != "GET")
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/v1") && !p.ends_with("/getDefinition"))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_deploy_and_a_second_apply_sends_no_writes() {
+    let (emu, client, opts, _state) = start().await;
+    let desired = examples("dev");
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert_eq!(plan.change_count(), 27);
+    let report = run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.applied.len(), 27);
+
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/requests", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    let again = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert_eq!(again.change_count(), 0, "{again:#?}");
+    let report = run::apply(&client, &flags, &desired, &again, &opts)
+        .await
+        .unwrap();
+    assert!(report.applied.is_empty() && report.run_id.is_none());
+    assert_eq!(writes(&admin(&emu, "/_emulator/requests").await), 0);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
+    let (emu, client, opts, _state) = start().await;
+    let flags = fabrik_flags::Flags::defaults();
+    // Something exists before the run and must survive the rollback.
+    let before_desired = examples("test");
+    let mut first = before_desired.clone();
+    first.workspaces.truncate(1);
+    first.workspaces[0].git = None;
+    let plan = fabrik_cli::engine::plan(&client, &first, 4).await.unwrap();
+    let r = run::apply(&client, &flags, &first, &plan, &opts)
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let before = admin(&emu, "/_emulator/state").await;
+
+    // A workspace whose git connection names no credentials fails permanently (400) late in the run.
+    let mut desired = examples("test");
+    desired.workspaces[0].git.as_mut().unwrap().connection_id = None;
+    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
+        .await
+        .unwrap();
+    let report = run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(report.errors[0].contains("git"), "{:?}", report.errors);
+    assert!(!report.rolled_back.is_empty());
+    assert!(
+        report.rollback_errors.is_empty(),
+        "{:?}",
+        report.rollback_errors
+    );
+    let mut after = admin(&emu, "/_emulator/state").await;
+    let mut before = before;
+    // Soft-deleted items are kept apart by the emulator; compare what is live.
+    for s in [&mut before, &mut after] {
+        if let Some(o) = s.as_object_mut() {
+            o.retain(|k, _| {
+                !k.to_lowercase().contains("deleted") && !k.to_lowercase().contains("recycle")
+            });
+        }
+    }
+    assert_eq!(after, before);
+    emu.shutdown().await.unwrap();
+}
+
+mod faults;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
+    let (emu, client, opts, _state) = start().await;
+    let desired = examples("dev");
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert!(
+        run::apply(&client, &flags, &desired, &plan, &opts)
+            .await
+            .unwrap()
+            .errors
+            .is_empty()
+    );
+    // Someone adds a report by hand to the reporting workspace.
+    let ws = client
+        .find_workspace(&desired.workspaces[2].name)
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .create_item(
+            &ws.id,
+            &fabrik_client::models::CreateItemRequest::new("Hand made", "Report".into()),
+        )
+        .await
+        .unwrap();
+
+    let done = fabrik_cli::engine::destroy(&client, &desired)
+        .await
+        .unwrap();
+    assert_eq!(done.iter().filter(|d| d.workspace_deleted).count(), 2);
+    let kept = &done[2];
+    assert!(!kept.workspace_deleted);
+    assert_eq!(kept.kept, vec!["report Hand made"]);
+    assert!(
+        kept.removed
+            .iter()
+            .any(|r| r == "lakehouse GOLD_Reporting_Lakehouse")
+    );
+    let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(client.list_workspaces())
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|w| w.display_name.as_str())
+            .collect::<Vec<_>>(),
+        vec![desired.workspaces[2].name.as_str()]
+    );
+    // A second destroy finds nothing more to remove.
+    let again = fabrik_cli::engine::destroy(&client, &desired)
+        .await
+        .unwrap();
+    assert!(again.iter().all(|d| d.removed.is_empty()), "{again:?}");
+    emu.shutdown().await.unwrap();
+}
