@@ -44,6 +44,7 @@ fn examples(env: &str) -> config::Desired {
         environment: env.into(),
         lenient: false,
         env: Default::default(),
+        secrets: Default::default(),
     };
     config::load(&path, &opts).expect("examples are valid").0
 }

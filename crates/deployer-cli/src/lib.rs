@@ -1,9 +1,15 @@
 //! The `fabrik` command-line deployer: configuration, validation, planning and deployment of
 //! Microsoft Fabric workspaces. The only crate that composes the other fabrik crates.
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod config;
 pub mod engine;
 pub mod plan;
 pub mod resolver;
 pub mod run;
+pub mod secrets;
 pub mod serve;

@@ -7,10 +7,25 @@
 )]
 
 use std::path::PathBuf;
+
+// Everything this command prints passes through the secret redactor: a value read through
+// `${secret:NAME}` never reaches the terminal, even inside a plan or an error message.
+macro_rules! println {
+    ($($t:tt)*) => { std::println!("{}", fabrik_cli::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { std::print!("{}", fabrik_cli::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => { std::eprintln!("{}", fabrik_cli::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! eprint {
+    ($($t:tt)*) => { std::eprint!("{}", fabrik_cli::secrets::redact(&format!($($t)*))) };
+}
 use std::process::ExitCode;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fabrik_cli::config;
@@ -157,7 +172,6 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Validate => validate(&cli),
         Command::Flags => flags(&cli),
         Command::Schema => {
             print!("{}", config::json_schema());
@@ -247,7 +261,7 @@ async fn async_main(cli: &Cli) -> ExitCode {
 async fn commands(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Plan { detailed_exitcode } => {
-            let Ok(desired) = load(cli) else {
+            let Ok(desired) = load(cli).await else {
                 return ExitCode::from(2);
             };
             let Ok(flags) = resolve_flags(cli) else {
@@ -270,7 +284,7 @@ async fn commands(cli: &Cli) -> ExitCode {
             }
         }
         Command::Apply { no_rollback } => {
-            let Ok(desired) = load(cli) else {
+            let Ok(desired) = load(cli).await else {
                 return ExitCode::from(2);
             };
             let Ok(flags) = resolve_flags(cli) else {
@@ -357,7 +371,7 @@ async fn commands(cli: &Cli) -> ExitCode {
             fabrik_cli::serve::serve(&serve_options(cli, *interval, listen)).await
         }
         Command::Destroy { yes } => {
-            let Ok(desired) = load(cli) else {
+            let Ok(desired) = load(cli).await else {
                 return ExitCode::from(2);
             };
             if !yes
@@ -396,7 +410,8 @@ async fn commands(cli: &Cli) -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
-        Command::Validate | Command::Flags | Command::Schema => ExitCode::SUCCESS,
+        Command::Validate => validate(cli).await,
+        Command::Flags | Command::Schema => ExitCode::SUCCESS,
     }
 }
 
@@ -560,20 +575,55 @@ async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
         // Run from anywhere in the repository: fall back to the examples shipped beside the crate.
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fabrik.yaml")
     };
-    let emu =
-        match fabrik_emulator::Emulator::start(fabrik_emulator::EmulatorConfig::default()).await {
-            Ok(e) => e,
-            Err(e) => return fail(&e.to_string()),
+    // The emulator with its Entra ID stand-in over HTTPS: the demo signs in as a service
+    // principal with a client secret, exactly as a CI pipeline would, trusting only the
+    // emulator's generated CA.
+    let config = fabrik_emulator::EmulatorConfig {
+        tls: Some(fabrik_emulator::TlsConfig {
+            port: 0,
+            ca_out: None,
+        }),
+        ..Default::default()
+    };
+    let emu = match fabrik_emulator::Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let (Some(authority), Some(ca)) = (emu.tls_base_url(), emu.ca_pem()) else {
+        return fail("the emulator did not start its HTTPS endpoint");
+    };
+    println!(
+        "emulator listening on {} (Entra ID on {authority})",
+        emu.base_url()
+    );
+    let env = fabrik_secrets::MapEnv::new()
+        .with("AZURE_TENANT_ID", fabrik_emulator::DEFAULT_TENANT_ID)
+        .with("AZURE_CLIENT_ID", fabrik_emulator::DEFAULT_CLIENT_ID)
+        .with(
+            "AZURE_CLIENT_SECRET",
+            fabrik_emulator::DEFAULT_CLIENT_SECRET,
+        )
+        .with("AZURE_AUTHORITY_HOST", authority);
+    let mut azure = fabrik_secrets::AzureOptions::new();
+    azure.authority_host = Some(authority.to_string());
+    azure.extra_ca_pem = Some(ca.as_bytes().to_vec());
+    let provider =
+        match run::azure_tokens(Some(fabrik_secrets::AuthMethod::ClientSecret), &env, &azure) {
+            Ok(p) => p,
+            Err(e) => return fail(&e),
         };
-    println!("emulator listening on {}", emu.base_url());
-    // The demo deploys as a service principal would; its token comes from the emulator.
-    let principal = "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f";
-    let token = emu.mint_token_as(principal, "ServicePrincipal", Duration::from_secs(3600));
-    let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
+    match provider.token(&[fabrik_client::FABRIC_SCOPE]).await {
+        Ok(_) => println!(
+            "signed in as service principal {} (client secret, over TLS)",
+            fabrik_emulator::DEFAULT_CLIENT_ID
+        ),
+        Err(e) => return fail(&format!("sign-in failed: {e}")),
+    }
     let opts = config::LoadOptions {
         environment: cli.environment.clone(),
         lenient: false,
         env: std::env::vars().collect(),
+        secrets: Default::default(),
     };
     let desired = match config::load(&example, &opts) {
         Ok((d, _)) => d,
@@ -622,11 +672,22 @@ async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
     code
 }
 
-fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
+async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
+    let Ok(flags) = resolve_flags(cli) else {
+        return Err(ExitCode::from(2));
+    };
+    let secrets = fabrik_cli::secrets::resolve(
+        &cli.config,
+        &flags,
+        cli.auth.as_deref(),
+        cli.ca_cert.as_deref(),
+    )
+    .await;
     let opts = config::LoadOptions {
         environment: cli.environment.clone(),
         lenient: cli.lenient,
         env: std::env::vars().collect(),
+        secrets,
     };
     match config::load(&cli.config, &opts) {
         Ok((desired, warnings)) => {
@@ -646,8 +707,8 @@ fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
     }
 }
 
-fn validate(cli: &Cli) -> ExitCode {
-    match load(cli) {
+async fn validate(cli: &Cli) -> ExitCode {
+    match load(cli).await {
         Ok(d) => {
             let items: usize = d.workspaces.iter().map(|w| w.items.len()).sum();
             let principals: usize = d.workspaces.iter().map(|w| w.principals.len()).sum();

@@ -149,14 +149,25 @@ pub fn token_provider(
     if let Some(ca) = ca_cert {
         options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
     }
+    azure_tokens(method, &env, &options)
+        .map_err(|e| format!("{e}; or set FABRIC_TOKEN to a bearer token for the Fabric API"))
+}
+
+/// Tokens from an Azure credential: `method`, or the automatic chain when `None`, reading
+/// `AZURE_*` from `env`.
+pub fn azure_tokens(
+    method: Option<fabrik_secrets::AuthMethod>,
+    env: &dyn fabrik_secrets::Env,
+    options: &fabrik_secrets::AzureOptions,
+) -> Result<Arc<dyn TokenProvider>, String> {
     let azure = fabrik_secrets::AzureAuth::from_env(
         method,
         None,
-        &env,
-        &options,
+        env,
+        options,
         Arc::new(fabrik_core::SystemClock),
     )
-    .map_err(|e| format!("{e}; or set FABRIC_TOKEN to a bearer token for the Fabric API"))?;
+    .map_err(|e| e.to_string())?;
     Ok(azure.tokens as Arc<dyn TokenProvider>)
 }
 

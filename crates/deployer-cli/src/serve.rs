@@ -152,6 +152,7 @@ async fn reconcile(
         environment: opts.environment.clone(),
         lenient: opts.lenient,
         env: std::env::vars().collect(),
+        secrets: Default::default(),
     };
     let desired = match config::load(&opts.config, &load) {
         Ok((d, _)) => d,

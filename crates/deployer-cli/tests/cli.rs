@@ -308,3 +308,94 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_references_are_deployed_but_never_printed_or_journaled() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fabrik.yaml");
+    std::fs::write(
+        &config,
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    description: \"key ${secret:fabrik-test-api-key}\"\n",
+    )
+    .unwrap();
+    let secret = "sk-live-4f9c2a7e1b";
+    let state = dir.path().join("runs");
+    let run = |cmd: &str| {
+        fabrik()
+            .args([cmd, "--config"])
+            .arg(&config)
+            .args([
+                "--base-url",
+                &format!("{}/v1", emu.base_url()),
+                "--output",
+                "json",
+            ])
+            .arg("--state-dir")
+            .arg(&state)
+            .env("FABRIC_TOKEN", &token)
+            .env("FABRIK_TEST_API_KEY", secret)
+            .output()
+            .unwrap()
+    };
+    for cmd in ["validate", "plan", "apply", "plan"] {
+        let out = run(cmd);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{cmd}: {text}");
+        assert!(!text.contains(secret), "{cmd} printed the secret: {text}");
+    }
+    // The value was deployed…
+    let state_json: serde_json::Value = reqwest::get(format!("{}/_emulator/state", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(state_json.to_string().contains(&format!("key {secret}")));
+    // …and no journal holds it.
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains(secret));
+    }
+    // A missing secret is an error at its reference naming where fabrik looked; nothing is sent.
+    let out = fabrik()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .env_remove("FABRIK_TEST_API_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fabrik.yaml:4:23") && stderr.contains("fabrik-test-api-key"),
+        "{stderr}"
+    );
+    emu.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_readme_main_command_deploys_the_examples_and_a_second_plan_is_empty() {
+    let out = fabrik().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("signed in as service principal"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plan: 27 to create"), "{stdout}");
+    assert!(stdout.contains("applied: 27 created"), "{stdout}");
+    assert!(stdout.contains("second plan is empty"), "{stdout}");
+}

@@ -134,6 +134,43 @@ pub struct LoadOptions {
     pub lenient: bool,
     /// Environment variables for `${env:VAR}` references.
     pub env: BTreeMap<String, String>,
+    /// Values for `${secret:NAME}` references, resolved beforehand through the secret
+    /// providers (see [`secret_references`]); a name missing here is an error at the reference.
+    pub secrets: BTreeMap<String, SecretValue>,
+}
+
+/// A secret's value, or why it could not be read. Debug never shows the value.
+#[derive(Clone)]
+pub enum SecretValue {
+    /// The value.
+    Value(String),
+    /// Why it could not be read (names every place looked; never a value).
+    Missing(String),
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretValue::Value(_) => f.write_str("Value([redacted])"),
+            SecretValue::Missing(why) => write!(f, "Missing({why:?})"),
+        }
+    }
+}
+
+/// The names of every `${secret:NAME}` in a config text, to resolve before [`load`].
+pub fn secret_references(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${secret:") {
+        let after = &rest[i + 9..];
+        let Some(end) = after.find('}') else { break };
+        let name = after[..end].trim().to_string();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+        rest = &after[end..];
+    }
+    out
 }
 
 /// A capacity as the config names it.
@@ -242,7 +279,7 @@ pub fn load_str(
     };
     let locs = Locations::of(text);
     let mut problems = Vec::new();
-    let config = substitute_env(path, text, config, &opts.env, &mut problems);
+    let config = substitute_env(path, text, config, opts, &mut problems);
     let desired = validate(path, text, base, &locs, &config, opts, &mut problems);
     problems.sort_by_key(|p| (p.file.clone(), p.pos.map(|p| (p.line, p.col))));
     if problems.iter().any(Problem::is_error) {
@@ -289,9 +326,10 @@ fn substitute_env(
     path: &Path,
     text: &str,
     config: Config,
-    env: &BTreeMap<String, String>,
+    opts: &LoadOptions,
     problems: &mut Vec<Problem>,
 ) -> Config {
+    let env = &opts.env;
     let mut value = match serde_json::to_value(&config) {
         Ok(v) => v,
         Err(_) => return config,
@@ -334,13 +372,15 @@ fn substitute_env(
                         Some(format!("set {var} or remove {reference}")),
                     ),
                 },
-                Some(("secret", name)) => report(
-                    reference,
-                    format!(
-                        "secret reference '{name}' cannot be resolved: secret providers are not available in this build"
+                Some(("secret", name)) => match opts.secrets.get(name.trim()) {
+                    Some(SecretValue::Value(v)) => out.push_str(v),
+                    Some(SecretValue::Missing(why)) => report(reference, why.clone(), None),
+                    None => report(
+                        reference,
+                        format!("secret '{name}' was not resolved"),
+                        Some("secrets are read through the environment, .env and Key Vault".into()),
                     ),
-                    Some("pass the value through ${env:VAR} for now".into()),
-                ),
+                },
                 _ => report(
                     reference,
                     format!("unknown reference '{reference}'"),

@@ -56,6 +56,20 @@ fn opts(env: &str) -> LoadOptions {
         env: [("TEAM".to_string(), "data".to_string())]
             .into_iter()
             .collect(),
+        secrets: [
+            (
+                "db-password".to_string(),
+                SecretValue::Value("hunter2-very-secret".into()),
+            ),
+            (
+                "missing".to_string(),
+                SecretValue::Missing(
+                    "secret 'missing' not found (looked in: environment, .env)".into(),
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -222,4 +236,26 @@ fn naming_standards_apply_to_items_with_suggested_fixes() {
         "{}",
         errs[0].headline()
     );
+}
+
+#[test]
+fn secret_references_are_found_substituted_and_reported_when_missing() {
+    let config = "project: {name: x, prefix: p}\nworkspaces:\n  - name: a\n    description: \"pw ${secret:db-password}\"\n  - name: b\n    description: ${secret:missing}\n";
+    assert_eq!(secret_references(config), vec!["db-password", "missing"]);
+    let dir = fixture(config);
+    let errs = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0]
+            .headline()
+            .contains("6:18: secret 'missing' not found (looked in: environment, .env)"),
+        "{}",
+        errs[0].headline()
+    );
+    let ok = "project: {name: x, prefix: p}\nworkspaces:\n  - name: a\n    description: \"pw ${secret:db-password}\"\n";
+    let dir = fixture(ok);
+    let (d, _) = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap();
+    assert_eq!(d.workspaces[0].description, "pw hunter2-very-secret");
+    // The value never shows in Debug output of the options.
+    assert!(!format!("{:?}", opts("dev")).contains("hunter2"));
 }
