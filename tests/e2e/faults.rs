@@ -113,6 +113,7 @@ async fn deploy(faults: &str) -> (Snapshot, usize) {
         call_timeout: None,
         run_timeout: None,
         rate_limit: None,
+        progress: None,
     };
     // Waits (backoff, Retry-After) pass on a manual clock: the test takes no real time for them.
     let clock = Arc::new(ManualClock::auto_advance());

@@ -32,6 +32,7 @@ async fn start() -> (
         call_timeout: Some(Duration::from_secs(30)),
         run_timeout: None,
         rate_limit: None,
+        progress: None,
     };
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
     let client = run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
@@ -212,4 +213,169 @@ async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
         .unwrap();
     assert!(again.iter().all(|d| d.removed.is_empty()), "{again:?}");
     emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_made_directly_in_the_service_shows_in_plan_and_apply_repairs_it() {
+    use fabrik_client::models::{UpdateItemRequest, WorkspaceRole};
+    let (emu, client, opts, _state) = start().await;
+    let desired = examples("dev");
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert!(
+        run::apply(&client, &flags, &desired, &plan, &opts)
+            .await
+            .unwrap()
+            .errors
+            .is_empty()
+    );
+
+    // Someone edits things by hand: a lakehouse description, a role, and deletes a notebook.
+    let ws = client
+        .find_workspace(&desired.workspaces[0].name)
+        .await
+        .unwrap()
+        .unwrap();
+    let items: Vec<_> =
+        futures::TryStreamExt::try_collect(client.list_items(&ws.id, &Default::default()))
+            .await
+            .unwrap();
+    let lh = items
+        .iter()
+        .find(|i| i.display_name == "BRONZE_Sales_Lakehouse")
+        .unwrap();
+    let nb = items
+        .iter()
+        .find(|i| i.display_name == "01_Ingest_Sales_Notebook")
+        .unwrap();
+    client
+        .update_item(
+            &ws.id,
+            &lh.id,
+            &UpdateItemRequest {
+                display_name: None,
+                description: Some("edited by hand".into()),
+            },
+        )
+        .await
+        .unwrap();
+    client.delete_item(&ws.id, &nb.id).await.unwrap();
+    client
+        .update_role_assignment(
+            &ws.id,
+            "c3d4e5f6-a7b8-4c9d-8e1f-2a3b4c5d6e7f",
+            WorkspaceRole::Admin,
+        )
+        .await
+        .unwrap();
+
+    let drift = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    let changes: Vec<(String, Option<String>)> = drift
+        .workspaces
+        .iter()
+        .flat_map(|w| &w.changes)
+        .map(|c| (c.target.clone(), c.detail.clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "lakehouse BRONZE_Sales_Lakehouse".to_string(),
+                Some("description: \"edited by hand\" → \"Raw sales extracts\"".to_string())
+            ),
+            (
+                "notebook 01_Ingest_Sales_Notebook".to_string(),
+                Some("in folder bronze".to_string())
+            ),
+            (
+                "role for Group c3d4e5f6-a7b8-4c9d-8e1f-2a3b4c5d6e7f".to_string(),
+                Some("role: Admin → Viewer".to_string())
+            ),
+        ]
+    );
+    let report = run::apply(&client, &flags, &desired, &drift, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        fabrik_cli::engine::plan(&client, &desired, 4)
+            .await
+            .unwrap()
+            .change_count(),
+        0
+    );
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_the_seventh_workspace_rolls_everything_back() {
+    use fabrik_cli::config::{DesiredItem, DesiredPrincipal, DesiredWorkspace};
+    let (emu, client, mut opts, _state) = start().await;
+    opts.concurrency = 1;
+    let before = admin(&emu, "/_emulator/state").await;
+    let workspaces = (0..10)
+        .map(|w| DesiredWorkspace {
+            name: format!("perm-{w}"),
+            description: String::new(),
+            capacity: None,
+            folders: vec![],
+            items: vec![DesiredItem {
+                name: format!("LH_{w}"),
+                item_type: "Lakehouse".into(),
+                description: String::new(),
+                folder: None,
+                definition: None,
+            }],
+            principals: vec![DesiredPrincipal {
+                id: "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0".into(),
+                kind: "Group".into(),
+                role: "Viewer".into(),
+            }],
+            git: None,
+        })
+        .collect();
+    let desired = config::Desired {
+        environment: "dev".into(),
+        workspaces,
+        features: Default::default(),
+        hash: "x".into(),
+    };
+    // The 7th workspace create is refused for good.
+    emu.set_faults("POST /v1/workspaces#7=403".parse().unwrap());
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
+        .await
+        .unwrap();
+    let report = run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("perm-6") && report.errors[0].contains("403"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.rolled_back.len(),
+        18,
+        "6 workspaces, 6 lakehouses, 6 roles: {:?}",
+        report.rolled_back
+    );
+    let after = admin(&emu, "/_emulator/state").await;
+    assert_eq!(live(after), live(before));
+    emu.shutdown().await.unwrap();
+}
+
+/// The emulator keeps soft-deleted items apart; compare what is live.
+fn live(mut state: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = state.as_object_mut() {
+        o.retain(|k, _| {
+            !k.to_lowercase().contains("deleted") && !k.to_lowercase().contains("recycle")
+        });
+    }
+    state
 }

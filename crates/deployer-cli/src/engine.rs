@@ -258,6 +258,16 @@ pub async fn plan(
     Ok(Plan { workspaces })
 }
 
+/// Called after each change is applied and journaled (progress bars, log lines).
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(&Applied) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// What apply did to one resource.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
@@ -292,6 +302,7 @@ pub async fn apply_workspace(
     client: &FabricClient,
     txn: &Transaction,
     wp: &WorkspacePlan,
+    progress: Option<&Progress>,
 ) -> Result<Vec<Applied>, EngineError> {
     let mut done = Vec::new();
     let name = wp.name.clone();
@@ -644,11 +655,15 @@ pub async fn apply_workspace(
                 }
             }
         };
-        done.push(Applied {
+        let applied = Applied {
             workspace: name.clone(),
             target,
             outcome,
-        });
+        };
+        if let Some(p) = progress {
+            (p.0)(&applied);
+        }
+        done.push(applied);
     }
     Ok(done)
 }
@@ -691,6 +706,7 @@ pub async fn apply(
     txn: &Arc<Transaction>,
     plan: &Plan,
     concurrency: usize,
+    progress: Option<&Progress>,
 ) -> (Vec<Applied>, Vec<EngineError>) {
     // Once one workspace fails, workspaces not yet started are skipped.
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -703,7 +719,7 @@ pub async fn apply(
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok(Vec::new());
             }
-            let r = apply_workspace(client, txn, wp).await;
+            let r = apply_workspace(client, txn, wp, progress).await;
             if r.is_err() {
                 stop.store(true, std::sync::atomic::Ordering::SeqCst);
             }

@@ -6,6 +6,7 @@
     reason = "a command-line tool reports to the terminal"
 )]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 // Everything this command prints passes through the secret redactor: a value read through
@@ -217,6 +218,7 @@ fn run_options(cli: &Cli, base_url: String) -> RunOptions {
         call_timeout: Some(Duration::from_secs(cli.call_timeout)),
         run_timeout: cli.run_timeout.map(Duration::from_secs),
         rate_limit: cli.rate_limit,
+        progress: None,
     }
 }
 
@@ -514,10 +516,40 @@ async fn apply_and_report(
         return ExitCode::SUCCESS;
     }
     print_plan(cli, &plan);
+    // Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
+    let mut opts = opts.clone();
+    let bar = (cli.output == Output::Text && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(plan.change_count() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    if cli.output == Output::Text {
+        let bar = bar.clone();
+        opts.progress = Some(fabrik_cli::engine::Progress(Arc::new(move |a| {
+            let line = fabrik_cli::secrets::redact(&format!(
+                "{} {} ({})",
+                a.outcome, a.target, a.workspace
+            ));
+            match &bar {
+                Some(b) => {
+                    b.set_message(line);
+                    b.inc(1);
+                }
+                None => std::eprintln!("  {line}"),
+            }
+        })));
+    }
+    let opts = &opts;
     let report = match run::apply(client, flags, desired, &plan, opts).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     if let Some(path) = &cli.report {
         let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": &plan, "result": &report});
         if let Err(e) = std::fs::write(
@@ -533,6 +565,7 @@ async fn apply_and_report(
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
+        print_summary(&report);
         let created = report
             .applied
             .iter()
@@ -565,6 +598,27 @@ async fn apply_and_report(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A table: one row per workspace with what apply did to it.
+fn print_summary(report: &run::ApplyReport) {
+    let mut rows: std::collections::BTreeMap<&str, [usize; 3]> = Default::default();
+    for a in &report.applied {
+        let row = rows.entry(a.workspace.as_str()).or_default();
+        match a.outcome {
+            "created" => row[0] += 1,
+            "updated" => row[1] += 1,
+            _ => row[2] += 1,
+        }
+    }
+    let width = rows.keys().map(|k| k.len()).max().unwrap_or(9).max(9);
+    println!(
+        "{:<width$}  {:>7}  {:>7}  {:>7}",
+        "WORKSPACE", "CREATED", "UPDATED", "EXISTED"
+    );
+    for (ws, [c, u, e]) in &rows {
+        println!("{ws:<width$}  {c:>7}  {u:>7}  {e:>7}");
     }
 }
 

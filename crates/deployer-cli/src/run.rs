@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub run_timeout: Option<Duration>,
     /// Client-side pace, requests per second per host.
     pub rate_limit: Option<u32>,
+    /// Told of each applied change.
+    pub progress: Option<engine::Progress>,
 }
 
 /// The resilience configuration from the seed's variables (`RETRY_*`, `CIRCUIT_BREAKER_*`),
@@ -217,7 +219,7 @@ pub async fn apply(
             .map_err(|e| format!("cannot start the run journal: {e}"))?,
     );
     report.run_id = Some(txn.run_id().to_string());
-    let work = engine::apply(client, &txn, plan, opts.concurrency);
+    let work = engine::apply(client, &txn, plan, opts.concurrency, opts.progress.as_ref());
     let (applied, errors) = match opts.run_timeout {
         Some(limit) => match tokio::time::timeout(limit, work).await {
             Ok(r) => r,
