@@ -8,7 +8,8 @@
 use std::time::{Duration, SystemTime};
 
 /// What kind of failure an error is, as far as retrying is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum ErrorClass {
     /// May succeed if tried again (5xx gateway errors, dropped connections).
@@ -30,6 +31,16 @@ impl ErrorClass {
             429 => ErrorClass::Throttled,
             500 | 502 | 503 | 504 => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
+        }
+    }
+
+    /// A stable lower-case name, for metric labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Throttled => "throttled",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Permanent => "permanent",
         }
     }
 

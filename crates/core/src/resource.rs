@@ -39,6 +39,7 @@ impl fmt::Display for ResourceKind {
 
 /// Identity of one resource: its kind, id and the ids of what it lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
     /// What kind of resource.
     pub kind: ResourceKind,
@@ -180,6 +181,9 @@ pub enum Undo {
         item_id: String,
         /// The previous parts.
         parts: Vec<DefinitionPart>,
+        /// The definition's format (`ipynb` for notebooks read as ipynb), when not the default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<String>,
     },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
@@ -199,6 +203,7 @@ pub enum Undo {
 
 /// What executing an [`Undo`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum UndoOutcome {
     /// The undo was carried out.
     Done,

@@ -94,7 +94,7 @@ async fn read_workspace(
     name: &str,
     description: &str,
     capacity_id: Option<String>,
-    managed_definitions: &[(String, String)],
+    managed_definitions: &[(String, String, Option<String>)],
 ) -> Result<LiveWorkspace, EngineError> {
     let folders: Vec<_> = client
         .list_folders(id)
@@ -141,12 +141,13 @@ async fn read_workspace(
     let mut live_items = Vec::new();
     for it in items {
         let kind = it.kind.as_str().to_string();
-        let definition = if managed_definitions
+        let managed = managed_definitions
             .iter()
-            .any(|(t, n)| *t == kind && n.eq_ignore_ascii_case(&it.display_name))
-        {
+            .find(|(t, n, _)| *t == kind && n.eq_ignore_ascii_case(&it.display_name));
+        let definition = if let Some((_, _, format)) = managed {
+            // Read in the format the config provides, so the parts compare like for like.
             let d = client
-                .get_item_definition(id, &it.id, None)
+                .get_item_definition(id, &it.id, format.as_deref())
                 .await
                 .map_err(ctx(format!(
                     "reading the definition of {kind} {}",
@@ -227,11 +228,13 @@ pub async fn plan(
             .capacity
             .as_ref()
             .and_then(|c| caps.get(capacity_key(c)).cloned());
-        let managed: Vec<(String, String)> = d
+        let managed: Vec<(String, String, Option<String>)> = d
             .items
             .iter()
-            .filter(|i| i.definition.is_some())
-            .map(|i| (i.item_type.clone(), i.name.clone()))
+            .filter_map(|i| {
+                let p = i.definition.as_ref()?;
+                Some((i.item_type.clone(), i.name.clone(), definition_format(p)))
+            })
             .collect();
         async move {
             let live = match live {
@@ -279,9 +282,17 @@ pub struct Applied {
     pub outcome: &'static str,
 }
 
+/// The definition format parts imply: notebooks given as `.ipynb` are `ipynb`; `.py` is the default.
+fn definition_format(parts: &[(String, String)]) -> Option<String> {
+    parts
+        .iter()
+        .any(|(path, _)| path.ends_with(".ipynb"))
+        .then(|| "ipynb".to_string())
+}
+
 fn parts(p: &[(String, String)]) -> ItemDefinition {
     ItemDefinition {
-        format: None,
+        format: definition_format(p),
         parts: p
             .iter()
             .map(|(path, payload)| DefinitionPart {
@@ -566,6 +577,7 @@ pub async fn apply_workspace(
                                 payload: v.clone(),
                             })
                             .collect(),
+                        format: definition_format(new),
                     },
                 )
                 .await

@@ -91,9 +91,10 @@ impl Undoer for FabricUndoer {
                 workspace_id,
                 item_id,
                 parts,
+                format,
             } => {
                 let definition = ItemDefinition {
-                    format: None,
+                    format: format.clone(),
                     parts: parts
                         .iter()
                         .map(|p| DefinitionPart {

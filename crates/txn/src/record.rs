@@ -368,7 +368,7 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
             line,
-            r#"{"type":"track","seq":2,"at":"2026-01-01T00:00:00.25Z","intent":1,"resource":{"kind":"Workspace","id":"w1","display_name":"sales-dev"},"undo":{"op":"deleteWorkspace","workspaceId":"w1"}}"#
+            r#"{"type":"track","seq":2,"at":"2026-01-01T00:00:00.25Z","intent":1,"resource":{"kind":"Workspace","id":"w1","displayName":"sales-dev"},"undo":{"op":"deleteWorkspace","workspaceId":"w1"}}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
         let e = Record::End {

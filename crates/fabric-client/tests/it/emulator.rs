@@ -906,6 +906,7 @@ async fn the_undoer_undoes_and_treats_gone_as_done() {
                 payload: p.payload.clone(),
             })
             .collect(),
+        format: None,
     };
     assert_eq!(undoer.undo(&restore_def).await.unwrap(), UndoOutcome::Done);
     let after = c.get_item_definition(&ws.id, &nb.id, None).await.unwrap();
