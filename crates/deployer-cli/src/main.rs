@@ -243,6 +243,18 @@ async fn async_main(cli: &Cli) -> ExitCode {
                     "warn".into()
                 }
             });
+            // FEATURE_USE_TELEMETRY=off keeps everything local: no export to Application Insights.
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let telemetry_on = fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
+                env: &env,
+                file: None,
+                cli: &cli.features,
+            })
+            .map(|f| f.is_on(fabrik_core::Flag::Telemetry))
+            .unwrap_or(true);
+            if !telemetry_on {
+                c.app_insights = None;
+            }
             match fabrik_telemetry::Telemetry::init(&c) {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -543,10 +555,29 @@ async fn apply_and_report(
         })));
     }
     let opts = &opts;
+    let started = std::time::Instant::now();
     let report = match run::apply(client, flags, desired, &plan, opts).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    let telemetry = fabrik_telemetry::global();
+    let outcome = if report.errors.is_empty() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    telemetry.record_run(outcome, started.elapsed());
+    let changes = report.applied.len().to_string();
+    let run_id = report.run_id.clone().unwrap_or_default();
+    telemetry.track_event(
+        "fabrik.apply",
+        &[
+            ("environment", &desired.environment),
+            ("outcome", outcome),
+            ("runId", &run_id),
+            ("changes", &changes),
+        ],
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -589,6 +620,13 @@ async fn apply_and_report(
             for r in &report.rolled_back {
                 println!("  - {r}");
             }
+        }
+        if !report.left_in_place.is_empty() {
+            println!(
+                "left in place ({} change(s)); undo later with `fabrik rollback {}`",
+                report.left_in_place.len(),
+                report.run_id.as_deref().unwrap_or("RUN_ID")
+            );
         }
         for e in &report.rollback_errors {
             eprintln!("rollback error: {e}");

@@ -8,7 +8,7 @@ use fabrik_client::{FabricClient, FabricUndoer, StaticTokenProvider};
 use fabrik_core::{Clock, EventSink, Flag, Sleeper, TokenProvider};
 use fabrik_flags::Flags;
 use fabrik_resilience::{Pipeline, ResilienceConfig};
-use fabrik_txn::{Transaction, TxnOptions};
+use fabrik_txn::{Transaction, TxnOptions, UndoResult};
 
 use crate::config::Desired;
 use crate::engine::{self, Applied, EngineError};
@@ -191,6 +191,8 @@ pub struct ApplyReport {
     pub rolled_back: Vec<String>,
     /// Rollback failures.
     pub rollback_errors: Vec<String>,
+    /// What was deliberately left in place (rollback disabled or `--no-rollback`).
+    pub left_in_place: Vec<String>,
 }
 
 /// Applies `plan`: journals every change, and rolls back on failure when asked to.
@@ -207,6 +209,7 @@ pub async fn apply(
         errors: vec![],
         rolled_back: vec![],
         rollback_errors: vec![],
+        left_in_place: vec![],
     };
     if plan.change_count() == 0 {
         return Ok(report);
@@ -242,14 +245,16 @@ pub async fn apply(
         .await
     {
         Ok(r) => {
-            let failed: Vec<u64> = r.failures().map(|f| f.step).collect();
             for e in &r.entries {
-                if failed.contains(&e.step) {
-                    report
+                match &e.result {
+                    UndoResult::Done | UndoResult::AlreadyGone | UndoResult::AlreadyUndone => {
+                        report.rolled_back.push(e.resource.to_string())
+                    }
+                    UndoResult::Failed { message, .. } => report
                         .rollback_errors
-                        .push(format!("{}: {:?}", e.resource, e.result));
-                } else {
-                    report.rolled_back.push(e.resource.to_string());
+                        .push(format!("{}: {message}", e.resource)),
+                    UndoResult::LeftInPlace => report.left_in_place.push(e.resource.to_string()),
+                    _ => {}
                 }
             }
         }

@@ -414,3 +414,196 @@ fn the_readme_main_command_deploys_the_examples_and_a_second_plan_is_empty() {
         "{stdout}"
     );
 }
+
+/// Runs fabrik against the emulator with a token, in `dir`, returning (exit code, stdout, stderr).
+fn run_in(emu: &Emulator, token: &str, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = fabrik()
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(dir.join("runs"))
+        .env("FABRIC_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n    git: {provider: GitHub, owner: o, repository: r, branch: main, connection_id: 7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a}\n",
+    )
+    .unwrap();
+
+    // Changes pending: 2; --output json is a plan document.
+    let (code, stdout, _) = run_in(
+        &emu,
+        &token,
+        d,
+        &["plan", "--detailed-exitcode", "--output", "json"],
+    );
+    assert_eq!(code, Some(2));
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["workspaces"].as_array().unwrap().len(), 2);
+
+    // Workspace "two" has no capacity, so its git connect fails; --no-rollback keeps the rest.
+    let report = d.join("report.json");
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &[
+            "apply",
+            "--no-rollback",
+            "--concurrency",
+            "1",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["result"]["errors"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r["result"]["rolled_back"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    assert_eq!(
+        r["result"]["left_in_place"].as_array().unwrap().len(),
+        4,
+        "{r}"
+    );
+    let state = emu.state().to_string();
+    assert!(
+        state.contains("s-one-dev") && state.contains("LH_one") && state.contains("s-two-dev"),
+        "{state}"
+    );
+
+    // Fix the config: drop git. Now plan has nothing left for "one"; after apply, exit code 0.
+    std::fs::write(d.join("fabrik.yaml"), "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n").unwrap();
+    let (code, stdout, _) = run_in(&emu, &token, d, &["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("plan: 0 to create, 0 to update"),
+        "{stdout}"
+    );
+
+    // destroy asks first; with no terminal to answer, it refuses and removes nothing.
+    let (code, _, stderr) = run_in(&emu, &token, d, &["destroy"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(emu.state().to_string().contains("s-one-dev"));
+    let (code, stdout, _) = run_in(&emu, &token, d, &["destroy", "--yes"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!emu.state().to_string().contains("s-one-dev"));
+    emu.shutdown().await.unwrap();
+}
+
+#[test]
+fn flags_command_reports_values_sources_and_readiness_and_rejects_typos() {
+    let out = fabrik()
+        .args(["flags", "--feature", "retry_logic=off"])
+        .env("FEATURE_USE_ROLLBACK", "no")
+        .env("FEATURE_USE_CIRCUIT_BRAKER", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("retry_logic      FEATURE_USE_RETRY_LOGIC      off   command line"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "rollback         FEATURE_USE_ROLLBACK         off   env FEATURE_USE_ROLLBACK"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("production ready: no"), "{stdout}");
+    assert!(
+        stderr.contains("did you mean FEATURE_USE_CIRCUIT_BREAKER?"),
+        "{stderr}"
+    );
+    let bad = fabrik()
+        .arg("flags")
+        .env("FEATURE_USE_TELEMETRY", "ture")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("invalid value 'ture' for FEATURE_USE_TELEMETRY")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    let out = fabrik()
+        .args(["apply", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(dir.path().join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .env(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            emu.app_insights_connection_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = stdout
+        .split("trace ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .expect("the summary prints the trace id")
+        .to_string();
+    assert_eq!(trace.len(), 32, "{stdout}");
+    // The process flushed on exit: the event is there, under the run's operation id.
+    let envelopes = emu.telemetry();
+    let apply = envelopes
+        .iter()
+        .find(|e| e.to_string().contains("fabrik.apply"))
+        .unwrap_or_else(|| panic!("no fabrik.apply event in {envelopes:?}"));
+    assert_eq!(apply["tags"]["ai.operation.id"], trace.as_str(), "{apply}");
+    assert!(
+        apply.to_string().contains("\"outcome\":\"succeeded\""),
+        "{apply}"
+    );
+    assert!(!apply.to_string().contains(&token), "no token in telemetry");
+    emu.shutdown().await.unwrap();
+}
