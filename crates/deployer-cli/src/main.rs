@@ -826,22 +826,8 @@ async fn validate(cli: &Cli) -> ExitCode {
 }
 
 fn flags(cli: &Cli) -> ExitCode {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let file = std::fs::read_to_string(&cli.config).ok().and_then(|t| {
-        let v: serde_norway::Value = serde_norway::from_str(&t).ok()?;
-        let section: fabrik_flags::FileSection =
-            serde_norway::from_value(v.get("features")?.clone()).ok()?;
-        Some((cli.config.clone(), section))
-    });
-    match fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
-        env: &env,
-        file,
-        cli: &cli.features,
-    }) {
+    match resolve_flags(cli) {
         Ok(flags) => {
-            for w in flags.warnings() {
-                eprintln!("warning: {w}");
-            }
             if cli.output == Output::Json {
                 let rows: Vec<serde_json::Value> = flags
                     .report()
@@ -865,11 +851,6 @@ fn flags(cli: &Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(2)
-        }
+        Err(()) => ExitCode::from(2),
     }
 }
