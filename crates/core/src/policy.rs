@@ -88,6 +88,12 @@ pub enum Rejection {
         /// When a probe will be allowed.
         retry_in: Duration,
     },
+    /// The circuit for `key` was isolated by hand; it stays open until someone resets it.
+    #[error("circuit '{key}' is isolated until it is reset")]
+    CircuitIsolated {
+        /// The breaker's key.
+        key: String,
+    },
     /// The retry budget is spent: too many retries across all callers.
     #[error("retry budget for '{key}' exhausted")]
     BudgetExhausted {
@@ -130,7 +136,17 @@ impl Classify for Rejection {
     fn class(&self) -> ErrorClass {
         match self {
             Rejection::AttemptTimedOut { .. } => ErrorClass::Timeout,
+            // An open circuit is a temporary state with a known end: a caller outside the
+            // pipeline (a recovery run, a reconciler) may try again after `retry_in`.
+            Rejection::CircuitOpen { .. } => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Rejection::CircuitOpen { retry_in, .. } => Some(*retry_in),
+            _ => None,
         }
     }
 }

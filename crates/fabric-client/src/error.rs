@@ -231,7 +231,9 @@ impl FabricError {
             FabricError::Api(e) => e.status >= 500,
             FabricError::Rejected { rejection, .. } => !matches!(
                 rejection,
-                Rejection::CircuitOpen { .. } | Rejection::Bulkhead { .. }
+                Rejection::CircuitOpen { .. }
+                    | Rejection::CircuitIsolated { .. }
+                    | Rejection::Bulkhead { .. }
             ),
             _ => false,
         }
@@ -263,6 +265,7 @@ impl Classify for FabricError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             FabricError::Api(e) => e.retry_after,
+            FabricError::Rejected { rejection, .. } => rejection.retry_after(),
             _ => None,
         }
     }
@@ -322,7 +325,9 @@ mod tests {
                 retry_in: Duration::from_secs(1),
             },
         };
-        assert_eq!(rejected.class(), ErrorClass::Permanent);
+        // An open circuit ends at a known time: transient, with that time as the hint.
+        assert_eq!(rejected.class(), ErrorClass::Transient);
+        assert_eq!(rejected.retry_after(), Some(Duration::from_secs(1)));
         assert!(!rejected.may_have_applied());
         let decode = FabricError::Decode {
             operation: "GET /v1/x".into(),

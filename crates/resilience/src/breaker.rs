@@ -295,7 +295,7 @@ impl CircuitBreaker {
                 transition = Some((CircuitState::Open, CircuitState::HalfOpen));
                 Ok(self.enter_half_open(&mut inner, word, now))
             }
-            OPEN => Err(inner.open_until - now),
+            OPEN => Err(Some(inner.open_until - now)),
             HALF_OPEN if inner.probes_in_flight < self.cfg.half_open_max_probes => {
                 inner.probes_in_flight += 1;
                 Ok(word)
@@ -307,18 +307,22 @@ impl CircuitBreaker {
                 if now >= stale_at {
                     Ok(self.enter_half_open(&mut inner, word, now))
                 } else {
-                    Err(stale_at - now)
+                    Err(Some(stale_at - now))
                 }
             }
-            _ => Err(Duration::MAX),
+            // Isolated: no probe is ever allowed until a reset.
+            _ => Err(None),
         };
         drop(inner);
         self.emit(transition);
         match result {
             Ok(w) => Ok(self.permit(w)),
-            Err(retry_in) => Err(Rejection::CircuitOpen {
+            Err(Some(retry_in)) => Err(Rejection::CircuitOpen {
                 key: self.key.clone(),
                 retry_in,
+            }),
+            Err(None) => Err(Rejection::CircuitIsolated {
+                key: self.key.clone(),
             }),
         }
     }

@@ -56,6 +56,7 @@ fn class_label(class: ErrorClass) -> &'static str {
 fn rejection_label(r: &Rejection) -> &'static str {
     match r {
         Rejection::CircuitOpen { .. } => "circuit_open",
+        Rejection::CircuitIsolated { .. } => "circuit_isolated",
         Rejection::BudgetExhausted { .. } => "budget_exhausted",
         Rejection::DeadlineExceeded { .. } => "deadline_exceeded",
         Rejection::HintBeyondDeadline { .. } => "hint_beyond_deadline",

@@ -107,7 +107,7 @@ fn isolate_rejects_until_reset_and_reads_as_open() {
     assert_eq!(b.state(), CircuitState::Isolated);
     clock.advance(Duration::from_secs(3600));
     match b.try_acquire() {
-        Err(Rejection::CircuitOpen { retry_in, .. }) => assert_eq!(retry_in, Duration::MAX),
+        Err(Rejection::CircuitIsolated { key }) => assert_eq!(key, "k"),
         other => panic!("{other:?}"),
     }
     assert_eq!(b.snapshot().state, BreakerState::Open);
