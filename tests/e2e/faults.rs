@@ -114,6 +114,7 @@ async fn deploy(faults: &str) -> (Snapshot, usize) {
         run_timeout: None,
         rate_limit: None,
         progress: None,
+        extra_ca_pem: None,
     };
     // Waits (backoff, Retry-After) pass on a manual clock: the test takes no real time for them.
     let clock = Arc::new(ManualClock::auto_advance());

@@ -33,6 +33,7 @@ async fn start() -> (
         run_timeout: None,
         rate_limit: None,
         progress: None,
+        extra_ca_pem: None,
     };
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
     let client = run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();

@@ -219,6 +219,8 @@ fn run_options(cli: &Cli, base_url: String) -> RunOptions {
         run_timeout: cli.run_timeout.map(Duration::from_secs),
         rate_limit: cli.rate_limit,
         progress: None,
+        // Read once here; `live_client` reports a file that cannot be read.
+        extra_ca_pem: cli.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok()),
     }
 }
 
@@ -226,6 +228,14 @@ fn live_client(
     cli: &Cli,
     flags: &fabrik_flags::Flags,
 ) -> Result<fabrik_client::FabricClient, String> {
+    if let Some(p) = &cli.ca_cert
+        && let Err(e) = std::fs::read(p)
+    {
+        return Err(format!(
+            "cannot read the CA certificate {}: {e}",
+            p.display()
+        ));
+    }
     let opts = run_options(cli, cli.base_url.clone());
     run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())
         .and_then(|t| run::client(&opts, flags, t))

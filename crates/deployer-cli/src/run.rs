@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub rate_limit: Option<u32>,
     /// Told of each applied change.
     pub progress: Option<engine::Progress>,
+    /// An extra CA certificate (PEM) the Fabric client trusts besides the system roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 /// The resilience configuration from the seed's variables (`RETRY_*`, `CIRCUIT_BREAKER_*`),
@@ -81,6 +83,9 @@ pub fn stack(
         .token_provider(token)
         .lro_deadline(opts.lro_deadline)
         .call_timeout(opts.call_timeout);
+    if let Some(pem) = &opts.extra_ca_pem {
+        builder = builder.extra_root_certificate_pem(pem.clone());
+    }
     if let Some(t) = timing {
         pipeline = pipeline
             .clock(Arc::clone(&t.clock))

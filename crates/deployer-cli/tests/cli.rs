@@ -607,3 +607,56 @@ async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints()
     assert!(!apply.to_string().contains(&token), "no token in telemetry");
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_cert_lets_fabrik_talk_https_to_a_private_ca() {
+    let emu = Emulator::start(EmulatorConfig {
+        tls: Some(fabrik_emulator::TlsConfig {
+            port: 0,
+            ca_out: None,
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = emu.mint_token(
+        "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0",
+        Duration::from_secs(600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: c, prefix: c}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let base = format!("{}/v1", emu.tls_base_url().unwrap());
+    let plan = |ca: Option<&Path>| {
+        let mut c = fabrik();
+        c.args(["plan", "--config"])
+            .arg(dir.path().join("fabrik.yaml"))
+            .args(["--base-url", &base])
+            .env("FABRIC_TOKEN", &token);
+        if let Some(ca) = ca {
+            c.arg("--ca-cert").arg(ca);
+        }
+        c.output().unwrap()
+    };
+    let ok = plan(Some(&ca));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("+ workspace c-one-dev"));
+    let refused = plan(None);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "without the CA the certificate is refused"
+    );
+    let missing = plan(Some(&dir.path().join("nope.pem")));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the CA certificate"));
+    emu.shutdown().await.unwrap();
+}

@@ -91,6 +91,7 @@ pub struct FabricClientBuilder {
     token_refresh_before: Duration,
     connect_timeout: Duration,
     user_agent: String,
+    extra_roots: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for FabricClientBuilder {
@@ -123,6 +124,7 @@ impl FabricClient {
             token_refresh_before: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
             user_agent: concat!("fabrik/", env!("CARGO_PKG_VERSION")).to_owned(),
+            extra_roots: Vec::new(),
         }
     }
 
@@ -220,6 +222,13 @@ impl FabricClientBuilder {
         self
     }
 
+    /// Trusts an extra CA certificate (PEM) besides the system roots: a private CA, or the
+    /// emulator's generated one. Verification is never turned off.
+    pub fn extra_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(pem.into());
+        self
+    }
+
     /// Builds the client. Fails on a missing token provider, an unparsable base URL, or plain
     /// `http` to a host that is not loopback.
     pub fn build(self) -> Result<FabricClient, FabricError> {
@@ -227,7 +236,20 @@ impl FabricClientBuilder {
             .token_provider
             .ok_or_else(|| FabricError::InvalidRequest("no token provider configured".into()))?;
         let base = normalize_base(&self.base_url)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        for pem in &self.extra_roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| FabricError::InvalidRequest(format!("extra CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(FabricError::InvalidRequest(
+                    "extra CA certificate: no PEM certificate found".into(),
+                ));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .user_agent(self.user_agent)
             .connect_timeout(self.connect_timeout)
             // Redirects would carry the bearer token to wherever they point; Fabric doesn't

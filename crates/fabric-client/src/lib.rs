@@ -26,6 +26,11 @@
 //! [`CallPolicy`]: fabrik_core::policy::CallPolicy
 //! [`Classify`]: fabrik_core::Classify
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod api;
 mod auth;
 mod client;

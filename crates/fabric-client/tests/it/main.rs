@@ -7,3 +7,4 @@ mod lro_protocol;
 mod real_trace;
 mod resilience;
 mod spec_examples;
+mod tls;

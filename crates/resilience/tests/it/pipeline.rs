@@ -234,7 +234,7 @@ fn shared_registry_is_what_health_reads() {
     let r = s.drive(p.run(&ctx(), |_| async { Ok::<_, ApiError>(()) }));
     assert!(matches!(
         r,
-        Err(CallError::Rejected(Rejection::CircuitOpen { .. }))
+        Err(CallError::Rejected(Rejection::CircuitIsolated { .. }))
     ));
 }
 
