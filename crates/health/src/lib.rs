@@ -25,6 +25,11 @@
 //! # }
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod checks;
 mod registry;
 mod router;

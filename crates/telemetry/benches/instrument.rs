@@ -1,6 +1,6 @@
 //! Cost on the calling thread of instrumenting one call (span + counter + histogram) with the
 //! exporters enabled: JSON console layer (to a sink), Prometheus recorder, Application
-//! Insights worker running.
+//! Insights worker running; then the same with OTLP span export on (to a loopback receiver).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -9,7 +9,8 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, criterion_main};
 use fabrik_telemetry::{
-    AppInsightsConfig, CallTimer, ConsoleFormat, RunContext, Telemetry, TelemetryConfig, timed,
+    AppInsightsConfig, CallTimer, ConsoleFormat, OtlpConfig, RunContext, Telemetry,
+    TelemetryConfig, timed,
 };
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -20,17 +21,26 @@ fn instrument_one_call(c: &mut Criterion) {
         .build()
         .unwrap();
     let _enter = rt.enter();
-    let config = TelemetryConfig {
+    let mut config = TelemetryConfig {
         console: Some(ConsoleFormat::Json),
         app_insights: Some(AppInsightsConfig::new("bench", "http://127.0.0.1:9")),
         ..TelemetryConfig::default()
     };
-    let parts = Telemetry::build_with(
-        &config,
-        RunContext::new(),
-        BoxMakeWriter::new(std::io::sink),
-    )
-    .unwrap();
+    bench_with(c, &config, "telemetry");
+    // A receiver that takes every batch, so spans flow rather than pile up and drop.
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+    rt.spawn(async move { axum::serve(listener, app).await });
+    config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
+    bench_with(c, &config, "telemetry_otlp");
+}
+
+fn bench_with(c: &mut Criterion, config: &TelemetryConfig, group: &str) {
+    let parts = Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink))
+        .unwrap();
     let recorder = parts.recorder.expect("prometheus on");
     let _metrics = metrics::set_default_local_recorder(&recorder);
     let _tracing = tracing::dispatcher::set_default(&parts.dispatch);
@@ -39,7 +49,7 @@ fn instrument_one_call(c: &mut Criterion) {
 
     let mut cx = Context::from_waker(Waker::noop());
     let timer = CallTimer::new("create_item");
-    c.bench_function("telemetry/call_timer_span_counter_histogram", |b| {
+    c.bench_function(&format!("{group}/call_timer_span_counter_histogram"), |b| {
         b.iter(|| {
             let fut = pin!(timer.time(async { black_box(1) }));
             match fut.poll(&mut cx) {
@@ -48,7 +58,7 @@ fn instrument_one_call(c: &mut Criterion) {
             }
         });
     });
-    c.bench_function("telemetry/timed_call_span_counter_histogram", |b| {
+    c.bench_function(&format!("{group}/timed_call_span_counter_histogram"), |b| {
         b.iter(|| {
             let fut = pin!(timed("create_item", async { black_box(1) }));
             match fut.poll(&mut cx) {
@@ -65,6 +75,17 @@ fn instrument_one_call(c: &mut Criterion) {
             .render()
             .contains("fabrik_calls_total")
     );
+    // Spans the OTLP queue dropped rather than make the calling thread wait, if any.
+    let text = parts.telemetry.prometheus().unwrap().render();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("fabrik_telemetry_dropped_total"))
+    {
+        #[allow(clippy::print_stderr)] // a bench reports on stderr
+        {
+            eprintln!("{group}: {line}");
+        }
+    }
 }
 
 // criterion_group! generates an undocumented public function.

@@ -6,17 +6,14 @@
 //! This is one worker task and one `reqwest` client (the workspace's single HTTP stack).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use fabrik_core::metric_names::TELEMETRY_DROPPED;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::config::AppInsightsConfig;
 use crate::context::RunContext;
+use crate::queue::{Queue, QueueConfig, Sink};
 
 /// One telemetry item, as queued (serialized on the worker, not the caller's thread).
 #[derive(Debug, Clone)]
@@ -34,181 +31,42 @@ pub(crate) enum ItemKind {
     Dependency(crate::Dependency),
 }
 
-/// Counts of what the exporter did.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) accepted: AtomicU64,
-    pub(crate) dropped: AtomicU64,
+/// Starts the Application Insights worker on the current tokio runtime.
+pub(crate) fn start(
+    config: &AppInsightsConfig,
+    run: RunContext,
+    role: &str,
+    environment: Option<&str>,
+) -> Queue<Item> {
+    let sink = Ingestion {
+        url: format!("{}/v2.1/track", config.ingestion_endpoint),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default(),
+        envelope: EnvelopeBase::new(&config.instrumentation_key, run, role, environment),
+    };
+    let queue = QueueConfig {
+        capacity: config.queue_capacity,
+        max_batch: config.max_batch,
+        flush_interval: config.flush_interval,
+    };
+    Queue::start("app_insights", sink, queue)
 }
 
-/// What a flush or shutdown achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FlushReport {
-    /// Items accepted by the endpoint so far, in total.
-    pub accepted: u64,
-    /// Items dropped so far, in total (queue full, endpoint down, or rejected).
-    pub dropped: u64,
-    /// Whether the deadline passed before the queue was empty.
-    pub timed_out: bool,
-}
-
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// The sending half, held by the telemetry handle.
-#[derive(Debug)]
-pub(crate) struct Exporter {
-    items: mpsc::Sender<Item>,
-    control: mpsc::UnboundedSender<Control>,
-    pub(crate) stats: Arc<Stats>,
-}
-
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Control::Flush(_) => "Flush",
-            Control::Shutdown(_) => "Shutdown",
-        })
-    }
-}
-
-fn count_dropped(n: u64, reason: &'static str, stats: &Stats) {
-    if n == 0 {
-        return;
-    }
-    stats.dropped.fetch_add(n, Ordering::Relaxed);
-    metrics::counter!(TELEMETRY_DROPPED, "exporter" => "app_insights", "reason" => reason)
-        .increment(n);
-}
-
-impl Exporter {
-    /// Starts the worker on the current tokio runtime.
-    pub(crate) fn start(
-        config: &AppInsightsConfig,
-        run: RunContext,
-        role: &str,
-        environment: Option<&str>,
-    ) -> Self {
-        let (items, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let (control, ctl_rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(Stats::default());
-        let worker = Worker {
-            url: format!("{}/v2.1/track", config.ingestion_endpoint),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-            envelope: EnvelopeBase::new(&config.instrumentation_key, run, role, environment),
-            max_batch: config.max_batch.max(1),
-            flush_interval: config.flush_interval,
-            stats: stats.clone(),
-        };
-        tokio::spawn(worker.run(rx, ctl_rx));
-        Self {
-            items,
-            control,
-            stats,
-        }
-    }
-
-    /// Queues an item without waiting; a full queue drops it and counts the drop.
-    pub(crate) fn submit(&self, item: Item) {
-        if self.items.try_send(item).is_err() {
-            count_dropped(1, "queue_full", &self.stats);
-        }
-    }
-
-    fn report(&self, timed_out: bool) -> FlushReport {
-        FlushReport {
-            accepted: self.stats.accepted.load(Ordering::Relaxed),
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
-            timed_out,
-        }
-    }
-
-    /// Sends everything queued, waiting at most `deadline`.
-    pub(crate) async fn flush(&self, deadline: Duration) -> FlushReport {
-        self.ask(Control::Flush, deadline).await
-    }
-
-    /// Flushes and stops the worker, waiting at most `deadline`.
-    pub(crate) async fn shutdown(&self, deadline: Duration) -> FlushReport {
-        self.ask(Control::Shutdown, deadline).await
-    }
-
-    async fn ask(
-        &self,
-        make: fn(oneshot::Sender<()>) -> Control,
-        deadline: Duration,
-    ) -> FlushReport {
-        let (tx, rx) = oneshot::channel();
-        if self.control.send(make(tx)).is_err() {
-            return self.report(false); // already shut down
-        }
-        let timed_out = tokio::time::timeout(deadline, rx).await.is_err();
-        self.report(timed_out)
-    }
-}
-
-struct Worker {
+/// The ingestion endpoint, as a batch sink.
+struct Ingestion {
     url: String,
     http: reqwest::Client,
     envelope: EnvelopeBase,
-    max_batch: usize,
-    flush_interval: Duration,
-    stats: Arc<Stats>,
 }
 
-impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Item>, mut ctl: mpsc::UnboundedReceiver<Control>) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        let mut due = tokio::time::Instant::now() + self.flush_interval;
-        loop {
-            tokio::select! {
-                biased;
-                c = ctl.recv() => {
-                    let Some(c) = c else { break };
-                    while let Ok(item) = rx.try_recv() {
-                        batch.push(item);
-                        if batch.len() >= self.max_batch {
-                            self.send(&mut batch).await;
-                        }
-                    }
-                    self.send(&mut batch).await;
-                    match c {
-                        Control::Flush(done) => { let _ = done.send(()); }
-                        Control::Shutdown(done) => { let _ = done.send(()); break; }
-                    }
-                }
-                item = rx.recv() => {
-                    let Some(item) = item else { break };
-                    if batch.is_empty() {
-                        due = tokio::time::Instant::now() + self.flush_interval;
-                    }
-                    batch.push(item);
-                    if batch.len() >= self.max_batch {
-                        self.send(&mut batch).await;
-                    }
-                }
-                () = tokio::time::sleep_until(due), if !batch.is_empty() => {
-                    self.send(&mut batch).await;
-                }
-            }
-        }
-        self.send(&mut batch).await;
-    }
+impl Sink for Ingestion {
+    type Item = Item;
 
-    async fn send(&self, batch: &mut Vec<Item>) {
-        if batch.is_empty() {
-            return;
-        }
+    async fn send(&mut self, batch: Vec<Item>) -> Option<u64> {
         let n = batch.len() as u64;
-        let body: Vec<Value> = batch
-            .drain(..)
-            .map(|i| self.envelope.envelope(&i))
-            .collect();
+        let body: Vec<Value> = batch.iter().map(|i| self.envelope.envelope(i)).collect();
         let response = self
             .http
             .post(&self.url)
@@ -216,34 +74,29 @@ impl Worker {
             .json(&body)
             .send()
             .await;
-        let accepted = match response {
-            Ok(r) if r.status().is_success() => match r.json::<TrackResponse>().await {
-                Ok(t) => t.items_accepted.min(n),
-                Err(_) => n, // a 2xx without the usual body: the endpoint took them
-            },
+        match response {
+            // 200, 206 (some refused) and 400 (all refused) say how many were accepted.
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 400 => {
+                let ok = r.status().is_success();
+                match r.json::<TrackResponse>().await {
+                    Ok(t) => Some(t.items_accepted),
+                    Err(_) if ok => Some(n), // a 2xx without the usual body: the endpoint took them
+                    Err(_) => None,
+                }
+            }
             Ok(r) => {
                 tracing::debug!(
                     status = r.status().as_u16(),
                     items = n,
                     "Application Insights refused a batch"
                 );
-                0
+                None
             }
             Err(e) => {
                 tracing::debug!(error = %e.without_url(), items = n, "Application Insights unreachable");
-                0
+                None
             }
-        };
-        self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
-        count_dropped(
-            n - accepted,
-            if accepted == 0 {
-                "send_failed"
-            } else {
-                "rejected"
-            },
-            &self.stats,
-        );
+        }
     }
 }
 

@@ -106,6 +106,122 @@ impl AppInsightsConfig {
     }
 }
 
+/// The OTLP/HTTP encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// `http/protobuf` (the OTLP default).
+    #[default]
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
+}
+
+/// Where and how traces are exported over OTLP/HTTP.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// The full URL spans are POSTed to (`http://localhost:4318/v1/traces`).
+    pub traces_endpoint: String,
+    /// The encoding.
+    pub protocol: OtlpProtocol,
+    /// Extra request headers, e.g. a backend's API key (values are not shown by `Debug`).
+    /// `OTEL_EXPORTER_OTLP_HEADERS` is also read by the exporter itself.
+    pub headers: Vec<(String, String)>,
+    /// How long one export may take, retries included (default 10 s).
+    pub timeout: Duration,
+    /// Spans queued at most; more are dropped and counted (default 2,048).
+    pub queue_capacity: usize,
+    /// Spans sent per request at most (default 512).
+    pub max_batch: usize,
+    /// How long a partial batch waits before it is sent (default 5 s).
+    pub flush_interval: Duration,
+}
+
+impl fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OtlpConfig")
+            .field("traces_endpoint", &self.traces_endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_batch", &self.max_batch)
+            .field("flush_interval", &self.flush_interval)
+            .finish()
+    }
+}
+
+impl OtlpConfig {
+    /// Exports to `traces_endpoint` (the full URL, path included) with the defaults.
+    pub fn new(traces_endpoint: impl Into<String>) -> Self {
+        Self {
+            traces_endpoint: traces_endpoint.into(),
+            protocol: OtlpProtocol::HttpProtobuf,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            queue_capacity: 2048,
+            max_batch: 512,
+            flush_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Reads the standard variables through `get`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used
+    /// as is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` appended),
+    /// `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` (`http/protobuf` or `http/json`) and
+    /// `OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT` (milliseconds). `None` without an endpoint, or
+    /// when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let either = |signal: &str, general: &str| get(signal).or_else(|| get(general));
+        if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+        {
+            return Ok(None);
+        }
+        let endpoint = match get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(e) => e,
+            None => match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(base) => format!("{}/v1/traces", base.trim_end_matches('/')),
+                None => return Ok(None),
+            },
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ConfigError(
+                "the OTLP endpoint is not an http(s) URL".into(),
+            ));
+        }
+        let mut c = Self::new(endpoint);
+        match either(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        )
+        .as_deref()
+        {
+            None | Some("http/protobuf") => {}
+            Some("http/json") => c.protocol = OtlpProtocol::HttpJson,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "OTLP protocol must be http/protobuf or http/json, not '{other}'"
+                )));
+            }
+        }
+        if let Some(ms) = either(
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ) {
+            let ms: u64 = ms.parse().map_err(|_| {
+                ConfigError(format!("OTLP timeout must be milliseconds, not '{ms}'"))
+            })?;
+            c.timeout = Duration::from_millis(ms);
+        }
+        Ok(Some(c))
+    }
+}
+
 /// Everything telemetry needs to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
@@ -121,6 +237,8 @@ pub struct TelemetryConfig {
     pub prometheus: bool,
     /// Export items to Application Insights.
     pub app_insights: Option<AppInsightsConfig>,
+    /// Export spans over OTLP/HTTP.
+    pub otlp: Option<OtlpConfig>,
 }
 
 impl Default for TelemetryConfig {
@@ -132,6 +250,7 @@ impl Default for TelemetryConfig {
             filter: "info".into(),
             prometheus: true,
             app_insights: None,
+            otlp: None,
         }
     }
 }
@@ -140,8 +259,8 @@ impl TelemetryConfig {
     /// Reads the environment through `get` (pass `|k| std::env::var(k).ok()`), so tests and the
     /// CLI's own config layering can supply it:
     /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (or the seed's `APPINSIGHTS_INSTRUMENTATION_KEY`),
-    /// `OTEL_SERVICE_NAME`, `ENVIRONMENT`, `RUST_LOG`, and
-    /// `FABRIK_LOG_FORMAT` (`human`, `json` or `off`).
+    /// the OTLP variables of [`OtlpConfig::from_env`], `OTEL_SERVICE_NAME`, `ENVIRONMENT`,
+    /// `RUST_LOG`, and `FABRIK_LOG_FORMAT` (`human`, `json` or `off`).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let mut c = Self::default();
@@ -150,6 +269,7 @@ impl TelemetryConfig {
         } else if let Some(k) = get("APPINSIGHTS_INSTRUMENTATION_KEY") {
             c.app_insights = Some(AppInsightsConfig::new(k.trim(), DEFAULT_INGESTION_ENDPOINT));
         }
+        c.otlp = OtlpConfig::from_env(get)?;
         if let Some(n) = get("OTEL_SERVICE_NAME") {
             c.service_name = n;
         }

@@ -12,9 +12,10 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::appinsights::{Exporter, FlushReport, Item, ItemKind};
+use crate::appinsights::{Item, ItemKind};
 use crate::config::{ConfigError, ConsoleFormat, TelemetryConfig};
 use crate::context::{RunContext, TraceId};
+use crate::queue::{FlushReport, Queue};
 use crate::sink::MetricsEventSink;
 
 /// Counter: calls timed by [`Telemetry::timed`] / [`Telemetry::timed_result`], labels `name`,
@@ -102,7 +103,8 @@ pub struct Telemetry {
 
 struct Inner {
     run: RunContext,
-    exporter: Option<Exporter>,
+    app_insights: Option<Queue<Item>>,
+    otlp: Option<Queue<opentelemetry_sdk::trace::SpanData>>,
     prometheus: Option<PrometheusHandle>,
 }
 
@@ -110,7 +112,8 @@ impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Telemetry")
             .field("trace_id", &self.inner.run.trace_id)
-            .field("app_insights", &self.inner.exporter.is_some())
+            .field("app_insights", &self.inner.app_insights.is_some())
+            .field("otlp", &self.inner.otlp.is_some())
             .field("prometheus", &self.inner.prometheus.is_some())
             .finish()
     }
@@ -127,19 +130,12 @@ pub fn global() -> &'static Telemetry {
 impl Telemetry {
     /// A handle that exports nothing: track_* calls only log through `tracing`.
     pub fn disabled() -> Self {
-        Self::from_parts(RunContext::new(), None, None)
-    }
-
-    fn from_parts(
-        run: RunContext,
-        exporter: Option<Exporter>,
-        prometheus: Option<PrometheusHandle>,
-    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                run,
-                exporter,
-                prometheus,
+                run: RunContext::new(),
+                app_insights: None,
+                otlp: None,
+                prometheus: None,
             }),
         }
     }
@@ -162,13 +158,31 @@ impl Telemetry {
     ) -> Result<TelemetryParts, TelemetryError> {
         let filter = EnvFilter::try_new(&config.filter)
             .map_err(|e| ConfigError(format!("log filter '{}': {e}", config.filter)))?;
-        let needs_runtime = config.app_insights.is_some() || config.prometheus;
+        let needs_runtime =
+            config.app_insights.is_some() || config.otlp.is_some() || config.prometheus;
         if needs_runtime && tokio::runtime::Handle::try_current().is_err() {
             return Err(TelemetryError::NoRuntime);
         }
+        let environment = config.environment.as_deref();
+        let otlp = config
+            .otlp
+            .as_ref()
+            .map(|c| crate::otlp::start(c, run, &config.service_name, environment))
+            .transpose()?;
         type Base = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
-        let console: Option<Box<dyn Layer<Base> + Send + Sync>> =
-            config.console.map(|format| match format {
+        let mut layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = Vec::new();
+        if let Some((_, tracer)) = &otlp {
+            layers.push(
+                // Busy/idle timing and thread attributes cost time on every span for little.
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer.clone())
+                    .with_tracked_inactivity(false)
+                    .with_threads(false)
+                    .boxed(),
+            );
+        }
+        layers.extend(config.console.map(|format| {
+            match format {
                 ConsoleFormat::Human => {
                     tracing_subscriber::fmt::layer().with_writer(writer).boxed()
                 }
@@ -178,8 +192,9 @@ impl Telemetry {
                     .with_span_list(true)
                     .with_writer(writer)
                     .boxed(),
-            });
-        let subscriber = Registry::default().with(filter).with(console);
+            }
+        }));
+        let subscriber = Registry::default().with(filter).with(layers);
 
         let recorder = config.prometheus.then(|| {
             let builder = PrometheusBuilder::new();
@@ -200,11 +215,20 @@ impl Telemetry {
                 }
             });
         }
-        let exporter = config.app_insights.as_ref().map(|ai| {
-            Exporter::start(ai, run, &config.service_name, config.environment.as_deref())
-        });
+        let app_insights = config
+            .app_insights
+            .as_ref()
+            .map(|ai| crate::appinsights::start(ai, run, &config.service_name, environment));
+        let telemetry = Self {
+            inner: Arc::new(Inner {
+                run,
+                app_insights,
+                otlp: otlp.map(|(queue, _)| queue),
+                prometheus,
+            }),
+        };
         Ok(TelemetryParts {
-            telemetry: Self::from_parts(run, exporter, prometheus),
+            telemetry,
             dispatch: Dispatch::new(subscriber),
             recorder,
         })
@@ -257,7 +281,7 @@ impl Telemetry {
     }
 
     fn submit(&self, kind: ItemKind, properties: &[(&str, &str)]) {
-        if let Some(exporter) = &self.inner.exporter {
+        if let Some(exporter) = &self.inner.app_insights {
             exporter.submit(Item {
                 time: SystemTime::now(),
                 kind,
@@ -371,20 +395,43 @@ impl Telemetry {
         .instrument(span)
     }
 
-    /// Sends what is queued, waiting at most `deadline`.
+    /// Sends what every exporter has queued, waiting at most `deadline`. The report sums
+    /// both exporters' items (Application Insights items and OTLP spans).
     pub async fn flush(&self, deadline: Duration) -> FlushReport {
-        match &self.inner.exporter {
-            Some(e) => e.flush(deadline).await,
-            None => FlushReport::default(),
-        }
+        self.each(|q| q.flush(deadline), |q| q.flush(deadline))
+            .await
     }
 
-    /// Flushes and stops the exporter, waiting at most `deadline`; call at the end of a run.
+    /// Flushes and stops the exporters, waiting at most `deadline`; call at the end of a run.
     pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
-        match &self.inner.exporter {
-            Some(e) => e.shutdown(deadline).await,
-            None => FlushReport::default(),
-        }
+        self.each(|q| q.shutdown(deadline), |q| q.shutdown(deadline))
+            .await
+    }
+
+    /// Runs `ai` and `otlp` on the configured exporters at the same time.
+    async fn each<'a, A, B>(
+        &'a self,
+        ai: impl FnOnce(&'a Queue<Item>) -> A,
+        otlp: impl FnOnce(&'a Queue<opentelemetry_sdk::trace::SpanData>) -> B,
+    ) -> FlushReport
+    where
+        A: Future<Output = FlushReport>,
+        B: Future<Output = FlushReport>,
+    {
+        let a = async {
+            match &self.inner.app_insights {
+                Some(q) => ai(q).await,
+                None => FlushReport::default(),
+            }
+        };
+        let b = async {
+            match &self.inner.otlp {
+                Some(q) => otlp(q).await,
+                None => FlushReport::default(),
+            }
+        };
+        let (a, b) = tokio::join!(a, b);
+        a.merge(b)
     }
 }
 

@@ -3,9 +3,10 @@
 //! fabrik records through the `tracing` and `metrics` facades, so users' own subscribers and
 //! recorders work. This crate builds the ones fabrik offers by configuration
 //! ([`TelemetryConfig`], usually [`TelemetryConfig::from_env`]): console output (human or JSON
-//! lines), a Prometheus registry for `GET /metrics`, and Application Insights export from
-//! `APPLICATIONINSIGHTS_CONNECTION_STRING` (batched, through a bounded queue that drops and
-//! counts rather than blocks, flushed on shutdown with a deadline).
+//! lines), a Prometheus registry for `GET /metrics`, Application Insights export from
+//! `APPLICATIONINSIGHTS_CONNECTION_STRING`, and span export over OTLP/HTTP from
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (both batched, through a bounded queue that drops and counts
+//! rather than blocks, flushed on shutdown with a deadline).
 //!
 //! Each run has one W3C trace id ([`RunContext`]): the root span carries it, every exported
 //! item carries it as its operation id, and the CLI prints it in the run summary.
@@ -25,21 +26,29 @@
 //! # let _ = n; Ok(()) }
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod appinsights;
 mod config;
 mod context;
 mod handle;
+mod otlp;
+mod queue;
 mod sink;
 
-pub use appinsights::FlushReport;
 pub use config::{
-    AppInsightsConfig, ConfigError, ConsoleFormat, DEFAULT_INGESTION_ENDPOINT, TelemetryConfig,
+    AppInsightsConfig, ConfigError, ConsoleFormat, DEFAULT_INGESTION_ENDPOINT, OtlpConfig,
+    OtlpProtocol, TelemetryConfig,
 };
 pub use context::{RunContext, SpanId, TraceId};
 pub use handle::{
     CALL_DURATION, CALLS, CallTimer, Dependency, Telemetry, TelemetryError, TelemetryParts, global,
     timed,
 };
+pub use queue::FlushReport;
 pub use sink::{MetricsEventSink, RATE_LIMIT_WAIT};
 
 /// Fire-and-forget [`Telemetry::track_event`] on the [`global`] handle.

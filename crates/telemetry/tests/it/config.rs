@@ -119,3 +119,61 @@ fn traceparent_is_w3c_and_round_trips_the_trace_id() {
         "0af7651916cd43dd8448eb211c80319c"
     );
 }
+
+#[test]
+fn otlp_is_configured_by_the_standard_variables() {
+    use fabrik_telemetry::{OtlpConfig, OtlpProtocol};
+    use std::time::Duration;
+    assert!(TelemetryConfig::from_env(env(&[])).unwrap().otlp.is_none());
+    let c = OtlpConfig::from_env(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318/"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.traces_endpoint, "https://collector:4318/v1/traces");
+    assert_eq!(c.protocol, OtlpProtocol::HttpProtobuf);
+    assert_eq!(c.timeout, Duration::from_millis(2500));
+    // The signal's own variables win, and its endpoint is used as is.
+    let c = OtlpConfig::from_env(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:4318/custom"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.traces_endpoint, "http://b:4318/custom");
+    assert_eq!(c.protocol, OtlpProtocol::HttpJson);
+    for off in [
+        ("OTEL_SDK_DISABLED", "true"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ] {
+        let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"), off];
+        assert!(
+            OtlpConfig::from_env(env(&vars)).unwrap().is_none(),
+            "{off:?}"
+        );
+    }
+    for bad in [
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+        [("OTEL_EXPORTER_OTLP_ENDPOINT", "a:4318"), ("X", "")],
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s"),
+        ],
+    ] {
+        assert!(TelemetryConfig::from_env(env(&bad)).is_err(), "{bad:?}");
+    }
+    let mut c = OtlpConfig::new("http://a:4318/v1/traces");
+    c.headers
+        .push(("x-api-key".into(), "very-private-key".into()));
+    let debug = format!("{c:?}");
+    assert!(
+        debug.contains("x-api-key") && !debug.contains("very-private-key"),
+        "{debug}"
+    );
+}

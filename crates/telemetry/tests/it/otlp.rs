@@ -1,0 +1,211 @@
+//! Span export over OTLP/HTTP against a loopback receiver of `POST /v1/traces`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use fabrik_telemetry::{OtlpConfig, OtlpProtocol, RunContext, Telemetry, TelemetryConfig, timed};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use prost::Message;
+use tracing::Instrument;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+/// What the receiver got: (content type, body) per request.
+type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
+
+/// Starts an OTLP/HTTP trace receiver; returns its base URL and what it receives.
+async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(
+                |State(r): State<Received>, h: HeaderMap, body: Bytes| async move {
+                    let ct = h
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    r.lock().unwrap().push((ct, body));
+                    "" // an empty response: full success in both encodings
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+fn env(pairs: &[(&str, &str)]) -> TelemetryConfig {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut c = TelemetryConfig::from_env(|k| map.get(k).cloned()).unwrap();
+    c.console = None;
+    c
+}
+
+/// A span as received: name, trace id, span id, parent span id (hex).
+#[derive(Debug)]
+struct Got {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes protobuf requests; returns the spans and each request's `service.name`.
+fn decode_protobuf(received: &Received) -> (Vec<Got>, Vec<String>) {
+    let (mut spans, mut services) = (Vec::new(), Vec::new());
+    for (ct, body) in received.lock().unwrap().iter() {
+        assert_eq!(ct, "application/x-protobuf");
+        let req = ExportTraceServiceRequest::decode(body.clone()).unwrap();
+        for rs in req.resource_spans {
+            for kv in rs.resource.unwrap().attributes {
+                if let ("service.name", Some(AnyValue::StringValue(s))) =
+                    (kv.key.as_str(), kv.value.and_then(|v| v.value))
+                {
+                    services.push(s);
+                }
+            }
+            for s in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                spans.push(Got {
+                    name: s.name,
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent: hex(&s.parent_span_id),
+                });
+            }
+        }
+    }
+    (spans, services)
+}
+
+#[tokio::test]
+async fn spans_arrive_over_http_protobuf_with_the_run_trace_id() {
+    let (base, received) = receiver().await;
+    let config = env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &base),
+        ("OTEL_SERVICE_NAME", "fabrik-ci"),
+    ]);
+    assert_eq!(
+        config.otlp.as_ref().unwrap().traces_endpoint,
+        format!("{base}/v1/traces")
+    );
+    let parts = Telemetry::build_with(
+        &config,
+        RunContext::new(),
+        BoxMakeWriter::new(std::io::sink),
+    )
+    .unwrap();
+    let _d = tracing::dispatcher::set_default(&parts.dispatch);
+    let t = parts.telemetry;
+    async {
+        timed("plan", async { tracing::info!("planning") }).await;
+    }
+    .instrument(t.run_span())
+    .await;
+    // A span outside the run span (e.g. the serve loop's) belongs to the run's trace too.
+    tracing::info_span!("reconcile").in_scope(|| {});
+
+    let report = t.flush(Duration::from_secs(10)).await;
+    assert_eq!(
+        (report.accepted, report.dropped, report.timed_out),
+        (3, 0, false)
+    );
+    let (spans, services) = decode_protobuf(&received);
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["call", "fabrik.run", "reconcile"]);
+    let trace = t.trace_id().to_string();
+    assert!(spans.iter().all(|s| s.trace_id == trace), "{spans:?}");
+    assert_eq!(
+        spans[0].parent, spans[1].span_id,
+        "call is a child of the run"
+    );
+    assert!(services.iter().all(|s| s == "fabrik-ci") && !services.is_empty());
+}
+
+#[tokio::test]
+async fn http_json_is_chosen_by_the_standard_variables() {
+    let (base, received) = receiver().await;
+    let config = env(&[
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            &format!("{base}/v1/traces"),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ]);
+    assert_eq!(
+        config.otlp.as_ref().unwrap().protocol,
+        OtlpProtocol::HttpJson
+    );
+    let parts = Telemetry::build_with(
+        &config,
+        RunContext::new(),
+        BoxMakeWriter::new(std::io::sink),
+    )
+    .unwrap();
+    let _d = tracing::dispatcher::set_default(&parts.dispatch);
+    let t = parts.telemetry;
+    t.run_span().in_scope(|| {});
+    let report = t.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((report.accepted, report.dropped), (1, 0));
+
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&received[0].1).unwrap();
+    let span = &body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["name"], "fabrik.run");
+    assert_eq!(span["traceId"], t.trace_id().to_string());
+}
+
+#[tokio::test(start_paused = true)]
+async fn collector_down_spans_are_dropped_and_counted_without_failing_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // bound and released: nothing listens there
+    let config = TelemetryConfig {
+        console: None,
+        otlp: Some(OtlpConfig::new(format!(
+            "http://127.0.0.1:{port}/v1/traces"
+        ))),
+        ..TelemetryConfig::default()
+    };
+    let parts = Telemetry::build_with(
+        &config,
+        RunContext::new(),
+        BoxMakeWriter::new(std::io::sink),
+    )
+    .unwrap();
+    let _d = tracing::dispatcher::set_default(&parts.dispatch);
+    let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let t = parts.telemetry;
+    let out = timed("apply", async { 42 }).instrument(t.run_span()).await;
+    assert_eq!(out, 42);
+    // The exporter retries with backoff (paused time makes that instant), then gives up.
+    let report = t.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(
+        (report.accepted, report.dropped, report.timed_out),
+        (0, 2, false)
+    );
+    let text = t.prometheus().unwrap().render();
+    assert!(
+        text.contains(r#"fabrik_telemetry_dropped_total{exporter="otlp",reason="send_failed"} 2"#),
+        "{text}"
+    );
+}
