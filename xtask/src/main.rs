@@ -1,6 +1,8 @@
-//! Project automation: `cargo xtask ci | tidy | deny | test | docs | bench`.
+//! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
+//! release | semver-checks`.
 //!
-//! `cargo xtask ci` is the README's test command and what `.ci/run` calls.
+//! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
+//! release` is described in `release.rs`.
 
 #![allow(
     clippy::print_stdout,
@@ -8,6 +10,8 @@
     reason = "a command-line tool reports to the terminal"
 )]
 
+mod changelog;
+mod release;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +48,14 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     } else {
         Err(format!("{name} failed ({status})"))
     }
+}
+
+/// Whether `cargo <tool>` (a cargo subcommand such as `deny` or `llvm-cov`) is installed.
+fn has_cargo_tool(tool: &str) -> bool {
+    cargo()
+        .args([tool, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn tidy() -> Result<(), String> {
@@ -161,11 +173,7 @@ fn docs() -> Result<(), String> {
 /// cargo-deny: bans, licenses and sources as configured, and advisories offline against the
 /// snapshot in ../shared/rustsec-advisory-db (the machine cannot reach GitHub).
 fn deny() -> Result<(), String> {
-    let have = Command::new("cargo")
-        .args(["deny", "--version"])
-        .output()
-        .map(|o| o.status.success());
-    if !matches!(have, Ok(true)) {
+    if !has_cargo_tool("deny") {
         let mut install = Command::new("cargo");
         install.args(["install", "cargo-deny", "--locked"]);
         step("install cargo-deny", install)?;
@@ -223,6 +231,44 @@ fn deny() -> Result<(), String> {
     result
 }
 
+/// Test coverage with cargo-llvm-cov: a summary on the terminal and an HTML report.
+fn coverage() -> Result<(), String> {
+    if !has_cargo_tool("llvm-cov") {
+        return Err("cargo-llvm-cov is not installed, so no coverage was measured. Install it with `cargo install cargo-llvm-cov --locked` and `rustup component add llvm-tools-preview`, then run `cargo xtask coverage` again".into());
+    }
+    let mut run = cargo();
+    run.args(["llvm-cov", "--workspace", "--locked"]);
+    step("tests under llvm-cov", run)?;
+    let mut html = cargo();
+    html.args(["llvm-cov", "report", "--html"]);
+    step("HTML report", html)?;
+    println!("coverage report: target/llvm-cov/html/index.html");
+    Ok(())
+}
+
+fn release(args: &[String]) -> Result<(), String> {
+    let opts = release::parse_args(args)?;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    release::release(&root(), &opts, &today, &mut release::RealExec)
+}
+
+/// cargo-semver-checks against the previous release tag; says so and succeeds when there is
+/// none. `--install` installs the tool when it is missing (it takes minutes to build).
+fn semver_checks(args: &[String]) -> Result<(), String> {
+    let Some(baseline) = release::last_tag(&root())? else {
+        println!(
+            "semver-checks: skipped: there is no previous release tag (v*) to compare against"
+        );
+        return Ok(());
+    };
+    if args.iter().any(|a| a == "--install") && !has_cargo_tool("semver-checks") {
+        let mut install = cargo();
+        install.args(["install", "cargo-semver-checks", "--locked"]);
+        step("install cargo-semver-checks", install)?;
+    }
+    release::semver_checks(&root(), &baseline, None, &mut release::RealExec)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = args
@@ -237,9 +283,13 @@ fn main() -> ExitCode {
         "docs" => docs(),
         "bench" => bench(rest),
         "bench-index" => write_benchmarks_index(),
+        "coverage" => coverage(),
+        "release" => release(rest),
+        "semver-checks" => semver_checks(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | bench [--deploy-only] | bench-index>"
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | {} | semver-checks [--install]>",
+                release::USAGE
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS

@@ -1,5 +1,7 @@
 //! Tidy checks run by `cargo test` (and so by `cargo xtask ci`): the layering rule, crate
-//! metadata, and a `//!` doc at the top of every source file.
+//! metadata (versions and MSRV inherited from the workspace; for publishable crates, crates.io
+//! metadata and a README whose example runs as a doctest), re-exports of other fabrik crates'
+//! items documented in the README, and a `//!` doc at the top of every source file.
 //!
 //! The checks read `Cargo.toml` files directly rather than `cargo metadata`, so they work on a
 //! fixture tree that is not a buildable workspace (see the tests).
@@ -120,7 +122,8 @@ pub(crate) fn check_layering(root: &Path) -> Result<Vec<String>, String> {
     Ok(breaches)
 }
 
-/// Crate metadata: license, description, repository, a README, and the workspace lints.
+/// Crate metadata: license, description, repository, keywords, categories, a README whose
+/// example runs as a doctest, version and MSRV from the workspace, and the workspace lints.
 pub(crate) fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
     let mut problems = Vec::new();
     for p in read_packages(root)? {
@@ -129,12 +132,29 @@ pub(crate) fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
             pkg.and_then(|t| t.get("publish")).and_then(|v| v.as_bool()) != Some(false);
         let mut need = vec!["description"];
         if publishable {
-            need.extend(["license", "repository"]);
+            need.extend(["license", "repository", "keywords", "categories", "readme"]);
         }
         for key in need {
             if pkg.and_then(|t| t.get(key)).is_none() {
                 problems.push(format!("{}/Cargo.toml: package.{key} is missing", p.dir));
             }
+        }
+        // One version for all crates (cargo xtask release bumps only the workspace's), and the
+        // MSRV stated once in [workspace.package] so cargo checks it for every crate.
+        for key in ["version", "rust-version"] {
+            let inherited = pkg
+                .and_then(|t| t.get(key))
+                .and_then(|v| v.get("workspace"))
+                .and_then(|w| w.as_bool());
+            if inherited != Some(true) {
+                problems.push(format!(
+                    "{}/Cargo.toml: needs {key}.workspace = true",
+                    p.dir
+                ));
+            }
+        }
+        if publishable {
+            problems.extend(check_readme_doctest(root, &p.dir));
         }
         let lints = p
             .manifest
@@ -152,6 +172,89 @@ pub(crate) fn check_metadata(root: &Path) -> Result<Vec<String>, String> {
         }
     }
     Ok(problems)
+}
+
+/// A publishable crate's README has a Rust example that compiles (not `ignore`d) and its
+/// lib.rs includes the README so `cargo test --doc` compiles that example.
+fn check_readme_doctest(root: &Path, dir: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Ok(readme) = fs::read_to_string(root.join(dir).join("README.md")) else {
+        return problems; // reported as missing below
+    };
+    let compiled = readme.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("```")
+            .is_some_and(|info| info.split(',').next() == Some("rust") && !info.contains("ignore"))
+    });
+    if !compiled {
+        problems.push(format!(
+            "{dir}/README.md: needs a ```rust example that compiles (not `ignore`)"
+        ));
+    }
+    let lib = root.join(dir).join("src/lib.rs");
+    if let Ok(text) = fs::read_to_string(&lib)
+        && !text.contains("include_str!(\"../README.md\")")
+    {
+        problems.push(format!(
+            "{dir}/src/lib.rs: include README.md as a doctest (#[cfg(doctest)] #[doc = include_str!(\"../README.md\")])"
+        ));
+    }
+    problems
+}
+
+/// Items of other fabrik crates that a crate under crates/ re-exports (`pub use fabrik_…`)
+/// are part of its API on purpose, so its README must name each of them.
+pub(crate) fn check_reexports(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    for p in read_packages(root)? {
+        if !p.dir.starts_with("crates/") || FREE.contains(&p.dir.as_str()) {
+            continue;
+        }
+        let mut files = Vec::new();
+        collect_rs(&root.join(&p.dir).join("src"), &mut files);
+        let readme = fs::read_to_string(root.join(&p.dir).join("README.md")).unwrap_or_default();
+        for f in files {
+            let text = fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            for item in reexported_items(&text) {
+                if !readme.contains(&format!("`{item}`")) {
+                    let rel = f.strip_prefix(root).unwrap_or(&f);
+                    problems.push(format!(
+                        "{}: re-exports `{item}` from another fabrik crate; say so in {}/README.md",
+                        rel.display(),
+                        p.dir
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// The names `pub use fabrik_x::…;` statements bring in (the last segment of each path, or its
+/// `as` alias), across line breaks inside braces.
+fn reexported_items(text: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("pub use fabrik_") {
+        let stmt = &rest[i + "pub use ".len()..];
+        let end = stmt.find(';').unwrap_or(stmt.len());
+        let stmt = &stmt[..end];
+        rest = &rest[i + 1..];
+        let list = match (stmt.find('{'), stmt.rfind('}')) {
+            (Some(a), Some(b)) if a < b => &stmt[a + 1..b],
+            _ => stmt,
+        };
+        for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let name = match part.split_once(" as ") {
+                Some((_, alias)) => alias.trim(),
+                None => part.rsplit("::").next().unwrap_or(part).trim(),
+            };
+            if name != "self" && name != "*" {
+                items.push(name.to_string());
+            }
+        }
+    }
+    items
 }
 
 /// Every Rust source file under crates/*/src, xtask/src and tests starts with a `//!` doc.
@@ -204,6 +307,7 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
 pub(crate) fn run_all(root: &Path) -> Result<Vec<String>, String> {
     let mut all = check_layering(root)?;
     all.extend(check_metadata(root)?);
+    all.extend(check_reexports(root)?);
     all.extend(check_docs(root)?);
     Ok(all)
 }
@@ -238,7 +342,7 @@ mod tests {
 
     fn manifest(name: &str, deps: &str) -> String {
         format!(
-            "[package]\nname = \"{name}\"\ndescription = \"d\"\nlicense = \"MIT\"\nrepository = \"r\"\n\n{deps}\n[lints]\nworkspace = true\n"
+            "[package]\nname = \"{name}\"\nversion.workspace = true\nrust-version.workspace = true\ndescription = \"d\"\nlicense = \"MIT\"\nrepository = \"r\"\nkeywords = []\ncategories = []\nreadme = \"README.md\"\n\n{deps}\n[lints]\nworkspace = true\n"
         )
     }
 
@@ -268,8 +372,16 @@ mod tests {
             ),
         );
         for c in ["core", "txn", "fabric-client", "deployer-cli"] {
-            write(root, &format!("crates/{c}/README.md"), "r");
-            write(root, &format!("crates/{c}/src/lib.rs"), "//! doc\n");
+            write(
+                root,
+                &format!("crates/{c}/README.md"),
+                "# r\n\n```rust,no_run\nlet x = 1;\n```\n",
+            );
+            write(
+                root,
+                &format!("crates/{c}/src/lib.rs"),
+                "//! doc\n#[cfg(doctest)]\n#[doc = include_str!(\"../README.md\")]\nstruct ReadmeDoctests;\n",
+            );
         }
         dir
     }
@@ -325,5 +437,56 @@ mod tests {
         assert!(joined.contains("crates/txn/Cargo.toml: package.description is missing"));
         assert!(joined.contains("crates/txn/Cargo.toml: package.license is missing"));
         assert!(joined.contains("crates/txn/Cargo.toml: needs [lints] workspace = true"));
+        assert!(joined.contains("crates/txn/Cargo.toml: package.keywords is missing"));
+        assert!(joined.contains("crates/txn/Cargo.toml: needs version.workspace = true"));
+        assert!(joined.contains("crates/txn/Cargo.toml: needs rust-version.workspace = true"));
+    }
+
+    #[test]
+    fn readme_without_a_compiled_example_or_doctest_hook_is_reported() {
+        let dir = fixture("[dependencies]\n");
+        let root = dir.path();
+        write(
+            root,
+            "crates/txn/README.md",
+            "# txn\n\n```rust,ignore\nlet x = 1;\n```\n",
+        );
+        write(root, "crates/core/src/lib.rs", "//! doc\n");
+        assert_eq!(
+            check_metadata(root).unwrap(),
+            vec![
+                "crates/core/src/lib.rs: include README.md as a doctest (#[cfg(doctest)] #[doc = include_str!(\"../README.md\")])",
+                "crates/txn/README.md: needs a ```rust example that compiles (not `ignore`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn reexports_of_other_fabrik_crates_must_be_named_in_the_readme() {
+        let dir = fixture("[dependencies]\nfabrik-core.workspace = true\n");
+        let root = dir.path();
+        write(
+            root,
+            "crates/fabric-client/src/lib.rs",
+            "//! doc\npub use fabrik_core::{\n    Classify,\n    policy::CallPolicy as Policy,\n};\npub use fabrik_core::ErrorClass;\npub use serde::Serialize;\n",
+        );
+        write(
+            root,
+            "crates/fabric-client/README.md",
+            "Re-exports fabrik-core's `Classify`.\n",
+        );
+        // The CLI composes everything and may re-export freely.
+        write(
+            root,
+            "crates/deployer-cli/src/lib.rs",
+            "//! doc\npub use fabrik_txn::Transaction;\n",
+        );
+        assert_eq!(
+            check_reexports(root).unwrap(),
+            vec![
+                "crates/fabric-client/src/lib.rs: re-exports `Policy` from another fabrik crate; say so in crates/fabric-client/README.md",
+                "crates/fabric-client/src/lib.rs: re-exports `ErrorClass` from another fabrik crate; say so in crates/fabric-client/README.md",
+            ]
+        );
     }
 }

@@ -23,6 +23,11 @@
 //! own subscribers and recorders work; this crate only fixes the metric names
 //! ([`metric_names`]) and the resilience event vocabulary ([`events`]).
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod auth;
 pub mod classify;
 pub mod events;

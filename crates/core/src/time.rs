@@ -2,8 +2,8 @@
 //!
 //! Exists so every time-based behaviour (backoff, breaker timeouts, token expiry, cache TTLs,
 //! LRO polling) can be tested deterministically without real sleeps. Production code uses
-//! [`SystemClock`] and, with the `tokio` feature, [`TokioSleeper`]; tests use
-//! [`ManualClock`] (feature `test-util`), which is both a clock and a sleeper.
+//! [`SystemClock`] and, with the `tokio` feature, `TokioSleeper`; tests use
+//! `ManualClock` (feature `test-util`), which is both a clock and a sleeper.
 
 use std::fmt::Debug;
 use std::future::Future;

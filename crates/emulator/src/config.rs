@@ -223,7 +223,7 @@ pub struct EmulatorArgs {
     /// Tenant of the applications given with --app [default: the built-in tenant].
     #[arg(long, value_name = "TENANT_ID")]
     pub tenant: Option<String>,
-    /// An application that may sign in: CLIENT_ID:SECRET[:OBJECT_ID] (repeatable). Replaces
+    /// An application that may sign in: `CLIENT_ID:SECRET[:OBJECT_ID]` (repeatable). Replaces
     /// the built-in application.
     #[arg(long = "app", value_name = "CLIENT_ID:SECRET[:OBJECT_ID]")]
     pub apps: Vec<String>,

@@ -117,6 +117,11 @@
 //! Admin (when its principal id is a GUID), as in the real service. Workspace roles are not
 //! enforced: any authenticated principal may do anything.
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod api;
 mod config;
 mod error;

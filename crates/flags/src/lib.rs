@@ -25,6 +25,11 @@
 //! assert!(flags.is_on(Flag::Rollback)); // default
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;

@@ -16,6 +16,11 @@
 //! # let _ = policy;
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod backoff;
 pub mod breaker;
 pub mod budget;

@@ -34,6 +34,11 @@
 //! # Ok(()) }
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod cache;
 pub mod chain;
 pub mod check;

@@ -48,6 +48,11 @@
 //! # }).unwrap();
 //! ```
 
+// The README's examples compile and run as doctests, so the crate's front page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod fs;
 mod journal;
