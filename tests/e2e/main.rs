@@ -380,3 +380,60 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
     }
     state
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_items_the_config_does_not_describe_and_nothing_else() {
+    let (emu, client, opts, _state) = start().await;
+    let desired = examples("dev");
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert!(
+        run::apply(&client, &flags, &desired, &plan, &opts)
+            .await
+            .unwrap()
+            .errors
+            .is_empty()
+    );
+    let ws = client
+        .find_workspace(&desired.workspaces[2].name)
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .create_item(
+            &ws.id,
+            &fabrik_client::models::CreateItemRequest::new("Hand made", "Report".into()),
+        )
+        .await
+        .unwrap();
+
+    // Without --prune it is reported and left alone.
+    let kept = fabrik_cli::engine::plan(&client, &desired, 4)
+        .await
+        .unwrap();
+    assert_eq!(kept.change_count(), 0);
+    assert_eq!(kept.workspaces[2].unmanaged, vec!["report Hand made"]);
+    // With --prune it is the one change, and apply deletes it.
+    let pruned = fabrik_cli::engine::plan_with(&client, &desired, 4, true)
+        .await
+        .unwrap();
+    let changes: Vec<_> = pruned.workspaces.iter().flat_map(|w| &w.changes).collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].action, fabrik_cli::plan::Action::Delete);
+    assert_eq!(changes[0].target, "report Hand made");
+    let report = run::apply(&client, &flags, &desired, &pruned, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.applied[0].outcome, "deleted");
+    assert_eq!(
+        fabrik_cli::engine::plan_with(&client, &desired, 4, true)
+            .await
+            .unwrap()
+            .change_count(),
+        0
+    );
+    emu.shutdown().await.unwrap();
+}

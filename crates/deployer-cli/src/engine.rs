@@ -213,6 +213,16 @@ pub async fn plan(
     desired: &Desired,
     concurrency: usize,
 ) -> Result<Plan, EngineError> {
+    plan_with(client, desired, concurrency, false).await
+}
+
+/// [`plan`], and with `prune` items the configuration does not describe are planned for deletion.
+pub async fn plan_with(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
     let caps = capacity_ids(client, desired).await?;
     let all: Vec<_> = client
         .list_workspaces()
@@ -251,7 +261,12 @@ pub async fn plan(
                 ),
                 None => None,
             };
-            Ok::<_, EngineError>(plan::diff_workspace(d, cap.as_deref(), live.as_ref()))
+            Ok::<_, EngineError>(plan::diff_workspace_pruning(
+                d,
+                cap.as_deref(),
+                live.as_ref(),
+                prune,
+            ))
         }
     });
     let workspaces: Vec<WorkspacePlan> = futures::stream::iter(reads)
@@ -634,6 +649,28 @@ pub async fn apply_workspace(
                     .await
                     .map_err(ctx(format!("updating {target} in {name}")))?;
                 "updated"
+            }
+            Op::DeleteItem { id, item_type } => {
+                // Journaled without an undo: a deleted item cannot be put back as it was, so the
+                // plan runs deletes after everything else in the workspace.
+                let kind = match item_type.as_str() {
+                    "Lakehouse" => ResourceKind::Lakehouse,
+                    "Notebook" => ResourceKind::Notebook,
+                    _ => ResourceKind::Item,
+                };
+                txn.track_step(fabrik_txn::Step::without_undo(ResourceRef::in_workspace(
+                    kind,
+                    &ws_id,
+                    id,
+                    target.split_once(' ').map(|(_, n)| n.to_string()),
+                )))
+                .await
+                .map_err(journal)?;
+                match client.delete_item(&ws_id, id).await {
+                    Ok(()) => "deleted",
+                    Err(e) if e.is_not_found() => "deleted",
+                    Err(e) => return Err(ctx(format!("deleting {target} in {name}"))(e)),
+                }
             }
             Op::ConnectGit { git } => {
                 txn.track(

@@ -88,6 +88,10 @@ struct Cli {
     /// An extra CA certificate (PEM) to trust for Entra ID, Key Vault and Fabric.
     #[arg(long, global = true, env = "FABRIK_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Plan (and apply) the deletion of items in managed workspaces that the configuration does
+    /// not describe. Deletes run last and cannot be rolled back.
+    #[arg(long, global = true)]
+    prune: bool,
     /// Pace requests to at most this many per second per host (client-side GCRA).
     #[arg(long, global = true, env = "FABRIK_RATE_LIMIT")]
     rate_limit: Option<u32>,
@@ -295,7 +299,8 @@ async fn commands(cli: &Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            match fabrik_cli::engine::plan(&client, &desired, cli.concurrency).await {
+            match fabrik_cli::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await
+            {
                 Ok(plan) => {
                     print_plan(cli, &plan);
                     if *detailed_exitcode && plan.change_count() > 0 {
@@ -500,6 +505,7 @@ fn print_plan(cli: &Cli, plan: &Plan) {
             let sign = match c.action {
                 Action::Create => "+",
                 Action::Update => "~",
+                Action::Delete => "-",
             };
             match &c.detail {
                 Some(d) => println!("  {sign} {} ({d})", c.target),
@@ -510,16 +516,27 @@ fn print_plan(cli: &Cli, plan: &Plan) {
             println!("  ? {u} (not in the config; left alone)");
         }
     }
-    let creates = plan
-        .workspaces
-        .iter()
-        .flat_map(|w| &w.changes)
-        .filter(|c| c.action == Action::Create)
-        .count();
-    println!(
-        "plan: {creates} to create, {} to update",
-        plan.change_count() - creates
-    );
+    let count = |a: Action| {
+        plan.workspaces
+            .iter()
+            .flat_map(|w| &w.changes)
+            .filter(|c| c.action == a)
+            .count()
+    };
+    let deletes = count(Action::Delete);
+    if deletes > 0 {
+        println!(
+            "plan: {} to create, {} to update, {deletes} to delete",
+            count(Action::Create),
+            count(Action::Update)
+        );
+    } else {
+        println!(
+            "plan: {} to create, {} to update",
+            count(Action::Create),
+            count(Action::Update)
+        );
+    }
 }
 
 async fn apply_and_report(
@@ -529,10 +546,11 @@ async fn apply_and_report(
     desired: &config::Desired,
     opts: &RunOptions,
 ) -> ExitCode {
-    let plan = match fabrik_cli::engine::plan(client, desired, opts.concurrency).await {
-        Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
-    };
+    let plan =
+        match fabrik_cli::engine::plan_with(client, desired, opts.concurrency, cli.prune).await {
+            Ok(p) => p,
+            Err(e) => return fail(&e.to_string()),
+        };
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");
         return ExitCode::SUCCESS;
@@ -612,13 +630,23 @@ async fn apply_and_report(
             .iter()
             .filter(|a| a.outcome == "created")
             .count();
+        let deleted = report
+            .applied
+            .iter()
+            .filter(|a| a.outcome == "deleted")
+            .count();
         let updated = report
             .applied
             .iter()
             .filter(|a| a.outcome == "updated")
             .count();
         println!(
-            "applied: {created} created, {updated} updated (run {}, trace {})",
+            "applied: {created} created, {updated} updated{} (run {}, trace {})",
+            if deleted > 0 {
+                format!(", {deleted} deleted")
+            } else {
+                String::new()
+            },
             report.run_id.as_deref().unwrap_or("-"),
             fabrik_telemetry::global().trace_id()
         );
@@ -651,22 +679,23 @@ async fn apply_and_report(
 
 /// A table: one row per workspace with what apply did to it.
 fn print_summary(report: &run::ApplyReport) {
-    let mut rows: std::collections::BTreeMap<&str, [usize; 3]> = Default::default();
+    let mut rows: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
     for a in &report.applied {
         let row = rows.entry(a.workspace.as_str()).or_default();
         match a.outcome {
             "created" => row[0] += 1,
             "updated" => row[1] += 1,
-            _ => row[2] += 1,
+            "deleted" => row[2] += 1,
+            _ => row[3] += 1,
         }
     }
     let width = rows.keys().map(|k| k.len()).max().unwrap_or(9).max(9);
     println!(
-        "{:<width$}  {:>7}  {:>7}  {:>7}",
-        "WORKSPACE", "CREATED", "UPDATED", "EXISTED"
+        "{:<width$}  {:>7}  {:>7}  {:>7}  {:>7}",
+        "WORKSPACE", "CREATED", "UPDATED", "DELETED", "EXISTED"
     );
-    for (ws, [c, u, e]) in &rows {
-        println!("{ws:<width$}  {c:>7}  {u:>7}  {e:>7}");
+    for (ws, [c, u, d, e]) in &rows {
+        println!("{ws:<width$}  {c:>7}  {u:>7}  {d:>7}  {e:>7}");
     }
 }
 

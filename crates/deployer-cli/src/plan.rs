@@ -72,6 +72,8 @@ pub enum Action {
     Create,
     /// Change something that exists.
     Update,
+    /// Remove something the configuration does not describe (only with `--prune`).
+    Delete,
 }
 
 /// One change, with what is needed to carry it out.
@@ -149,6 +151,14 @@ pub enum Op {
         role: String,
         /// Previous role.
         previous: String,
+    },
+    /// Delete an item the configuration does not describe. Irreversible: apply runs deletes
+    /// last, after everything else in the workspace succeeded.
+    DeleteItem {
+        /// Item id.
+        id: String,
+        /// Item type.
+        item_type: String,
     },
     /// Connect git.
     ConnectGit {
@@ -234,13 +244,27 @@ fn change(action: Action, target: String, detail: Option<String>, op: Op) -> Cha
 }
 
 /// Diffs one workspace. `capacity_id` is the desired capacity, already resolved to an id.
+/// Items the configuration does not describe are reported as unmanaged and left alone.
 pub fn diff_workspace(
     desired: &DesiredWorkspace,
     capacity_id: Option<&str>,
     live: Option<&LiveWorkspace>,
 ) -> WorkspacePlan {
+    diff_workspace_pruning(desired, capacity_id, live, false)
+}
+
+/// [`diff_workspace`], and with `prune` items the configuration does not describe become
+/// deletes, planned after every other change. Role assignments and git connections are never
+/// pruned: removing an unlisted assignment could lock the deployer itself out.
+pub fn diff_workspace_pruning(
+    desired: &DesiredWorkspace,
+    capacity_id: Option<&str>,
+    live: Option<&LiveWorkspace>,
+    prune: bool,
+) -> WorkspacePlan {
     let mut changes = Vec::new();
     let mut unmanaged = Vec::new();
+    let mut deletes = Vec::new();
     let empty = LiveWorkspace {
         id: String::new(),
         name: desired.name.clone(),
@@ -368,6 +392,17 @@ pub fn diff_workspace(
             .any(|d| d.item_type == l.item_type && d.name.eq_ignore_ascii_case(&l.name))
         {
             unmanaged.push(format!("{} {}", l.item_type.to_lowercase(), l.name));
+            if prune {
+                deletes.push(change(
+                    Action::Delete,
+                    format!("{} {}", l.item_type.to_lowercase(), l.name),
+                    Some("not in the configuration".into()),
+                    Op::DeleteItem {
+                        id: l.id.clone(),
+                        item_type: l.item_type.clone(),
+                    },
+                ));
+            }
         }
     }
 
@@ -415,6 +450,11 @@ pub fn diff_workspace(
         }
     }
 
+    if prune {
+        // Deletes go last; what they delete is no longer "unmanaged and left alone".
+        unmanaged.retain(|u| !deletes.iter().any(|d: &Change| &d.target == u));
+        changes.extend(deletes);
+    }
     WorkspacePlan {
         name: desired.name.clone(),
         id: live.map(|l| l.id.clone()),
@@ -589,6 +629,44 @@ mod tests {
             ]
         );
         assert_eq!(plan.unmanaged, vec!["report Other"]);
+    }
+
+    #[test]
+    fn prune_turns_unmanaged_items_into_deletes_planned_last() {
+        let d = desired();
+        let mut live = live_of(&d);
+        live.items.push(LiveItem {
+            id: "x".into(),
+            name: "Other".into(),
+            item_type: "Report".into(),
+            description: "".into(),
+            folder: None,
+            definition: None,
+        });
+        live.items[0].description = "drift".into();
+        live.roles.push(LiveRole {
+            id: "someone-else".into(),
+            role: "Admin".into(),
+        });
+        let kept = diff_workspace(&d, Some("c1"), Some(&live));
+        assert!(kept.changes.iter().all(|c| c.action != Action::Delete));
+        assert_eq!(kept.unmanaged, vec!["report Other"]);
+        let pruned = diff_workspace_pruning(&d, Some("c1"), Some(&live), true);
+        let last = pruned.changes.last().unwrap();
+        assert_eq!(last.action, Action::Delete);
+        assert_eq!(
+            last.op,
+            Op::DeleteItem {
+                id: "x".into(),
+                item_type: "Report".into()
+            }
+        );
+        assert_eq!(
+            pruned.changes.len(),
+            2,
+            "the drift update, then the delete; roles are never pruned"
+        );
+        assert!(pruned.unmanaged.is_empty());
     }
 
     #[test]

@@ -406,11 +406,11 @@ fn the_readme_main_command_deploys_the_examples_and_a_second_plan_is_empty() {
     );
     assert_eq!(stderr.matches("  created ").count(), 27, "{stderr}");
     assert!(
-        stdout.contains("WORKSPACE                    CREATED  UPDATED  EXISTED"),
+        stdout.contains("WORKSPACE                    CREATED  UPDATED  DELETED  EXISTED"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("contoso-sales-ingest-dev          12        0        0"),
+        stdout.contains("contoso-sales-ingest-dev          12        0        0        0"),
         "{stdout}"
     );
 }
