@@ -116,7 +116,7 @@ async fn a_run_killed_mid_way_is_undone_by_rollback_run_id() {
         .unwrap();
     // Wait for the run to be well under way (this waits on the other process, not a timer).
     let mut writes = 0;
-    for _ in 0..2000 {
+    for _ in 0..6000 {
         writes = log(&emu)
             .await
             .iter()
@@ -253,7 +253,7 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     };
     // The first reconciliation deploys the workspace (waiting on the other process).
     let mut deployed = false;
-    for _ in 0..1000 {
+    for _ in 0..6000 {
         if names().await.contains("s-one-dev") {
             deployed = true;
             break;
@@ -287,7 +287,7 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     )
     .unwrap();
     let mut redeployed = false;
-    for _ in 0..1000 {
+    for _ in 0..6000 {
         if names().await.contains("s-two-dev") {
             redeployed = true;
             break;
