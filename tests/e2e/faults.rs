@@ -115,6 +115,7 @@ async fn deploy(faults: &str) -> (Snapshot, usize) {
         rate_limit: None,
         progress: None,
         extra_ca_pem: None,
+        run_sleeper: None,
     };
     // Waits (backoff, Retry-After) pass on a manual clock: the test takes no real time for them.
     let clock = Arc::new(ManualClock::auto_advance());

@@ -34,6 +34,7 @@ async fn start() -> (
         rate_limit: None,
         progress: None,
         extra_ca_pem: None,
+        run_sleeper: None,
     };
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
     let client = run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
@@ -435,5 +436,87 @@ async fn prune_deletes_items_the_config_does_not_describe_and_nothing_else() {
             .change_count(),
         0
     );
+    emu.shutdown().await.unwrap();
+}
+
+/// The whole-run deadline, timed by a manual clock: the test moves time past the deadline
+/// while an item create is in flight; that create finishes (and is journaled), no further
+/// change starts, and the run rolls back to the state before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_deadline_stops_and_rolls_back() {
+    use std::sync::Arc;
+    // Item creates take the emulated service 200 ms.
+    let emu = Emulator::start(EmulatorConfig {
+        faults: "items:latency=200ms".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(86_400),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(fabrik_core::time::ManualClock::new());
+    let opts = RunOptions {
+        base_url: format!("{}/v1", emu.base_url()),
+        concurrency: 1,
+        state_dir: state.path().to_path_buf(),
+        rollback: true,
+        lro_deadline: Duration::from_secs(3600),
+        call_timeout: None,
+        run_timeout: Some(Duration::from_secs(60)),
+        rate_limit: None,
+        progress: None,
+        extra_ca_pem: None,
+        run_sleeper: Some(clock.clone()),
+    };
+    let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(86_400));
+    let client = run::client_with(
+        &opts,
+        provider,
+        fabrik_resilience::ResilienceConfig::disabled(),
+        None,
+    )
+    .unwrap();
+    let before = emu.state();
+    let mut desired = examples("dev");
+    desired.workspaces.truncate(1);
+    desired.workspaces[0].git = None;
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
+        .await
+        .unwrap();
+    // Once both folders exist the next change is an item create: move the clock past the
+    // deadline then (waiting on the run's progress, read in process, not on a timer).
+    let drive = async {
+        for _ in 0..6000 {
+            let s = emu.state().to_string();
+            if s.contains("\"bronze\"") && s.contains("\"silver\"") && clock.waiting() >= 1 {
+                clock.advance(Duration::from_secs(61));
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        false
+    };
+    let (report, advanced) =
+        tokio::join!(run::apply(&client, &flags, &desired, &plan, &opts), drive);
+    assert!(advanced, "the run got under way");
+    let report = report.unwrap();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("deadline of 60s"),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        report.applied.len() < plan.change_count(),
+        "the run stopped early: {:?}",
+        report.applied
+    );
+    assert!(!report.rolled_back.is_empty());
+    assert_eq!(live(emu.state()), live(before));
     emu.shutdown().await.unwrap();
 }

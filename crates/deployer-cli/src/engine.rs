@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fabrik_client::models::{
     AddRoleAssignmentRequest, CreateFolderRequest, CreateItemRequest, CreateWorkspaceRequest,
@@ -34,6 +35,9 @@ pub enum EngineError {
     /// A capacity named in the config does not exist.
     #[error("capacity '{0}' not found (by id or display name)")]
     UnknownCapacity(String),
+    /// The run was told to stop (its deadline passed) before this change started.
+    #[error("stopped before {0}: the run's deadline passed")]
+    Halted(String),
     /// The whole run took longer than its deadline.
     #[error("the run did not finish within its deadline of {0:?}")]
     RunDeadline(std::time::Duration),
@@ -329,6 +333,7 @@ pub async fn apply_workspace(
     txn: &Transaction,
     wp: &WorkspacePlan,
     progress: Option<&Progress>,
+    halt: Option<&AtomicBool>,
 ) -> Result<Vec<Applied>, EngineError> {
     let mut done = Vec::new();
     let name = wp.name.clone();
@@ -367,6 +372,11 @@ pub async fn apply_workspace(
         }
     }
     for change in &wp.changes {
+        // A halted run starts no new change; the one in flight was allowed to finish, so
+        // nothing is cut off between the server applying it and the journal recording it.
+        if halt.is_some_and(|h| h.load(Ordering::SeqCst)) {
+            return Err(EngineError::Halted(format!("{} in {name}", change.target)));
+        }
         let target = change.target.clone();
         let outcome = match &change.op {
             Op::CreateWorkspace {
@@ -756,21 +766,22 @@ pub async fn apply(
     plan: &Plan,
     concurrency: usize,
     progress: Option<&Progress>,
+    halt: &AtomicBool,
 ) -> (Vec<Applied>, Vec<EngineError>) {
-    // Once one workspace fails, workspaces not yet started are skipped.
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Once one workspace fails, or the run is halted, workspaces not yet started are skipped.
+    let stop = AtomicBool::new(false);
     let stop = &stop;
     let runs = plan
         .workspaces
         .iter()
         .filter(|w| !w.changes.is_empty())
         .map(|wp| async move {
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
                 return Ok(Vec::new());
             }
-            let r = apply_workspace(client, txn, wp, progress).await;
+            let r = apply_workspace(client, txn, wp, progress, Some(halt)).await;
             if r.is_err() {
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
             }
             r
         });

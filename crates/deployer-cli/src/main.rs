@@ -225,6 +225,7 @@ fn run_options(cli: &Cli, base_url: String) -> RunOptions {
         progress: None,
         // Read once here; `live_client` reports a file that cannot be read.
         extra_ca_pem: cli.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok()),
+        run_sleeper: None,
     }
 }
 

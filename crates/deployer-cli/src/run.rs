@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub progress: Option<engine::Progress>,
     /// An extra CA certificate (PEM) the Fabric client trusts besides the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// What times the run deadline (tokio's timer when `None`; tests pass a manual clock).
+    pub run_sleeper: Option<Arc<dyn Sleeper>>,
 }
 
 /// The resilience configuration from the seed's variables (`RETRY_*`, `CIRCUIT_BREAKER_*`),
@@ -227,14 +229,37 @@ pub async fn apply(
             .map_err(|e| format!("cannot start the run journal: {e}"))?,
     );
     report.run_id = Some(txn.run_id().to_string());
-    let work = engine::apply(client, &txn, plan, opts.concurrency, opts.progress.as_ref());
+    let halt = std::sync::atomic::AtomicBool::new(false);
+    let work = engine::apply(
+        client,
+        &txn,
+        plan,
+        opts.concurrency,
+        opts.progress.as_ref(),
+        &halt,
+    );
     let (applied, errors) = match opts.run_timeout {
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(r) => r,
-            // Dropping the work cancels the calls in flight; the journal still lists every
-            // step recorded as done, and open create intents are reported by the rollback.
-            Err(_) => (Vec::new(), vec![EngineError::RunDeadline(limit)]),
-        },
+        Some(limit) => {
+            let sleeper: Arc<dyn Sleeper> = opts
+                .run_sleeper
+                .clone()
+                .unwrap_or_else(|| Arc::new(fabrik_core::time::TokioSleeper));
+            let deadline = sleeper.sleep(limit);
+            tokio::pin!(work);
+            tokio::select! {
+                r = &mut work => r,
+                () = deadline => {
+                    // Past the deadline no new change starts; the calls in flight finish (each
+                    // bounded by the call timeout), so nothing the server applied goes
+                    // unrecorded, and then the run rolls back.
+                    halt.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let (applied, mut errors) = work.await;
+                    errors.retain(|e| !matches!(e, EngineError::Halted(_)));
+                    errors.insert(0, EngineError::RunDeadline(limit));
+                    (applied, errors)
+                }
+            }
+        }
         None => work.await,
     };
     report.applied = applied;
