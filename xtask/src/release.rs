@@ -202,6 +202,16 @@ pub(crate) trait Exec {
     fn run(&mut self, root: &Path, step: &Step) -> Result<(), String>;
     /// Whether `cargo <tool>` is installed (e.g. `semver-checks`).
     fn has_cargo_tool(&mut self, tool: &str) -> bool;
+    /// Forgets what an earlier `cargo package` of `crates` at `version` left behind: the
+    /// copies unpacked from its local registry overlay and their build fingerprints. Cargo
+    /// treats registry crates as immutable, so a second dry run at the same version would
+    /// otherwise verify against stale sources and stale builds.
+    fn forget_unpacked(
+        &mut self,
+        root: &Path,
+        crates: &[String],
+        version: &Version,
+    ) -> Result<(), String>;
 }
 
 /// Runs steps as processes, reporting each with its duration.
@@ -221,6 +231,56 @@ impl Exec for RealExec {
 
     fn has_cargo_tool(&mut self, tool: &str) -> bool {
         crate::has_cargo_tool(tool)
+    }
+
+    fn forget_unpacked(
+        &mut self,
+        root: &Path,
+        crates: &[String],
+        version: &Version,
+    ) -> Result<(), String> {
+        // Fingerprints of our crates in the dev profile the verification builds with; the
+        // workspace's own builds of them are redone once, dependencies are kept.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+        if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ours = crates.iter().any(|c| {
+                    name.strip_prefix(c.as_str())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|hash| hash.chars().all(|ch| ch.is_ascii_hexdigit()))
+                });
+                if ours {
+                    std::fs::remove_dir_all(e.path())
+                        .map_err(|err| format!("{}: {err}", e.path().display()))?;
+                }
+            }
+        }
+        let home = std::env::var_os("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+        let Some(src) = home.map(|h| h.join("registry/src")) else {
+            return Ok(());
+        };
+        let Ok(registries) = std::fs::read_dir(&src) else {
+            return Ok(());
+        };
+        for reg in registries.flatten() {
+            // Remote registries are named after their host (index.crates.io-…); the local
+            // overlay has no host, so its directory name starts with '-'.
+            if !reg.file_name().to_string_lossy().starts_with('-') {
+                continue;
+            }
+            for c in crates {
+                let dir = reg.path().join(format!("{c}-{version}"));
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    println!("removed stale unpacked copy {}", dir.display());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -556,6 +616,7 @@ pub(crate) fn release(
     for p in &order {
         package.extend(["-p", p]);
     }
+    exec.forget_unpacked(root, &order, if opts.dry_run { &old } else { &new })?;
     exec.run(
         root,
         &Step::new(
@@ -660,6 +721,19 @@ mod tests {
         }
         fn has_cargo_tool(&mut self, tool: &str) -> bool {
             tool == "semver-checks" && self.semver_checks_installed
+        }
+        fn forget_unpacked(
+            &mut self,
+            _root: &Path,
+            crates: &[String],
+            version: &Version,
+        ) -> Result<(), String> {
+            self.steps.push(Step {
+                name: "forget unpacked".into(),
+                program: "forget-unpacked",
+                args: crates.iter().map(|c| format!("{c}-{version}")).collect(),
+            });
+            Ok(())
         }
     }
 
@@ -975,6 +1049,7 @@ serde = { version = "0.1.0" }
             [
                 "cargo update --workspace",
                 "cargo semver-checks --workspace --baseline-rev v0.1.0 --release-type major",
+                "forget-unpacked demo-macros-0.2.0 demo-core-0.2.0 demo-client-0.2.0 demo-app-0.2.0",
                 "cargo package --locked --allow-dirty -p demo-macros -p demo-core -p demo-client -p demo-app",
                 "cargo xtask ci",
                 "git add Cargo.toml Cargo.lock CHANGELOG.md",
@@ -1030,6 +1105,7 @@ serde = { version = "0.1.0" }
             exec.lines(),
             [
                 "cargo semver-checks --workspace --baseline-rev v0.1.0 --release-type major",
+                "forget-unpacked demo-macros-0.1.0 demo-core-0.1.0 demo-client-0.1.0 demo-app-0.1.0",
                 "cargo package --locked -p demo-macros -p demo-core -p demo-client -p demo-app",
                 "cargo xtask ci",
             ]
