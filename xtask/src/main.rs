@@ -223,9 +223,9 @@ fn deny() -> Result<(), String> {
     std::fs::write(&cfg_path, config).map_err(|e| e.to_string())?;
     let mut check = cargo();
     check
-        .args(["deny", "--offline", "check", "--config"])
+        .args(["deny", "--offline", "--config"])
         .arg(&cfg_path)
-        .args(["advisories", "bans", "licenses", "sources"]);
+        .args(["check", "advisories", "bans", "licenses", "sources"]);
     let result = step("cargo deny (offline)", check);
     let _ = std::fs::remove_dir_all(&tmp);
     result
