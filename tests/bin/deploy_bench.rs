@@ -123,7 +123,8 @@ async fn apply(
         .env("FABRIC_TOKEN", token)
         .env("FABRIK_LOG", "off")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        // Progress lines go to stderr; the run's exit status says whether it succeeded.
+        .stderr(Stdio::null())
         .spawn()
         .expect("start fabrik");
     let pid = child.id().unwrap();

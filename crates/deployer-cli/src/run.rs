@@ -121,7 +121,12 @@ pub fn client_with(
 pub fn run_resilience(opts: &RunOptions, flags: &Flags) -> Result<ResilienceConfig, String> {
     let mut config = resilience_config(flags)?;
     if let Some(rps) = opts.rate_limit {
-        config = config.with_rate_limit(Some(fabrik_resilience::RateLimitConfig::per_second(rps)));
+        // Near-even pacing: a burst up to the quota invites 429s (the server's bucket is shared
+        // with whatever else the principal does), while a burst of a few absorbs timer
+        // overshoot, which would otherwise lose a slot on every wait.
+        let mut limit = fabrik_resilience::RateLimitConfig::per_second(rps);
+        limit.burst = (rps / 20).max(2);
+        config = config.with_rate_limit(Some(limit));
     }
     Ok(config)
 }
