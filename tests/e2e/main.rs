@@ -159,27 +159,23 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
 
 mod faults;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
-    let (emu, client, opts, _state) = start().await;
-    let desired = examples("dev");
+/// Plans and applies `desired`; the run must succeed.
+async fn deploy(
+    client: &fabrik_client::FabricClient,
+    opts: &RunOptions,
+    desired: &config::Desired,
+) {
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
+    let plan = fabrik_cli::engine::plan(client, desired, 4).await.unwrap();
+    let report = run::apply(client, &flags, desired, &plan, opts)
         .await
         .unwrap();
-    assert!(
-        run::apply(&client, &flags, &desired, &plan, &opts)
-            .await
-            .unwrap()
-            .errors
-            .is_empty()
-    );
-    // Someone adds a report by hand to the reporting workspace.
-    let ws = client
-        .find_workspace(&desired.workspaces[2].name)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+/// Someone adds a report by hand to workspace `name`.
+async fn add_hand_made_report(client: &fabrik_client::FabricClient, name: &str) {
+    let ws = client.find_workspace(name).await.unwrap().unwrap();
     client
         .create_item(
             &ws.id,
@@ -187,6 +183,15 @@ async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
+    let (emu, client, opts, _state) = start().await;
+    let desired = examples("dev");
+    deploy(&client, &opts, &desired).await;
+    // Someone adds a report by hand to the reporting workspace.
+    add_hand_made_report(&client, &desired.workspaces[2].name).await;
 
     let done = fabrik_cli::engine::destroy(&client, &desired)
         .await
@@ -223,16 +228,7 @@ async fn drift_made_directly_in_the_service_shows_in_plan_and_apply_repairs_it()
     let (emu, client, opts, _state) = start().await;
     let desired = examples("dev");
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
-    assert!(
-        run::apply(&client, &flags, &desired, &plan, &opts)
-            .await
-            .unwrap()
-            .errors
-            .is_empty()
-    );
+    deploy(&client, &opts, &desired).await;
 
     // Someone edits things by hand: a lakehouse description, a role, and deletes a notebook.
     let ws = client
@@ -387,28 +383,8 @@ async fn prune_deletes_items_the_config_does_not_describe_and_nothing_else() {
     let (emu, client, opts, _state) = start().await;
     let desired = examples("dev");
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
-    assert!(
-        run::apply(&client, &flags, &desired, &plan, &opts)
-            .await
-            .unwrap()
-            .errors
-            .is_empty()
-    );
-    let ws = client
-        .find_workspace(&desired.workspaces[2].name)
-        .await
-        .unwrap()
-        .unwrap();
-    client
-        .create_item(
-            &ws.id,
-            &fabrik_client::models::CreateItemRequest::new("Hand made", "Report".into()),
-        )
-        .await
-        .unwrap();
+    deploy(&client, &opts, &desired).await;
+    add_hand_made_report(&client, &desired.workspaces[2].name).await;
 
     // Without --prune it is reported and left alone.
     let kept = fabrik_cli::engine::plan(&client, &desired, 4)
