@@ -15,6 +15,17 @@ fn fabrik() -> Command {
     c
 }
 
+/// An emulator with default settings and a token for a service principal on it.
+async fn emulator_as_service_principal() -> (Emulator, String) {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    (emu, token)
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken")
 }
@@ -201,12 +212,7 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let token = emu.mint_token_as(
-        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
-        "ServicePrincipal",
-        Duration::from_secs(3600),
-    );
+    let (emu, token) = emulator_as_service_principal().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fabrik.yaml");
     std::fs::write(
@@ -311,12 +317,7 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_references_are_deployed_but_never_printed_or_journaled() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let token = emu.mint_token_as(
-        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
-        "ServicePrincipal",
-        Duration::from_secs(3600),
-    );
+    let (emu, token) = emulator_as_service_principal().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fabrik.yaml");
     std::fs::write(
@@ -436,12 +437,7 @@ fn run_in(emu: &Emulator, token: &str, dir: &Path, args: &[&str]) -> (Option<i32
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let token = emu.mint_token_as(
-        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
-        "ServicePrincipal",
-        Duration::from_secs(3600),
-    );
+    let (emu, token) = emulator_as_service_principal().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -555,12 +551,7 @@ fn flags_command_reports_values_sources_and_readiness_and_rejects_typos() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let token = emu.mint_token_as(
-        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
-        "ServicePrincipal",
-        Duration::from_secs(3600),
-    );
+    let (emu, token) = emulator_as_service_principal().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("fabrik.yaml"),
