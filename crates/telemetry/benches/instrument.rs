@@ -1,11 +1,13 @@
 //! Cost on the calling thread of instrumenting one call (span + counter + histogram) with the
 //! exporters enabled: JSON console layer (to a sink), Prometheus recorder, Application
-//! Insights worker running; then the same with OTLP span export on (to a loopback receiver).
+//! Insights worker running; then the same with OTLP span export on (to a loopback receiver),
+//! with the queue drained between samples and, last, with the queue left full.
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_main};
 use fabrik_telemetry::{
@@ -26,7 +28,7 @@ fn instrument_one_call(c: &mut Criterion) {
         app_insights: Some(AppInsightsConfig::new("bench", "http://127.0.0.1:9")),
         ..TelemetryConfig::default()
     };
-    bench_with(c, &config, "telemetry");
+    bench_with(c, &rt, &config, "telemetry", Drain::Every(1024));
     // A receiver that takes every batch, so spans flow rather than pile up and drop.
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -34,11 +36,31 @@ fn instrument_one_call(c: &mut Criterion) {
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
     rt.spawn(async move { axum::serve(listener, app).await });
+    // The default queue (2,048 spans, batches of 512), drained after every 1,024 calls outside
+    // the timing: the calling thread pays for recording and queuing each span, as in a run,
+    // where spans are far apart and the queue never fills.
     config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
-    bench_with(c, &config, "telemetry_otlp");
+    bench_with(c, &rt, &config, "telemetry_otlp", Drain::Every(1024));
+    // The default queue, never drained: a million spans a second outrun the exporter, the
+    // queue stays full, and each span is dropped and counted.
+    config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
+    bench_with(c, &rt, &config, "telemetry_otlp_saturated", Drain::Never);
 }
 
-fn bench_with(c: &mut Criterion, config: &TelemetryConfig, group: &str) {
+#[derive(Clone, Copy, PartialEq)]
+enum Drain {
+    /// Flush, untimed, after this many calls.
+    Every(u64),
+    Never,
+}
+
+fn bench_with(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    config: &TelemetryConfig,
+    group: &str,
+    drain: Drain,
+) {
     let parts = Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink))
         .unwrap();
     let recorder = parts.recorder.expect("prometheus on");
@@ -47,41 +69,68 @@ fn bench_with(c: &mut Criterion, config: &TelemetryConfig, group: &str) {
     let run = parts.telemetry.run_span();
     let _run = run.enter();
 
+    // Times `iters` calls of `one`, letting the exporters send what was queued (untimed) after
+    // every `Drain::Every` calls.
+    let measure = |iters: u64, one: &mut dyn FnMut()| {
+        let chunk = match drain {
+            Drain::Every(n) => n,
+            Drain::Never => iters,
+        };
+        let mut elapsed = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(chunk);
+            let start = Instant::now();
+            for _ in 0..n {
+                one();
+            }
+            elapsed += start.elapsed();
+            left -= n;
+            if drain != Drain::Never {
+                rt.block_on(parts.telemetry.flush(Duration::from_secs(120)));
+            }
+        }
+        elapsed
+    };
     let mut cx = Context::from_waker(Waker::noop());
     let timer = CallTimer::new("create_item");
     c.bench_function(&format!("{group}/call_timer_span_counter_histogram"), |b| {
-        b.iter(|| {
-            let fut = pin!(timer.time(async { black_box(1) }));
-            match fut.poll(&mut cx) {
-                Poll::Ready(v) => v,
-                Poll::Pending => unreachable!("the call is ready at once"),
-            }
+        b.iter_custom(|iters| {
+            measure(iters, &mut || {
+                let fut = pin!(timer.time(async { black_box(1) }));
+                match fut.poll(&mut cx) {
+                    Poll::Ready(v) => black_box(v),
+                    Poll::Pending => unreachable!("the call is ready at once"),
+                };
+            })
         });
     });
-    c.bench_function(&format!("{group}/timed_call_span_counter_histogram"), |b| {
-        b.iter(|| {
-            let fut = pin!(timed("create_item", async { black_box(1) }));
-            match fut.poll(&mut cx) {
-                Poll::Ready(v) => v,
-                Poll::Pending => unreachable!("the call is ready at once"),
-            }
+    if drain != Drain::Never {
+        c.bench_function(&format!("{group}/timed_call_span_counter_histogram"), |b| {
+            b.iter_custom(|iters| {
+                measure(iters, &mut || {
+                    let fut = pin!(timed("create_item", async { black_box(1) }));
+                    match fut.poll(&mut cx) {
+                        Poll::Ready(v) => black_box(v),
+                        Poll::Pending => unreachable!("the call is ready at once"),
+                    };
+                })
+            });
         });
-    });
-    assert!(
-        parts
-            .telemetry
-            .prometheus()
-            .unwrap()
-            .render()
-            .contains("fabrik_calls_total")
-    );
-    // Spans the OTLP queue dropped rather than make the calling thread wait, if any.
+    }
     let text = parts.telemetry.prometheus().unwrap().render();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("fabrik_telemetry_dropped_total"))
+    assert!(text.contains("fabrik_calls_total"));
+    // What the exporters accepted and dropped (a drained queue should drop nothing).
+    let report = rt.block_on(parts.telemetry.flush(Duration::from_secs(120)));
+    #[allow(clippy::print_stderr)] // a bench reports on stderr
     {
-        #[allow(clippy::print_stderr)] // a bench reports on stderr
+        eprintln!(
+            "{group}: exported {} spans/items, dropped {}",
+            report.accepted, report.dropped
+        );
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("fabrik_telemetry_dropped_total"))
         {
             eprintln!("{group}: {line}");
         }

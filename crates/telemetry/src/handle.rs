@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use fabrik_core::metric_names::RUN_DURATION;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tracing::{Dispatch, Instrument, Span};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -15,6 +16,8 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use crate::appinsights::{Item, ItemKind};
 use crate::config::{ConfigError, ConsoleFormat, TelemetryConfig};
 use crate::context::{RunContext, TraceId};
+use crate::json_fields::JsonFields;
+use crate::otlp::SpanRecord;
 use crate::queue::{FlushReport, Queue};
 use crate::sink::MetricsEventSink;
 
@@ -23,6 +26,9 @@ use crate::sink::MetricsEventSink;
 pub const CALLS: &str = "fabrik_calls_total";
 /// Histogram (seconds): duration of timed calls, label `name`.
 pub const CALL_DURATION: &str = "fabrik_call_duration_seconds";
+
+/// The name of the run's root span ([`Telemetry::run_span`]).
+pub(crate) const RUN_SPAN: &str = "fabrik.run";
 
 /// Histogram buckets (seconds) for every fabrik histogram: from 5 ms calls to 30 min runs.
 const BUCKETS: &[f64] = &[
@@ -104,7 +110,7 @@ pub struct Telemetry {
 struct Inner {
     run: RunContext,
     app_insights: Option<Queue<Item>>,
-    otlp: Option<Queue<opentelemetry_sdk::trace::SpanData>>,
+    otlp: Option<Queue<SpanRecord>>,
     prometheus: Option<PrometheusHandle>,
 }
 
@@ -156,8 +162,16 @@ impl Telemetry {
         run: RunContext,
         writer: BoxMakeWriter,
     ) -> Result<TelemetryParts, TelemetryError> {
-        let filter = EnvFilter::try_new(&config.filter)
-            .map_err(|e| ConfigError(format!("log filter '{}': {e}", config.filter)))?;
+        // A bare level (the default `info`) needs no per-span bookkeeping; EnvFilter takes a
+        // lock on every span enter, so it is used only for directives that need it.
+        let filter: Box<dyn Layer<Registry> + Send + Sync> =
+            match config.filter.trim().parse::<LevelFilter>() {
+                Ok(level) => Box::new(level),
+                Err(_) => Box::new(
+                    EnvFilter::try_new(&config.filter)
+                        .map_err(|e| ConfigError(format!("log filter '{}': {e}", config.filter)))?,
+                ),
+            };
         let needs_runtime =
             config.app_insights.is_some() || config.otlp.is_some() || config.prometheus;
         if needs_runtime && tokio::runtime::Handle::try_current().is_err() {
@@ -169,18 +183,11 @@ impl Telemetry {
             .as_ref()
             .map(|c| crate::otlp::start(c, run, &config.service_name, environment))
             .transpose()?;
-        type Base = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+        type Base =
+            tracing_subscriber::layer::Layered<Box<dyn Layer<Registry> + Send + Sync>, Registry>;
         let mut layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = Vec::new();
-        if let Some((_, tracer)) = &otlp {
-            layers.push(
-                // Busy/idle timing and thread attributes cost time on every span for little.
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer.clone())
-                    .with_tracked_inactivity(false)
-                    .with_threads(false)
-                    .boxed(),
-            );
-        }
+        let (otlp, otlp_layer) = otlp.unzip();
+        layers.extend(otlp_layer.map(Layer::boxed));
         layers.extend(config.console.map(|format| {
             match format {
                 ConsoleFormat::Human => {
@@ -190,6 +197,7 @@ impl Telemetry {
                     .json()
                     .with_current_span(false)
                     .with_span_list(true)
+                    .fmt_fields(JsonFields)
                     .with_writer(writer)
                     .boxed(),
             }
@@ -223,7 +231,7 @@ impl Telemetry {
             inner: Arc::new(Inner {
                 run,
                 app_insights,
-                otlp: otlp.map(|(queue, _)| queue),
+                otlp,
                 prometheus,
             }),
         };
@@ -267,7 +275,7 @@ impl Telemetry {
 
     /// The run's root span, carrying `trace_id`: instrument the whole run with it.
     pub fn run_span(&self) -> Span {
-        tracing::info_span!("fabrik.run", trace_id = %self.inner.run.trace_id)
+        tracing::info_span!(RUN_SPAN, trace_id = %self.inner.run.trace_id)
     }
 
     /// The Prometheus handle, when configured; give `move || handle.render()` to the health router.
@@ -322,13 +330,7 @@ impl Telemetry {
         error: &(dyn std::error::Error + 'static),
         properties: &[(&str, &str)],
     ) {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
+        let message = error_chain(error);
         tracing::error!(target: "fabrik::telemetry", error = %message, properties = %Props(properties), "exception");
         let type_name = type_name_of(error);
         self.submit(ItemKind::Exception { type_name, message }, properties);
@@ -412,7 +414,7 @@ impl Telemetry {
     async fn each<'a, A, B>(
         &'a self,
         ai: impl FnOnce(&'a Queue<Item>) -> A,
-        otlp: impl FnOnce(&'a Queue<opentelemetry_sdk::trace::SpanData>) -> B,
+        otlp: impl FnOnce(&'a Queue<SpanRecord>) -> B,
     ) -> FlushReport
     where
         A: Future<Output = FlushReport>,
@@ -505,13 +507,30 @@ const SENSITIVE: &[&str] = &[
     "sas",
 ];
 
-pub(crate) fn redact(key: &str, value: &str) -> String {
+/// Whether values under `key` must be redacted.
+pub(crate) fn is_sensitive(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    if SENSITIVE.iter().any(|s| key.contains(s)) {
+    SENSITIVE.iter().any(|s| key.contains(s))
+}
+
+pub(crate) fn redact(key: &str, value: &str) -> String {
+    if is_sensitive(key) {
         "[redacted]".to_owned()
     } else {
         value.to_owned()
     }
+}
+
+/// An error's message followed by its sources', separated by `: `.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 fn strip_query(url: &str) -> &str {

@@ -35,6 +35,7 @@ mod appinsights;
 mod config;
 mod context;
 mod handle;
+mod json_fields;
 mod otlp;
 mod queue;
 mod sink;

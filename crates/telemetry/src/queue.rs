@@ -1,14 +1,20 @@
 //! The export queue every exporter shares: callers never wait (a full queue drops the item and
 //! counts it), one worker task sends batches, and flush / shutdown wait at most a deadline.
+//!
+//! Callers push into a lock-free bounded array and wake the worker only when a full batch is
+//! waiting; otherwise the worker drains on its flush tick. Waking it for every item (as a
+//! channel send does) costs the calling thread a futex call whenever the worker is parked —
+//! more than the whole span it reports.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use fabrik_core::metric_names::TELEMETRY_DROPPED;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
 
 /// Where a worker sends its batches.
 pub(crate) trait Sink: Send + 'static {
@@ -24,6 +30,7 @@ pub(crate) trait Sink: Send + 'static {
 pub(crate) struct QueueConfig {
     pub(crate) capacity: usize,
     pub(crate) max_batch: usize,
+    /// A partial batch is sent at most this long after it was queued.
     pub(crate) flush_interval: Duration,
 }
 
@@ -59,25 +66,37 @@ struct Stats {
     closed: OnceLock<metrics::Counter>,
 }
 
+/// What callers and the worker share.
+struct Shared<T> {
+    items: ArrayQueue<T>,
+    max_batch: usize,
+    /// Set by the caller that wakes the worker for a full batch, cleared by the worker when it
+    /// drains, so a burst wakes it once.
+    woken: AtomicBool,
+    wake: Notify,
+    /// Set at shutdown: later items are dropped as `closed`.
+    closed: AtomicBool,
+    stats: Stats,
+}
+
 enum Control {
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
-/// The sending half of one exporter's queue. Clones share the queue.
+/// The sending half of one exporter's queue. Clones share the queue; when the last is
+/// dropped, the worker sends what is left and stops.
 pub(crate) struct Queue<T> {
-    items: mpsc::Sender<T>,
+    shared: Arc<Shared<T>>,
     control: mpsc::UnboundedSender<Control>,
-    stats: Arc<Stats>,
     exporter: &'static str,
 }
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Self {
-            items: self.items.clone(),
+            shared: self.shared.clone(),
             control: self.control.clone(),
-            stats: self.stats.clone(),
             exporter: self.exporter,
         }
     }
@@ -87,7 +106,8 @@ impl<T> std::fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("exporter", &self.exporter)
-            .field("stats", &self.stats)
+            .field("queued", &self.shared.items.len())
+            .field("stats", &self.shared.stats)
             .finish()
     }
 }
@@ -107,33 +127,47 @@ impl<T: Send + 'static> Queue<T> {
         sink: S,
         config: QueueConfig,
     ) -> Self {
-        let (items, rx) = mpsc::channel(config.capacity.max(1));
+        let max_batch = config.max_batch.max(1);
+        let shared = Arc::new(Shared {
+            items: ArrayQueue::new(config.capacity.max(1)),
+            max_batch,
+            woken: AtomicBool::new(false),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            stats: Stats::default(),
+        });
         let (control, ctl_rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(Stats::default());
         let worker = Worker {
             sink,
-            max_batch: config.max_batch.max(1),
-            flush_interval: config.flush_interval,
-            stats: stats.clone(),
+            shared: shared.clone(),
+            flush_interval: config.flush_interval.max(Duration::from_millis(1)),
             exporter,
         };
-        tokio::spawn(worker.run(rx, ctl_rx));
+        tokio::spawn(worker.run(ctl_rx));
         Self {
-            items,
+            shared,
             control,
-            stats,
             exporter,
         }
     }
 
     /// Queues an item without waiting; a full (or shut down) queue drops it and counts it.
     pub(crate) fn submit(&self, item: T) {
-        let (counter, reason) = match self.items.try_send(item) {
-            Ok(()) => return,
-            Err(TrySendError::Full(_)) => (&self.stats.queue_full, "queue_full"),
-            Err(TrySendError::Closed(_)) => (&self.stats.closed, "closed"),
+        let shared = &*self.shared;
+        let (counter, reason) = if shared.closed.load(Ordering::Relaxed) {
+            (&shared.stats.closed, "closed")
+        } else if shared.items.push(item).is_ok() {
+            if shared.items.len() >= shared.max_batch
+                && !shared.woken.load(Ordering::Relaxed)
+                && !shared.woken.swap(true, Ordering::AcqRel)
+            {
+                shared.wake.notify_one();
+            }
+            return;
+        } else {
+            (&shared.stats.queue_full, "queue_full")
         };
-        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         counter
             .get_or_init(|| {
                 metrics::counter!(TELEMETRY_DROPPED, "exporter" => self.exporter, "reason" => reason)
@@ -143,16 +177,10 @@ impl<T: Send + 'static> Queue<T> {
 
     fn report(&self, timed_out: bool) -> FlushReport {
         FlushReport {
-            accepted: self.stats.accepted.load(Ordering::Relaxed),
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            accepted: self.shared.stats.accepted.load(Ordering::Relaxed),
+            dropped: self.shared.stats.dropped.load(Ordering::Relaxed),
             timed_out,
         }
-    }
-
-    /// Asks the worker to send what is queued now, without waiting for it.
-    pub(crate) fn request_flush(&self) {
-        let (tx, _) = oneshot::channel();
-        let _ = self.control.send(Control::Flush(tx));
     }
 
     /// Sends everything queued, waiting at most `deadline`.
@@ -179,68 +207,70 @@ impl<T: Send + 'static> Queue<T> {
     }
 }
 
-struct Worker<S> {
+struct Worker<S: Sink> {
     sink: S,
-    max_batch: usize,
+    shared: Arc<Shared<S::Item>>,
     flush_interval: Duration,
-    stats: Arc<Stats>,
     exporter: &'static str,
 }
 
 impl<S: Sink> Worker<S> {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<S::Item>,
-        mut ctl: mpsc::UnboundedReceiver<Control>,
-    ) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        let mut due = tokio::time::Instant::now() + self.flush_interval;
+    async fn run(mut self, mut ctl: mpsc::UnboundedReceiver<Control>) {
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
         loop {
             tokio::select! {
                 biased;
-                c = ctl.recv() => {
-                    let Some(c) = c else { break };
-                    while let Ok(item) = rx.try_recv() {
-                        batch.push(item);
-                        if batch.len() >= self.max_batch {
-                            self.send(&mut batch).await;
-                        }
+                c = ctl.recv() => match c {
+                    Some(Control::Flush(done)) => {
+                        self.drain().await;
+                        let _ = done.send(());
                     }
-                    self.send(&mut batch).await;
-                    match c {
-                        Control::Flush(done) => { let _ = done.send(()); }
-                        Control::Shutdown(done) => { let _ = done.send(()); break; }
+                    Some(Control::Shutdown(done)) => {
+                        self.shared.closed.store(true, Ordering::Relaxed);
+                        self.drain().await;
+                        let _ = done.send(());
+                        return;
                     }
-                }
-                item = rx.recv() => {
-                    let Some(item) = item else { break };
-                    if batch.is_empty() {
-                        due = tokio::time::Instant::now() + self.flush_interval;
-                    }
-                    batch.push(item);
-                    if batch.len() >= self.max_batch {
-                        self.send(&mut batch).await;
-                    }
-                }
-                () = tokio::time::sleep_until(due), if !batch.is_empty() => {
-                    self.send(&mut batch).await;
-                }
+                    None => break, // every handle is gone
+                },
+                () = self.shared.wake.notified() => self.drain().await,
+                _ = tick.tick() => self.drain().await,
             }
         }
-        self.send(&mut batch).await;
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.drain().await;
     }
 
-    async fn send(&mut self, batch: &mut Vec<S::Item>) {
+    /// Sends what is queued now, in batches of at most `max_batch`. Items queued meanwhile
+    /// wait for the next round, so a fast producer cannot keep a flush or shutdown waiting.
+    async fn drain(&mut self) {
+        self.shared.woken.store(false, Ordering::Release);
+        let max_batch = self.shared.max_batch;
+        let queued = self.shared.items.len();
+        let mut batch = Vec::with_capacity(max_batch.min(queued));
+        let shared = self.shared.clone();
+        for item in std::iter::from_fn(|| shared.items.pop()).take(queued) {
+            batch.push(item);
+            if batch.len() >= max_batch {
+                self.send(std::mem::take(&mut batch)).await;
+            }
+        }
+        self.send(batch).await;
+    }
+
+    async fn send(&mut self, batch: Vec<S::Item>) {
         if batch.is_empty() {
             return;
         }
         let n = batch.len() as u64;
-        let full = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
-        let (accepted, reason) = match self.sink.send(full).await {
+        let (accepted, reason) = match self.sink.send(batch).await {
             Some(accepted) => (accepted.min(n), "rejected"),
             None => (0, "send_failed"),
         };
-        self.stats.accepted.fetch_add(accepted, Ordering::Relaxed);
-        count_dropped(n - accepted, self.exporter, reason, &self.stats);
+        let stats = &self.shared.stats;
+        stats.accepted.fetch_add(accepted, Ordering::Relaxed);
+        count_dropped(n - accepted, self.exporter, reason, stats);
     }
 }

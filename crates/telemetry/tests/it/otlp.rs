@@ -209,3 +209,90 @@ async fn collector_down_spans_are_dropped_and_counted_without_failing_the_run() 
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn fields_events_kinds_and_status_are_exported_and_secrets_are_not() {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+
+    let (base, received) = receiver().await;
+    let config = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &base)]);
+    let run = RunContext::new();
+    let parts = Telemetry::build_with(&config, run, BoxMakeWriter::new(std::io::sink)).unwrap();
+    let _d = tracing::dispatcher::set_default(&parts.dispatch);
+    let t = parts.telemetry;
+    async {
+        let call = tracing::info_span!(
+            "fabric.call",
+            otel.kind = "client",
+            route = "/v1/workspaces",
+            status = tracing::field::Empty,
+            attempt = 1u32,
+            client_secret = "s3cr3t-value",
+        );
+        call.record("status", 429);
+        call.record("attempt", 2u32); // recorded again: replaced, not repeated
+        call.in_scope(|| {
+            tracing::warn!(retry_after_s = 3, "throttled");
+            tracing::error!("gave up");
+        });
+    }
+    .instrument(t.run_span())
+    .await;
+    t.flush(Duration::from_secs(10)).await;
+
+    let mut spans = Vec::new();
+    for (_, body) in received.lock().unwrap().iter() {
+        let req = ExportTraceServiceRequest::decode(body.clone()).unwrap();
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                assert_eq!(ss.scope.unwrap().name, "fabrik");
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    assert!(
+        !format!("{spans:?}").contains("s3cr3t"),
+        "a secret left the process"
+    );
+    let run_span = spans.iter().find(|s| s.name == "fabrik.run").unwrap();
+    assert_eq!(
+        hex(&run_span.span_id),
+        run.root_span_id.to_string(),
+        "the run span is the parent Application Insights items and traceparent name"
+    );
+    let call = spans.iter().find(|s| s.name == "fabric.call").unwrap();
+    assert_eq!(call.parent_span_id, run_span.span_id);
+    assert_eq!(call.kind, SpanKind::Client as i32);
+    let attrs: HashMap<&str, String> = call
+        .attributes
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(AnyValue::StringValue(s)) => s.clone(),
+                Some(AnyValue::IntValue(i)) => i.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.as_str(), v)
+        })
+        .collect();
+    assert_eq!(attrs.len(), 4, "{attrs:?}");
+    assert_eq!(attrs["route"], "/v1/workspaces");
+    assert_eq!(attrs["status"], "429");
+    assert_eq!(attrs["attempt"], "2");
+    assert_eq!(attrs["client_secret"], "[redacted]");
+    let events: Vec<&str> = call.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(events, ["throttled", "gave up"]);
+    assert!(
+        call.events[0]
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "retry_after_s")
+    );
+    let status = call.status.as_ref().unwrap();
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Error as i32, "gave up")
+    );
+    assert!(call.end_time_unix_nano >= call.start_time_unix_nano && call.start_time_unix_nano > 0);
+}
