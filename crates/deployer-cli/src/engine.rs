@@ -12,6 +12,7 @@ use fabrik_client::models::{
     UpdateItemRequest, UpdateWorkspaceRequest, WorkspaceRole,
 };
 use fabrik_client::{FabricClient, FabricError, ItemFilter};
+use fabrik_core::metric_names::RESOURCES;
 use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
 use fabrik_txn::{Intent, Transaction};
 use futures::{StreamExt, TryStreamExt};
@@ -297,7 +298,7 @@ pub struct Applied {
     pub workspace: String,
     /// What.
     pub target: String,
-    /// `created`, `updated`, `existed`.
+    /// `created`, `updated`, `deleted`, `existed`.
     pub outcome: &'static str,
 }
 
@@ -714,6 +715,14 @@ pub async fn apply_workspace(
                 }
             }
         };
+        if outcome != "existed" {
+            metrics::counter!(
+                RESOURCES,
+                "kind" => plan::kind_label(change.op.resource_kind()),
+                "action" => outcome,
+            )
+            .increment(1);
+        }
         let applied = Applied {
             workspace: name.clone(),
             target,

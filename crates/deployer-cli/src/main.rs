@@ -584,18 +584,12 @@ async fn apply_and_report(
         })));
     }
     let opts = &opts;
-    let started = std::time::Instant::now();
     let report = match run::apply(client, flags, desired, &plan, opts).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
     let telemetry = fabrik_telemetry::global();
-    let outcome = if report.errors.is_empty() {
-        "succeeded"
-    } else {
-        "failed"
-    };
-    telemetry.record_run(outcome, started.elapsed());
+    let outcome = report.outcome();
     let changes = report.applied.len().to_string();
     let run_id = report.run_id.clone().unwrap_or_default();
     telemetry.track_event(

@@ -3,6 +3,7 @@
 //! Keeping the diff free of I/O makes the strongest properties cheap to test: the plan of a
 //! state against itself is empty, and applying a plan yields the desired state.
 
+use fabrik_core::ResourceKind;
 use serde::Serialize;
 
 use crate::config::model::Git;
@@ -166,6 +167,41 @@ pub enum Op {
         #[serde(skip)]
         git: Git,
     },
+}
+
+impl Op {
+    /// The kind of resource this change touches.
+    pub fn resource_kind(&self) -> ResourceKind {
+        match self {
+            Op::CreateWorkspace { .. } | Op::UpdateWorkspace { .. } => ResourceKind::Workspace,
+            Op::AssignCapacity { .. } => ResourceKind::CapacityAssignment,
+            Op::CreateFolder { .. } => ResourceKind::Folder,
+            Op::CreateItem { item_type, .. }
+            | Op::UpdateItem { item_type, .. }
+            | Op::UpdateDefinition { item_type, .. }
+            | Op::DeleteItem { item_type, .. } => match item_type.as_str() {
+                "Lakehouse" => ResourceKind::Lakehouse,
+                "Notebook" => ResourceKind::Notebook,
+                _ => ResourceKind::Item,
+            },
+            Op::AddRole { .. } | Op::UpdateRole { .. } => ResourceKind::RoleAssignment,
+            Op::ConnectGit { .. } => ResourceKind::GitConnection,
+        }
+    }
+}
+
+/// The `kind` label of `fabrik_resources_total` (docs/METRICS.md).
+pub fn kind_label(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Workspace => "workspace",
+        ResourceKind::Lakehouse => "lakehouse",
+        ResourceKind::Notebook => "notebook",
+        ResourceKind::Folder => "folder",
+        ResourceKind::RoleAssignment => "role_assignment",
+        ResourceKind::GitConnection => "git_connection",
+        ResourceKind::CapacityAssignment => "capacity_assignment",
+        _ => "item",
+    }
 }
 
 /// A principal as plans show it.

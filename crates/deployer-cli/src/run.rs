@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fabrik_client::{FabricClient, FabricUndoer, StaticTokenProvider};
+use fabrik_core::metric_names::RESOURCES;
 use fabrik_core::{Clock, EventSink, Flag, Sleeper, TokenProvider};
 use fabrik_flags::Flags;
 use fabrik_resilience::{Pipeline, ResilienceConfig};
@@ -207,8 +208,37 @@ pub struct ApplyReport {
     pub left_in_place: Vec<String>,
 }
 
-/// Applies `plan`: journals every change, and rolls back on failure when asked to.
+impl ApplyReport {
+    /// `succeeded`; `rolled_back` when it failed and everything it changed was undone;
+    /// otherwise `failed` (the `outcome` label of `fabrik_run_duration_seconds`).
+    pub fn outcome(&self) -> &'static str {
+        if self.errors.is_empty() {
+            "succeeded"
+        } else if self.rollback_errors.is_empty() && self.left_in_place.is_empty() {
+            "rolled_back"
+        } else {
+            "failed"
+        }
+    }
+}
+
+/// Applies `plan`: journals every change, and rolls back on failure when asked to. Records
+/// the run's duration and outcome, and what it changed and undid (docs/METRICS.md).
 pub async fn apply(
+    client: &FabricClient,
+    flags: &Flags,
+    desired: &Desired,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> Result<ApplyReport, String> {
+    let started = std::time::Instant::now();
+    let report = apply_and_report(client, flags, desired, plan, opts).await;
+    let outcome = report.as_ref().map_or("failed", ApplyReport::outcome);
+    fabrik_telemetry::global().record_run(outcome, started.elapsed());
+    report
+}
+
+async fn apply_and_report(
     client: &FabricClient,
     flags: &Flags,
     desired: &Desired,
@@ -280,6 +310,7 @@ pub async fn apply(
         .await
     {
         Ok(r) => {
+            count_undone(&r);
             for e in &r.entries {
                 match &e.result {
                     UndoResult::Done | UndoResult::AlreadyGone | UndoResult::AlreadyUndone => {
@@ -306,9 +337,27 @@ pub async fn rollback(
 ) -> Result<fabrik_txn::RollbackReport, String> {
     let undoer = FabricUndoer::new(client.clone());
     let resolver = crate::resolver::ByName(client.clone());
-    fabrik_txn::Journal::open(state_dir, run_id)
+    let report = fabrik_txn::Journal::open(state_dir, run_id)
         .map_err(|e| e.to_string())?
         .rollback("fabrik rollback", &undoer, Some(&resolver))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    count_undone(&report);
+    Ok(report)
+}
+
+/// Counts what a rollback undid under `fabrik_resources_total{action="rolled_back"}`.
+fn count_undone(report: &fabrik_txn::RollbackReport) {
+    for e in report
+        .entries
+        .iter()
+        .filter(|e| e.result == UndoResult::Done)
+    {
+        metrics::counter!(
+            RESOURCES,
+            "kind" => crate::plan::kind_label(e.resource.kind),
+            "action" => "rolled_back",
+        )
+        .increment(1);
+    }
 }

@@ -164,8 +164,12 @@ async fn reconcile(
         }
     };
     let started = std::time::Instant::now();
-    let outcome = match crate::engine::plan(client, &desired, opts.run.concurrency).await {
-        Ok(plan) if plan.change_count() == 0 => "unchanged",
+    // `run::apply` records the run's duration and outcome; a cycle that never reaches it
+    // is recorded here.
+    match crate::engine::plan(client, &desired, opts.run.concurrency).await {
+        Ok(plan) if plan.change_count() == 0 => {
+            fabrik_telemetry::global().record_run("succeeded", started.elapsed());
+        }
         Ok(plan) => match run::apply(client, flags, &desired, &plan, &opts.run).await {
             Ok(r) if r.errors.is_empty() => {
                 tracing::info!(
@@ -173,23 +177,17 @@ async fn reconcile(
                     run_id = r.run_id.as_deref().unwrap_or("-"),
                     "applied"
                 );
-                "applied"
             }
             Ok(r) => {
                 tracing::error!(errors = ?r.errors, rolled_back = r.rolled_back.len(), "apply failed");
-                "failed"
             }
-            Err(e) => {
-                tracing::error!("{e}");
-                "failed"
-            }
+            Err(e) => tracing::error!("{e}"),
         },
         Err(e) => {
             tracing::error!("{e}");
-            "failed"
+            fabrik_telemetry::global().record_run("failed", started.elapsed());
         }
-    };
-    fabrik_telemetry::global().record_run(outcome, started.elapsed());
+    }
 }
 
 /// SIGTERM (Kubernetes, systemd) or Ctrl-C.
