@@ -247,8 +247,9 @@ fn live_client(
 }
 
 async fn async_main(cli: &Cli) -> ExitCode {
-    // Telemetry: console logs (FABRIK_LOG filter, FABRIK_LOG_FORMAT), Prometheus metrics, and
-    // Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+    // Telemetry: console logs (FABRIK_LOG filter, FABRIK_LOG_FORMAT), Prometheus metrics,
+    // Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, and OTLP spans
+    // and metrics when OTEL_EXPORTER_OTLP_ENDPOINT is.
     let telemetry = match fabrik_telemetry::TelemetryConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(mut c) => {
             c.filter = std::env::var("FABRIK_LOG").unwrap_or_else(|_| {
@@ -258,7 +259,8 @@ async fn async_main(cli: &Cli) -> ExitCode {
                     "warn".into()
                 }
             });
-            // FEATURE_USE_TELEMETRY=off keeps everything local: no export to Application Insights.
+            // FEATURE_USE_TELEMETRY=off keeps everything local: no export to Application
+            // Insights or over OTLP.
             let env: Vec<(String, String)> = std::env::vars().collect();
             let telemetry_on = fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
                 env: &env,
@@ -269,6 +271,8 @@ async fn async_main(cli: &Cli) -> ExitCode {
             .unwrap_or(true);
             if !telemetry_on {
                 c.app_insights = None;
+                c.otlp = None;
+                c.otlp_metrics = None;
             }
             match fabrik_telemetry::Telemetry::init(&c) {
                 Ok(t) => Some(t),

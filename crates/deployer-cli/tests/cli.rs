@@ -549,26 +549,22 @@ fn flags_command_reports_values_sources_and_readiness_and_rejects_typos() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints() {
-    let (emu, token) = emulator_as_service_principal().await;
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `fabrik apply` on a one-workspace config against `emu` with `env` set; returns the
+/// trace id the run summary prints.
+fn apply_one_workspace(emu: &Emulator, token: &str, dir: &Path, env: &[(&str, &str)]) -> String {
     std::fs::write(
-        dir.path().join("fabrik.yaml"),
+        dir.join("fabrik.yaml"),
         "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
     )
     .unwrap();
     let out = fabrik()
         .args(["apply", "--config"])
-        .arg(dir.path().join("fabrik.yaml"))
+        .arg(dir.join("fabrik.yaml"))
         .args(["--base-url", &format!("{}/v1", emu.base_url())])
         .arg("--state-dir")
-        .arg(dir.path().join("runs"))
-        .env("FABRIC_TOKEN", &token)
-        .env(
-            "APPLICATIONINSIGHTS_CONNECTION_STRING",
-            emu.app_insights_connection_string(),
-        )
+        .arg(dir.join("runs"))
+        .env("FABRIC_TOKEN", token)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -584,6 +580,20 @@ async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints()
         .expect("the summary prints the trace id")
         .to_string();
     assert_eq!(trace.len(), 32, "{stdout}");
+    trace
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cs = emu.app_insights_connection_string();
+    let trace = apply_one_workspace(
+        &emu,
+        &token,
+        dir.path(),
+        &[("APPLICATIONINSIGHTS_CONNECTION_STRING", &cs)],
+    );
     // The process flushed on exit: the event is there, under the run's operation id.
     let envelopes = emu.telemetry();
     let apply = envelopes
@@ -596,6 +606,108 @@ async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints()
         "{apply}"
     );
     assert!(!apply.to_string().contains(&token), "no token in telemetry");
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_prints() {
+    use std::sync::{Arc, Mutex};
+    // An OTLP/HTTP collector on loopback that keeps what it receives, by path.
+    type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+    let received = Received::default();
+    let keep = |path: &'static str| {
+        let r = received.clone();
+        axum::routing::post(move |body: axum::body::Bytes| async move {
+            let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            r.lock().unwrap().push((path.to_owned(), v));
+            ""
+        })
+    };
+    let app = axum::Router::new()
+        .route("/v1/traces", keep("traces"))
+        .route("/v1/metrics", keep("metrics"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = apply_one_workspace(
+        &emu,
+        &token,
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ],
+    );
+
+    // The process flushed both signals on exit.
+    let got = received.lock().unwrap().clone();
+    let all = |path: &str| -> Vec<serde_json::Value> {
+        got.iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let spans: Vec<serde_json::Value> = all("traces")
+        .iter()
+        .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        spans.iter().any(|s| s["name"] == "fabric.call"),
+        "no fabric.call span in {spans:?}"
+    );
+    assert!(
+        spans.iter().all(|s| s["traceId"] == trace.as_str()),
+        "{spans:?}"
+    );
+    assert!(!format!("{spans:?}").contains(&token), "no token in spans");
+    let metrics: Vec<serde_json::Value> = all("metrics")
+        .iter()
+        .flat_map(|b| b["resourceMetrics"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r["scopeMetrics"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["metrics"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let resources = metrics
+        .iter()
+        .find(|m| m["name"] == "fabrik_resources_total")
+        .unwrap_or_else(|| panic!("no fabrik_resources_total in {metrics:?}"));
+    let created_workspace = resources["sum"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            let a = p["attributes"].to_string();
+            a.contains("\"workspace\"") && a.contains("\"created\"")
+        })
+        .unwrap_or_else(|| panic!("{resources}"));
+    assert!(
+        created_workspace["asInt"] == 1 || created_workspace["asInt"] == "1",
+        "{created_workspace}"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["name"] == "fabrik_http_requests_total"),
+        "{metrics:?}"
+    );
+
+    // FEATURE_USE_TELEMETRY=off keeps everything local.
+    let sent_before = received.lock().unwrap().len();
+    let out = fabrik()
+        .args(["plan", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .env("FABRIC_TOKEN", &token)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .env("FEATURE_USE_TELEMETRY", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(received.lock().unwrap().len(), sent_before);
     emu.shutdown().await.unwrap();
 }
 

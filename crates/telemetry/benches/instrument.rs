@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_main};
 use fabrik_telemetry::{
-    AppInsightsConfig, CallTimer, ConsoleFormat, OtlpConfig, RunContext, Telemetry,
-    TelemetryConfig, timed,
+    AppInsightsConfig, CallTimer, ConsoleFormat, OtlpConfig, OtlpMetricsConfig, RunContext,
+    Telemetry, TelemetryConfig, timed,
 };
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -34,12 +34,16 @@ fn instrument_one_call(c: &mut Criterion) {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(|| async { "" }))
+        .route("/v1/metrics", axum::routing::post(|| async { "" }));
     rt.spawn(async move { axum::serve(listener, app).await });
     // The default queue (2,048 spans, batches of 512), drained after every 1,024 calls outside
     // the timing: the calling thread pays for recording and queuing each span, as in a run,
     // where spans are far apart and the queue never fills.
     config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
+    // OTLP metrics too: every counter and histogram feeds Prometheus and OTLP.
+    config.otlp_metrics = Some(OtlpMetricsConfig::new(format!("http://{addr}/v1/metrics")));
     bench_with(c, &rt, &config, "telemetry_otlp", Drain::Every(1024));
     // The default queue, never drained: a million spans a second outrun the exporter, the
     // queue stays full, and each span is dropped and counted.

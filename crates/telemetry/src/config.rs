@@ -171,54 +171,154 @@ impl OtlpConfig {
     /// `OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT` (milliseconds). `None` without an endpoint, or
     /// when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+        Ok(Signal::from_env(&get, "TRACES", "traces")?.map(|s| {
+            let mut c = Self::new(s.endpoint);
+            c.protocol = s.protocol;
+            c.timeout = s.timeout.unwrap_or(c.timeout);
+            c
+        }))
+    }
+}
+
+/// Where and how metrics are exported over OTLP/HTTP. Metrics recorded through the `metrics`
+/// facade are sent every `interval` and at flush and shutdown, with cumulative temporality,
+/// under the same names and labels as on `GET /metrics`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpMetricsConfig {
+    /// The full URL metrics are POSTed to (`http://localhost:4318/v1/metrics`).
+    pub endpoint: String,
+    /// The encoding.
+    pub protocol: OtlpProtocol,
+    /// Extra request headers (values are not shown by `Debug`).
+    pub headers: Vec<(String, String)>,
+    /// How long one export may take, retries included (default 10 s).
+    pub timeout: Duration,
+    /// How often metrics are sent (default 60 s).
+    pub interval: Duration,
+}
+
+impl fmt::Debug for OtlpMetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OtlpMetricsConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+impl OtlpMetricsConfig {
+    /// Exports to `endpoint` (the full URL, path included) with the defaults.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            protocol: OtlpProtocol::HttpProtobuf,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Reads the standard variables through `get`: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used
+    /// as is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/metrics` appended),
+    /// `OTEL_EXPORTER_OTLP[_METRICS]_PROTOCOL`, `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT` and
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds). `None` without an endpoint, or when
+    /// `OTEL_SDK_DISABLED=true` or `OTEL_METRICS_EXPORTER=none`.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let Some(s) = Signal::from_env(&get, "METRICS", "metrics")? else {
+            return Ok(None);
         };
-        let either = |signal: &str, general: &str| get(signal).or_else(|| get(general));
+        let mut c = Self::new(s.endpoint);
+        c.protocol = s.protocol;
+        c.timeout = s.timeout.unwrap_or(c.timeout);
+        if let Some(ms) = trimmed(&get, "OTEL_METRIC_EXPORT_INTERVAL") {
+            c.interval = Duration::from_millis(parse_ms("OTEL_METRIC_EXPORT_INTERVAL", &ms)?);
+            if c.interval.is_zero() {
+                return Err(ConfigError(
+                    "OTEL_METRIC_EXPORT_INTERVAL must be more than 0 milliseconds".into(),
+                ));
+            }
+        }
+        Ok(Some(c))
+    }
+}
+
+/// The settings every OTLP signal reads the same way.
+struct Signal {
+    endpoint: String,
+    protocol: OtlpProtocol,
+    timeout: Option<Duration>,
+}
+
+fn trimmed(get: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn parse_ms(key: &str, value: &str) -> Result<u64, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError(format!("{key} must be milliseconds, not '{value}'")))
+}
+
+impl Signal {
+    /// `signal` is `TRACES` or `METRICS`; `path` the last segment of its URL path.
+    fn from_env(
+        get: &impl Fn(&str) -> Option<String>,
+        signal: &str,
+        path: &str,
+    ) -> Result<Option<Self>, ConfigError> {
+        let get = |k: &str| trimmed(get, k);
+        let specific = |name: &str| format!("OTEL_EXPORTER_OTLP_{signal}_{name}");
+        let either = |name: &str| {
+            let key = specific(name);
+            match get(&key) {
+                Some(v) => Some((key, v)),
+                None => get(&format!("OTEL_EXPORTER_OTLP_{name}"))
+                    .map(|v| (format!("OTEL_EXPORTER_OTLP_{name}"), v)),
+            }
+        };
         if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+            || get(&format!("OTEL_{signal}_EXPORTER"))
+                .is_some_and(|v| v.eq_ignore_ascii_case("none"))
         {
             return Ok(None);
         }
-        let endpoint = match get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        let endpoint = match get(&specific("ENDPOINT")) {
             Some(e) => e,
             None => match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                Some(base) => format!("{}/v1/traces", base.trim_end_matches('/')),
+                Some(base) => format!("{}/v1/{path}", base.trim_end_matches('/')),
                 None => return Ok(None),
             },
         };
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(ConfigError(
-                "the OTLP endpoint is not an http(s) URL".into(),
-            ));
+            return Err(ConfigError(format!(
+                "the OTLP {path} endpoint is not an http(s) URL"
+            )));
         }
-        let mut c = Self::new(endpoint);
-        match either(
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        )
-        .as_deref()
-        {
-            None | Some("http/protobuf") => {}
-            Some("http/json") => c.protocol = OtlpProtocol::HttpJson,
-            Some(other) => {
+        let protocol = match either("PROTOCOL") {
+            None => OtlpProtocol::HttpProtobuf,
+            Some((_, p)) if p == "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            Some((_, p)) if p == "http/json" => OtlpProtocol::HttpJson,
+            Some((key, other)) => {
                 return Err(ConfigError(format!(
-                    "OTLP protocol must be http/protobuf or http/json, not '{other}'"
+                    "{key} must be http/protobuf or http/json, not '{other}'"
                 )));
             }
-        }
-        if let Some(ms) = either(
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ) {
-            let ms: u64 = ms.parse().map_err(|_| {
-                ConfigError(format!("OTLP timeout must be milliseconds, not '{ms}'"))
-            })?;
-            c.timeout = Duration::from_millis(ms);
-        }
-        Ok(Some(c))
+        };
+        let timeout = match either("TIMEOUT") {
+            Some((key, ms)) => Some(Duration::from_millis(parse_ms(&key, &ms)?)),
+            None => None,
+        };
+        Ok(Some(Self {
+            endpoint,
+            protocol,
+            timeout,
+        }))
     }
 }
 
@@ -239,6 +339,8 @@ pub struct TelemetryConfig {
     pub app_insights: Option<AppInsightsConfig>,
     /// Export spans over OTLP/HTTP.
     pub otlp: Option<OtlpConfig>,
+    /// Export metrics over OTLP/HTTP.
+    pub otlp_metrics: Option<OtlpMetricsConfig>,
 }
 
 impl Default for TelemetryConfig {
@@ -251,6 +353,7 @@ impl Default for TelemetryConfig {
             prometheus: true,
             app_insights: None,
             otlp: None,
+            otlp_metrics: None,
         }
     }
 }
@@ -259,7 +362,8 @@ impl TelemetryConfig {
     /// Reads the environment through `get` (pass `|k| std::env::var(k).ok()`), so tests and the
     /// CLI's own config layering can supply it:
     /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (or the seed's `APPINSIGHTS_INSTRUMENTATION_KEY`),
-    /// the OTLP variables of [`OtlpConfig::from_env`], `OTEL_SERVICE_NAME`, `ENVIRONMENT`,
+    /// the OTLP variables of [`OtlpConfig::from_env`] and [`OtlpMetricsConfig::from_env`],
+    /// `OTEL_SERVICE_NAME`, `ENVIRONMENT`,
     /// `RUST_LOG`, and `FABRIK_LOG_FORMAT` (`human`, `json` or `off`).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
@@ -270,6 +374,7 @@ impl TelemetryConfig {
             c.app_insights = Some(AppInsightsConfig::new(k.trim(), DEFAULT_INGESTION_ENDPOINT));
         }
         c.otlp = OtlpConfig::from_env(get)?;
+        c.otlp_metrics = OtlpMetricsConfig::from_env(get)?;
         if let Some(n) = get("OTEL_SERVICE_NAME") {
             c.service_name = n;
         }

@@ -18,6 +18,7 @@ use crate::config::{ConfigError, ConsoleFormat, TelemetryConfig};
 use crate::context::{RunContext, TraceId};
 use crate::json_fields::JsonFields;
 use crate::otlp::SpanRecord;
+use crate::otlp_metrics::{MetricsExport, Recorder};
 use crate::queue::{FlushReport, Queue};
 use crate::sink::MetricsEventSink;
 
@@ -31,10 +32,43 @@ pub const CALL_DURATION: &str = "fabrik_call_duration_seconds";
 pub(crate) const RUN_SPAN: &str = "fabrik.run";
 
 /// Histogram buckets (seconds) for every fabrik histogram: from 5 ms calls to 30 min runs.
-const BUCKETS: &[f64] = &[
+pub(crate) const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
     1800.0,
 ];
+
+/// A layer's filter. A bare level (the default `info`) needs no per-span bookkeeping;
+/// EnvFilter takes a lock on every span enter, so it is used only for directives that need it.
+enum LogFilter {
+    Level(LevelFilter),
+    Env(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    fn parse(filter: &str) -> Result<Self, ConfigError> {
+        match filter.trim().parse::<LevelFilter>() {
+            Ok(level) => Ok(LogFilter::Level(level)),
+            Err(_) => EnvFilter::try_new(filter)
+                .map(|f| LogFilter::Env(Box::new(f)))
+                .map_err(|e| ConfigError(format!("log filter '{filter}': {e}"))),
+        }
+    }
+
+    /// `layer`, behind `filter` when it has one of its own.
+    fn apply<L: Layer<Base> + Send + Sync>(
+        filter: Option<Self>,
+        layer: L,
+    ) -> Box<dyn Layer<Base> + Send + Sync> {
+        match filter {
+            None => layer.boxed(),
+            Some(LogFilter::Level(f)) => layer.with_filter(f).boxed(),
+            Some(LogFilter::Env(f)) => layer.with_filter(*f).boxed(),
+        }
+    }
+}
+
+/// The subscriber every layer sits on: the registry behind one global filter.
+type Base = tracing_subscriber::layer::Layered<Box<dyn Layer<Registry> + Send + Sync>, Registry>;
 
 /// Why telemetry could not start.
 #[derive(Debug)]
@@ -97,8 +131,9 @@ pub struct TelemetryParts {
     pub telemetry: Telemetry,
     /// The tracing subscriber with the configured console (and export) layers.
     pub dispatch: Dispatch,
-    /// The Prometheus recorder, when configured; its handle is in [`Telemetry::prometheus`].
-    pub recorder: Option<PrometheusRecorder>,
+    /// The metrics recorder (Prometheus, OTLP or both), when either is configured; the
+    /// Prometheus handle is in [`Telemetry::prometheus`].
+    pub recorder: Option<Recorder>,
 }
 
 /// The telemetry of one run. Cheap to clone; every call is fire-and-forget.
@@ -111,6 +146,7 @@ struct Inner {
     run: RunContext,
     app_insights: Option<Queue<Item>>,
     otlp: Option<Queue<SpanRecord>>,
+    metrics_export: Option<MetricsExport>,
     prometheus: Option<PrometheusHandle>,
 }
 
@@ -120,6 +156,7 @@ impl fmt::Debug for Telemetry {
             .field("trace_id", &self.inner.run.trace_id)
             .field("app_insights", &self.inner.app_insights.is_some())
             .field("otlp", &self.inner.otlp.is_some())
+            .field("otlp_metrics", &self.inner.metrics_export.is_some())
             .field("prometheus", &self.inner.prometheus.is_some())
             .finish()
     }
@@ -141,6 +178,7 @@ impl Telemetry {
                 run: RunContext::new(),
                 app_insights: None,
                 otlp: None,
+                metrics_export: None,
                 prometheus: None,
             }),
         }
@@ -164,16 +202,11 @@ impl Telemetry {
     ) -> Result<TelemetryParts, TelemetryError> {
         // A bare level (the default `info`) needs no per-span bookkeeping; EnvFilter takes a
         // lock on every span enter, so it is used only for directives that need it.
-        let filter: Box<dyn Layer<Registry> + Send + Sync> =
-            match config.filter.trim().parse::<LevelFilter>() {
-                Ok(level) => Box::new(level),
-                Err(_) => Box::new(
-                    EnvFilter::try_new(&config.filter)
-                        .map_err(|e| ConfigError(format!("log filter '{}': {e}", config.filter)))?,
-                ),
-            };
-        let needs_runtime =
-            config.app_insights.is_some() || config.otlp.is_some() || config.prometheus;
+        let console_filter = LogFilter::parse(&config.filter)?;
+        let needs_runtime = config.app_insights.is_some()
+            || config.otlp.is_some()
+            || config.otlp_metrics.is_some()
+            || config.prometheus;
         if needs_runtime && tokio::runtime::Handle::try_current().is_err() {
             return Err(TelemetryError::NoRuntime);
         }
@@ -183,28 +216,48 @@ impl Telemetry {
             .as_ref()
             .map(|c| crate::otlp::start(c, run, &config.service_name, environment))
             .transpose()?;
-        type Base =
-            tracing_subscriber::layer::Layered<Box<dyn Layer<Registry> + Send + Sync>, Registry>;
+        // The console shows what `filter` asks for (often only warnings); OTLP gets every span
+        // at `info` and above, whatever the console shows. One filter in front of both when
+        // they agree: a filter per layer costs every span some bookkeeping.
+        let otlp_level = otlp.is_some().then_some(LevelFilter::INFO);
+        let (global, console_filter, otlp_filter): (Box<dyn Layer<Registry> + Send + Sync>, _, _) =
+            match (console_filter, otlp_level) {
+                (LogFilter::Level(console), otlp) => {
+                    let global = console.max(otlp.unwrap_or(LevelFilter::OFF));
+                    let own =
+                        |level: LevelFilter| (level < global).then_some(LogFilter::Level(level));
+                    (Box::new(global), own(console), otlp.and_then(own))
+                }
+                (LogFilter::Env(env), None) => (env, None, None),
+                (env, Some(otlp)) => (
+                    Box::new(LevelFilter::TRACE),
+                    Some(env),
+                    Some(LogFilter::Level(otlp)),
+                ),
+            };
         let mut layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = Vec::new();
         let (otlp, otlp_layer) = otlp.unzip();
-        layers.extend(otlp_layer.map(Layer::boxed));
+        layers.extend(otlp_layer.map(|l| LogFilter::apply(otlp_filter, l)));
         layers.extend(config.console.map(|format| {
             match format {
-                ConsoleFormat::Human => {
-                    tracing_subscriber::fmt::layer().with_writer(writer).boxed()
-                }
-                ConsoleFormat::Json => tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(false)
-                    .with_span_list(true)
-                    .fmt_fields(JsonFields)
-                    .with_writer(writer)
-                    .boxed(),
+                ConsoleFormat::Human => LogFilter::apply(
+                    console_filter,
+                    tracing_subscriber::fmt::layer().with_writer(writer),
+                ),
+                ConsoleFormat::Json => LogFilter::apply(
+                    console_filter,
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_current_span(false)
+                        .with_span_list(true)
+                        .fmt_fields(JsonFields)
+                        .with_writer(writer),
+                ),
             }
         }));
-        let subscriber = Registry::default().with(filter).with(layers);
+        let subscriber = Registry::default().with(global).with(layers);
 
-        let recorder = config.prometheus.then(|| {
+        let prometheus_recorder = config.prometheus.then(|| {
             let builder = PrometheusBuilder::new();
             // set_buckets fails only on an empty slice.
             builder
@@ -212,7 +265,17 @@ impl Telemetry {
                 .unwrap_or_else(|_| PrometheusBuilder::new())
                 .build_recorder()
         });
-        let prometheus = recorder.as_ref().map(PrometheusRecorder::handle);
+        let prometheus = prometheus_recorder.as_ref().map(PrometheusRecorder::handle);
+        let (otlp_recorder, metrics_export) = config
+            .otlp_metrics
+            .as_ref()
+            .map(|c| {
+                let resource = crate::otlp::resource(&config.service_name, environment);
+                crate::otlp_metrics::start(c, resource)
+            })
+            .transpose()?
+            .unzip();
+        let recorder = Recorder::new(prometheus_recorder, otlp_recorder);
         if let Some(handle) = prometheus.clone() {
             // Drains histogram samples into buckets even if nobody scrapes.
             tokio::spawn(async move {
@@ -232,6 +295,7 @@ impl Telemetry {
                 run,
                 app_insights,
                 otlp,
+                metrics_export,
                 prometheus,
             }),
         };
@@ -397,28 +461,38 @@ impl Telemetry {
         .instrument(span)
     }
 
-    /// Sends what every exporter has queued, waiting at most `deadline`. The report sums
-    /// both exporters' items (Application Insights items and OTLP spans).
+    /// Sends what every exporter has queued, and the metrics, waiting at most `deadline`.
+    /// The report sums the queued items (Application Insights items and OTLP spans).
     pub async fn flush(&self, deadline: Duration) -> FlushReport {
-        self.each(|q| q.flush(deadline), |q| q.flush(deadline))
-            .await
+        self.each(
+            |q| q.flush(deadline),
+            |q| q.flush(deadline),
+            |m| m.flush(deadline),
+        )
+        .await
     }
 
     /// Flushes and stops the exporters, waiting at most `deadline`; call at the end of a run.
     pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
-        self.each(|q| q.shutdown(deadline), |q| q.shutdown(deadline))
-            .await
+        self.each(
+            |q| q.shutdown(deadline),
+            |q| q.shutdown(deadline),
+            |m| m.shutdown(deadline),
+        )
+        .await
     }
 
-    /// Runs `ai` and `otlp` on the configured exporters at the same time.
-    async fn each<'a, A, B>(
+    /// Runs `ai`, `otlp` and `metrics` on the configured exporters at the same time.
+    async fn each<'a, A, B, C>(
         &'a self,
         ai: impl FnOnce(&'a Queue<Item>) -> A,
         otlp: impl FnOnce(&'a Queue<SpanRecord>) -> B,
+        metrics: impl FnOnce(&'a MetricsExport) -> C,
     ) -> FlushReport
     where
         A: Future<Output = FlushReport>,
         B: Future<Output = FlushReport>,
+        C: Future<Output = bool>,
     {
         let a = async {
             match &self.inner.app_insights {
@@ -432,8 +506,16 @@ impl Telemetry {
                 None => FlushReport::default(),
             }
         };
-        let (a, b) = tokio::join!(a, b);
-        a.merge(b)
+        let c = async {
+            match &self.inner.metrics_export {
+                Some(m) => metrics(m).await,
+                None => false,
+            }
+        };
+        let (a, b, timed_out) = tokio::join!(a, b, c);
+        let mut report = a.merge(b);
+        report.timed_out |= timed_out;
+        report
     }
 }
 

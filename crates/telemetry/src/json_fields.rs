@@ -6,6 +6,7 @@
 //! console on; this writes the same object directly. A field recorded again is appended, and
 //! the console's JSON parser keeps the last value of a repeated key.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -24,11 +25,17 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut visitor = Visitor::new(&mut writer, true);
-        fields.record(&mut visitor);
-        visitor.result?;
-        writer.write_char('}')
+        // Written whole from a reused buffer: the span's own string is then allocated once
+        // at its final size rather than regrown field by field.
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                write_object(&mut *buffer, fields)?;
+                writer.write_str(&buffer)
+            }
+            // A field's Debug or Display formatted a span of its own.
+            Err(_) => write_object(&mut writer, fields),
+        })
     }
 
     fn add_fields(
@@ -50,14 +57,26 @@ impl<'writer> FormatFields<'writer> for JsonFields {
     }
 }
 
-struct Visitor<'a, 'w> {
-    out: &'a mut Writer<'w>,
+thread_local! {
+    static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn write_object<W: fmt::Write + ?Sized>(out: &mut W, fields: impl RecordFields) -> fmt::Result {
+    out.write_char('{')?;
+    let mut visitor = Visitor::new(out, true);
+    fields.record(&mut visitor);
+    visitor.result?;
+    out.write_char('}')
+}
+
+struct Visitor<'a, W: fmt::Write + ?Sized> {
+    out: &'a mut W,
     first: bool,
     result: fmt::Result,
 }
 
-impl<'a, 'w> Visitor<'a, 'w> {
-    fn new(out: &'a mut Writer<'w>, first: bool) -> Self {
+impl<'a, W: fmt::Write + ?Sized> Visitor<'a, W> {
+    fn new(out: &'a mut W, first: bool) -> Self {
         Self {
             out,
             first,
@@ -98,7 +117,7 @@ impl<'a, 'w> Visitor<'a, 'w> {
     }
 }
 
-impl Visit for Visitor<'_, '_> {
+impl<W: fmt::Write + ?Sized> Visit for Visitor<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.string(field, format_args!("{value}"));
     }
@@ -245,6 +264,21 @@ mod tests {
                 "spaced \"key\"": 1,
             })
         );
+    }
+
+    /// Makes a span of its own while it is being formatted.
+    struct Nested;
+    impl std::fmt::Display for Nested {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let inner = tracing::info_span!("inner", depth = 2, note = "a \"b\"");
+            inner.in_scope(|| f.write_str("outer value"))
+        }
+    }
+
+    #[test]
+    fn a_value_that_makes_a_span_while_formatted_is_written_whole() {
+        let got = span_fields(|| tracing::info_span!("s", v = %Nested, n = 1));
+        assert_eq!(got, json!({"v": "outer value", "n": 1}));
     }
 
     #[test]

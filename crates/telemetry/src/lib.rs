@@ -4,9 +4,9 @@
 //! recorders work. This crate builds the ones fabrik offers by configuration
 //! ([`TelemetryConfig`], usually [`TelemetryConfig::from_env`]): console output (human or JSON
 //! lines), a Prometheus registry for `GET /metrics`, Application Insights export from
-//! `APPLICATIONINSIGHTS_CONNECTION_STRING`, and span export over OTLP/HTTP from
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (both batched, through a bounded queue that drops and counts
-//! rather than blocks, flushed on shutdown with a deadline).
+//! `APPLICATIONINSIGHTS_CONNECTION_STRING`, and export of spans and metrics over OTLP/HTTP from
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (batched; spans through a bounded queue that drops and counts
+//! rather than blocks; flushed on shutdown with a deadline).
 //!
 //! Each run has one W3C trace id ([`RunContext`]): the root span carries it, every exported
 //! item carries it as its operation id, and the CLI prints it in the run summary.
@@ -37,18 +37,20 @@ mod context;
 mod handle;
 mod json_fields;
 mod otlp;
+mod otlp_metrics;
 mod queue;
 mod sink;
 
 pub use config::{
     AppInsightsConfig, ConfigError, ConsoleFormat, DEFAULT_INGESTION_ENDPOINT, OtlpConfig,
-    OtlpProtocol, TelemetryConfig,
+    OtlpMetricsConfig, OtlpProtocol, TelemetryConfig,
 };
 pub use context::{RunContext, SpanId, TraceId};
 pub use handle::{
     CALL_DURATION, CALLS, CallTimer, Dependency, Telemetry, TelemetryError, TelemetryParts, global,
     timed,
 };
+pub use otlp_metrics::{OtlpRecorder, Recorder};
 pub use queue::FlushReport;
 pub use sink::{MetricsEventSink, RATE_LIMIT_WAIT};
 

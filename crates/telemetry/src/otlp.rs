@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -31,7 +31,7 @@ use smol_str::{SmolStr, format_smolstr};
 use tracing::field::{Field, Visit};
 use tracing::instrument::WithSubscriber as _;
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Level, Subscriber};
+use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
@@ -45,11 +45,11 @@ use crate::queue::{Queue, QueueConfig, Sink};
 const MAX_ATTRIBUTES: usize = 128;
 const MAX_EVENTS: usize = 128;
 
-/// A span's fields, inline up to four. With short strings inline too (`SmolStr`), a typical
-/// span allocates nothing that the export worker frees: freeing on another thread sends
-/// glibc's allocator down its slow path on the caller's next allocations, which measured
-/// as much as recording the rest of the span.
-type Attrs = SmallVec<[(&'static str, Attr); 4]>;
+/// A span's fields, the first one inline. With short strings inline too (`SmolStr`), a
+/// typical span allocates nothing that the export worker frees: freeing on another thread
+/// sends glibc's allocator down its slow path on the caller's next allocations, which
+/// measured as much as recording the rest of the span.
+type Attrs = SmallVec<[(&'static str, Attr); 1]>;
 
 /// Builds the exporter and starts its worker; returns the queue (for flush and shutdown) and
 /// the tracing layer that feeds it.
@@ -70,13 +70,7 @@ pub(crate) fn start(
         .with_headers(config.headers.iter().cloned().collect())
         .build()
         .map_err(|e| ConfigError(format!("OTLP exporter: {e}")))?;
-    // The standard detectors honour OTEL_RESOURCE_ATTRIBUTES; the service name is ours.
-    let mut resource = Resource::builder().with_service_name(service.to_owned());
-    if let Some(env) = environment {
-        resource =
-            resource.with_attribute(KeyValue::new("deployment.environment.name", env.to_owned()));
-    }
-    exporter.set_resource(&resource.build());
+    exporter.set_resource(&resource(service, environment));
     let sink = Otlp {
         exporter,
         trace_id: opentelemetry::trace::TraceId::from(run.trace_id.to_u128()),
@@ -101,21 +95,58 @@ pub(crate) fn start(
     Ok((queue, layer))
 }
 
+/// What OTLP spans and metrics say about their source. The standard detectors honour
+/// `OTEL_RESOURCE_ATTRIBUTES`; the service name is ours.
+pub(crate) fn resource(service: &str, environment: Option<&str>) -> Resource {
+    let mut resource = Resource::builder().with_service_name(service.to_owned());
+    if let Some(env) = environment {
+        resource =
+            resource.with_attribute(KeyValue::new("deployment.environment.name", env.to_owned()));
+    }
+    resource.build()
+}
+
 /// A span as the calling thread records it; the export worker turns it into `SpanData`.
+///
+/// Kept small (two cache lines with its queue slot): the worker reads every record on the
+/// other core, so each line written here is a cache-line transfer, which measured as the
+/// largest single cost of queuing a span. What few spans have is boxed in [`Extra`].
 #[derive(Debug)]
 pub(crate) struct SpanRecord {
     span_id: u64,
     /// 0 for a root span.
     parent_span_id: u64,
-    name: Cow<'static, str>,
+    /// Nanoseconds since the Unix epoch.
+    start: u64,
+    end: u64,
+    metadata: &'static Metadata<'static>,
     kind: SpanKind,
-    start: SystemTime,
-    end: SystemTime,
     attributes: Attrs,
+    extra: Option<Box<Extra>>,
+}
+
+/// The parts of a span most spans do not have.
+#[derive(Debug, Default)]
+struct Extra {
+    /// From an `otel.name` field.
+    name: Option<String>,
     dropped_attributes: u32,
     events: Vec<EventRecord>,
     dropped_events: u32,
     status: SpanStatus,
+}
+
+impl SpanRecord {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_default()
+    }
+}
+
+/// The time now, as OTLP counts it.
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// A field value, kept raw until export.
@@ -176,15 +207,12 @@ where
         let mut record = SpanRecord {
             span_id,
             parent_span_id,
-            name: Cow::Borrowed(metadata.name()),
+            start: now_nanos(),
+            end: 0,
+            metadata,
             kind: SpanKind::Internal,
-            start: SystemTime::now(),
-            end: SystemTime::UNIX_EPOCH,
             attributes: Attrs::new(),
-            dropped_attributes: 0,
-            events: Vec::new(),
-            dropped_events: 0,
-            status: SpanStatus::Unset,
+            extra: None,
         };
         attrs.record(&mut Fields(SpanFields {
             span: &mut record,
@@ -211,8 +239,9 @@ where
         let Some(record) = extensions.get_mut::<SpanRecord>() else {
             return;
         };
-        if record.events.len() >= MAX_EVENTS {
-            record.dropped_events += 1;
+        let extra = record.extra();
+        if extra.events.len() >= MAX_EVENTS {
+            extra.dropped_events += 1;
             return;
         }
         let metadata = event.metadata();
@@ -220,10 +249,10 @@ where
         event.record(&mut fields);
         let fields = fields.0;
         let name = fields.message.unwrap_or_else(|| metadata.name().to_owned());
-        if *metadata.level() == Level::ERROR && record.status == SpanStatus::Unset {
-            record.status = SpanStatus::Error(name.clone());
+        if *metadata.level() == Level::ERROR && extra.status == SpanStatus::Unset {
+            extra.status = SpanStatus::Error(name.clone());
         }
-        record.events.push(EventRecord {
+        extra.events.push(EventRecord {
             name,
             time: SystemTime::now(),
             level: *metadata.level(),
@@ -236,7 +265,7 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let record = span.extensions_mut().remove::<SpanRecord>();
         if let Some(mut record) = record {
-            record.end = SystemTime::now();
+            record.end = now_nanos();
             self.queue.submit(record);
         }
     }
@@ -259,10 +288,10 @@ impl PutField for SpanFields<'_> {
         let key = field.name();
         if let Attr::Str(s) = &value {
             match key {
-                "otel.name" => return self.span.name = Cow::Owned(s.to_string()),
+                "otel.name" => return self.span.extra().name = Some(s.to_string()),
                 "otel.kind" => return self.span.kind = parse_kind(s),
                 "otel.status_code" => {
-                    self.span.status = match s.to_ascii_lowercase().as_str() {
+                    self.span.extra().status = match s.to_ascii_lowercase().as_str() {
                         "ok" => SpanStatus::Ok,
                         "error" => SpanStatus::Error(String::new()),
                         _ => SpanStatus::Unset,
@@ -270,7 +299,7 @@ impl PutField for SpanFields<'_> {
                     return;
                 }
                 "otel.status_message" | "otel.status_description" => {
-                    if let SpanStatus::Error(message) = &mut self.span.status {
+                    if let SpanStatus::Error(message) = &mut self.span.extra().status {
                         *message = s.to_string();
                     }
                     return;
@@ -286,7 +315,7 @@ impl PutField for SpanFields<'_> {
         } else if attributes.len() < MAX_ATTRIBUTES {
             attributes.push((key, value));
         } else {
-            self.span.dropped_attributes += 1;
+            self.span.extra().dropped_attributes += 1;
         }
     }
 }
@@ -366,9 +395,10 @@ struct Otlp {
 
 impl Otlp {
     fn span_data(&self, r: SpanRecord) -> SpanData {
+        let extra = r.extra.map(|e| *e).unwrap_or_default();
         let mut events = SpanEvents::default();
-        events.dropped_count = r.dropped_events;
-        events.events = r
+        events.dropped_count = extra.dropped_events;
+        events.events = extra
             .events
             .into_iter()
             .map(|e| {
@@ -379,6 +409,7 @@ impl Otlp {
                 opentelemetry::trace::Event::new(e.name, e.time, attributes, 0)
             })
             .collect();
+        let time = |nanos: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
         SpanData {
             span_context: SpanContext::new(
                 self.trace_id,
@@ -390,14 +421,16 @@ impl Otlp {
             parent_span_id: r.parent_span_id.into(),
             parent_span_is_remote: false,
             span_kind: r.kind,
-            name: r.name,
-            start_time: r.start,
-            end_time: r.end,
+            name: extra
+                .name
+                .map_or(Cow::Borrowed(r.metadata.name()), Cow::Owned),
+            start_time: time(r.start),
+            end_time: time(r.end),
             attributes: r.attributes.into_iter().map(key_value).collect(),
-            dropped_attributes_count: r.dropped_attributes,
+            dropped_attributes_count: extra.dropped_attributes,
             events,
             links: SpanLinks::default(),
-            status: match r.status {
+            status: match extra.status {
                 SpanStatus::Unset => Status::Unset,
                 SpanStatus::Ok => Status::Ok,
                 SpanStatus::Error(message) => Status::error(message),
@@ -437,6 +470,15 @@ impl Sink for Otlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_and_its_queue_slot_fit_two_cache_lines() {
+        assert!(
+            std::mem::size_of::<SpanRecord>() + 8 <= 128,
+            "{}",
+            std::mem::size_of::<SpanRecord>()
+        );
+    }
 
     #[test]
     fn large_unsigned_values_keep_their_digits() {

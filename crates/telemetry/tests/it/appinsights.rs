@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
+use crate::build;
 use fabrik_emulator::{DEFAULT_INSTRUMENTATION_KEY, Emulator, EmulatorConfig};
-use fabrik_telemetry::{
-    AppInsightsConfig, Dependency, RunContext, Telemetry, TelemetryConfig, TelemetryParts,
-};
+use fabrik_telemetry::{AppInsightsConfig, Dependency, TelemetryConfig};
 use serde_json::Value;
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 const SECRET: &str = "p4ss-w0rd-that-must-never-leave";
 
@@ -38,10 +36,6 @@ fn at(key: &str, endpoint: &str) -> TelemetryConfig {
         app_insights: Some(AppInsightsConfig::new(key, endpoint)),
         ..TelemetryConfig::default()
     }
-}
-
-fn build(config: &TelemetryConfig) -> TelemetryParts {
-    Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink)).unwrap()
 }
 
 fn base_data(e: &Value) -> &Value {

@@ -177,3 +177,62 @@ fn otlp_is_configured_by_the_standard_variables() {
         "{debug}"
     );
 }
+
+#[test]
+fn otlp_metrics_are_configured_by_the_standard_variables() {
+    use fabrik_telemetry::{OtlpMetricsConfig, OtlpProtocol};
+    use std::time::Duration;
+    assert!(
+        TelemetryConfig::from_env(env(&[]))
+            .unwrap()
+            .otlp_metrics
+            .is_none()
+    );
+    // One endpoint variable turns on both signals, each under its own path.
+    let c = TelemetryConfig::from_env(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.otlp.unwrap().traces_endpoint,
+        "http://collector:4318/v1/traces"
+    );
+    let m = c.otlp_metrics.unwrap();
+    assert_eq!(m.endpoint, "http://collector:4318/v1/metrics");
+    assert_eq!(m.protocol, OtlpProtocol::HttpJson);
+    assert_eq!(m.interval, Duration::from_secs(15));
+    assert_eq!(m.timeout, Duration::from_secs(10));
+    // The signal's own variables win; each signal can be turned off alone.
+    let m = OtlpMetricsConfig::from_env(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://b:9090/otlp"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "750"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(m.endpoint, "http://b:9090/otlp");
+    assert_eq!(m.timeout, Duration::from_millis(750));
+    let c = TelemetryConfig::from_env(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+    ]))
+    .unwrap();
+    assert!(c.otlp.is_some() && c.otlp_metrics.is_none());
+    // Bad values name the variable that holds them.
+    for (key, value) in [
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1m"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "0"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "soon"),
+    ] {
+        let e = TelemetryConfig::from_env(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            (key, value),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(key), "{e}");
+    }
+}

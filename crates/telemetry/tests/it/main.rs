@@ -9,4 +9,22 @@ mod appinsights;
 mod config;
 mod metrics_sink;
 mod otlp;
+mod otlp_metrics;
 mod tracing_api;
+
+use fabrik_telemetry::{RunContext, Telemetry, TelemetryConfig, TelemetryParts};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+/// Builds telemetry for `config` for a new run, console output discarded.
+fn build(config: &TelemetryConfig) -> TelemetryParts {
+    Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink)).unwrap()
+}
+
+/// A loopback port nothing listens on: bound, then released.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -104,12 +104,7 @@ async fn spans_arrive_over_http_protobuf_with_the_run_trace_id() {
         config.otlp.as_ref().unwrap().traces_endpoint,
         format!("{base}/v1/traces")
     );
-    let parts = Telemetry::build_with(
-        &config,
-        RunContext::new(),
-        BoxMakeWriter::new(std::io::sink),
-    )
-    .unwrap();
+    let parts = crate::build(&config);
     let _d = tracing::dispatcher::set_default(&parts.dispatch);
     let t = parts.telemetry;
     async {
@@ -151,12 +146,7 @@ async fn http_json_is_chosen_by_the_standard_variables() {
         config.otlp.as_ref().unwrap().protocol,
         OtlpProtocol::HttpJson
     );
-    let parts = Telemetry::build_with(
-        &config,
-        RunContext::new(),
-        BoxMakeWriter::new(std::io::sink),
-    )
-    .unwrap();
+    let parts = crate::build(&config);
     let _d = tracing::dispatcher::set_default(&parts.dispatch);
     let t = parts.telemetry;
     t.run_span().in_scope(|| {});
@@ -174,11 +164,7 @@ async fn http_json_is_chosen_by_the_standard_variables() {
 
 #[tokio::test(start_paused = true)]
 async fn collector_down_spans_are_dropped_and_counted_without_failing_the_run() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port(); // bound and released: nothing listens there
+    let port = crate::dead_port();
     let config = TelemetryConfig {
         console: None,
         otlp: Some(OtlpConfig::new(format!(
@@ -186,12 +172,7 @@ async fn collector_down_spans_are_dropped_and_counted_without_failing_the_run() 
         ))),
         ..TelemetryConfig::default()
     };
-    let parts = Telemetry::build_with(
-        &config,
-        RunContext::new(),
-        BoxMakeWriter::new(std::io::sink),
-    )
-    .unwrap();
+    let parts = crate::build(&config);
     let _d = tracing::dispatcher::set_default(&parts.dispatch);
     let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
     let t = parts.telemetry;
@@ -295,4 +276,50 @@ async fn fields_events_kinds_and_status_are_exported_and_secrets_are_not() {
         (StatusCode::Error as i32, "gave up")
     );
     assert!(call.end_time_unix_nano >= call.start_time_unix_nano && call.start_time_unix_nano > 0);
+}
+
+/// A console writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Console(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn otlp_gets_info_spans_whatever_the_console_filter_shows() {
+    // A bare level and an EnvFilter directive: both keep the console to warnings.
+    for filter in ["warn", "warn,hyper=error"] {
+        let (base, received) = receiver().await;
+        let mut config = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &base)]);
+        config.console = Some(fabrik_telemetry::ConsoleFormat::Json);
+        config.filter = filter.into();
+        let console = Console::default();
+        let writer = console.clone();
+        let parts = Telemetry::build_with(
+            &config,
+            RunContext::new(),
+            BoxMakeWriter::new(move || writer.clone()),
+        )
+        .unwrap();
+        let _d = tracing::dispatcher::set_default(&parts.dispatch);
+        tracing::info_span!("step", n = 1).in_scope(|| {
+            tracing::info!("quiet");
+            tracing::warn!("loud");
+        });
+        parts.telemetry.flush(Duration::from_secs(10)).await;
+
+        let (spans, _) = decode_protobuf(&received);
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["step"], "{filter}");
+        let printed = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+        assert!(printed.contains("loud"), "{filter}: {printed}");
+        assert!(!printed.contains("quiet"), "{filter}: {printed}");
+    }
 }
