@@ -151,6 +151,39 @@ async fn hang_never_answers_until_shutdown() {
 }
 
 #[tokio::test]
+async fn a_hung_request_the_client_gave_up_on_blocks_nothing() {
+    let env = Env::with(|c| c.faults = "GET /v1/capacities#1=hang".parse().unwrap()).await;
+    let hung = env
+        .http
+        .get(env.url("/v1/capacities"))
+        .bearer_auth(&env.token)
+        .send();
+    tokio::pin!(hung);
+    tokio::select! {
+        _ = &mut hung => panic!("the hung request must not complete"),
+        r = env.get("/v1/workspaces") => assert_eq!(r.status, 200),
+    }
+    // The client gives up: its connection closes with the request unanswered.
+    drop(hung);
+    // Fresh connections are served, from a new client too, and shutdown is prompt. (The
+    // timeouts only keep a regression from hanging the suite.)
+    let limit = Duration::from_secs(30);
+    for _ in 0..3 {
+        let fresh = reqwest::Client::new()
+            .get(env.url("/v1/workspaces"))
+            .bearer_auth(&env.token)
+            .send();
+        let r = tokio::time::timeout(limit, fresh).await.expect("served");
+        assert_eq!(r.unwrap().status().as_u16(), 200);
+    }
+    let Env { emu, .. } = env;
+    tokio::time::timeout(limit, emu.shutdown())
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn latency_waits_on_the_injected_sleeper() {
     let env = Env::with(|c| c.faults = "workspaces:latency=250ms".parse().unwrap()).await;
     let before = env.clock.elapsed();
