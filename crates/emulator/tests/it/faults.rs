@@ -150,15 +150,15 @@ async fn hang_never_answers_until_shutdown() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_request_the_client_gave_up_on_blocks_nothing() {
     let env = Env::with(|c| c.faults = "GET /v1/capacities#1=hang".parse().unwrap()).await;
-    let hung = env
-        .http
-        .get(env.url("/v1/capacities"))
-        .bearer_auth(&env.token)
-        .send();
-    tokio::pin!(hung);
+    let mut hung = Box::pin(
+        env.http
+            .get(env.url("/v1/capacities"))
+            .bearer_auth(&env.token)
+            .send(),
+    );
     tokio::select! {
         _ = &mut hung => panic!("the hung request must not complete"),
         r = env.get("/v1/workspaces") => assert_eq!(r.status, 200),
