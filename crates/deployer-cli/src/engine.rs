@@ -16,6 +16,7 @@ use fabrik_core::metric_names::RESOURCES;
 use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
 use fabrik_txn::{Intent, Transaction};
 use futures::{StreamExt, TryStreamExt};
+use tracing::Instrument as _;
 
 use crate::config::model::Git;
 use crate::config::{CapacityRef, Desired};
@@ -228,6 +229,22 @@ pub async fn plan_with(
     concurrency: usize,
     prune: bool,
 ) -> Result<Plan, EngineError> {
+    let span = tracing::info_span!(
+        "fabrik.plan",
+        environment = %desired.environment,
+        workspaces = desired.workspaces.len(),
+    );
+    read_and_diff(client, desired, concurrency, prune)
+        .instrument(span)
+        .await
+}
+
+async fn read_and_diff(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
     let caps = capacity_ids(client, desired).await?;
     let all: Vec<_> = client
         .list_workspaces()
@@ -379,342 +396,370 @@ pub async fn apply_workspace(
             return Err(EngineError::Halted(format!("{} in {name}", change.target)));
         }
         let target = change.target.clone();
-        let outcome = match &change.op {
-            Op::CreateWorkspace {
-                description,
-                capacity_id,
-            } => {
-                let intent = txn
-                    .intend(Intent::create(ResourceKind::Workspace, None, &name))
+        // One span per deployment step: the step's HTTP calls are its children.
+        let span = tracing::info_span!(
+            "fabrik.change",
+            workspace = %name,
+            action = ?change.action,
+            target = %target,
+            outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        let outcome: Result<&'static str, EngineError> = async {
+            Ok(match &change.op {
+                Op::CreateWorkspace {
+                    description,
+                    capacity_id,
+                } => {
+                    let intent = txn
+                        .intend(Intent::create(ResourceKind::Workspace, None, &name))
+                        .await
+                        .map_err(journal)?;
+                    let req = CreateWorkspaceRequest {
+                        display_name: name.clone(),
+                        description: Some(description.clone()),
+                        capacity_id: capacity_id.clone(),
+                        domain_id: None,
+                    };
+                    let ensured = match client.get_or_create_workspace(&req).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = txn.fail_intent(intent, &e.to_string()).await;
+                            return Err(ctx(format!("creating workspace {name}"))(e));
+                        }
+                    };
+                    ws_id = ensured.value.id.clone();
+                    if ensured.created_here() {
+                        txn.complete_intent(
+                            intent,
+                            ResourceRef::workspace(&ws_id, &name),
+                            Undo::DeleteWorkspace {
+                                workspace_id: ws_id.clone(),
+                            },
+                        )
+                        .await
+                        .map_err(journal)?;
+                        "created"
+                    } else {
+                        txn.fail_intent(intent, "already existed")
+                            .await
+                            .map_err(journal)?;
+                        "existed"
+                    }
+                }
+                Op::UpdateWorkspace {
+                    description,
+                    previous,
+                } => {
+                    txn.track(
+                        ResourceRef::workspace(&ws_id, &name),
+                        Undo::RestoreWorkspace {
+                            workspace_id: ws_id.clone(),
+                            display_name: name.clone(),
+                            description: previous.clone(),
+                        },
+                    )
                     .await
                     .map_err(journal)?;
-                let req = CreateWorkspaceRequest {
-                    display_name: name.clone(),
-                    description: Some(description.clone()),
-                    capacity_id: capacity_id.clone(),
-                    domain_id: None,
-                };
-                let ensured = match client.get_or_create_workspace(&req).await {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = txn.fail_intent(intent, &e.to_string()).await;
-                        return Err(ctx(format!("creating workspace {name}"))(e));
-                    }
-                };
-                ws_id = ensured.value.id.clone();
-                if ensured.created_here() {
-                    txn.complete_intent(
+                    let req = UpdateWorkspaceRequest {
+                        display_name: None,
+                        description: Some(description.clone()),
+                    };
+                    client
+                        .update_workspace(&ws_id, &req)
+                        .await
+                        .map_err(ctx(format!("updating workspace {name}")))?;
+                    "updated"
+                }
+                Op::AssignCapacity {
+                    capacity_id,
+                    previous,
+                } => {
+                    let undo = match previous {
+                        Some(p) => Undo::AssignCapacity {
+                            workspace_id: ws_id.clone(),
+                            capacity_id: p.clone(),
+                        },
+                        None => Undo::UnassignCapacity {
+                            workspace_id: ws_id.clone(),
+                        },
+                    };
+                    txn.track(
+                        ResourceRef::in_workspace(
+                            ResourceKind::CapacityAssignment,
+                            &ws_id,
+                            &ws_id,
+                            None,
+                        ),
+                        undo,
+                    )
+                    .await
+                    .map_err(journal)?;
+                    client
+                        .assign_to_capacity(&ws_id, capacity_id)
+                        .await
+                        .map_err(ctx(format!("assigning {name} to capacity {capacity_id}")))?;
+                    "updated"
+                }
+                Op::CreateFolder { path } => {
+                    let (parent, leaf) = match path.rsplit_once('/') {
+                        Some((p, l)) => (folder_ids.get(p).cloned(), l.to_string()),
+                        None => (None, path.clone()),
+                    };
+                    let intent = txn
+                        .intend(Intent::create(
+                            ResourceKind::Folder,
+                            Some(ws_id.clone()),
+                            path.clone(),
+                        ))
+                        .await
+                        .map_err(journal)?;
+                    let req = CreateFolderRequest {
+                        display_name: leaf,
+                        parent_folder_id: parent,
+                    };
+                    let ensured = match client.get_or_create_folder(&ws_id, &req).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = txn.fail_intent(intent, &e.to_string()).await;
+                            return Err(ctx(format!("creating folder {path} in {name}"))(e));
+                        }
+                    };
+                    folder_ids.insert(path.clone(), ensured.value.id.clone());
+                    finish(
+                        txn,
                         intent,
-                        ResourceRef::workspace(&ws_id, &name),
-                        Undo::DeleteWorkspace {
+                        ensured.created_here(),
+                        ResourceKind::Folder,
+                        &ws_id,
+                        &ensured.value.id,
+                        path,
+                        Undo::DeleteFolder {
+                            workspace_id: ws_id.clone(),
+                            folder_id: ensured.value.id.clone(),
+                        },
+                    )
+                    .await?
+                }
+                Op::CreateItem { item, item_type } => {
+                    let kind = if item_type == "Lakehouse" {
+                        ResourceKind::Lakehouse
+                    } else {
+                        ResourceKind::Notebook
+                    };
+                    let intent = txn
+                        .intend(Intent::create(kind, Some(ws_id.clone()), item.name.clone()))
+                        .await
+                        .map_err(journal)?;
+                    let mut req = CreateItemRequest::new(
+                        item.name.clone(),
+                        ItemType::from(item_type.as_str()),
+                    );
+                    req.description = Some(item.description.clone());
+                    req.folder_id = item
+                        .folder
+                        .as_ref()
+                        .and_then(|f| folder_ids.get(f).cloned());
+                    req.definition = item.definition.as_deref().map(parts);
+                    let ensured = match client.get_or_create_item(&ws_id, &req).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = txn.fail_intent(intent, &e.to_string()).await;
+                            return Err(ctx(format!("creating {target} in {name}"))(e));
+                        }
+                    };
+                    let id = ensured.value.id.clone();
+                    finish(
+                        txn,
+                        intent,
+                        ensured.created_here(),
+                        kind,
+                        &ws_id,
+                        &id,
+                        &item.name,
+                        Undo::DeleteItem {
+                            workspace_id: ws_id.clone(),
+                            item_id: id.clone(),
+                        },
+                    )
+                    .await?
+                }
+                Op::UpdateItem {
+                    id,
+                    description,
+                    previous,
+                    ..
+                } => {
+                    txn.track(
+                        ResourceRef::in_workspace(ResourceKind::Item, &ws_id, id, None),
+                        Undo::RestoreItem {
+                            workspace_id: ws_id.clone(),
+                            item_id: id.clone(),
+                            display_name: target
+                                .split_once(' ')
+                                .map(|(_, n)| n.to_string())
+                                .unwrap_or_default(),
+                            description: previous.clone(),
+                        },
+                    )
+                    .await
+                    .map_err(journal)?;
+                    let req = UpdateItemRequest {
+                        display_name: None,
+                        description: Some(description.clone()),
+                    };
+                    client
+                        .update_item(&ws_id, id, &req)
+                        .await
+                        .map_err(ctx(format!("updating {target} in {name}")))?;
+                    "updated"
+                }
+                Op::UpdateDefinition {
+                    id,
+                    parts: new,
+                    previous,
+                    ..
+                } => {
+                    txn.track(
+                        ResourceRef::in_workspace(ResourceKind::Item, &ws_id, id, None),
+                        Undo::RestoreDefinition {
+                            workspace_id: ws_id.clone(),
+                            item_id: id.clone(),
+                            parts: previous
+                                .iter()
+                                .map(|(p, v)| UndoPart {
+                                    path: p.clone(),
+                                    payload: v.clone(),
+                                })
+                                .collect(),
+                            format: definition_format(new),
+                        },
+                    )
+                    .await
+                    .map_err(journal)?;
+                    client
+                        .update_item_definition(&ws_id, id, &parts(new), false)
+                        .await
+                        .map_err(ctx(format!(
+                            "updating the definition of {target} in {name}"
+                        )))?;
+                    "updated"
+                }
+                Op::AddRole { principal } => {
+                    txn.track(
+                        ResourceRef::in_workspace(
+                            ResourceKind::RoleAssignment,
+                            &ws_id,
+                            &principal.id,
+                            None,
+                        ),
+                        Undo::RemoveRoleAssignment {
+                            workspace_id: ws_id.clone(),
+                            assignment_id: principal.id.clone(),
+                        },
+                    )
+                    .await
+                    .map_err(journal)?;
+                    let req = AddRoleAssignmentRequest {
+                        principal: Principal::new(
+                            principal.id.clone(),
+                            PrincipalType::from(principal.kind.as_str()),
+                        ),
+                        role: WorkspaceRole::from(principal.role.as_str()),
+                    };
+                    match client.ensure_role_assignment(&ws_id, &req).await {
+                        Ok(e) if e.origin == fabrik_client::Origin::AlreadyExisted => "existed",
+                        Ok(_) => "created",
+                        Err(e) => return Err(ctx(format!("adding {target} to {name}"))(e)),
+                    }
+                }
+                Op::UpdateRole { id, role, previous } => {
+                    txn.track(
+                        ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws_id, id, None),
+                        Undo::RestoreRole {
+                            workspace_id: ws_id.clone(),
+                            assignment_id: id.clone(),
+                            role: previous.clone(),
+                        },
+                    )
+                    .await
+                    .map_err(journal)?;
+                    client
+                        .update_role_assignment(&ws_id, id, WorkspaceRole::from(role.as_str()))
+                        .await
+                        .map_err(ctx(format!("updating {target} in {name}")))?;
+                    "updated"
+                }
+                Op::DeleteItem { id, item_type } => {
+                    // Journaled without an undo: a deleted item cannot be put back as it was, so the
+                    // plan runs deletes after everything else in the workspace.
+                    let kind = match item_type.as_str() {
+                        "Lakehouse" => ResourceKind::Lakehouse,
+                        "Notebook" => ResourceKind::Notebook,
+                        _ => ResourceKind::Item,
+                    };
+                    txn.track_step(fabrik_txn::Step::without_undo(ResourceRef::in_workspace(
+                        kind,
+                        &ws_id,
+                        id,
+                        target.split_once(' ').map(|(_, n)| n.to_string()),
+                    )))
+                    .await
+                    .map_err(journal)?;
+                    match client.delete_item(&ws_id, id).await {
+                        Ok(()) => "deleted",
+                        Err(e) if e.is_not_found() => "deleted",
+                        Err(e) => return Err(ctx(format!("deleting {target} in {name}"))(e)),
+                    }
+                }
+                Op::ConnectGit { git } => {
+                    txn.track(
+                        ResourceRef::in_workspace(
+                            ResourceKind::GitConnection,
+                            &ws_id,
+                            &ws_id,
+                            None,
+                        ),
+                        Undo::DisconnectGit {
                             workspace_id: ws_id.clone(),
                         },
                     )
                     .await
                     .map_err(journal)?;
-                    "created"
-                } else {
-                    txn.fail_intent(intent, "already existed")
-                        .await
-                        .map_err(journal)?;
-                    "existed"
-                }
-            }
-            Op::UpdateWorkspace {
-                description,
-                previous,
-            } => {
-                txn.track(
-                    ResourceRef::workspace(&ws_id, &name),
-                    Undo::RestoreWorkspace {
-                        workspace_id: ws_id.clone(),
-                        display_name: name.clone(),
-                        description: previous.clone(),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                let req = UpdateWorkspaceRequest {
-                    display_name: None,
-                    description: Some(description.clone()),
-                };
-                client
-                    .update_workspace(&ws_id, &req)
-                    .await
-                    .map_err(ctx(format!("updating workspace {name}")))?;
-                "updated"
-            }
-            Op::AssignCapacity {
-                capacity_id,
-                previous,
-            } => {
-                let undo = match previous {
-                    Some(p) => Undo::AssignCapacity {
-                        workspace_id: ws_id.clone(),
-                        capacity_id: p.clone(),
-                    },
-                    None => Undo::UnassignCapacity {
-                        workspace_id: ws_id.clone(),
-                    },
-                };
-                txn.track(
-                    ResourceRef::in_workspace(
-                        ResourceKind::CapacityAssignment,
-                        &ws_id,
-                        &ws_id,
-                        None,
-                    ),
-                    undo,
-                )
-                .await
-                .map_err(journal)?;
-                client
-                    .assign_to_capacity(&ws_id, capacity_id)
-                    .await
-                    .map_err(ctx(format!("assigning {name} to capacity {capacity_id}")))?;
-                "updated"
-            }
-            Op::CreateFolder { path } => {
-                let (parent, leaf) = match path.rsplit_once('/') {
-                    Some((p, l)) => (folder_ids.get(p).cloned(), l.to_string()),
-                    None => (None, path.clone()),
-                };
-                let intent = txn
-                    .intend(Intent::create(
-                        ResourceKind::Folder,
-                        Some(ws_id.clone()),
-                        path.clone(),
-                    ))
-                    .await
-                    .map_err(journal)?;
-                let req = CreateFolderRequest {
-                    display_name: leaf,
-                    parent_folder_id: parent,
-                };
-                let ensured = match client.get_or_create_folder(&ws_id, &req).await {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = txn.fail_intent(intent, &e.to_string()).await;
-                        return Err(ctx(format!("creating folder {path} in {name}"))(e));
+                    let req = GitConnectRequest {
+                        git_provider_details: GitProviderDetails {
+                            git_provider_type: GitProviderType::from(git.provider.as_str()),
+                            repository_name: git.repository.clone(),
+                            branch_name: git.branch.clone(),
+                            directory_name: git.directory.clone(),
+                            organization_name: git.organization.clone(),
+                            project_name: git.project.clone(),
+                            owner_name: git.owner.clone(),
+                            custom_domain_name: None,
+                        },
+                        my_git_credentials: git.connection_id.as_ref().map(|id| GitCredentials {
+                            source: GitCredentialsSource::ConfiguredConnection,
+                            connection_id: Some(id.clone()),
+                        }),
+                    };
+                    match client.git_connect(&ws_id, &req).await {
+                        Ok(()) => "created",
+                        Err(e) if e.error_code() == Some("WorkspaceAlreadyConnectedToGit") => {
+                            "existed"
+                        }
+                        Err(e) => return Err(ctx(format!("connecting git for {name}"))(e)),
                     }
-                };
-                folder_ids.insert(path.clone(), ensured.value.id.clone());
-                finish(
-                    txn,
-                    intent,
-                    ensured.created_here(),
-                    ResourceKind::Folder,
-                    &ws_id,
-                    &ensured.value.id,
-                    path,
-                    Undo::DeleteFolder {
-                        workspace_id: ws_id.clone(),
-                        folder_id: ensured.value.id.clone(),
-                    },
-                )
-                .await?
-            }
-            Op::CreateItem { item, item_type } => {
-                let kind = if item_type == "Lakehouse" {
-                    ResourceKind::Lakehouse
-                } else {
-                    ResourceKind::Notebook
-                };
-                let intent = txn
-                    .intend(Intent::create(kind, Some(ws_id.clone()), item.name.clone()))
-                    .await
-                    .map_err(journal)?;
-                let mut req =
-                    CreateItemRequest::new(item.name.clone(), ItemType::from(item_type.as_str()));
-                req.description = Some(item.description.clone());
-                req.folder_id = item
-                    .folder
-                    .as_ref()
-                    .and_then(|f| folder_ids.get(f).cloned());
-                req.definition = item.definition.as_deref().map(parts);
-                let ensured = match client.get_or_create_item(&ws_id, &req).await {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = txn.fail_intent(intent, &e.to_string()).await;
-                        return Err(ctx(format!("creating {target} in {name}"))(e));
-                    }
-                };
-                let id = ensured.value.id.clone();
-                finish(
-                    txn,
-                    intent,
-                    ensured.created_here(),
-                    kind,
-                    &ws_id,
-                    &id,
-                    &item.name,
-                    Undo::DeleteItem {
-                        workspace_id: ws_id.clone(),
-                        item_id: id.clone(),
-                    },
-                )
-                .await?
-            }
-            Op::UpdateItem {
-                id,
-                description,
-                previous,
-                ..
-            } => {
-                txn.track(
-                    ResourceRef::in_workspace(ResourceKind::Item, &ws_id, id, None),
-                    Undo::RestoreItem {
-                        workspace_id: ws_id.clone(),
-                        item_id: id.clone(),
-                        display_name: target
-                            .split_once(' ')
-                            .map(|(_, n)| n.to_string())
-                            .unwrap_or_default(),
-                        description: previous.clone(),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                let req = UpdateItemRequest {
-                    display_name: None,
-                    description: Some(description.clone()),
-                };
-                client
-                    .update_item(&ws_id, id, &req)
-                    .await
-                    .map_err(ctx(format!("updating {target} in {name}")))?;
-                "updated"
-            }
-            Op::UpdateDefinition {
-                id,
-                parts: new,
-                previous,
-                ..
-            } => {
-                txn.track(
-                    ResourceRef::in_workspace(ResourceKind::Item, &ws_id, id, None),
-                    Undo::RestoreDefinition {
-                        workspace_id: ws_id.clone(),
-                        item_id: id.clone(),
-                        parts: previous
-                            .iter()
-                            .map(|(p, v)| UndoPart {
-                                path: p.clone(),
-                                payload: v.clone(),
-                            })
-                            .collect(),
-                        format: definition_format(new),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                client
-                    .update_item_definition(&ws_id, id, &parts(new), false)
-                    .await
-                    .map_err(ctx(format!(
-                        "updating the definition of {target} in {name}"
-                    )))?;
-                "updated"
-            }
-            Op::AddRole { principal } => {
-                txn.track(
-                    ResourceRef::in_workspace(
-                        ResourceKind::RoleAssignment,
-                        &ws_id,
-                        &principal.id,
-                        None,
-                    ),
-                    Undo::RemoveRoleAssignment {
-                        workspace_id: ws_id.clone(),
-                        assignment_id: principal.id.clone(),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                let req = AddRoleAssignmentRequest {
-                    principal: Principal::new(
-                        principal.id.clone(),
-                        PrincipalType::from(principal.kind.as_str()),
-                    ),
-                    role: WorkspaceRole::from(principal.role.as_str()),
-                };
-                match client.ensure_role_assignment(&ws_id, &req).await {
-                    Ok(e) if e.origin == fabrik_client::Origin::AlreadyExisted => "existed",
-                    Ok(_) => "created",
-                    Err(e) => return Err(ctx(format!("adding {target} to {name}"))(e)),
                 }
-            }
-            Op::UpdateRole { id, role, previous } => {
-                txn.track(
-                    ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws_id, id, None),
-                    Undo::RestoreRole {
-                        workspace_id: ws_id.clone(),
-                        assignment_id: id.clone(),
-                        role: previous.clone(),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                client
-                    .update_role_assignment(&ws_id, id, WorkspaceRole::from(role.as_str()))
-                    .await
-                    .map_err(ctx(format!("updating {target} in {name}")))?;
-                "updated"
-            }
-            Op::DeleteItem { id, item_type } => {
-                // Journaled without an undo: a deleted item cannot be put back as it was, so the
-                // plan runs deletes after everything else in the workspace.
-                let kind = match item_type.as_str() {
-                    "Lakehouse" => ResourceKind::Lakehouse,
-                    "Notebook" => ResourceKind::Notebook,
-                    _ => ResourceKind::Item,
-                };
-                txn.track_step(fabrik_txn::Step::without_undo(ResourceRef::in_workspace(
-                    kind,
-                    &ws_id,
-                    id,
-                    target.split_once(' ').map(|(_, n)| n.to_string()),
-                )))
-                .await
-                .map_err(journal)?;
-                match client.delete_item(&ws_id, id).await {
-                    Ok(()) => "deleted",
-                    Err(e) if e.is_not_found() => "deleted",
-                    Err(e) => return Err(ctx(format!("deleting {target} in {name}"))(e)),
-                }
-            }
-            Op::ConnectGit { git } => {
-                txn.track(
-                    ResourceRef::in_workspace(ResourceKind::GitConnection, &ws_id, &ws_id, None),
-                    Undo::DisconnectGit {
-                        workspace_id: ws_id.clone(),
-                    },
-                )
-                .await
-                .map_err(journal)?;
-                let req = GitConnectRequest {
-                    git_provider_details: GitProviderDetails {
-                        git_provider_type: GitProviderType::from(git.provider.as_str()),
-                        repository_name: git.repository.clone(),
-                        branch_name: git.branch.clone(),
-                        directory_name: git.directory.clone(),
-                        organization_name: git.organization.clone(),
-                        project_name: git.project.clone(),
-                        owner_name: git.owner.clone(),
-                        custom_domain_name: None,
-                    },
-                    my_git_credentials: git.connection_id.as_ref().map(|id| GitCredentials {
-                        source: GitCredentialsSource::ConfiguredConnection,
-                        connection_id: Some(id.clone()),
-                    }),
-                };
-                match client.git_connect(&ws_id, &req).await {
-                    Ok(()) => "created",
-                    Err(e) if e.error_code() == Some("WorkspaceAlreadyConnectedToGit") => "existed",
-                    Err(e) => return Err(ctx(format!("connecting git for {name}"))(e)),
-                }
-            }
-        };
+            })
+        }
+        .instrument(span.clone())
+        .await;
+        let outcome = outcome.inspect_err(|e| {
+            span.record("otel.status_code", "error");
+            span.record("otel.status_message", e.to_string());
+        })?;
+        span.record("outcome", outcome);
         if outcome != "existed" {
             metrics::counter!(
                 RESOURCES,
@@ -788,7 +833,10 @@ pub async fn apply(
             if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
                 return Ok(Vec::new());
             }
-            let r = apply_workspace(client, txn, wp, progress, Some(halt)).await;
+            let span = tracing::info_span!("fabrik.workspace", workspace = %wp.name);
+            let r = apply_workspace(client, txn, wp, progress, Some(halt))
+                .instrument(span)
+                .await;
             if r.is_err() {
                 stop.store(true, Ordering::SeqCst);
             }

@@ -32,6 +32,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fabrik_cli::config;
 use fabrik_cli::plan::{Action, Plan};
 use fabrik_cli::run::{self, RunOptions};
+use tracing::Instrument as _;
 
 /// Deploy Microsoft Fabric workspaces from configuration — planned, idempotent, transactional.
 #[derive(Debug, Parser)]
@@ -284,7 +285,11 @@ async fn async_main(cli: &Cli) -> ExitCode {
         }
         Err(e) => return fail(&e.to_string()),
     };
-    let code = commands(cli).await;
+    // Every span of the command is a child of the run's root span, under the run's trace id.
+    let code = match &telemetry {
+        Some(t) => commands(cli).instrument(t.run_span()).await,
+        None => commands(cli).await,
+    };
     if let Some(t) = telemetry {
         let _ = t.shutdown(Duration::from_secs(5)).await;
     }

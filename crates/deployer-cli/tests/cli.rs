@@ -656,9 +656,30 @@ async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_
         .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
         .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
         .collect();
+    // One tree under the run's root span: run → workspace → change → HTTP call.
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:?}"))
+    };
+    let (run, workspace, change) = (
+        named("fabrik.run"),
+        named("fabrik.workspace"),
+        named("fabrik.change"),
+    );
+    named("fabrik.plan");
+    assert_eq!(workspace["parentSpanId"], run["spanId"]);
+    assert_eq!(change["parentSpanId"], workspace["spanId"]);
     assert!(
-        spans.iter().any(|s| s["name"] == "fabric.call"),
-        "no fabric.call span in {spans:?}"
+        change["attributes"].to_string().contains("created"),
+        "{change}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "fabric.call" && s["parentSpanId"] == change["spanId"]),
+        "the create call is a child of its step: {spans:?}"
     );
     assert!(
         spans.iter().all(|s| s["traceId"] == trace.as_str()),

@@ -217,6 +217,14 @@ async fn fields_events_kinds_and_status_are_exported_and_secrets_are_not() {
             tracing::warn!(retry_after_s = 3, "throttled");
             tracing::error!("gave up");
         });
+        let step = tracing::info_span!(
+            "step",
+            otel.name = "create lakehouse",
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        step.record("otel.status_code", "error");
+        step.record("otel.status_message", "403 from the service");
     }
     .instrument(t.run_span())
     .await;
@@ -276,6 +284,14 @@ async fn fields_events_kinds_and_status_are_exported_and_secrets_are_not() {
         (StatusCode::Error as i32, "gave up")
     );
     assert!(call.end_time_unix_nano >= call.start_time_unix_nano);
+    // `otel.name` renames a span; `otel.status_*` set its status and are not attributes.
+    let step = spans.iter().find(|s| s.name == "create lakehouse").unwrap();
+    let status = step.status.as_ref().unwrap();
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Error as i32, "403 from the service")
+    );
+    assert!(step.attributes.is_empty(), "{:?}", step.attributes);
     // Wall-clock times (the layer reads the TSC; the worker converts).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
