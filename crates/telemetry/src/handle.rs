@@ -532,6 +532,16 @@ pub fn timed<F: Future>(name: &'static str, fut: F) -> impl Future<Output = F::O
     .instrument(span)
 }
 
+/// Runs `f` in a span named after `name`, counting it ([`CALLS`]) and recording its duration
+/// ([`CALL_DURATION`]): [`timed`] for a plain function.
+pub fn timed_fn<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    let _span = tracing::info_span!("call", operation = name).entered();
+    let start = Instant::now();
+    let out = f();
+    record_call(name, "ok", start.elapsed());
+    out
+}
+
 /// A timing wrapper with its metric handles registered once, for hot paths: each call costs
 /// a span, an atomic increment and a histogram sample, with no label lookup.
 #[derive(Debug, Clone)]
@@ -550,6 +560,16 @@ impl CallTimer {
             ok: metrics::counter!(CALLS, "name" => name, "outcome" => "ok"),
             duration: metrics::histogram!(CALL_DURATION, "name" => name),
         }
+    }
+
+    /// Runs `f` in a `call` span, counting it and recording its duration.
+    pub fn time_fn<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _span = tracing::info_span!("call", operation = self.name).entered();
+        let start = Instant::now();
+        let out = f();
+        self.ok.increment(1);
+        self.duration.record(start.elapsed().as_secs_f64());
+        out
     }
 
     /// Runs `fut` in a `call` span, counting it and recording its duration.

@@ -48,7 +48,7 @@ pub use config::{
 pub use context::{RunContext, SpanId, TraceId};
 pub use handle::{
     CALL_DURATION, CALLS, CallTimer, Dependency, Telemetry, TelemetryError, TelemetryParts, global,
-    timed,
+    timed, timed_fn,
 };
 pub use otlp_metrics::{OtlpRecorder, Recorder};
 pub use queue::FlushReport;

@@ -28,3 +28,11 @@ fn dead_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A subscriber interested in every span, for tests that run instrumented code without one of
+/// their own. Callsite interest is process-wide: a span first met on a thread where no
+/// subscriber wants it can be cached as never wanted (tracing-core registers callsites and
+/// subscribers concurrently), which switches that span off in tests running alongside.
+fn interested() -> tracing::subscriber::DefaultGuard {
+    tracing::subscriber::set_default(tracing_subscriber::registry())
+}

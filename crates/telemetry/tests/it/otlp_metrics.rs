@@ -83,6 +83,8 @@ async fn metrics_arrive_cumulative_with_labels_units_and_the_service_name() {
     };
     let parts = crate::build(&config);
     let _m = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    // See `crate::interested`.
+    let _d = tracing::dispatcher::set_default(&parts.dispatch);
     let t = parts.telemetry;
     let timer = CallTimer::new("plan");
     for _ in 0..2 {

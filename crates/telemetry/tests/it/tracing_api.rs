@@ -4,7 +4,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use fabrik_telemetry::{
-    CallTimer, ConsoleFormat, RunContext, Telemetry, TelemetryConfig, global, timed, track_event,
+    CallTimer, ConsoleFormat, RunContext, Telemetry, TelemetryConfig, global, timed, timed_fn,
+    track_event,
 };
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing::Instrument;
@@ -110,19 +111,27 @@ async fn timed_counts_calls_and_records_durations() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let _m = metrics::set_default_local_recorder(&recorder);
+    let _d = crate::interested();
     for _ in 0..3 {
         assert_eq!(timed("diff", async { 5 }).await, 5);
     }
     let timer = CallTimer::new("apply");
     assert_eq!(timer.time(async { 6 }).await, 6);
+    // Plain functions too.
+    assert_eq!(timed_fn("diff", || 7), 7);
+    assert_eq!(timer.time_fn(|| 8), 8);
     Telemetry::disabled().record_run("succeeded", std::time::Duration::from_secs(2));
     let text = handle.render();
     assert!(
-        text.contains(r#"fabrik_calls_total{name="diff",outcome="ok"} 3"#),
+        text.contains(r#"fabrik_calls_total{name="diff",outcome="ok"} 4"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"fabrik_call_duration_seconds_count{name="diff"} 3"#),
+        text.contains(r#"fabrik_call_duration_seconds_count{name="diff"} 4"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"fabrik_calls_total{name="apply",outcome="ok"} 2"#),
         "{text}"
     );
     assert!(
