@@ -200,8 +200,6 @@ impl Telemetry {
         run: RunContext,
         writer: BoxMakeWriter,
     ) -> Result<TelemetryParts, TelemetryError> {
-        // A bare level (the default `info`) needs no per-span bookkeeping; EnvFilter takes a
-        // lock on every span enter, so it is used only for directives that need it.
         let console_filter = LogFilter::parse(&config.filter)?;
         let needs_runtime = config.app_insights.is_some()
             || config.otlp.is_some()
