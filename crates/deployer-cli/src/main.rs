@@ -285,10 +285,13 @@ async fn async_main(cli: &Cli) -> ExitCode {
         }
         Err(e) => return fail(&e.to_string()),
     };
-    // Every span of the command is a child of the run's root span, under the run's trace id.
+    // Every span of the command is a child of the run's root span, under the run's trace id
+    // (`serve` makes a root span per reconciliation instead).
     let code = match &telemetry {
-        Some(t) => commands(cli).instrument(t.run_span()).await,
-        None => commands(cli).await,
+        Some(t) if !matches!(cli.command, Command::Serve { .. }) => {
+            commands(cli).instrument(t.run_span()).await
+        }
+        _ => commands(cli).await,
     };
     if let Some(t) = telemetry {
         let _ = t.shutdown(Duration::from_secs(5)).await;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use fabrik_core::{BreakerStateSource, Flag};
 use fabrik_health::{BreakerCheck, HealthRegistry, TokenCheck};
+use tracing::Instrument as _;
 
 use crate::config::{self, LoadOptions};
 use crate::run::{self, RunOptions};
@@ -131,7 +132,11 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
             next = tokio::time::Instant::now() + opts.interval;
             // The run is not raced against the stop signal: a run in flight finishes, or
             // rolls back, before the process stops.
-            reconcile(opts, &flags, &stack.client).await;
+            // Each cycle is a root span of its own, exported when it ends: a span for the
+            // whole process would reach the backend only when the process stops.
+            reconcile(opts, &flags, &stack.client)
+                .instrument(tracing::info_span!("fabrik.reconcile"))
+                .await;
         }
         tokio::select! {
             _ = &mut stop => break,

@@ -213,6 +213,7 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
 async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let (emu, token) = emulator_as_service_principal().await;
+    let (collector, received) = otlp_collector().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fabrik.yaml");
     std::fs::write(
@@ -235,6 +236,8 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
         .arg(dir.path().join("runs"))
         .env("FABRIC_TOKEN", &token)
         .env("FABRIK_LOG", "off")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -312,6 +315,25 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
         .expect("serve stops")
         .unwrap();
     assert!(status.success(), "{status:?}");
+    // Each reconciliation is a root span of its own, with its plan under it.
+    let spans = otlp_entries(&received, "traces", "Spans");
+    let cycles: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "fabrik.reconcile")
+        .collect();
+    assert!(cycles.len() >= 2, "{spans:?}");
+    assert!(
+        cycles
+            .iter()
+            .all(|c| c["parentSpanId"].as_str().unwrap_or("").is_empty()),
+        "{cycles:?}"
+    );
+    assert!(spans.iter().all(|s| s["name"] != "fabrik.run"), "{spans:?}");
+    assert!(
+        spans.iter().any(|s| s["name"] == "fabrik.plan"
+            && cycles.iter().any(|c| c["spanId"] == s["parentSpanId"])),
+        "{spans:?}"
+    );
     emu.shutdown().await.unwrap();
 }
 
@@ -609,11 +631,11 @@ async fn an_apply_reports_to_application_insights_under_the_trace_id_it_prints()
     emu.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_prints() {
-    use std::sync::{Arc, Mutex};
-    // An OTLP/HTTP collector on loopback that keeps what it receives, by path.
-    type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+/// What an OTLP collector received: (`traces` or `metrics`, JSON body) per request.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// An OTLP/HTTP (JSON) collector on loopback that keeps what it receives; returns its base URL.
+async fn otlp_collector() -> (String, Received) {
     let received = Received::default();
     let keep = |path: &'static str| {
         let r = received.clone();
@@ -629,6 +651,30 @@ async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (collector, received)
+}
+
+/// The `kind` (`Spans` or `Metrics`) entries of everything received under `path`.
+fn otlp_entries(received: &Received, path: &str, kind: &str) -> Vec<serde_json::Value> {
+    let (resource, scope, entries) = match kind {
+        "Spans" => ("resourceSpans", "scopeSpans", "spans"),
+        _ => ("resourceMetrics", "scopeMetrics", "metrics"),
+    };
+    let list = |v: &serde_json::Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == path)
+        .flat_map(|(_, body)| list(body, resource))
+        .flat_map(|r| list(&r, scope))
+        .flat_map(|s| list(&s, entries))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_prints() {
+    let (collector, received) = otlp_collector().await;
 
     let (emu, token) = emulator_as_service_principal().await;
     let dir = tempfile::tempdir().unwrap();
@@ -643,19 +689,7 @@ async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_
     );
 
     // The process flushed both signals on exit.
-    let got = received.lock().unwrap().clone();
-    let all = |path: &str| -> Vec<serde_json::Value> {
-        got.iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    let spans: Vec<serde_json::Value> = all("traces")
-        .iter()
-        .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let spans = otlp_entries(&received, "traces", "Spans");
     // One tree under the run's root span: run → workspace → change → HTTP call.
     let named = |name: &str| {
         spans
@@ -686,12 +720,7 @@ async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_
         "{spans:?}"
     );
     assert!(!format!("{spans:?}").contains(&token), "no token in spans");
-    let metrics: Vec<serde_json::Value> = all("metrics")
-        .iter()
-        .flat_map(|b| b["resourceMetrics"].as_array().cloned().unwrap_or_default())
-        .flat_map(|r| r["scopeMetrics"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["metrics"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let metrics = otlp_entries(&received, "metrics", "Metrics");
     let resources = metrics
         .iter()
         .find(|m| m["name"] == "fabrik_resources_total")
