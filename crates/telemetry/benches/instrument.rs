@@ -28,7 +28,7 @@ fn instrument_one_call(c: &mut Criterion) {
         app_insights: Some(AppInsightsConfig::new("bench", "http://127.0.0.1:9")),
         ..TelemetryConfig::default()
     };
-    bench_with(c, &rt, &config, "telemetry", Drain::Every(1024));
+    bench_with(c, &rt, &config, "telemetry", Drain::Every(1024), false);
     // A receiver that takes every batch, so spans flow rather than pile up and drop.
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -44,11 +44,28 @@ fn instrument_one_call(c: &mut Criterion) {
     config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
     // OTLP metrics too: every counter and histogram feeds Prometheus and OTLP.
     config.otlp_metrics = Some(OtlpMetricsConfig::new(format!("http://{addr}/v1/metrics")));
-    bench_with(c, &rt, &config, "telemetry_otlp", Drain::Every(1024));
+    bench_with(c, &rt, &config, "telemetry_otlp", Drain::Every(1024), false);
     // The default queue, never drained: a million spans a second outrun the exporter, the
     // queue stays full, and each span is dropped and counted.
     config.otlp = Some(OtlpConfig::new(format!("http://{addr}/v1/traces")));
-    bench_with(c, &rt, &config, "telemetry_otlp_saturated", Drain::Never);
+    bench_with(
+        c,
+        &rt,
+        &config,
+        "telemetry_otlp_saturated",
+        Drain::Never,
+        false,
+    );
+    // As the CLI runs: the same exporters installed for the whole process (global subscriber
+    // and recorder, no thread-local override). Last, because installing is for good.
+    bench_with(
+        c,
+        &rt,
+        &config,
+        "telemetry_otlp_installed",
+        Drain::Every(1024),
+        true,
+    );
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,13 +81,22 @@ fn bench_with(
     config: &TelemetryConfig,
     group: &str,
     drain: Drain,
+    install: bool,
 ) {
     let parts = Telemetry::build_with(config, RunContext::new(), BoxMakeWriter::new(std::io::sink))
         .unwrap();
-    let recorder = parts.recorder.expect("prometheus on");
-    let _metrics = metrics::set_default_local_recorder(&recorder);
-    let _tracing = tracing::dispatcher::set_default(&parts.dispatch);
-    let run = parts.telemetry.run_span();
+    let telemetry = parts.telemetry.clone();
+    let (recorder, dispatch) = if install {
+        Telemetry::install(parts).unwrap();
+        (None, None)
+    } else {
+        (parts.recorder, Some(parts.dispatch))
+    };
+    let _metrics = recorder
+        .as_ref()
+        .map(|r| metrics::set_default_local_recorder(r));
+    let _tracing = dispatch.as_ref().map(tracing::dispatcher::set_default);
+    let run = telemetry.run_span();
     let _run = run.enter();
 
     // Times `iters` calls of `one`, letting the exporters send what was queued (untimed) after
@@ -91,7 +117,7 @@ fn bench_with(
             elapsed += start.elapsed();
             left -= n;
             if drain != Drain::Never {
-                rt.block_on(parts.telemetry.flush(Duration::from_secs(120)));
+                rt.block_on(telemetry.flush(Duration::from_secs(120)));
             }
         }
         elapsed
@@ -122,10 +148,10 @@ fn bench_with(
             });
         });
     }
-    let text = parts.telemetry.prometheus().unwrap().render();
+    let text = telemetry.prometheus().unwrap().render();
     assert!(text.contains("fabrik_calls_total"));
     // What the exporters accepted and dropped (a drained queue should drop nothing).
-    let report = rt.block_on(parts.telemetry.flush(Duration::from_secs(120)));
+    let report = rt.block_on(telemetry.flush(Duration::from_secs(120)));
     #[allow(clippy::print_stderr)] // a bench reports on stderr
     {
         eprintln!(

@@ -1,5 +1,6 @@
 //! The telemetry handle: building and installing exporters, the track_* API, timing.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fabrik_core::metric_names::RUN_DURATION;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use rustc_hash::FxHashMap;
 use tracing::{Dispatch, Instrument, Span};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -307,12 +309,22 @@ impl Telemetry {
     /// Builds from `config` and installs globally: the tracing subscriber, the metrics
     /// recorder, and the handle [`global`] returns. Call once, inside the tokio runtime.
     pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-        let parts = Self::build(config)?;
+        Self::install(Self::build(config)?)
+    }
+
+    /// Installs what [`Telemetry::build_with`] made as the process's tracing subscriber,
+    /// metrics recorder and [`global`] handle. Call once.
+    pub fn install(parts: TelemetryParts) -> Result<Telemetry, TelemetryError> {
         tracing::dispatcher::set_global_default(parts.dispatch)
             .map_err(|_| TelemetryError::AlreadyInstalled("tracing subscriber"))?;
         if let Some(recorder) = parts.recorder {
             metrics::set_global_recorder(recorder)
                 .map_err(|_| TelemetryError::AlreadyInstalled("metrics recorder"))?;
+            // Read on a new thread, where no local recorder can hide the global one.
+            let global = std::thread::scope(|s| s.spawn(current_recorder).join().ok());
+            if let Some(address) = global {
+                let _ = GLOBAL_RECORDER.set(address);
+            }
         }
         GLOBAL
             .set(parts.telemetry.clone())
@@ -584,9 +596,48 @@ impl CallTimer {
     }
 }
 
+/// The address of the global recorder our `install` set. It lives as long as the process,
+/// so no other recorder can ever have this address: seeing it means the global is current.
+static GLOBAL_RECORDER: OnceLock<usize> = OnceLock::new();
+
+fn current_recorder() -> usize {
+    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+}
+
+/// A counter and a histogram by call name and outcome. (Fx: SipHash would cost more than
+/// the rest of the lookup for these short keys, and they are not attacker-chosen.)
+type CallHandles = FxHashMap<(&'static str, &'static str), (metrics::Counter, metrics::Histogram)>;
+
+thread_local! {
+    /// `timed`'s handles for the global recorder, by name and outcome: looking labelled
+    /// metrics up costs more than the rest of the call. Only for the global recorder — a
+    /// local one (tests) may be dropped and another made at the same address.
+    static CALL_HANDLES: RefCell<CallHandles> = RefCell::new(CallHandles::default());
+}
+
 fn record_call(name: &'static str, outcome: &'static str, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    if GLOBAL_RECORDER.get() == Some(&current_recorder()) {
+        let cached = CALL_HANDLES.with(|handles| {
+            let Ok(mut handles) = handles.try_borrow_mut() else {
+                return false;
+            };
+            let (calls, duration) = handles.entry((name, outcome)).or_insert_with(|| {
+                (
+                    metrics::counter!(CALLS, "name" => name, "outcome" => outcome),
+                    metrics::histogram!(CALL_DURATION, "name" => name),
+                )
+            });
+            calls.increment(1);
+            duration.record(seconds);
+            true
+        });
+        if cached {
+            return;
+        }
+    }
     metrics::counter!(CALLS, "name" => name, "outcome" => outcome).increment(1);
-    metrics::histogram!(CALL_DURATION, "name" => name).record(elapsed.as_secs_f64());
+    metrics::histogram!(CALL_DURATION, "name" => name).record(seconds);
 }
 
 /// Property keys whose values are never exported or logged.
