@@ -553,6 +553,25 @@ fn io_error(what: &str, e: reqwest::Error) -> azure_core::Error {
     azure_core::Error::with_error(ErrorKind::Io, e, format!("{what} unreachable"))
 }
 
+/// Sends `req` to the token or assertion endpoint `what` and decodes its JSON answer.
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    what: &str,
+) -> azure_core::Result<T> {
+    let resp = req.send().await.map_err(|e| io_error(what, e))?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(|e| io_error(what, e))?;
+    if !(200..300).contains(&status) {
+        return Err(http_error(status, what, &body));
+    }
+    serde_json::from_str(&body).map_err(|e| {
+        azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            format!("{what} sent an unexpected body: {e}"),
+        )
+    })
+}
+
 #[async_trait]
 impl TokenCredential for AppServiceManagedIdentity {
     async fn get_token(
@@ -575,25 +594,12 @@ impl TokenCredential for AppServiceManagedIdentity {
             url.query_pairs_mut().append_pair("client_id", id);
         }
         let what = "managed identity endpoint";
-        let resp = self
+        let req = self
             .client
             .get(url)
             .header("x-identity-header", self.header.secret())
-            .header("metadata", "true")
-            .send()
-            .await
-            .map_err(|e| io_error(what, e))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| io_error(what, e))?;
-        if !(200..300).contains(&status) {
-            return Err(http_error(status, what, &body));
-        }
-        let parsed: MiTokenResponse = serde_json::from_str(&body).map_err(|e| {
-            azure_core::Error::with_message(
-                ErrorKind::DataConversion,
-                format!("{what} sent an unexpected body: {e}"),
-            )
-        })?;
+            .header("metadata", "true");
+        let parsed: MiTokenResponse = fetch_json(req, what).await?;
         // App Service sends expires_on as a string of unix seconds; accept a number too.
         let secs = match &parsed.expires_on {
             serde_json::Value::String(s) => s.parse::<i64>().ok(),
@@ -661,22 +667,7 @@ impl ClientAssertion for OidcAssertion {
                 self.client.get(self.url.clone()),
             ),
         };
-        let resp = req
-            .bearer_auth(self.bearer.secret())
-            .send()
-            .await
-            .map_err(|e| io_error(what, e))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| io_error(what, e))?;
-        if !(200..300).contains(&status) {
-            return Err(http_error(status, what, &body));
-        }
-        let parsed: OidcResponse = serde_json::from_str(&body).map_err(|e| {
-            azure_core::Error::with_message(
-                ErrorKind::DataConversion,
-                format!("{what} sent an unexpected body: {e}"),
-            )
-        })?;
+        let parsed: OidcResponse = fetch_json(req.bearer_auth(self.bearer.secret()), what).await?;
         Ok(parsed.token)
     }
 }
