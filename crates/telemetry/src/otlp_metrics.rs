@@ -40,6 +40,7 @@ use fabrik_core::metric_names::TELEMETRY_DROPPED;
 
 use crate::config::{ConfigError, OtlpMetricsConfig, OtlpProtocol};
 use crate::handle::BUCKETS;
+use crate::queue::{Control, ask};
 
 /// The metrics recorder telemetry installs: Prometheus, OTLP, or both.
 pub enum Recorder {
@@ -159,11 +160,6 @@ impl MetricsRecorder for OtlpRecorder {
     }
 }
 
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
-}
-
 /// The handle on the export task, for flush and shutdown.
 #[derive(Debug, Clone)]
 pub(crate) struct MetricsExport {
@@ -182,11 +178,7 @@ impl MetricsExport {
     }
 
     async fn ask(&self, make: fn(oneshot::Sender<()>) -> Control, deadline: Duration) -> bool {
-        let (tx, rx) = oneshot::channel();
-        if self.control.send(make(tx)).is_err() {
-            return false; // already shut down
-        }
-        tokio::time::timeout(deadline, rx).await.is_err()
+        ask(&self.control, make, deadline).await.unwrap_or(false)
     }
 }
 

@@ -79,9 +79,22 @@ struct Shared<T> {
     stats: Stats,
 }
 
-enum Control {
+/// What flush and shutdown ask of an export task; it answers on the sender when done.
+pub(crate) enum Control {
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Sends `make`'s request to the task behind `control` and waits at most `deadline` for its
+/// answer: `Some(timed_out)`, or `None` when the task has already stopped.
+pub(crate) async fn ask(
+    control: &mpsc::UnboundedSender<Control>,
+    make: fn(oneshot::Sender<()>) -> Control,
+    deadline: Duration,
+) -> Option<bool> {
+    let (tx, rx) = oneshot::channel();
+    control.send(make(tx)).ok()?;
+    Some(tokio::time::timeout(deadline, rx).await.is_err())
 }
 
 /// The sending half of one exporter's queue. Clones share the queue; when the last is
@@ -198,12 +211,8 @@ impl<T: Send + 'static> Queue<T> {
         make: fn(oneshot::Sender<()>) -> Control,
         deadline: Duration,
     ) -> FlushReport {
-        let (tx, rx) = oneshot::channel();
-        if self.control.send(make(tx)).is_err() {
-            return self.report(false); // already shut down
-        }
-        let timed_out = tokio::time::timeout(deadline, rx).await.is_err();
-        self.report(timed_out)
+        let timed_out = ask(&self.control, make, deadline).await;
+        self.report(timed_out.unwrap_or(false))
     }
 }
 
