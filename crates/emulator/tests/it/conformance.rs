@@ -60,7 +60,11 @@ fn rewrite(v: &mut Value, file: &str) {
                 };
                 let name = frag.trim_start_matches("/definitions/");
                 let new = format!("#/definitions/{}__{}", key(&target), name);
+                // Draft 4 ignores every sibling of `$ref`; upstream puts invalid ones there
+                // (`"type": "OneLake"` in kqlDatabase's `Target`), so drop them as the draft does.
+                m.clear();
                 m.insert("$ref".into(), Value::String(new));
+                return;
             }
             for (k, x) in m.iter_mut() {
                 if k != "x-ms-examples" {
