@@ -1,0 +1,574 @@
+//! The resource-kind trait: everything the engine knows about one kind of resource.
+//!
+//! A kind reads its live state in one workspace, diffs the desired state against it (a pure
+//! function), says which other resources each change references, and applies a change,
+//! journaling its undo record through the [`ApplyCx`] helpers. The engine knows no kind by
+//! name: it plans every registered kind, builds the graph from the references, and walks it.
+//! Adding a kind is one new type implementing [`Kind`] and one line in
+//! [`Registry::builtin`](super::Registry::builtin).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fabrik_client::models::{Folder, Item};
+use fabrik_client::{Ensured, FabricClient, FabricError, ItemFilter};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_txn::{Intent, Transaction};
+use futures::TryStreamExt;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use super::EngineError;
+use crate::config::DesiredWorkspace;
+use crate::plan::Action;
+
+/// Where a resource lives in the plan: its workspace, its kind's name and a key unique within
+/// both (a folder's path, an item's display name, a principal's id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address {
+    /// Workspace display name.
+    pub workspace: String,
+    /// The kind's name ([`Kind::name`]).
+    pub kind: &'static str,
+    /// Unique within the workspace and kind (compared case-insensitively by Fabric's rules is
+    /// the kind's business; the engine compares exactly).
+    pub key: String,
+}
+
+impl Address {
+    /// An address.
+    pub fn new(workspace: &str, kind: &'static str, key: impl Into<String>) -> Self {
+        Self {
+            workspace: workspace.to_string(),
+            kind,
+            key: key.into(),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.workspace, self.kind, self.key)
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What a change must wait for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// The changes planned at this address (none planned: it exists, nothing to wait for).
+    At(Address),
+    /// Every other kind's changes in this workspace (a git connection waits for its items).
+    EverythingIn(String),
+}
+
+/// One change a kind plans, before the engine gives it an address in the plan.
+#[derive(Debug)]
+pub struct Planned<Op> {
+    /// Create, update or delete.
+    pub action: Action,
+    /// Unique key within the workspace and kind (see [`Address::key`]).
+    pub key: String,
+    /// For humans: `lakehouse BRONZE_Sales`.
+    pub target: String,
+    /// What changes: `description: "a" → "b"`.
+    pub detail: Option<String>,
+    /// What must be done first.
+    pub needs: Vec<Need>,
+    /// The kind's own description of the change.
+    pub op: Op,
+}
+
+/// A kind's plan for one workspace.
+#[derive(Debug)]
+pub struct Diff<Op> {
+    /// Changes, in the order a sequential apply would run them.
+    pub changes: Vec<Planned<Op>>,
+    /// Live resources the configuration does not describe, left alone (`report Hand made`).
+    pub unmanaged: Vec<String>,
+}
+
+impl<Op> Default for Diff<Op> {
+    fn default() -> Self {
+        Self {
+            changes: Vec::new(),
+            unmanaged: Vec::new(),
+        }
+    }
+}
+
+/// What applying a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Made by this run.
+    Created,
+    /// Changed by this run.
+    Updated,
+    /// Removed by this run.
+    Deleted,
+    /// Found already there (a create that raced another writer, or a retried create).
+    Existed,
+}
+
+impl Outcome {
+    /// `created`, `updated`, `deleted`, `existed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Deleted => "deleted",
+            Outcome::Existed => "existed",
+        }
+    }
+}
+
+/// One kind of resource. `Live` is what [`read`](Kind::read) finds, `Op` what
+/// [`diff`](Kind::diff) plans and [`apply`](Kind::apply) carries out.
+#[async_trait]
+pub trait Kind: Send + Sync + 'static {
+    /// What the kind reads of one workspace.
+    type Live: Send + Sync;
+    /// A planned change; shown in `plan --output json` as `op`.
+    type Op: fmt::Debug + Serialize + Send + Sync + 'static;
+
+    /// Short lowercase name, used in addresses (`lakehouse`).
+    fn name(&self) -> &'static str;
+
+    /// The journal's and the metrics' kind.
+    fn resource_kind(&self) -> ResourceKind;
+
+    /// Checks this kind's part of one workspace's configuration before anything is read or
+    /// sent; each problem names the workspace and the value.
+    fn validate(&self, _desired: &DesiredWorkspace) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The item type this kind deploys, if it is an item kind of one type: the generic item
+    /// kind then leaves items of that type alone.
+    fn claims_item_type(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Reads the kind's live state in the workspace of `cx` (which may not exist yet).
+    async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError>;
+
+    /// Diffs desired against live. Pure: no I/O.
+    fn diff(&self, desired: &DesiredWorkspace, live: &Self::Live, cx: &DiffCx) -> Diff<Self::Op>;
+
+    /// Carries out one change, journaling its undo record through `cx` before the change can
+    /// no longer be undone from the journal alone.
+    async fn apply(&self, op: &Self::Op, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
+}
+
+/// What a diff may know beyond desired and live state.
+#[derive(Debug, Clone, Default)]
+pub struct DiffCx {
+    /// The desired capacity, resolved to an id.
+    pub capacity_id: Option<String>,
+    /// Plan deletes of what the configuration does not describe (`--prune`).
+    pub prune: bool,
+    /// Item types claimed by a kind of their own; the generic item kind leaves them alone.
+    pub claimed_item_types: Vec<&'static str>,
+}
+
+/// A live workspace as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveWorkspace {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Capacity id.
+    pub capacity_id: Option<String>,
+}
+
+/// Reading one workspace: the client, the listed workspace (if it exists), and the lists that
+/// several kinds share, fetched once.
+pub struct ReadCx<'a> {
+    /// The client.
+    pub client: &'a FabricClient,
+    /// The desired workspace.
+    pub desired: &'a DesiredWorkspace,
+    /// The live workspace, `None` when it does not exist yet.
+    pub live: Option<&'a LiveWorkspace>,
+    /// Reads fanned out within one kind (definitions) are bounded by this.
+    pub concurrency: usize,
+    /// Item types claimed by a kind of their own (see [`Kind::claims_item_type`]).
+    pub claimed_item_types: Vec<&'static str>,
+    folders: OnceCell<Vec<Folder>>,
+    items: OnceCell<Vec<Item>>,
+    known: Mutex<BTreeMap<Address, String>>,
+}
+
+impl fmt::Debug for ReadCx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadCx")
+            .field("workspace", &self.desired.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ReadCx<'a> {
+    /// A context for reading `desired`'s workspace.
+    pub fn new(
+        client: &'a FabricClient,
+        desired: &'a DesiredWorkspace,
+        live: Option<&'a LiveWorkspace>,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            client,
+            desired,
+            live,
+            concurrency: concurrency.max(1),
+            claimed_item_types: Vec::new(),
+            folders: OnceCell::new(),
+            items: OnceCell::new(),
+            known: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The workspace's id, when it exists.
+    pub fn workspace_id(&self) -> Option<&str> {
+        self.live.map(|w| w.id.as_str())
+    }
+
+    /// The workspace's folders (listed once for every kind).
+    pub async fn folders(&self) -> Result<&[Folder], EngineError> {
+        let Some(id) = self.workspace_id() else {
+            return Ok(&[]);
+        };
+        self.folders
+            .get_or_try_init(|| async {
+                self.client
+                    .list_folders(id)
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!("listing folders of {}", self.desired.name)))
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// The workspace's folders by id: (path from the root `a/b`, id).
+    pub async fn folder_paths(&self) -> Result<Vec<(String, String)>, EngineError> {
+        let folders = self.folders().await?;
+        let by_id: HashMap<&str, &Folder> = folders.iter().map(|f| (f.id.as_str(), f)).collect();
+        Ok(folders
+            .iter()
+            .map(|f| (folder_path(&by_id, &f.id), f.id.clone()))
+            .collect())
+    }
+
+    /// The path of folder `id` (`None` for the root or an unknown folder).
+    pub async fn path_of(&self, id: Option<&str>) -> Result<Option<String>, EngineError> {
+        let Some(id) = id else { return Ok(None) };
+        let folders = self.folders().await?;
+        let by_id: HashMap<&str, &Folder> = folders.iter().map(|f| (f.id.as_str(), f)).collect();
+        Ok(by_id.contains_key(id).then(|| folder_path(&by_id, id)))
+    }
+
+    /// Every item of the workspace (listed once for every kind).
+    pub async fn items(&self) -> Result<&[Item], EngineError> {
+        let Some(id) = self.workspace_id() else {
+            return Ok(&[]);
+        };
+        self.items
+            .get_or_try_init(|| async {
+                self.client
+                    .list_items(id, &ItemFilter::default())
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!("listing items of {}", self.desired.name)))
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// Records the id of an existing resource, so changes that reference it find it at apply.
+    pub fn know(&self, address: Address, id: impl Into<String>) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address, id.into());
+    }
+
+    /// The ids recorded with [`know`](Self::know).
+    pub fn into_known(self) -> BTreeMap<Address, String> {
+        self.known.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A folder's path from the root, guarding against a parent cycle in what the service returned.
+fn folder_path(by_id: &HashMap<&str, &Folder>, id: &str) -> String {
+    let mut parts = Vec::new();
+    let mut cur = Some(id);
+    while let Some(c) = cur {
+        let Some(f) = by_id.get(c) else { break };
+        parts.push(f.display_name.as_str());
+        cur = f.parent_folder_id.as_deref();
+        if parts.len() > by_id.len() {
+            break;
+        }
+    }
+    parts.reverse();
+    parts.join("/")
+}
+
+/// Ids of resources, known from the plan or made by this run, shared by every change in flight.
+#[derive(Debug, Default)]
+pub struct Ids(Mutex<HashMap<Address, String>>);
+
+impl Ids {
+    /// Ids known before the run.
+    pub fn new(known: impl IntoIterator<Item = (Address, String)>) -> Self {
+        Self(Mutex::new(known.into_iter().collect()))
+    }
+
+    /// The id at `address`.
+    pub fn get(&self, address: &Address) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(address)
+            .cloned()
+    }
+
+    /// Records the id at `address`.
+    pub fn set(&self, address: Address, id: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address, id.into());
+    }
+}
+
+/// Applying one change: the client, the run's transaction and the ids resolved so far.
+pub struct ApplyCx<'a> {
+    /// The client.
+    pub client: &'a FabricClient,
+    /// The run's transaction.
+    pub txn: &'a Transaction,
+    /// The workspace's display name.
+    pub workspace: &'a str,
+    /// What the change is about, for error messages (`lakehouse X`).
+    pub target: &'a str,
+    /// Ids known so far.
+    pub ids: &'a Ids,
+}
+
+impl fmt::Debug for ApplyCx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplyCx")
+            .field("workspace", &self.workspace)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The address of a workspace itself.
+pub fn workspace_address(workspace: &str) -> Address {
+    Address::new(workspace, super::kinds::workspace::NAME, workspace)
+}
+
+impl ApplyCx<'_> {
+    /// The workspace's id: known from the plan, or made by its create, which this change
+    /// depends on.
+    pub fn workspace_id(&self) -> Result<String, EngineError> {
+        self.ids
+            .get(&workspace_address(self.workspace))
+            .ok_or_else(|| EngineError::Unresolved {
+                target: self.target.to_string(),
+                missing: format!("workspace {}", self.workspace),
+            })
+    }
+
+    /// The id of the resource at `address` in this workspace, if it exists.
+    pub fn id_of(&self, kind: &'static str, key: &str) -> Option<String> {
+        self.ids.get(&Address::new(self.workspace, kind, key))
+    }
+
+    /// Records the id of the resource at `address` in this workspace for changes that follow.
+    pub fn set_id(&self, kind: &'static str, key: &str, id: &str) {
+        self.ids.set(Address::new(self.workspace, kind, key), id);
+    }
+
+    /// An error from the service while doing `what`.
+    pub fn fabric(&self, what: &str) -> impl FnOnce(FabricError) -> EngineError {
+        ctx(format!("{what} in {}", self.workspace))
+    }
+
+    /// Journals `undo` for `resource` before the change it undoes is sent (updates, adds).
+    pub async fn track(&self, resource: ResourceRef, undo: Undo) -> Result<(), EngineError> {
+        self.txn.track(resource, undo).await.map_err(journal)?;
+        Ok(())
+    }
+
+    /// A change that cannot be undone (a delete), journaled before it is sent.
+    pub async fn track_without_undo(&self, resource: ResourceRef) -> Result<(), EngineError> {
+        self.txn
+            .track_step(fabrik_txn::Step::without_undo(resource))
+            .await
+            .map_err(journal)?;
+        Ok(())
+    }
+
+    /// A create: journals the intent, runs `call` (a get-or-create), and journals the created
+    /// resource with the undo `finish` makes of it, or settles the intent when it already
+    /// existed. A crash between the intent and its outcome is settled by the resolver.
+    pub async fn create<T, F>(
+        &self,
+        intent: Intent,
+        what: &str,
+        call: F,
+        finish: impl FnOnce(&T) -> (ResourceRef, Undo),
+    ) -> Result<(Outcome, T), EngineError>
+    where
+        F: std::future::Future<Output = Result<Ensured<T>, FabricError>>,
+    {
+        let id = self.txn.intend(intent).await.map_err(journal)?;
+        let ensured = match call.await {
+            Ok(e) => e,
+            Err(e) => {
+                // The journal must say the intent failed, or a rollback would look for it.
+                self.txn
+                    .fail_intent(id, &e.to_string())
+                    .await
+                    .map_err(journal)?;
+                return Err(ctx(format!("{what} in {}", self.workspace))(e));
+            }
+        };
+        if ensured.created_here() {
+            let (resource, undo) = finish(&ensured.value);
+            self.txn
+                .complete_intent(id, resource, undo)
+                .await
+                .map_err(journal)?;
+            Ok((Outcome::Created, ensured.value))
+        } else {
+            self.txn
+                .fail_intent(id, "already existed")
+                .await
+                .map_err(journal)?;
+            Ok((Outcome::Existed, ensured.value))
+        }
+    }
+}
+
+/// Wraps a service error with what fabrik was doing.
+pub fn ctx(context: impl Into<String>) -> impl FnOnce(FabricError) -> EngineError {
+    let context = context.into();
+    move |source| EngineError::Fabric { context, source }
+}
+
+fn journal(e: fabrik_txn::TxnError) -> EngineError {
+    EngineError::Journal(e.to_string())
+}
+
+/// The engine's view of a kind: [`Kind`] with its types erased, so kinds of different types
+/// live in one registry.
+#[async_trait]
+pub(crate) trait DynKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn validate(&self, desired: &DesiredWorkspace) -> Vec<String>;
+    async fn plan(
+        &self,
+        cx: &ReadCx<'_>,
+        diff: &DiffCx,
+    ) -> Result<Diff<Arc<dyn DynOp>>, EngineError>;
+}
+
+/// A planned change bound to its kind.
+#[async_trait]
+pub trait DynOp: fmt::Debug + Send + Sync {
+    /// The kind's name.
+    fn kind(&self) -> &'static str;
+    /// The journal's and metrics' kind.
+    fn resource_kind(&self) -> ResourceKind;
+    /// The op as JSON (`plan --output json`).
+    fn to_json(&self) -> serde_json::Value;
+    /// Carries it out.
+    async fn apply(&self, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
+    /// The typed op, for tests.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+struct Bound<K: Kind> {
+    kind: Arc<K>,
+    op: K::Op,
+}
+
+impl<K: Kind> fmt::Debug for Bound<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}", self.kind.name(), self.op)
+    }
+}
+
+#[async_trait]
+impl<K: Kind> DynOp for Bound<K> {
+    fn kind(&self) -> &'static str {
+        self.kind.name()
+    }
+    fn resource_kind(&self) -> ResourceKind {
+        self.kind.resource_kind()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.op).unwrap_or_else(
+            |e| serde_json::json!({"error": format!("cannot show this change: {e}")}),
+        )
+    }
+    async fn apply(&self, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
+        self.kind.apply(&self.op, cx).await
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        &self.op
+    }
+}
+
+pub(crate) struct Erased<K: Kind>(pub Arc<K>);
+
+#[async_trait]
+impl<K: Kind> DynKind for Erased<K> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn validate(&self, desired: &DesiredWorkspace) -> Vec<String> {
+        self.0.validate(desired)
+    }
+    async fn plan(
+        &self,
+        cx: &ReadCx<'_>,
+        diff: &DiffCx,
+    ) -> Result<Diff<Arc<dyn DynOp>>, EngineError> {
+        let live = self.0.read(cx).await?;
+        let d = self.0.diff(cx.desired, &live, diff);
+        Ok(Diff {
+            changes: d
+                .changes
+                .into_iter()
+                .map(|p| Planned {
+                    action: p.action,
+                    key: p.key,
+                    target: p.target,
+                    detail: p.detail,
+                    needs: p.needs,
+                    op: Arc::new(Bound {
+                        kind: Arc::clone(&self.0),
+                        op: p.op,
+                    }) as Arc<dyn DynOp>,
+                })
+                .collect(),
+            unmanaged: d.unmanaged,
+        })
+    }
+}

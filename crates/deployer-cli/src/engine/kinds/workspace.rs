@@ -1,0 +1,206 @@
+//! The workspace itself: created with its description and capacity, or its description updated.
+
+use async_trait::async_trait;
+use fabrik_client::models::{CreateWorkspaceRequest, UpdateWorkspaceRequest};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_txn::Intent;
+use serde::Serialize;
+
+use crate::config::DesiredWorkspace;
+use crate::engine::{
+    ApplyCx, Diff, DiffCx, EngineError, Kind, LiveWorkspace, Outcome, Planned, ReadCx,
+};
+use crate::plan::Action;
+
+/// The kind's name in addresses.
+pub const NAME: &str = "workspace";
+
+/// Workspaces.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspaceKind;
+
+/// A workspace change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum WorkspaceOp {
+    /// Create it.
+    #[serde(rename_all = "camelCase")]
+    Create {
+        /// Description.
+        description: String,
+        /// Capacity id.
+        capacity_id: Option<String>,
+    },
+    /// Change its description.
+    #[serde(rename_all = "camelCase")]
+    Update {
+        /// New description.
+        description: String,
+        /// Previous description (journaled for the undo; not shown).
+        #[serde(skip)]
+        previous: String,
+    },
+}
+
+#[async_trait]
+impl Kind for WorkspaceKind {
+    type Live = Option<LiveWorkspace>;
+    type Op = WorkspaceOp;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn resource_kind(&self) -> ResourceKind {
+        ResourceKind::Workspace
+    }
+
+    async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError> {
+        Ok(cx.live.cloned())
+    }
+
+    fn diff(
+        &self,
+        desired: &DesiredWorkspace,
+        live: &Self::Live,
+        cx: &DiffCx,
+    ) -> Diff<WorkspaceOp> {
+        let target = format!("workspace {}", desired.name);
+        let change = match live {
+            None => Some(Planned {
+                action: Action::Create,
+                key: desired.name.clone(),
+                target,
+                detail: None,
+                needs: vec![],
+                op: WorkspaceOp::Create {
+                    description: desired.description.clone(),
+                    capacity_id: cx.capacity_id.clone(),
+                },
+            }),
+            Some(l) if l.description != desired.description => Some(Planned {
+                action: Action::Update,
+                key: desired.name.clone(),
+                target,
+                detail: Some(format!(
+                    "description: {:?} → {:?}",
+                    l.description, desired.description
+                )),
+                needs: vec![],
+                op: WorkspaceOp::Update {
+                    description: desired.description.clone(),
+                    previous: l.description.clone(),
+                },
+            }),
+            Some(_) => None,
+        };
+        Diff {
+            changes: change.into_iter().collect(),
+            unmanaged: vec![],
+        }
+    }
+
+    async fn apply(&self, op: &WorkspaceOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
+        let name = cx.workspace;
+        match op {
+            WorkspaceOp::Create {
+                description,
+                capacity_id,
+            } => {
+                let req = CreateWorkspaceRequest {
+                    display_name: name.to_string(),
+                    description: Some(description.clone()),
+                    capacity_id: capacity_id.clone(),
+                    domain_id: None,
+                };
+                let (outcome, ws) = cx
+                    .create(
+                        Intent::create(ResourceKind::Workspace, None, name),
+                        &format!("creating workspace {name}"),
+                        cx.client.get_or_create_workspace(&req),
+                        |ws| {
+                            (
+                                ResourceRef::workspace(&ws.id, name),
+                                Undo::DeleteWorkspace {
+                                    workspace_id: ws.id.clone(),
+                                },
+                            )
+                        },
+                    )
+                    .await?;
+                cx.set_id(NAME, name, &ws.id);
+                Ok(outcome)
+            }
+            WorkspaceOp::Update {
+                description,
+                previous,
+            } => {
+                let id = cx.workspace_id()?;
+                cx.track(
+                    ResourceRef::workspace(&id, name),
+                    Undo::RestoreWorkspace {
+                        workspace_id: id.clone(),
+                        display_name: name.to_string(),
+                        description: previous.clone(),
+                    },
+                )
+                .await?;
+                let req = UpdateWorkspaceRequest {
+                    display_name: None,
+                    description: Some(description.clone()),
+                };
+                cx.client
+                    .update_workspace(&id, &req)
+                    .await
+                    .map_err(cx.fabric(&format!("updating workspace {name}")))?;
+                Ok(Outcome::Updated)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::kinds::tests::desired;
+
+    fn live(description: &str) -> Option<LiveWorkspace> {
+        Some(LiveWorkspace {
+            id: "w1".into(),
+            name: "p-a-dev".into(),
+            description: description.into(),
+            capacity_id: None,
+        })
+    }
+
+    #[test]
+    fn missing_is_created_with_its_capacity_and_drift_is_updated() {
+        let d = desired();
+        let cx = DiffCx {
+            capacity_id: Some("c1".into()),
+            ..DiffCx::default()
+        };
+        let created = WorkspaceKind.diff(&d, &None, &cx).changes;
+        assert_eq!(created.len(), 1);
+        assert_eq!(
+            created[0].op,
+            WorkspaceOp::Create {
+                description: "d".into(),
+                capacity_id: Some("c1".into())
+            }
+        );
+        assert!(WorkspaceKind.diff(&d, &live("d"), &cx).changes.is_empty());
+        let updated = WorkspaceKind.diff(&d, &live("old"), &cx).changes;
+        assert_eq!(
+            updated[0].detail.as_deref(),
+            Some("description: \"old\" → \"d\"")
+        );
+        assert_eq!(
+            updated[0].op,
+            WorkspaceOp::Update {
+                description: "d".into(),
+                previous: "old".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! The deployment engine: resource kinds, planned into one dependency graph, applied by a walk
+//! of that graph with every change journaled so a failed or crashed run can be rolled back.
+//!
+//! - [`Kind`] (kind.rs): one kind of resource — read, diff, references, apply with its undo.
+//! - [`Registry`]: the kinds a run plans, in the order a sequential apply runs them.
+//! - [`plan`]: reads every described workspace and asks each kind for its changes.
+//! - [`Graph`] and [`walk`] (graph.rs): edges from references; apply in dependency order.
+//! - [`apply`]: walks the plan's graph, at most `concurrency` changes in flight.
+
+mod destroy;
+mod graph;
+mod kind;
+pub mod kinds;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fabrik_client::{FabricClient, FabricError};
+use fabrik_core::metric_names::RESOURCES;
+use fabrik_txn::Transaction;
+use futures::{StreamExt, TryStreamExt};
+use tracing::Instrument as _;
+
+pub use destroy::{Destroyed, destroy};
+pub use graph::{Cycle, Graph, NodeSpec, Walked, walk};
+pub use kind::{
+    Address, ApplyCx, Diff, DiffCx, DynOp, Ids, Kind, LiveWorkspace, Need, Outcome, Planned,
+    ReadCx, ctx, workspace_address,
+};
+
+use crate::config::{CapacityRef, Desired};
+use crate::plan::{self, Action, Change, Plan, WorkspacePlan};
+use kind::{DynKind, Erased};
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The service refused or failed.
+    #[error("{context}: {source}")]
+    Fabric {
+        /// What fabrik was doing.
+        context: String,
+        /// The service's error.
+        #[source]
+        source: FabricError,
+    },
+    /// A capacity named in the config does not exist.
+    #[error("capacity '{0}' not found (by id or display name)")]
+    UnknownCapacity(String),
+    /// The configuration, checked by the kinds, cannot be planned.
+    #[error("{0}")]
+    Invalid(String),
+    /// Changes reference each other in a cycle.
+    #[error(transparent)]
+    Cycle(#[from] Cycle),
+    /// A change needs a resource whose id nothing produced (a kind's reference is missing).
+    #[error("{target}: {missing} is neither deployed nor planned")]
+    Unresolved {
+        /// The change.
+        target: String,
+        /// What it needs.
+        missing: String,
+    },
+    /// The run was told to stop (its deadline passed) before this change started.
+    #[error("stopped before {0}: the run's deadline passed")]
+    Halted(String),
+    /// The whole run took longer than its deadline.
+    #[error("the run did not finish within its deadline of {0:?}")]
+    RunDeadline(std::time::Duration),
+    /// The journal failed: stop before doing anything we could not undo.
+    #[error("journal: {0}")]
+    Journal(String),
+}
+
+/// The kinds a run plans. Their order is the order of each workspace's changes in the plan
+/// (and of a `--concurrency 1` apply).
+#[derive(Clone)]
+pub struct Registry {
+    kinds: Vec<Arc<dyn DynKind>>,
+    claimed_item_types: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.kinds.iter().map(|k| k.name()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// No kinds.
+    pub fn empty() -> Self {
+        Self {
+            kinds: Vec::new(),
+            claimed_item_types: Vec::new(),
+        }
+    }
+
+    /// The built-in kinds.
+    pub fn builtin() -> Self {
+        Self::empty()
+            .with(kinds::workspace::WorkspaceKind)
+            .with(kinds::capacity::CapacityKind)
+            .with(kinds::folder::FolderKind)
+            .with(kinds::item::ItemKind::lakehouse())
+            .with(kinds::item::ItemKind::notebook())
+            .with(kinds::item::ItemKind::generic())
+            .with(kinds::role::RoleKind)
+            .with(kinds::git::GitKind)
+    }
+
+    /// Adds `kind` after the ones already registered.
+    pub fn with<K: Kind>(mut self, kind: K) -> Self {
+        if let Some(t) = kind.claims_item_type() {
+            self.claimed_item_types.push(t);
+        }
+        self.kinds.push(Arc::new(Erased(Arc::new(kind))));
+        self
+    }
+
+    /// Every registered kind's name, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.name()).collect()
+    }
+
+    /// Every problem the kinds find in the desired state, before anything is read.
+    pub fn validate(&self, desired: &Desired) -> Vec<String> {
+        desired
+            .workspaces
+            .iter()
+            .flat_map(|w| self.kinds.iter().flat_map(move |k| k.validate(w)))
+            .collect()
+    }
+}
+
+/// Resolves capacities named by display name to ids.
+async fn capacity_ids(
+    client: &FabricClient,
+    desired: &Desired,
+) -> Result<BTreeMap<String, String>, EngineError> {
+    let mut out = BTreeMap::new();
+    let wanted: Vec<&CapacityRef> = desired
+        .workspaces
+        .iter()
+        .filter_map(|w| w.capacity.as_ref())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let caps: Vec<_> = client
+        .list_capacities()
+        .try_collect()
+        .await
+        .map_err(ctx("listing capacities"))?;
+    for c in wanted {
+        let (key, found) = match c {
+            CapacityRef::Id(id) => (id, caps.iter().find(|x| x.id.eq_ignore_ascii_case(id))),
+            CapacityRef::Name(n) => (
+                n,
+                caps.iter().find(|x| x.display_name.eq_ignore_ascii_case(n)),
+            ),
+        };
+        let cap = found.ok_or_else(|| EngineError::UnknownCapacity(key.clone()))?;
+        out.insert(key.clone(), cap.id.clone());
+    }
+    Ok(out)
+}
+
+fn capacity_key(c: &CapacityRef) -> &String {
+    match c {
+        CapacityRef::Id(s) | CapacityRef::Name(s) => s,
+    }
+}
+
+/// Reads live state and plans every built-in kind. `concurrency` bounds parallel reads.
+pub async fn plan(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+) -> Result<Plan, EngineError> {
+    plan_with(client, desired, concurrency, false).await
+}
+
+/// [`plan`], and with `prune` items the configuration does not describe are planned for deletion.
+pub async fn plan_with(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
+    plan_kinds(client, desired, &Registry::builtin(), concurrency, prune).await
+}
+
+/// Plans the kinds of `registry`.
+pub async fn plan_kinds(
+    client: &FabricClient,
+    desired: &Desired,
+    registry: &Registry,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
+    let span = tracing::info_span!(
+        "fabrik.plan",
+        environment = %desired.environment,
+        workspaces = desired.workspaces.len(),
+    );
+    read_and_diff(client, desired, registry, concurrency, prune)
+        .instrument(span)
+        .await
+}
+
+async fn read_and_diff(
+    client: &FabricClient,
+    desired: &Desired,
+    registry: &Registry,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
+    let problems = registry.validate(desired);
+    if !problems.is_empty() {
+        return Err(EngineError::Invalid(problems.join("; ")));
+    }
+    let caps = capacity_ids(client, desired).await?;
+    let all: Vec<LiveWorkspace> = client
+        .list_workspaces()
+        .map_ok(|w| LiveWorkspace {
+            id: w.id,
+            name: w.display_name,
+            description: w.description,
+            capacity_id: w.capacity_id,
+        })
+        .try_collect()
+        .await
+        .map_err(ctx("listing workspaces"))?;
+    let reads = desired.workspaces.iter().map(|d| {
+        let live = all.iter().find(|w| w.name.eq_ignore_ascii_case(&d.name));
+        let diff = DiffCx {
+            capacity_id: d
+                .capacity
+                .as_ref()
+                .and_then(|c| caps.get(capacity_key(c)).cloned()),
+            prune,
+            claimed_item_types: registry.claimed_item_types.clone(),
+        };
+        async move {
+            let mut cx = ReadCx::new(client, d, live, concurrency);
+            cx.claimed_item_types = registry.claimed_item_types.clone();
+            let mut changes = Vec::new();
+            let mut deletes = Vec::new();
+            let mut unmanaged = Vec::new();
+            for k in &registry.kinds {
+                let planned = k.plan(&cx, &diff).await?;
+                unmanaged.extend(planned.unmanaged);
+                for p in planned.changes {
+                    let change = Change {
+                        action: p.action,
+                        target: p.target,
+                        detail: p.detail,
+                        address: Address::new(&d.name, k.name(), p.key),
+                        needs: p.needs,
+                        op: p.op,
+                    };
+                    if change.action == Action::Delete {
+                        deletes.push(change);
+                    } else {
+                        changes.push(change);
+                    }
+                }
+            }
+            // Deletes are irreversible: they run last, after everything else succeeded; what
+            // they delete is no longer "unmanaged and left alone".
+            unmanaged.retain(|u| !deletes.iter().any(|c: &Change| &c.target == u));
+            changes.extend(deletes);
+            let mut known_ids: Vec<(Address, String)> = cx.into_known().into_iter().collect();
+            if let Some(w) = live {
+                known_ids.push((workspace_address(&d.name), w.id.clone()));
+            }
+            Ok::<_, EngineError>(WorkspacePlan {
+                name: d.name.clone(),
+                id: live.map(|w| w.id.clone()),
+                changes,
+                unmanaged,
+                known_ids,
+                desired: d.clone(),
+            })
+        }
+    });
+    let workspaces: Vec<WorkspacePlan> = futures::stream::iter(reads)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let nodes: Vec<NodeSpec> = workspaces
+        .iter()
+        .flat_map(|w| &w.changes)
+        .map(|c| NodeSpec {
+            address: c.address.clone(),
+            action: c.action,
+            needs: c.needs.clone(),
+        })
+        .collect();
+    let graph = Graph::build(&nodes)?;
+    Ok(Plan { workspaces, graph })
+}
+
+/// Called after each change is applied and journaled (progress bars, log lines).
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(&Applied) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// What apply did to one resource.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    /// Workspace name.
+    pub workspace: String,
+    /// What.
+    pub target: String,
+    /// `created`, `updated`, `deleted`, `existed`.
+    pub outcome: &'static str,
+}
+
+/// Applies the plan: walks its graph with at most `concurrency` changes in flight, across and
+/// within workspaces. Stops starting changes at the first failure or once `halt` is set; the
+/// changes in flight finish, so the journal is complete before any rollback. Returns what was
+/// done and what failed.
+pub async fn apply(
+    client: &FabricClient,
+    txn: &Arc<Transaction>,
+    plan: &Plan,
+    concurrency: usize,
+    progress: Option<&Progress>,
+    halt: &AtomicBool,
+) -> (Vec<Applied>, Vec<EngineError>) {
+    let changes: Vec<(&WorkspacePlan, &Change)> = plan.changes().collect();
+    let ids = Ids::new(
+        plan.workspaces
+            .iter()
+            .flat_map(|w| w.known_ids.iter().cloned()),
+    );
+    // One span per workspace, open while its changes run; each change's span is its child.
+    let mut left: BTreeMap<&str, usize> = BTreeMap::new();
+    for (w, _) in &changes {
+        *left.entry(w.name.as_str()).or_default() += 1;
+    }
+    let spans = std::sync::Mutex::new(BTreeMap::<String, (tracing::Span, usize)>::new());
+    let current = tracing::Span::current();
+    let walked = walk(
+        &plan.graph,
+        concurrency,
+        || halt.load(Ordering::SeqCst),
+        |i| {
+            let (w, change) = changes[i];
+            let ws_span = {
+                let mut s = spans.lock().unwrap_or_else(|p| p.into_inner());
+                s.entry(w.name.clone())
+                    .or_insert_with(|| {
+                        let span = tracing::info_span!(parent: &current, "fabrik.workspace", workspace = %w.name);
+                        (span, left.get(w.name.as_str()).copied().unwrap_or(0))
+                    })
+                    .0
+                    .clone()
+            };
+            let ids = &ids;
+            let spans = &spans;
+            async move {
+                let r = apply_one(client, txn, w, change, ids, &ws_span).await;
+                // Close the workspace's span once its last change is done.
+                let mut s = spans.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, n)) = s.get_mut(&w.name) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.remove(&w.name);
+                    }
+                }
+                drop(s);
+                if let (Ok(a), Some(p)) = (&r, progress) {
+                    (p.0)(a);
+                }
+                r
+            }
+        },
+    )
+    .await;
+    let mut errors: Vec<EngineError> = walked.errors.into_iter().map(|(_, e)| e).collect();
+    if walked.halted {
+        errors.push(EngineError::Halted(format!(
+            "{} change(s) not started",
+            walked.not_started
+        )));
+    }
+    (walked.done.into_iter().map(|(_, a)| a).collect(), errors)
+}
+
+async fn apply_one(
+    client: &FabricClient,
+    txn: &Transaction,
+    w: &WorkspacePlan,
+    change: &Change,
+    ids: &Ids,
+    ws_span: &tracing::Span,
+) -> Result<Applied, EngineError> {
+    // One span per deployment step: the step's HTTP calls are its children.
+    let span = tracing::info_span!(
+        parent: ws_span,
+        "fabrik.change",
+        workspace = %w.name,
+        action = ?change.action,
+        target = %change.target,
+        outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+    );
+    let cx = ApplyCx {
+        client,
+        txn,
+        workspace: &w.name,
+        target: &change.target,
+        ids,
+    };
+    let outcome = change
+        .op
+        .apply(&cx)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|e| {
+            span.record("otel.status_code", "error");
+            span.record("otel.status_message", e.to_string());
+        })?;
+    span.record("outcome", outcome.as_str());
+    if outcome != Outcome::Existed {
+        metrics::counter!(
+            RESOURCES,
+            "kind" => plan::kind_label(change.resource_kind()),
+            "action" => outcome.as_str(),
+        )
+        .increment(1);
+    }
+    Ok(Applied {
+        workspace: w.name.clone(),
+        target: change.target.clone(),
+        outcome: outcome.as_str(),
+    })
+}
