@@ -159,6 +159,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
 
 mod faults;
 mod run_metrics;
+mod toy_kind;
 
 /// Plans and applies `desired`; the run must succeed.
 async fn deploy(
