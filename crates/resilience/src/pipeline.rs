@@ -399,6 +399,9 @@ impl Pipeline {
                     if let Some(p) = permit {
                         p.success();
                     }
+                    if let Some(a) = &lane.adaptive {
+                        a.on_success(self.clock.now());
+                    }
                     if let Some(b) = &lane.budget {
                         b.on_success(spent);
                     }

@@ -328,6 +328,8 @@ fn adaptive_rate_slows_down_on_429_and_recovers() {
         min_rate: 1.0,
         decrease_factor: 0.5,
         recovery_per_sec: 1.0,
+        probe_per_sec: 0.0,
+        window: Duration::from_secs(1),
     }));
     let p = builder(cfg, &s).events(sink.clone()).build().unwrap();
     assert_eq!(p.adaptive_rate(KEY), None);
