@@ -9,6 +9,7 @@ struct ReadmeDoctests;
 pub mod config;
 pub mod engine;
 pub mod plan;
+pub mod render;
 pub mod resolver;
 pub mod run;
 pub mod secrets;

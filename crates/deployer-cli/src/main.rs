@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fabrik_cli::config;
-use fabrik_cli::plan::{Action, Plan};
+use fabrik_cli::plan::Plan;
 use fabrik_cli::run::{self, RunOptions};
+use fabrik_client::FabricClient;
 use tracing::Instrument as _;
 
 /// Deploy Microsoft Fabric workspaces from configuration — planned, idempotent, transactional.
@@ -69,8 +70,9 @@ struct Cli {
         env = "FABRIK_STATE_DIR"
     )]
     state_dir: PathBuf,
-    /// Workspaces deployed in parallel.
-    #[arg(long, global = true, default_value_t = 4)]
+    /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
+    /// a 50 ms long-running operation from setting the pace (docs/BENCHMARKS.md).
+    #[arg(long, global = true, default_value_t = 16)]
     concurrency: usize,
     /// Deadline for one long-running operation, in seconds.
     #[arg(long, global = true, default_value_t = 600)]
@@ -115,6 +117,8 @@ struct EmulatorCli {
 enum Output {
     Text,
     Json,
+    /// A summary table, the changes per workspace and a Mermaid graph, for a PR comment.
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,159 +305,170 @@ async fn async_main(cli: &Cli) -> ExitCode {
 
 async fn commands(cli: &Cli) -> ExitCode {
     match &cli.command {
-        Command::Plan { detailed_exitcode } => {
-            let Ok(desired) = load(cli).await else {
-                return ExitCode::from(2);
-            };
-            let Ok(flags) = resolve_flags(cli) else {
-                return ExitCode::from(2);
-            };
-            let client = match live_client(cli, &flags) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            match fabrik_cli::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await
-            {
-                Ok(plan) => {
-                    print_plan(cli, &plan);
-                    if *detailed_exitcode && plan.change_count() > 0 {
-                        ExitCode::from(2)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                Err(e) => fail(&e.to_string()),
-            }
-        }
-        Command::Apply { no_rollback } => {
-            let Ok(desired) = load(cli).await else {
-                return ExitCode::from(2);
-            };
-            let Ok(flags) = resolve_flags(cli) else {
-                return ExitCode::from(2);
-            };
-            let mut opts = run_options(cli, cli.base_url.clone());
-            opts.rollback = !no_rollback;
-            let client = match live_client(cli, &flags) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            apply_and_report(cli, &client, &flags, &desired, &opts).await
-        }
-        Command::Rollback { run_id } => {
-            let Ok(flags) = resolve_flags(cli) else {
-                return ExitCode::from(2);
-            };
-            let client = match live_client(cli, &flags) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            match run::rollback(&client, &cli.state_dir, run_id).await {
-                Ok(r) => {
-                    let failed = r.failures().count();
-                    for e in &r.entries {
-                        println!("  {:?}  {}", e.result, e.resource);
-                    }
-                    println!(
-                        "rollback of {run_id}: {} step(s), {failed} failed",
-                        r.entries.len()
-                    );
-                    if failed == 0 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => fail(&e),
-            }
-        }
-        Command::Status => match fabrik_txn::Journal::list_runs(&cli.state_dir) {
-            Ok(listing) => {
-                for r in &listing.runs {
-                    println!("{}  {:?}  {}", r.run_id, r.status, r.name);
-                }
-                if listing.runs.is_empty() {
-                    println!("no runs in {}", cli.state_dir.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e.to_string()),
-        },
-        Command::Emulator { args } => {
-            let parsed = match EmulatorCli::try_parse_from(
-                std::iter::once("fabrik emulator".to_string()).chain(args.iter().cloned()),
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = e.print();
-                    return if e.use_stderr() {
-                        ExitCode::from(2)
-                    } else {
-                        ExitCode::SUCCESS
-                    };
-                }
-            };
-            let config = match fabrik_emulator::config_from_args(&parsed.args) {
-                Ok(c) => c,
-                Err(e) => return fail(&e.to_string()),
-            };
-            let emu = match fabrik_emulator::Emulator::start(config).await {
-                Ok(e) => e,
-                Err(e) => return fail(&e.to_string()),
-            };
-            println!("listening on {}", emu.base_url());
-            let _ = tokio::signal::ctrl_c().await;
-            match emu.shutdown().await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e.to_string()),
-            }
-        }
+        Command::Plan { detailed_exitcode } => plan(cli, *detailed_exitcode).await,
+        Command::Apply { no_rollback } => apply(cli, *no_rollback).await,
+        Command::Rollback { run_id } => rollback(cli, run_id).await,
+        Command::Status => status(cli),
+        Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
         Command::Serve { interval, listen } => {
             fabrik_cli::serve::serve(&serve_options(cli, *interval, listen)).await
         }
-        Command::Destroy { yes } => {
-            let Ok(desired) = load(cli).await else {
-                return ExitCode::from(2);
-            };
-            if !yes
-                && !confirm(&format!(
-                    "Remove {} workspace(s) described by {} for '{}'?",
-                    desired.workspaces.len(),
-                    cli.config.display(),
-                    desired.environment
-                ))
-            {
-                return fail("not confirmed; pass --yes to destroy without asking");
-            }
-            let Ok(flags) = resolve_flags(cli) else {
-                return ExitCode::from(2);
-            };
-            let client = match live_client(cli, &flags) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            match fabrik_cli::engine::destroy(&client, &desired).await {
-                Ok(done) => {
-                    for d in &done {
-                        println!(
-                            "workspace {}: removed {}{}",
-                            d.workspace,
-                            d.removed.join(", "),
-                            if d.kept.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; kept (not in the config): {}", d.kept.join(", "))
-                            }
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e.to_string()),
-            }
-        }
+        Command::Destroy { yes } => destroy(cli, *yes).await,
         Command::Validate => validate(cli).await,
         Command::Flags | Command::Schema => ExitCode::SUCCESS,
+    }
+}
+
+/// The configuration, the flags and a client: what every command that talks to Fabric needs.
+async fn prepare(
+    cli: &Cli,
+) -> Result<(config::Desired, fabrik_flags::Flags, FabricClient), ExitCode> {
+    let desired = load(cli).await?;
+    let flags = resolve_flags(cli).map_err(|()| ExitCode::from(2))?;
+    let client = live_client(cli, &flags).map_err(|e| fail(&e))?;
+    Ok((desired, flags, client))
+}
+
+async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
+    let (desired, _, client) = match prepare(cli).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match fabrik_cli::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await {
+        Ok(plan) => {
+            print_plan(cli, &plan);
+            if detailed_exitcode && plan.change_count() > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
+    let (desired, flags, client) = match prepare(cli).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.rollback = !no_rollback;
+    deploy(cli, &client, &flags, &desired, &opts).await
+}
+
+async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(2);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    match run::rollback(&client, &cli.state_dir, run_id).await {
+        Ok(r) => {
+            let failed = r.failures().count();
+            for e in &r.entries {
+                println!("  {:?}  {}", e.result, e.resource);
+            }
+            println!(
+                "rollback of {run_id}: {} step(s), {failed} failed",
+                r.entries.len()
+            );
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn status(cli: &Cli) -> ExitCode {
+    match fabrik_txn::Journal::list_runs(&cli.state_dir) {
+        Ok(listing) => {
+            for r in &listing.runs {
+                println!("{}  {:?}  {}", r.run_id, r.status, r.name);
+            }
+            if listing.runs.is_empty() {
+                println!("no runs in {}", cli.state_dir.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn emulator(args: &[String]) -> ExitCode {
+    let parsed = match EmulatorCli::try_parse_from(
+        std::iter::once("fabrik emulator".to_string()).chain(args.iter().cloned()),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let config = match fabrik_emulator::config_from_args(&parsed.args) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let emu = match fabrik_emulator::Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => return fail(&e.to_string()),
+    };
+    println!("listening on {}", emu.base_url());
+    let _ = tokio::signal::ctrl_c().await;
+    match emu.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
+    let Ok(desired) = load(cli).await else {
+        return ExitCode::from(2);
+    };
+    if !yes
+        && !confirm(&format!(
+            "Remove {} workspace(s) described by {} for '{}'?",
+            desired.workspaces.len(),
+            cli.config.display(),
+            desired.environment
+        ))
+    {
+        return fail("not confirmed; pass --yes to destroy without asking");
+    }
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(2);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    match fabrik_cli::engine::destroy(&client, &desired).await {
+        Ok(done) => {
+            for d in &done {
+                println!(
+                    "workspace {}: removed {}{}",
+                    d.workspace,
+                    d.removed.join(", "),
+                    if d.kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; kept (not in the config): {}", d.kept.join(", "))
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 
@@ -504,57 +519,21 @@ fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
 }
 
 fn print_plan(cli: &Cli, plan: &Plan) {
-    if cli.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default());
-        return;
-    }
-    for w in &plan.workspaces {
-        if w.changes.is_empty() {
-            println!("workspace {}: no changes", w.name);
-            continue;
-        }
-        println!("workspace {}:", w.name);
-        for c in &w.changes {
-            let sign = match c.action {
-                Action::Create => "+",
-                Action::Update => "~",
-                Action::Delete => "-",
-            };
-            match &c.detail {
-                Some(d) => println!("  {sign} {} ({d})", c.target),
-                None => println!("  {sign} {}", c.target),
-            }
-        }
-        for u in &w.unmanaged {
-            println!("  ? {u} (not in the config; left alone)");
-        }
-    }
-    let count = |a: Action| {
-        plan.workspaces
-            .iter()
-            .flat_map(|w| &w.changes)
-            .filter(|c| c.action == a)
-            .count()
-    };
-    let deletes = count(Action::Delete);
-    if deletes > 0 {
-        println!(
-            "plan: {} to create, {} to update, {deletes} to delete",
-            count(Action::Create),
-            count(Action::Update)
-        );
-    } else {
-        println!(
-            "plan: {} to create, {} to update",
-            count(Action::Create),
-            count(Action::Update)
-        );
+    match cli.output {
+        Output::Json => match serde_json::to_string_pretty(plan) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the plan as JSON: {e}"),
+        },
+        Output::Markdown => print!("{}", fabrik_cli::render::markdown(plan)),
+        Output::Text => print!("{}", fabrik_cli::render::text(plan)),
     }
 }
 
-async fn apply_and_report(
+/// The one apply path of the binary: plan, show it, apply through [`run::apply`] with progress,
+/// and report.
+async fn deploy(
     cli: &Cli,
-    client: &fabrik_client::FabricClient,
+    client: &FabricClient,
     flags: &fabrik_flags::Flags,
     desired: &config::Desired,
     opts: &RunOptions,
@@ -569,8 +548,59 @@ async fn apply_and_report(
         return ExitCode::SUCCESS;
     }
     print_plan(cli, &plan);
-    // Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
     let mut opts = opts.clone();
+    let bar = progress(cli, &plan, &mut opts);
+    let report = match run::apply(client, flags, desired, &plan, &opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let run_id = report.run_id.clone().unwrap_or_default();
+    let changes = report.applied.len().to_string();
+    fabrik_telemetry::global().track_event(
+        "fabrik.apply",
+        &[
+            ("environment", &desired.environment),
+            ("outcome", report.outcome()),
+            ("runId", &run_id),
+            ("changes", &changes),
+        ],
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = &cli.report {
+        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": &plan, "result": &report});
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                std::fs::write(path, fabrik_cli::secrets::redact(&text)).map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            eprintln!("error: cannot write the report {}: {e}", path.display());
+        }
+    }
+    if cli.output == Output::Json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
+        }
+    } else {
+        let (out, err) = fabrik_cli::render::apply_report(
+            &report,
+            &fabrik_telemetry::global().trace_id().to_string(),
+        );
+        print!("{out}");
+        eprint!("{err}");
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
+fn progress(cli: &Cli, plan: &Plan, opts: &mut RunOptions) -> Option<indicatif::ProgressBar> {
     let bar = (cli.output == Output::Text && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(plan.change_count() as u64);
         bar.set_style(
@@ -595,115 +625,7 @@ async fn apply_and_report(
             }
         })));
     }
-    let opts = &opts;
-    let report = match run::apply(client, flags, desired, &plan, opts).await {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let telemetry = fabrik_telemetry::global();
-    let outcome = report.outcome();
-    let changes = report.applied.len().to_string();
-    let run_id = report.run_id.clone().unwrap_or_default();
-    telemetry.track_event(
-        "fabrik.apply",
-        &[
-            ("environment", &desired.environment),
-            ("outcome", outcome),
-            ("runId", &run_id),
-            ("changes", &changes),
-        ],
-    );
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    if let Some(path) = &cli.report {
-        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": &plan, "result": &report});
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&json).unwrap_or_default(),
-        ) {
-            eprintln!("error: cannot write the report {}: {e}", path.display());
-        }
-    }
-    if cli.output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print_summary(&report);
-        let created = report
-            .applied
-            .iter()
-            .filter(|a| a.outcome == "created")
-            .count();
-        let deleted = report
-            .applied
-            .iter()
-            .filter(|a| a.outcome == "deleted")
-            .count();
-        let updated = report
-            .applied
-            .iter()
-            .filter(|a| a.outcome == "updated")
-            .count();
-        println!(
-            "applied: {created} created, {updated} updated{} (run {}, trace {})",
-            if deleted > 0 {
-                format!(", {deleted} deleted")
-            } else {
-                String::new()
-            },
-            report.run_id.as_deref().unwrap_or("-"),
-            fabrik_telemetry::global().trace_id()
-        );
-        for e in &report.errors {
-            eprintln!("error: {e}");
-        }
-        if !report.rolled_back.is_empty() {
-            println!("rolled back {} change(s):", report.rolled_back.len());
-            for r in &report.rolled_back {
-                println!("  - {r}");
-            }
-        }
-        if !report.left_in_place.is_empty() {
-            println!(
-                "left in place ({} change(s)); undo later with `fabrik rollback {}`",
-                report.left_in_place.len(),
-                report.run_id.as_deref().unwrap_or("RUN_ID")
-            );
-        }
-        for e in &report.rollback_errors {
-            eprintln!("rollback error: {e}");
-        }
-    }
-    if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// A table: one row per workspace with what apply did to it.
-fn print_summary(report: &run::ApplyReport) {
-    let mut rows: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
-    for a in &report.applied {
-        let row = rows.entry(a.workspace.as_str()).or_default();
-        match a.outcome {
-            "created" => row[0] += 1,
-            "updated" => row[1] += 1,
-            "deleted" => row[2] += 1,
-            _ => row[3] += 1,
-        }
-    }
-    let width = rows.keys().map(|k| k.len()).max().unwrap_or(9).max(9);
-    println!(
-        "{:<width$}  {:>7}  {:>7}  {:>7}  {:>7}",
-        "WORKSPACE", "CREATED", "UPDATED", "DELETED", "EXISTED"
-    );
-    for (ws, [c, u, d, e]) in &rows {
-        println!("{ws:<width$}  {c:>7}  {u:>7}  {d:>7}  {e:>7}");
-    }
+    bar
 }
 
 async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
@@ -787,7 +709,7 @@ async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
         example.display(),
         desired.environment
     );
-    let code = apply_and_report(cli, &client, &flags, &desired, &ropts).await;
+    let code = deploy(cli, &client, &flags, &desired, &ropts).await;
     let code = if code != ExitCode::SUCCESS {
         code
     } else {
