@@ -8,6 +8,7 @@ struct ReadmeDoctests;
 
 pub mod config;
 pub mod engine;
+pub mod flags;
 pub mod plan;
 pub mod render;
 pub mod resolver;

@@ -123,7 +123,7 @@ enum Output {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check the configuration, principals and names; send no request. Exit 2 on problems.
+    /// Check the configuration, principals and names; send no request. Exit 4 on problems.
     Validate,
     /// Show the effective feature flags and where each value came from.
     Flags,
@@ -179,8 +179,24 @@ enum Command {
     },
 }
 
+/// Exit codes (docs/CLI.md): 0 success; 1 an error while running; 2 changes pending (only
+/// `plan --detailed-exitcode`); 3 locked by another run; 4 invalid input (command line,
+/// configuration, principals or flags; nothing was sent). Invalid input has its own code so a
+/// CI gate on `plan --detailed-exitcode` never reads a typo as "changes pending".
+const INVALID_INPUT: u8 = 4;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(INVALID_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match &cli.command {
         Command::Flags => flags(&cli),
         Command::Schema => {
@@ -265,15 +281,13 @@ async fn async_main(cli: &Cli) -> ExitCode {
                 }
             });
             // FEATURE_USE_TELEMETRY=off keeps everything local: no export to Application
-            // Insights or over OTLP.
-            let env: Vec<(String, String)> = std::env::vars().collect();
-            let telemetry_on = fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
-                env: &env,
-                file: None,
-                cli: &cli.features,
-            })
-            .map(|f| f.is_on(fabrik_core::Flag::Telemetry))
-            .unwrap_or(true);
+            // Insights or over OTLP. Invalid flags stop every command but `flags`, which
+            // reports them.
+            let telemetry_on = match resolve_flags(cli) {
+                Ok(f) => f.is_on(fabrik_core::Flag::Telemetry),
+                Err(()) if matches!(cli.command, Command::Flags) => false,
+                Err(()) => return ExitCode::from(INVALID_INPUT),
+            };
             if !telemetry_on {
                 c.app_insights = None;
                 c.otlp = None;
@@ -325,7 +339,7 @@ async fn prepare(
     cli: &Cli,
 ) -> Result<(config::Desired, fabrik_flags::Flags, FabricClient), ExitCode> {
     let desired = load(cli).await?;
-    let flags = resolve_flags(cli).map_err(|()| ExitCode::from(2))?;
+    let flags = resolve_flags(cli).map_err(|()| ExitCode::from(INVALID_INPUT))?;
     let client = live_client(cli, &flags).map_err(|e| fail(&e))?;
     Ok((desired, flags, client))
 }
@@ -360,7 +374,7 @@ async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
 
 async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
     let Ok(flags) = resolve_flags(cli) else {
-        return ExitCode::from(2);
+        return ExitCode::from(INVALID_INPUT);
     };
     let client = match live_client(cli, &flags) {
         Ok(c) => c,
@@ -409,7 +423,7 @@ async fn emulator(args: &[String]) -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                ExitCode::from(INVALID_INPUT)
             } else {
                 ExitCode::SUCCESS
             };
@@ -433,7 +447,7 @@ async fn emulator(args: &[String]) -> ExitCode {
 
 async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
     let Ok(desired) = load(cli).await else {
-        return ExitCode::from(2);
+        return ExitCode::from(INVALID_INPUT);
     };
     if !yes
         && !confirm(&format!(
@@ -446,7 +460,7 @@ async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
         return fail("not confirmed; pass --yes to destroy without asking");
     }
     let Ok(flags) = resolve_flags(cli) else {
-        return ExitCode::from(2);
+        return ExitCode::from(INVALID_INPUT);
     };
     let client = match live_client(cli, &flags) {
         Ok(c) => c,
@@ -490,32 +504,29 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The flags, resolved once per process (warnings and errors print once, whichever command
+/// asks first), the same way for every command.
 fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let file = std::fs::read_to_string(&cli.config).ok().and_then(|t| {
-        let v: serde_norway::Value = serde_norway::from_str(&t).ok()?;
-        let section: fabrik_flags::FileSection =
-            serde_norway::from_value(v.get("features")?.clone()).ok()?;
-        Some((cli.config.clone(), section))
-    });
-    match fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
-        env: &env,
-        file,
-        cli: &cli.features,
-    }) {
-        Ok(f) => {
-            for w in f.warnings() {
-                eprintln!("warning: {w}");
+    static FLAGS: std::sync::OnceLock<Result<fabrik_flags::Flags, ()>> = std::sync::OnceLock::new();
+    FLAGS
+        .get_or_init(|| {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            match fabrik_cli::flags::resolve(&cli.config, &env, &cli.features) {
+                Ok(f) => {
+                    for w in f.warnings() {
+                        eprintln!("warning: {w}");
+                    }
+                    Ok(f)
+                }
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("error: {e}");
+                    }
+                    Err(())
+                }
             }
-            Ok(f)
-        }
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {e}");
-            }
-            Err(())
-        }
-    }
+        })
+        .clone()
 }
 
 fn print_plan(cli: &Cli, plan: &Plan) {
@@ -691,11 +702,11 @@ async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
             for p in &problems {
                 eprint!("{p}");
             }
-            return ExitCode::from(2);
+            return ExitCode::from(INVALID_INPUT);
         }
     };
     let Ok(flags) = resolve_flags(cli) else {
-        return ExitCode::from(2);
+        return ExitCode::from(INVALID_INPUT);
     };
     let state = std::env::temp_dir().join(format!("fabrik-demo-{}", std::process::id()));
     let mut ropts = run_options(cli, format!("{}/v1", emu.base_url()));
@@ -734,7 +745,7 @@ async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
 
 async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
     let Ok(flags) = resolve_flags(cli) else {
-        return Err(ExitCode::from(2));
+        return Err(ExitCode::from(INVALID_INPUT));
     };
     let secrets = fabrik_cli::secrets::resolve(
         &cli.config,
@@ -762,7 +773,7 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
             }
             let n = problems.iter().filter(|p| p.is_error()).count();
             eprintln!("{n} problem(s) found; nothing was deployed");
-            Err(ExitCode::from(2))
+            Err(ExitCode::from(INVALID_INPUT))
         }
     }
 }
@@ -819,6 +830,6 @@ fn flags(cli: &Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(()) => ExitCode::from(2),
+        Err(()) => ExitCode::from(INVALID_INPUT),
     }
 }

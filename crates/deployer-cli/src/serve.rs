@@ -44,17 +44,13 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
 /// Runs until SIGTERM or Ctrl-C. Exit 0 on a clean stop.
 pub async fn serve(opts: &ServeOptions) -> ExitCode {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let flags = match fabrik_flags::Flags::resolve(&fabrik_flags::Inputs {
-        env: &env,
-        file: None,
-        cli: &opts.features,
-    }) {
+    let flags = match crate::flags::resolve(&opts.config, &env, &opts.features) {
         Ok(f) => f,
         Err(errors) => {
             for e in errors {
                 tracing::error!("{e}");
             }
-            return ExitCode::from(2);
+            return ExitCode::from(4);
         }
     };
     let token = match run::token_provider(opts.auth.as_deref(), opts.ca_cert.as_deref()) {
@@ -153,11 +149,19 @@ async fn reconcile(
     flags: &fabrik_flags::Flags,
     client: &fabrik_client::FabricClient,
 ) {
+    // Secrets are resolved every cycle, as apply resolves them: a rotated secret is picked up.
+    let secrets = crate::secrets::resolve(
+        &opts.config,
+        flags,
+        opts.auth.as_deref(),
+        opts.ca_cert.as_deref(),
+    )
+    .await;
     let load = LoadOptions {
         environment: opts.environment.clone(),
         lenient: opts.lenient,
         env: std::env::vars().collect(),
-        secrets: Default::default(),
+        secrets,
     };
     let desired = match config::load(&opts.config, &load) {
         Ok((d, _)) => d,

@@ -66,7 +66,7 @@ async fn broken_inputs_give_their_documented_errors_and_send_no_request() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", config.display());
+        assert_eq!(out.status.code(), Some(4), "{}: {stderr}", config.display());
         let expected = std::fs::read_to_string(config.with_extension("expected")).unwrap();
         for line in expected.lines().filter(|l| !l.is_empty()) {
             assert!(
@@ -397,7 +397,7 @@ async fn secret_references_are_deployed_but_never_printed_or_journaled() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains("fabrik.yaml:4:23") && stderr.contains("fabrik-test-api-key"),
         "{stderr}"
@@ -478,6 +478,28 @@ async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
     assert_eq!(code, Some(2));
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(plan["workspaces"].as_array().unwrap().len(), 2);
+    // Invalid input is never "changes pending": a usage error and a broken config exit 4.
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &["plan", "--detailed-exitcode", "--no-such-option"],
+    );
+    assert_eq!(code, Some(4), "{stderr}");
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &["plan", "--detailed-exitcode", "--config", "missing.yaml"],
+    );
+    assert_eq!(code, Some(4), "{stderr}");
+    // Markdown for a pull request: the table and the Mermaid graph.
+    let (code, stdout, _) = run_in(&emu, &token, d, &["plan", "--output", "markdown"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("| workspace | create |") && stdout.contains("```mermaid"),
+        "{stdout}"
+    );
 
     // Workspace "two" has no capacity, so its git connect fails; --no-rollback keeps the rest.
     let report = d.join("report.json");
@@ -564,7 +586,7 @@ fn flags_command_reports_values_sources_and_readiness_and_rejects_typos() {
         .env("FEATURE_USE_TELEMETRY", "ture")
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(4));
     assert!(
         String::from_utf8_lossy(&bad.stderr)
             .contains("invalid value 'ture' for FEATURE_USE_TELEMETRY")
@@ -758,6 +780,36 @@ async fn an_apply_exports_its_spans_and_metrics_over_otlp_under_the_trace_id_it_
         .unwrap();
     assert!(out.status.success());
     assert_eq!(received.lock().unwrap().len(), sent_before);
+
+    // So does `features: {telemetry: off}` in fabrik.yaml: one flag resolution for every command.
+    let config = dir.path().join("fabrik.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}features:\n  telemetry: off\n")).unwrap();
+    let out = fabrik()
+        .args(["plan", "--config"])
+        .arg(&config)
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .env("FABRIC_TOKEN", &token)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(received.lock().unwrap().len(), sent_before);
+    // A features section that is not flag: value pairs is invalid input, not silently skipped.
+    std::fs::write(&config, format!("{text}features: [telemetry]\n")).unwrap();
+    let out = fabrik()
+        .args(["plan", "--config"])
+        .arg(&config)
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("features:"));
     emu.shutdown().await.unwrap();
 }
 
