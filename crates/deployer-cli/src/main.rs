@@ -376,6 +376,17 @@ async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
     let Ok(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
+    // Undo records keep `${secret:NAME}` where a secret was; resolve the project's secrets so
+    // they can be restored (one that cannot be resolved fails its undo, naming it).
+    if cli.config.is_file() {
+        fabrik_cli::secrets::resolve(
+            &cli.config,
+            &flags,
+            cli.auth.as_deref(),
+            cli.ca_cert.as_deref(),
+        )
+        .await;
+    }
     let client = match live_client(cli, &flags) {
         Ok(c) => c,
         Err(e) => return fail(&e),

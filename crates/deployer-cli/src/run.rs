@@ -302,8 +302,11 @@ async fn apply_and_report(
         txn.commit().await.map_err(|e| format!("commit: {e}"))?;
         return Ok(report);
     }
-    report.errors = errors.iter().map(EngineError::to_string).collect();
-    let undoer = FabricUndoer::new(client.clone());
+    report.errors = errors
+        .iter()
+        .map(|e| crate::secrets::redact(&e.to_string()))
+        .collect();
+    let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
     let resolver = crate::resolver::ByName(client.clone());
     match txn
         .rollback_with(&report.errors[0], &undoer, Some(&resolver))
@@ -335,7 +338,7 @@ pub async fn rollback(
     state_dir: &Path,
     run_id: &str,
 ) -> Result<fabrik_txn::RollbackReport, String> {
-    let undoer = FabricUndoer::new(client.clone());
+    let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
     let resolver = crate::resolver::ByName(client.clone());
     let report = fabrik_txn::Journal::open(state_dir, run_id)
         .map_err(|e| e.to_string())?

@@ -4,22 +4,133 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use fabrik_core::secret::ExposeSecret;
 use fabrik_core::{Flag, SecretProvider};
 
 use crate::config::{self, SecretValue};
 
-static VALUES: OnceLock<Vec<String>> = OnceLock::new();
+/// Every secret this process resolved, (name, value), longest value first so a value that
+/// contains another is replaced whole. Values only accumulate: a rotated secret's old value
+/// stays redacted.
+static VALUES: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
 
-/// Replaces every resolved secret value in `text` with `[secret]`.
+fn known() -> Vec<(String, String)> {
+    VALUES.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Registers a resolved secret for redaction. Values shorter than 4 characters would redact
+/// innocent text; such values are not secret.
+pub fn register(name: &str, value: &str) {
+    if value.len() < 4 {
+        return;
+    }
+    let mut v = VALUES.write().unwrap_or_else(|p| p.into_inner());
+    if !v.iter().any(|(n, x)| n == name && x == value) {
+        v.push((name.to_string(), value.to_string()));
+        v.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
+    }
+}
+
+/// Replaces every resolved secret value in `text` with `[secret]`: the one redaction path for
+/// everything fabrik prints or writes for people (terminal, report, plan).
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
-    for v in VALUES.get().into_iter().flatten() {
+    for (_, v) in known() {
         out = out.replace(v.as_str(), "[secret]");
     }
     out
+}
+
+/// Replaces secret values with their `${secret:NAME}` references: what journals keep, so an
+/// undo record never holds a secret yet can be restored by a process that resolves it again.
+pub fn to_references(text: &str) -> String {
+    let mut out = text.to_string();
+    for (n, v) in known() {
+        out = out.replace(v.as_str(), &format!("${{secret:{n}}}"));
+    }
+    out
+}
+
+/// Puts the values back into `${secret:NAME}` references; the name of a secret this process
+/// has not resolved is the error.
+pub fn from_references(text: &str) -> Result<String, String> {
+    let values = known();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${secret:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${secret:".len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        match values.iter().find(|(n, _)| n == name) {
+            Some((_, v)) => out.push_str(v),
+            None => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Applies `f` to every string in `undo` (through its JSON form, so no variant is missed).
+fn map_strings<E>(
+    undo: &fabrik_core::Undo,
+    f: &dyn Fn(&str) -> Result<String, E>,
+) -> Result<fabrik_core::Undo, E> {
+    fn walk<E>(v: &mut serde_json::Value, f: &dyn Fn(&str) -> Result<String, E>) -> Result<(), E> {
+        match v {
+            serde_json::Value::String(s) => *s = f(s)?,
+            serde_json::Value::Array(a) => a.iter_mut().try_for_each(|x| walk(x, f))?,
+            serde_json::Value::Object(m) => m.values_mut().try_for_each(|x| walk(x, f))?,
+            _ => {}
+        }
+        Ok(())
+    }
+    let Ok(mut v) = serde_json::to_value(undo) else {
+        return Ok(undo.clone());
+    };
+    walk(&mut v, f)?;
+    Ok(serde_json::from_value(v).unwrap_or_else(|_| undo.clone()))
+}
+
+/// `undo` with secret values replaced by their references (what the journal records).
+pub fn undo_to_references(undo: &fabrik_core::Undo) -> fabrik_core::Undo {
+    let r: Result<_, std::convert::Infallible> = map_strings(undo, &|s| Ok(to_references(s)));
+    r.unwrap_or_else(|e| match e {})
+}
+
+/// `undo` with its references resolved; the unresolved secret's name is the error.
+pub fn undo_from_references(undo: &fabrik_core::Undo) -> Result<fabrik_core::Undo, String> {
+    map_strings(undo, &from_references)
+}
+
+/// An undoer that resolves `${secret:NAME}` references in undo records before the real undoer
+/// runs them; a record needing a secret this process cannot resolve fails, naming it, rather
+/// than restoring the reference's text.
+#[derive(Debug)]
+pub struct ResolvingUndoer<U>(pub U);
+
+#[async_trait::async_trait]
+impl<U: fabrik_core::Undoer> fabrik_core::Undoer for ResolvingUndoer<U> {
+    async fn undo(
+        &self,
+        undo: &fabrik_core::Undo,
+    ) -> Result<fabrik_core::UndoOutcome, fabrik_core::UndoError> {
+        match undo_from_references(undo) {
+            Ok(u) => self.0.undo(&u).await,
+            Err(name) => Err(fabrik_core::UndoError {
+                message: format!(
+                    "the undo record needs secret '{name}': resolve it (run from the project with the secret available) and run `fabrik rollback` again"
+                ),
+                class: fabrik_core::ErrorClass::Permanent,
+            }),
+        }
+    }
 }
 
 /// Resolves the config's secret references; a failure becomes a `Missing` that the loader
@@ -82,11 +193,10 @@ pub async fn resolve(
         Ok(p) => p,
         Err(e) => return missing_all(&names, &e.to_string()),
     };
-    let mut values = Vec::new();
     for name in names {
         let v = match provider.get_secret(&name).await {
             Ok(Some(s)) => {
-                values.push(s.expose_secret().to_string());
+                register(&name, s.expose_secret());
                 SecretValue::Value(s.expose_secret().to_string())
             }
             Ok(None) => SecretValue::Missing(format!(
@@ -97,9 +207,6 @@ pub async fn resolve(
         };
         out.insert(name, v);
     }
-    // Short values would redact innocent text; secrets shorter than 4 characters are not secret.
-    values.retain(|v| v.len() >= 4);
-    let _ = VALUES.set(values);
     out
 }
 
@@ -113,4 +220,35 @@ fn missing_all(names: &[String], why: &str) -> BTreeMap<String, SecretValue> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_references_and_references_values_again() {
+        register("api-key", "sk-live-0123");
+        let text = "key sk-live-0123 and again sk-live-0123";
+        assert_eq!(redact(text), "key [secret] and again [secret]");
+        let r = to_references(text);
+        assert_eq!(r, "key ${secret:api-key} and again ${secret:api-key}");
+        assert_eq!(from_references(&r).unwrap(), text);
+        assert_eq!(
+            from_references("${secret:unknown} x"),
+            Err("unknown".into())
+        );
+        let undo = fabrik_core::Undo::RestoreWorkspace {
+            workspace_id: "w".into(),
+            display_name: "n".into(),
+            description: "key sk-live-0123".into(),
+        };
+        let journaled = undo_to_references(&undo);
+        assert!(
+            !serde_json::to_string(&journaled)
+                .unwrap()
+                .contains("sk-live")
+        );
+        assert_eq!(undo_from_references(&journaled).unwrap(), undo);
+    }
 }

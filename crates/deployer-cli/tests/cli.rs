@@ -865,3 +865,93 @@ async fn ca_cert_lets_fabrik_talk_https_to_a_private_ca() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the CA certificate"));
     emu.shutdown().await.unwrap();
 }
+
+/// Every output of an apply, an update that fails and is rolled back, and a later `fabrik
+/// rollback`: stdout, stderr, the JSON report, the plan JSON, the journals and the logs (JSON
+/// lines at debug) hold no secret value; the journal keeps the reference, so the rollback
+/// still restores the description that held the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_output_of_an_apply_an_update_or_a_rollback_holds_a_secret() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = "sk-live-77ab31c9e0";
+    let run = |args: &[&str]| {
+        let out = fabrik()
+            .args(args)
+            .arg("--config")
+            .arg(d.join("fabrik.yaml"))
+            .args(["--base-url", &format!("{}/v1", emu.base_url())])
+            .arg("--state-dir")
+            .arg(d.join("runs"))
+            .env("FABRIC_TOKEN", &token)
+            .env("FABRIK_TEST_API_KEY", secret)
+            .env("FABRIK_LOG", "debug")
+            .env("FABRIK_LOG_FORMAT", "json")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let mut everything = String::new();
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: z, prefix: z}\nworkspaces:\n  - name: one\n    description: \"key ${secret:fabrik-test-api-key}\"\n",
+    )
+    .unwrap();
+    let report = d.join("report.json");
+    let (code, text) = run(&["apply", "--report", report.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    everything += &text;
+    everything += &std::fs::read_to_string(&report).unwrap();
+    // The update changes the description; the git connect after it fails (no capacity), so
+    // the run rolls the update back from its journal.
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: z, prefix: z}\nworkspaces:\n  - name: one\n    description: \"rotated key ${secret:fabrik-test-api-key}\"\n    git: {provider: GitHub, owner: o, repository: r, branch: main, connection_id: 7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a}\n",
+    )
+    .unwrap();
+    let (_, text) = run(&["plan", "--output", "json"]);
+    everything += &text;
+    let (code, text) = run(&["apply", "--report", report.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("rolled back"), "{text}");
+    everything += &text;
+    everything += &std::fs::read_to_string(&report).unwrap();
+    // The rollback restored the description with the secret in it.
+    assert!(
+        emu.state()
+            .to_string()
+            .contains(&format!("\"key {secret}\"")),
+        "{}",
+        emu.state()
+    );
+    let mut journals = String::new();
+    let mut run_id = None;
+    for entry in std::fs::read_dir(d.join("runs")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.to_lowercase().contains("restoreworkspace") {
+            run_id = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        journals += &text;
+    }
+    assert!(
+        journals.contains("${secret:fabrik-test-api-key}"),
+        "{journals}"
+    );
+    everything += &journals;
+    // Rolling the failed run back again from its journal is safe and prints no secret either.
+    let run_id = run_id.expect("the failed run's journal");
+    let (_, text) = run(&["rollback", &run_id]);
+    everything += &text;
+    assert!(
+        !everything.contains(secret),
+        "a secret leaked:\n{everything}"
+    );
+    emu.shutdown().await.unwrap();
+}

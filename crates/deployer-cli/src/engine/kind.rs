@@ -410,6 +410,7 @@ impl ApplyCx<'_> {
 
     /// Journals `undo` for `resource` before the change it undoes is sent (updates, adds).
     pub async fn track(&self, resource: ResourceRef, undo: Undo) -> Result<(), EngineError> {
+        let undo = crate::secrets::undo_to_references(&undo);
         self.txn.track(resource, undo).await.map_err(journal)?;
         Ok(())
     }
@@ -442,7 +443,7 @@ impl ApplyCx<'_> {
             Err(e) => {
                 // The journal must say the intent failed, or a rollback would look for it.
                 self.txn
-                    .fail_intent(id, &e.to_string())
+                    .fail_intent(id, &crate::secrets::redact(&e.to_string()))
                     .await
                     .map_err(journal)?;
                 return Err(ctx(format!("{what} in {}", self.workspace))(e));
@@ -450,6 +451,7 @@ impl ApplyCx<'_> {
         };
         if ensured.created_here() {
             let (resource, undo) = finish(&ensured.value);
+            let undo = crate::secrets::undo_to_references(&undo);
             self.txn
                 .complete_intent(id, resource, undo)
                 .await
