@@ -35,6 +35,34 @@ impl Locations {
         Self { map: rx.map }
     }
 
+    /// What makes `src` unusable before its shape is even looked at: a syntax error at its
+    /// position, or keys given twice in one mapping (at the second one, naming the first).
+    /// serde would report the first as some other error and the second at the document's start.
+    pub fn structural_problems(src: &str) -> Vec<(Pos, String)> {
+        let mut rx = Receiver::default();
+        let mut parser = Parser::new_from_str(src);
+        if let Err(e) = parser.load(&mut rx, false) {
+            // An error found at the end of the text points past its last line; show it at the
+            // end of the last line with text, where the unclosed thing is.
+            let mut at = pos(e.marker());
+            let lines: Vec<&str> = src.lines().collect();
+            if at.line > lines.len()
+                && let Some((i, l)) = lines
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, l)| !l.trim().is_empty())
+            {
+                at = Pos {
+                    line: i + 1,
+                    col: l.chars().count() + 1,
+                };
+            }
+            return vec![(at, format!("YAML syntax error: {}", e.info()))];
+        }
+        rx.duplicates
+    }
+
     /// The position of the value at `path`, or of its nearest located ancestor.
     pub fn find(&self, path: &str) -> Option<Pos> {
         let mut p = path;
@@ -50,14 +78,22 @@ impl Locations {
 
 #[derive(Debug)]
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        seen: HashMap<String, Pos>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Debug, Default)]
 struct Receiver {
     stack: Vec<Frame>,
     map: HashMap<String, Pos>,
+    duplicates: Vec<(Pos, String)>,
 }
 
 impl Receiver {
@@ -70,7 +106,7 @@ impl Receiver {
                 *index += 1;
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => key.take().map(|k| {
+            Some(Frame::Map { path, key, .. }) => key.take().map(|k| {
                 if path.is_empty() {
                     k
                 } else {
@@ -93,9 +129,26 @@ impl MarkedEventReceiver for Receiver {
         match ev {
             Event::Scalar(value, ..) => {
                 // A scalar in key position of a mapping is a key, not a value.
-                if let Some(Frame::Map { key, .. }) = self.stack.last_mut()
+                if let Some(Frame::Map { key, seen, path }) = self.stack.last_mut()
                     && key.is_none()
                 {
+                    let at = pos(&mark);
+                    if let Some(first) = seen.get(&value) {
+                        let whole = if path.is_empty() {
+                            value.clone()
+                        } else {
+                            format!("{path}.{value}")
+                        };
+                        self.duplicates.push((
+                            at,
+                            format!(
+                                "duplicate key `{whole}` (first given on line {})",
+                                first.line
+                            ),
+                        ));
+                    } else {
+                        seen.insert(value.clone(), at);
+                    }
                     *key = Some(value);
                     return;
                 }
@@ -106,7 +159,11 @@ impl MarkedEventReceiver for Receiver {
             Event::MappingStart(..) => {
                 let p = self.next_value_path().unwrap_or_default();
                 self.map.insert(p.clone(), pos(&mark));
-                self.stack.push(Frame::Map { path: p, key: None });
+                self.stack.push(Frame::Map {
+                    path: p,
+                    key: None,
+                    seen: HashMap::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 let p = self.next_value_path().unwrap_or_default();
@@ -141,5 +198,31 @@ mod tests {
         assert_eq!(l.find("workspaces[1].name"), Some(Pos { line: 8, col: 11 }));
         // Unknown leaf: nearest ancestor.
         assert_eq!(l.find("workspaces[1].description").map(|p| p.line), Some(8));
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicate_keys_are_found_where_they_are() {
+        let dup = "project: {name: a, prefix: a}\nworkspaces:\n  - name: one\n\nworkspaces:\n  - name: two\n";
+        let p = Locations::structural_problems(dup);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0.line, 5);
+        assert!(
+            p[0].1.contains("duplicate key `workspaces`") && p[0].1.contains("line 2"),
+            "{p:?}"
+        );
+        let nested = "workspaces:\n  - name: one\n    name: two\n";
+        let p = Locations::structural_problems(nested);
+        assert_eq!(p[0].0.line, 3, "{p:?}");
+        assert!(p[0].1.contains("workspaces[0].name"), "{p:?}");
+        let syntax = "project: {name: a, prefix: a}\nnot: [valid\n";
+        let p = Locations::structural_problems(syntax);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.starts_with("YAML syntax error"), "{p:?}");
+        assert_eq!(
+            p[0].0,
+            Pos { line: 2, col: 12 },
+            "at the end of the unclosed line"
+        );
+        assert!(Locations::structural_problems("project: {name: a, prefix: a}\n").is_empty());
     }
 }

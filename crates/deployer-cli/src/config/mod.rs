@@ -262,7 +262,16 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<(Desired, Vec<Problem>), Vec<Problem>> {
-    // Structure first: serde_norway reports the position of a type error or unknown field.
+    // Syntax and duplicate keys first, at their own positions: serde_norway reports the first
+    // as an unrelated error and the second at the document's start.
+    let structural = Locations::structural_problems(text);
+    if !structural.is_empty() {
+        return Err(structural
+            .into_iter()
+            .map(|(pos, msg)| Problem::at(path, text, Some(pos), msg, None))
+            .collect());
+    }
+    // Structure next: serde_norway reports the position of a type error or unknown field.
     let config: Config = match serde_norway::from_str(text) {
         Ok(c) => c,
         Err(e) => {
