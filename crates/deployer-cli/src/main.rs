@@ -77,7 +77,8 @@ struct Cli {
     /// Deadline for one long-running operation, in seconds.
     #[arg(long, global = true, default_value_t = 600)]
     lro_timeout: u64,
-    /// Timeout of one HTTP attempt, in seconds.
+    /// Time limit of one API call in seconds, all its attempts (retries and their waits)
+    /// included; each attempt is bounded by the resilience pipeline's attempt timeout too.
     #[arg(long, global = true, default_value_t = 60)]
     call_timeout: u64,
     /// Deadline of a whole apply, in seconds; past it the run stops and rolls back.
@@ -171,6 +172,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Check the credentials: get a token for the Fabric API the way every command does, and
+    /// make one read with it. Exit 0 when both work.
+    Auth {
+        #[command(subcommand)]
+        what: AuthCommand,
+    },
     /// Start the emulator in-process, apply examples/ to it, and show that a second plan is empty.
     Demo {
         /// The example configuration.
@@ -184,6 +191,13 @@ enum Command {
 /// configuration, principals or flags; nothing was sent). Invalid input has its own code so a
 /// CI gate on `plan --detailed-exitcode` never reads a typo as "changes pending".
 const INVALID_INPUT: u8 = 4;
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Get a token (FABRIC_TOKEN, --auth / FABRIK_AUTH, or the automatic chain) and list the
+    /// workspaces it can see; print which credential answered, never the token.
+    Check,
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -325,6 +339,9 @@ async fn commands(cli: &Cli) -> ExitCode {
         Command::Status => status(cli),
         Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
+        Command::Auth {
+            what: AuthCommand::Check,
+        } => auth_check(cli).await,
         Command::Serve { interval, listen } => {
             fabrik_cli::serve::serve(&serve_options(cli, *interval, listen)).await
         }
@@ -370,6 +387,50 @@ async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
     deploy(cli, &client, &flags, &desired, &opts).await
+}
+
+async fn auth_check(cli: &Cli) -> ExitCode {
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    let tokens = match run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("no credential: {e}")),
+    };
+    let token = match tokens.token(&[fabrik_client::FABRIC_SCOPE]).await {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("cannot get a token for the Fabric API: {e}")),
+    };
+    let source = if std::env::var_os("FABRIC_TOKEN").is_some() && cli.auth.is_none() {
+        "FABRIC_TOKEN".to_string()
+    } else {
+        cli.auth
+            .clone()
+            .or_else(|| std::env::var("FABRIK_AUTH").ok())
+            .unwrap_or_else(|| "the automatic credential chain".into())
+    };
+    let expires = token
+        .expires_at
+        .duration_since(std::time::SystemTime::now())
+        .map(|d| format!("in {} min", d.as_secs() / 60))
+        .unwrap_or_else(|_| "already".into());
+    println!("token: from {source}, expires {expires}");
+    let opts = run_options(cli, cli.base_url.clone());
+    let client = match run::client(&opts, &flags, tokens) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    match futures::TryStreamExt::try_collect::<Vec<_>>(client.list_workspaces()).await {
+        Ok(ws) => {
+            println!(
+                "Fabric API {}: the identity sees {} workspace(s)",
+                cli.base_url,
+                ws.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("the Fabric API refused the token: {e}")),
+    }
 }
 
 async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {

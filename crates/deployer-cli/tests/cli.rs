@@ -955,3 +955,99 @@ async fn no_output_of_an_apply_an_update_or_a_rollback_holds_a_secret() {
     );
     emu.shutdown().await.unwrap();
 }
+
+/// `fabrik auth check` gets a token and makes one read with it; it names the credential, never
+/// prints the token, and fails (1) when the service refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_check_proves_the_credential_works_without_printing_it() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let check = |token: &str| {
+        fabrik()
+            .args(["auth", "check"])
+            .args(["--base-url", &format!("{}/v1", emu.base_url())])
+            .env("FABRIC_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let out = check(&token);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("from FABRIC_TOKEN") && stdout.contains("sees 0 workspace(s)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&token));
+    let bad = check("not-a-token-the-emulator-issued");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the token"), "{stderr}");
+    assert!(
+        !stderr.contains("not-a-token-the-emulator-issued"),
+        "{stderr}"
+    );
+    emu.shutdown().await.unwrap();
+}
+
+/// docs/CLI.md keeps up with `--help`: every command and every option `--help` lists (the
+/// emulator's own options aside, which `fabrik emulator --help` documents) is in it.
+#[test]
+fn every_command_and_option_in_help_is_documented() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CLI.md"))
+            .unwrap();
+    let help = |args: &[&str]| {
+        let out = fabrik().args(args).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let options = |text: &str| -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=')
+            .filter(|w| {
+                w.starts_with("--")
+                    && w.len() > 2
+                    && w[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let top = help(&[]);
+    let commands: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .and_then(|s| s.split("Options:").next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{commands:?}");
+    let mut missing = Vec::new();
+    for o in options(&top) {
+        if !docs.contains(&o) && !o.starts_with("--help") && o != "--version" {
+            missing.push(o);
+        }
+    }
+    for c in commands.iter().filter(|c| *c != "emulator") {
+        if !docs.contains(&format!("`{c}")) {
+            missing.push(c.clone());
+        }
+        let sub: Vec<&str> = if c == "auth" {
+            vec!["auth", "check"]
+        } else {
+            vec![c.as_str()]
+        };
+        for o in options(&help(&sub)) {
+            if !docs.contains(&o) && o != "--help" && !o.starts_with("--help") {
+                missing.push(format!("{c} {o}"));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "not in docs/CLI.md: {missing:?}");
+}
