@@ -158,6 +158,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
 }
 
 mod faults;
+mod live;
 mod plan_output;
 mod run_metrics;
 mod toy_kind;

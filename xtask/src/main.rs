@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! release | semver-checks`.
+//! live-test | release | semver-checks`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -107,6 +107,35 @@ fn test(args: &[String]) -> Result<(), String> {
         t.args(["-p", "fabrik-tests"]);
     }
     step("test", t)
+}
+
+/// The smoke suite against a real Fabric tenant (tests/e2e/live.rs), when the user gives one:
+/// credentials (`FABRIC_TOKEN`, or the `AZURE_*` variables of the credential chain) and a
+/// capacity (`FABRIK_LIVE_CAPACITY`, by name or id; `FABRIK_LIVE_BASE_URL` and
+/// `FABRIK_LIVE_PRINCIPAL` optional). Without them it says what is missing and skips; CI runs
+/// the same suite against the emulator as part of the tests.
+fn live_test() -> Result<(), String> {
+    let has = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    let credentials = has("FABRIC_TOKEN") || (has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID"));
+    if !credentials || !has("FABRIK_LIVE_CAPACITY") {
+        println!(
+            "live-test: skipped, no tenant given. Set FABRIK_LIVE_CAPACITY (a capacity name or id) and credentials (FABRIC_TOKEN, or AZURE_TENANT_ID + AZURE_CLIENT_ID with a secret or federated token) to run the smoke suite against real Fabric; `cargo xtask test` runs it against the emulator."
+        );
+        return Ok(());
+    }
+    let mut t = cargo();
+    t.args([
+        "test",
+        "-p",
+        "fabrik-tests",
+        "--test",
+        "e2e",
+        "live::",
+        "--",
+        "--nocapture",
+    ])
+    .env("FABRIK_LIVE", "1");
+    step("live smoke suite against the tenant", t)
 }
 
 /// Benchmarks: the deployment benchmark (release `fabrik` against the emulator process, which
@@ -286,9 +315,10 @@ fn main() -> ExitCode {
         "coverage" => coverage(),
         "release" => release(rest),
         "semver-checks" => semver_checks(rest),
+        "live-test" => live_test(),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | {} | semver-checks [--install]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install]>",
                 release::USAGE
             );
             return if cmd == "help" {
