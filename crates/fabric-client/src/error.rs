@@ -152,12 +152,15 @@ pub enum FabricError {
     #[error("cannot get a token: {0}")]
     Auth(#[from] AuthError),
     /// The resilience policy refused to make (another) attempt.
-    #[error("{operation}: {rejection}")]
+    #[error("{operation}: {rejection}{}", last_attempt(.last.as_deref()))]
     Rejected {
         /// The call.
         operation: String,
         /// Why.
         rejection: Rejection,
+        /// The last attempt's own error, when it ended with one (not when it timed out).
+        #[source]
+        last: Option<Box<FabricError>>,
     },
     /// A URL given to or by the service is unusable or not allowed (plain http off loopback).
     #[error("invalid URL: {0}")]
@@ -165,6 +168,13 @@ pub enum FabricError {
     /// A request body could not be serialized, or the client was misconfigured.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+}
+
+/// Names the last attempt's error in a refusal's message: "budget exhausted" alone does not
+/// say what kept failing.
+fn last_attempt(last: Option<&FabricError>) -> String {
+    last.map(|e| format!("; last attempt: {e}"))
+        .unwrap_or_default()
 }
 
 impl FabricError {
@@ -324,6 +334,7 @@ mod tests {
                 key: "k".into(),
                 retry_in: Duration::from_secs(1),
             },
+            last: None,
         };
         // An open circuit ends at a known time: transient, with that time as the hint.
         assert_eq!(rejected.class(), ErrorClass::Transient);

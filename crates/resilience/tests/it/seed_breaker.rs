@@ -77,7 +77,10 @@ fn enabled_with_flag_opens_and_rejects_without_calling() {
         assert!(matches!(call(), Err(CallError::Failed(_))));
     }
     match call() {
-        Err(CallError::Rejected(Rejection::CircuitOpen { key, retry_in })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::CircuitOpen { key, retry_in },
+            ..
+        }) => {
             assert_eq!(key, "fabric");
             assert_eq!(retry_in, Duration::from_secs(60));
         }
