@@ -651,7 +651,12 @@ fn validate(
             match std::fs::read_to_string(&p) {
                 Ok(t) => {
                     let (lines, found) = principals::parse(&p, &t, opts.lenient);
-                    other_files.extend(found);
+                    // A file shared by many workspaces reports each of its problems once.
+                    for f in found {
+                        if !other_files.contains(&f) {
+                            other_files.push(f);
+                        }
+                    }
                     for l in lines {
                         by_id.insert(
                             l.id.clone(),
