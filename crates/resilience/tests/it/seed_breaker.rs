@@ -39,7 +39,7 @@ fn breaker_only() -> ResilienceConfig {
 }
 
 #[test]
-fn disabled_by_default_passes_everything_through() {
+fn breaker_flag_off_passes_everything_through() {
     let s = Stepper::new();
     let cfg = breaker_only().with_flag_source(&Flags {
         retry: false,
