@@ -384,10 +384,18 @@ async fn secret_references_are_deployed_but_never_printed_or_journaled() {
         .await
         .unwrap();
     assert!(state_json.to_string().contains(&format!("key {secret}")));
-    // …and no journal holds it.
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
-        assert!(!text.contains(secret));
+    // …and no journal holds it; the apply wrote one, so the check has something to read.
+    let journals: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert!(!journals.is_empty(), "no journal in {}", state.display());
+    for journal in journals {
+        let text = std::fs::read_to_string(&journal).unwrap();
+        // The workspace whose description holds the secret was journaled.
+        assert!(text.contains("deleteWorkspace"), "{text}");
+        assert!(!text.contains(secret), "{} holds the secret", journal.display());
     }
     // A missing secret is an error at its reference naming where fabrik looked; nothing is sent.
     let out = fabrik()
