@@ -395,7 +395,11 @@ async fn secret_references_are_deployed_but_never_printed_or_journaled() {
         let text = std::fs::read_to_string(&journal).unwrap();
         // The workspace whose description holds the secret was journaled.
         assert!(text.contains("deleteWorkspace"), "{text}");
-        assert!(!text.contains(secret), "{} holds the secret", journal.display());
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            journal.display()
+        );
     }
     // A missing secret is an error at its reference naming where fabrik looked; nothing is sent.
     let out = fabrik()
