@@ -825,3 +825,30 @@ async fn ca_cert_lets_fabrik_talk_https_to_a_private_ca() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the CA certificate"));
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    // stderr is a pipe here, as in `fabrik serve 2> serve.log`.
+    let out = fabrik()
+        .args(["apply", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(dir.path().join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .env("FABRIK_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("transaction started"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
+    emu.shutdown().await.unwrap();
+}
