@@ -70,13 +70,14 @@ struct Cli {
     )]
     state_dir: PathBuf,
     /// Workspaces deployed in parallel.
-    #[arg(long, global = true, default_value_t = 4)]
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Deadline for one long-running operation, in seconds.
-    #[arg(long, global = true, default_value_t = 600)]
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_LRO_TIMEOUT_SECS)]
     lro_timeout: u64,
-    /// Timeout of one HTTP attempt, in seconds.
-    #[arg(long, global = true, default_value_t = 60)]
+    /// Deadline of one API call, all its attempts and waits included, in seconds (each
+    /// attempt is also cut off after 30 s).
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_CALL_TIMEOUT_SECS)]
     call_timeout: u64,
     /// Deadline of a whole apply, in seconds; past it the run stops and rolls back.
     #[arg(long, global = true)]

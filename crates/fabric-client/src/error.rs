@@ -235,6 +235,7 @@ impl FabricError {
     /// so must be checked before it is retried or reported.
     pub fn may_have_applied(&self) -> bool {
         match self {
+            FabricError::Transport { message, .. } if untrusted_certificate(message) => false,
             FabricError::Transport { .. }
             | FabricError::Timeout { .. }
             | FabricError::OperationTimedOut { .. } => true,
@@ -250,10 +251,20 @@ impl FabricError {
     }
 }
 
+/// Whether a transport failure is the server's certificate not being trusted (rustls says
+/// "invalid peer certificate"; the message holds the whole source chain). Retrying cannot fix
+/// that, and with 10 attempts it would only delay the error by minutes; nothing was sent.
+fn untrusted_certificate(message: &str) -> bool {
+    message.contains("invalid peer certificate")
+}
+
 impl Classify for FabricError {
     fn class(&self) -> ErrorClass {
         match self {
             FabricError::Api(e) => e.class(),
+            FabricError::Transport { message, .. } if untrusted_certificate(message) => {
+                ErrorClass::Permanent
+            }
             FabricError::Transport { .. } => ErrorClass::Transient,
             FabricError::Timeout { .. } => ErrorClass::Timeout,
             FabricError::Auth(e) => e.class(),
@@ -328,6 +339,12 @@ mod tests {
         };
         assert_eq!(transport.class(), ErrorClass::Transient);
         assert!(transport.may_have_applied());
+        let untrusted = FabricError::Transport {
+            operation: "GET /v1/x".into(),
+            message: "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(untrusted.class(), ErrorClass::Permanent);
+        assert!(!untrusted.may_have_applied());
         let rejected = FabricError::Rejected {
             operation: "GET /v1/x".into(),
             rejection: Rejection::CircuitOpen {

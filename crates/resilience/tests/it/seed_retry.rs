@@ -72,12 +72,19 @@ fn enabled_with_flag_retries() {
             retry: true,
             breaker: false,
         });
-    let (r, calls, _) = run_script(cfg, vec![ApiError::status(503); 5]);
+    let (r, calls, _) = run_script(cfg.clone(), vec![ApiError::status(503); 5]);
+    assert_eq!(
+        r.unwrap(),
+        6,
+        "the default is 10 attempts in total, the seed's was 3"
+    );
+    assert_eq!(calls, 6);
+    let (r, calls, _) = run_script(cfg, vec![ApiError::status(503); 10]);
     assert!(matches!(
         r,
         Err(CallError::Failed(ApiError { status: 503, .. }))
     ));
-    assert_eq!(calls, 3, "the default is 3 attempts in total");
+    assert_eq!(calls, 10);
 }
 
 #[test]
