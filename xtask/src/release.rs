@@ -29,61 +29,23 @@ use std::process::Command;
 
 use crate::changelog::{self, Commit};
 
-/// A semantic version `MAJOR.MINOR.PATCH[-PRE]` (build metadata is not used here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Version {
-    major: u64,
-    minor: u64,
-    patch: u64,
-    pre: Option<String>,
-}
+/// A semantic version, parsed and ordered by the `semver` crate: pre-release identifiers
+/// compare numerically when they are numbers (`rc.9` < `rc.10`), which a string compare gets
+/// wrong.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Version(semver::Version);
 
 impl Version {
     pub(crate) fn parse(s: &str) -> Result<Version, String> {
-        let bad = || format!("`{s}` is not a version (MAJOR.MINOR.PATCH[-PRE])");
-        let (core, pre) = match s.split_once('-') {
-            Some((c, p)) if !p.is_empty() => (c, Some(p.to_string())),
-            Some(_) => return Err(bad()),
-            None => (s, None),
-        };
-        let nums: Vec<u64> = core
-            .split('.')
-            .map(|n| n.parse().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        match nums[..] {
-            [major, minor, patch] => Ok(Version {
-                major,
-                minor,
-                patch,
-                pre,
-            }),
-            _ => Err(bad()),
-        }
-    }
-
-    /// Semver precedence, enough for "is the new version later": a pre-release sorts before
-    /// its release; pre-release labels compare as strings.
-    fn is_after(&self, other: &Version) -> bool {
-        let a = (self.major, self.minor, self.patch);
-        let b = (other.major, other.minor, other.patch);
-        if a != b {
-            return a > b;
-        }
-        match (&self.pre, &other.pre) {
-            (None, Some(_)) => true,
-            (Some(x), Some(y)) => x > y,
-            _ => false,
-        }
+        semver::Version::parse(s)
+            .map(Version)
+            .map_err(|e| format!("`{s}` is not a version (MAJOR.MINOR.PATCH[-PRE]): {e}"))
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
-        if let Some(p) = &self.pre {
-            write!(f, "-{p}")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
@@ -98,18 +60,13 @@ pub(crate) enum Level {
 
 /// The version after `current` for `level`; a pre-release label is dropped by a bump.
 pub(crate) fn bump(current: &Version, level: &Level) -> Result<Version, String> {
-    let v = |major, minor, patch| Version {
-        major,
-        minor,
-        patch,
-        pre: None,
-    };
-    let (ma, mi, pa) = (current.major, current.minor, current.patch);
+    let v = |major, minor, patch| Version(semver::Version::new(major, minor, patch));
+    let (ma, mi, pa) = (current.0.major, current.0.minor, current.0.patch);
     Ok(match level {
         Level::Patch => v(ma, mi, pa + 1),
         Level::Minor => v(ma, mi + 1, 0),
         Level::Major => v(ma + 1, 0, 0),
-        Level::Exact(new) if new.is_after(current) => new.clone(),
+        Level::Exact(new) if new > current => new.clone(),
         Level::Exact(new) => {
             return Err(format!(
                 "{new} is not later than the current version {current}"
@@ -121,6 +78,7 @@ pub(crate) fn bump(current: &Version, level: &Level) -> Result<Version, String> 
 /// The kind of change `old → new` allows under Cargo's compatibility rules (the leftmost
 /// non-zero component is the "major" one), as cargo-semver-checks' `--release-type` names it.
 pub(crate) fn release_type(old: &Version, new: &Version) -> &'static str {
+    let (old, new) = (&old.0, &new.0);
     if new.major != old.major || (old.major == 0 && new.minor != old.minor) {
         "major"
     } else if new.minor != old.minor || old.major == 0 {
@@ -760,6 +718,13 @@ mod tests {
         assert!(bump(&v("1.0.0"), &Level::Exact(v("1.0.0"))).is_err());
         assert!(bump(&v("1.0.0"), &Level::Exact(v("0.9.9"))).is_err());
         assert_eq!(v("1.2.3-beta.2").to_string(), "1.2.3-beta.2");
+        // Numeric pre-release identifiers order as numbers, not strings.
+        assert_eq!(
+            bump(&v("1.0.0-rc.9"), &Level::Exact(v("1.0.0-rc.10"))).unwrap(),
+            v("1.0.0-rc.10")
+        );
+        assert!(bump(&v("1.0.0-rc.10"), &Level::Exact(v("1.0.0-rc.9"))).is_err());
+        assert!(bump(&v("1.0.0-rc.1"), &Level::Exact(v("1.0.0-beta.2"))).is_err());
         for bad in ["1.2", "1.2.x", "1.2.3-", "", "1.2.3.4"] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }

@@ -182,22 +182,30 @@ pub enum CallError<E> {
     /// The operation's last error.
     #[error(transparent)]
     Failed(E),
-    /// The policy refused; the operation's last error, if any, is lost to it.
-    #[error(transparent)]
-    Rejected(Rejection),
+    /// The policy refused (another) attempt. The last attempt's own error, when that attempt
+    /// ended with one (not when it timed out or none was made), is kept as the source: a
+    /// budget or deadline refusal alone does not say what kept failing.
+    #[error("{rejection}")]
+    Rejected {
+        /// Why the policy refused.
+        rejection: Rejection,
+        /// The last attempt's error.
+        #[source]
+        last: Option<E>,
+    },
 }
 
 impl<E: Classify> Classify for CallError<E> {
     fn class(&self) -> ErrorClass {
         match self {
             CallError::Failed(e) => e.class(),
-            CallError::Rejected(r) => r.class(),
+            CallError::Rejected { rejection, .. } => rejection.class(),
         }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             CallError::Failed(e) => e.retry_after(),
-            CallError::Rejected(_) => None,
+            CallError::Rejected { rejection, .. } => rejection.retry_after(),
         }
     }
 }
@@ -229,13 +237,16 @@ where
     match (outcome, value, error) {
         (Ok(()), Some(v), _) => Ok(v),
         (Err(PolicyError::Failed { .. }), _, Some(e)) => Err(CallError::Failed(e)),
-        (Err(PolicyError::Rejected(r)), _, _) => Err(CallError::Rejected(r)),
+        (Err(PolicyError::Rejected(rejection)), _, last) => {
+            Err(CallError::Rejected { rejection, last })
+        }
         // A policy that reports success without a successful attempt, or failure without a
         // failed one, breaks the contract; report it rather than panic.
         (Ok(()), None, _) | (Err(PolicyError::Failed { .. }), _, None) => {
-            Err(CallError::Rejected(Rejection::DeadlineExceeded {
-                attempts: 0,
-            }))
+            Err(CallError::Rejected {
+                rejection: Rejection::DeadlineExceeded { attempts: 0 },
+                last: None,
+            })
         }
     }
 }
@@ -307,6 +318,50 @@ mod tests {
                 }
             })
         }
+    }
+
+    /// Makes one attempt and then refuses, as a spent retry budget does.
+    #[derive(Debug)]
+    struct OneTryThenBudget;
+    impl CallPolicy for OneTryThenBudget {
+        fn execute<'a>(
+            &'a self,
+            _ctx: &'a CallContext,
+            op: &'a dyn Attempt,
+        ) -> BoxFuture<'a, Result<(), PolicyError>> {
+            Box::pin(async move {
+                op.attempt(1).await.ok();
+                Err(PolicyError::Rejected(Rejection::BudgetExhausted {
+                    key: "k".into(),
+                }))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejection_keeps_the_last_attempts_error_as_its_source() {
+        use std::error::Error as _;
+        let ctx = CallContext::new("k", "GET /x");
+        let r: Result<u32, _> = call_with(Some(&OneTryThenBudget), &ctx, |_| async {
+            Err::<u32, _>(Boom(503))
+        })
+        .await;
+        let err = r.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                CallError::Rejected {
+                    rejection: Rejection::BudgetExhausted { .. },
+                    last: Some(Boom(503)),
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "retry budget for 'k' exhausted");
+        assert_eq!(
+            err.source().map(|s| s.to_string()).as_deref(),
+            Some("boom 503")
+        );
     }
 
     #[tokio::test]

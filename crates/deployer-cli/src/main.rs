@@ -72,14 +72,14 @@ struct Cli {
     state_dir: PathBuf,
     /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
     /// a 50 ms long-running operation from setting the pace (docs/BENCHMARKS.md).
-    #[arg(long, global = true, default_value_t = 16)]
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Deadline for one long-running operation, in seconds.
-    #[arg(long, global = true, default_value_t = 600)]
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_LRO_TIMEOUT_SECS)]
     lro_timeout: u64,
     /// Time limit of one API call in seconds, all its attempts (retries and their waits)
-    /// included; each attempt is bounded by the resilience pipeline's attempt timeout too.
-    #[arg(long, global = true, default_value_t = 60)]
+    /// included; each attempt is also cut off after 30 s.
+    #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_CALL_TIMEOUT_SECS)]
     call_timeout: u64,
     /// Deadline of a whole apply, in seconds; past it the run stops and rolls back.
     #[arg(long, global = true)]

@@ -28,7 +28,7 @@ pub struct RunOptions {
     pub rollback: bool,
     /// Deadline for one long-running operation.
     pub lro_deadline: Duration,
-    /// Timeout of one HTTP attempt.
+    /// Deadline of one call, all its attempts and waits included.
     pub call_timeout: Option<Duration>,
     /// Deadline of the whole apply; past it, work in flight stops and the run rolls back.
     pub run_timeout: Option<Duration>,
@@ -40,6 +40,36 @@ pub struct RunOptions {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// What times the run deadline (tokio's timer when `None`; tests pass a manual clock).
     pub run_sleeper: Option<Arc<dyn Sleeper>>,
+}
+
+/// Changes in flight at once by default (`--concurrency`): enough that a 50 ms long-running
+/// operation does not set the pace (docs/BENCHMARKS.md), few enough to stay polite.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default deadline of one long-running operation, in seconds (`--lro-timeout`).
+pub const DEFAULT_LRO_TIMEOUT_SECS: u64 = 600;
+/// Default deadline of one call, all its attempts and waits included, in seconds
+/// (`--call-timeout`): room for the waits of the default 10 attempts (1–60 s each, growing)
+/// and a hung attempt cut off at 30 s, while a call that cannot succeed still ends.
+pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 300;
+
+impl RunOptions {
+    /// The options `fabrik apply` runs with when no flag changes them: the shipped defaults,
+    /// against `base_url`, journaling to `state_dir`.
+    pub fn defaults(base_url: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            concurrency: DEFAULT_CONCURRENCY,
+            state_dir: state_dir.into(),
+            rollback: true,
+            lro_deadline: Duration::from_secs(DEFAULT_LRO_TIMEOUT_SECS),
+            call_timeout: Some(Duration::from_secs(DEFAULT_CALL_TIMEOUT_SECS)),
+            run_timeout: None,
+            rate_limit: None,
+            progress: None,
+            extra_ca_pem: None,
+            run_sleeper: None,
+        }
+    }
 }
 
 /// The resilience configuration from the seed's variables (`RETRY_*`, `CIRCUIT_BREAKER_*`),

@@ -384,10 +384,22 @@ async fn secret_references_are_deployed_but_never_printed_or_journaled() {
         .await
         .unwrap();
     assert!(state_json.to_string().contains(&format!("key {secret}")));
-    // …and no journal holds it.
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
-        assert!(!text.contains(secret));
+    // …and no journal holds it; the apply wrote one, so the check has something to read.
+    let journals: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert!(!journals.is_empty(), "no journal in {}", state.display());
+    for journal in journals {
+        let text = std::fs::read_to_string(&journal).unwrap();
+        // The workspace whose description holds the secret was journaled.
+        assert!(text.contains("deleteWorkspace"), "{text}");
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            journal.display()
+        );
     }
     // A missing secret is an error at its reference naming where fabrik looked; nothing is sent.
     let out = fabrik()
@@ -1050,4 +1062,31 @@ fn every_command_and_option_in_help_is_documented() {
     missing.sort();
     missing.dedup();
     assert!(missing.is_empty(), "not in docs/CLI.md: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    // stderr is a pipe here, as in `fabrik serve 2> serve.log`.
+    let out = fabrik()
+        .args(["apply", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(dir.path().join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .env("FABRIK_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("transaction started"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
+    emu.shutdown().await.unwrap();
 }

@@ -3,6 +3,14 @@
 //!
 //! The grammar is in the crate docs. Decisions draw from one seeded generator in request
 //! arrival order, so a sequential client sees the same faults on every run with the same seed.
+//!
+//! Random failure rules share one draw per request and their probabilities add up: the
+//! request gets the first rule whose running total of the probabilities (of the rules that
+//! apply to it) exceeds the draw. So `429=0.1,503=0.1` fails exactly 20 % of requests; rolled
+//! independently, rules that each say 10 % fail 19 % together, and a spec of six rules meant
+//! to add up to 20 % gave 15 % of reads and 18 % of writes. Latency rules roll on their own:
+//! a delay is not a failure. [`FaultStats`] counts what was injected, so a test can check the
+//! rate it got.
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,6 +73,27 @@ pub struct FaultRule {
     pub trigger: FaultTrigger,
     /// What happens to them.
     pub action: FaultAction,
+}
+
+/// What a [`FaultEngine`] decided so far: the realized fault rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FaultStats {
+    /// `/v1` requests that reached the fault rules.
+    pub requests: u64,
+    /// Of those, the ones given a failure (a status, reset, hang, apply-then-…, lro-fail);
+    /// added latency alone is not one.
+    pub faulted: u64,
+}
+
+impl FaultStats {
+    /// `faulted / requests` (0 with no requests).
+    pub fn rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.faulted as f64 / self.requests as f64
+        }
+    }
 }
 
 /// The faults to inject, parsed from a SPEC string (empty: none).
@@ -250,7 +279,56 @@ impl FromStr for FaultConfig {
             .filter(|r| !r.trim().is_empty())
             .map(parse_rule)
             .collect::<Result<_, _>>()?;
-        Ok(Self { rules })
+        let config = Self { rules };
+        config.check_totals()?;
+        Ok(config)
+    }
+}
+
+impl FaultConfig {
+    /// Refuses a spec whose failure probabilities add up to more than 1 for some request:
+    /// the later rules could then never fire as often as they say.
+    fn check_totals(&self) -> Result<(), String> {
+        let classes = ROUTE_CLASSES
+            .iter()
+            .filter(|c| !matches!(**c, "reads" | "writes"));
+        for class in classes {
+            for write in [false, true] {
+                let total: f64 = self
+                    .rules
+                    .iter()
+                    .filter_map(|r| failure_p(r, class, write))
+                    .sum();
+                if total > 1.0 + 1e-9 {
+                    let kind = if write { "write" } else { "read" };
+                    return Err(format!(
+                        "fault probabilities for a {kind} of route class '{class}' add up to {total}, more than 1"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a random rule for `rule_class` (all requests when `None`) looks at a request of
+/// route class `class`.
+fn applies(rule_class: Option<&str>, class: &str, write: bool) -> bool {
+    match rule_class {
+        None => true,
+        Some("writes") => write,
+        Some("reads") => !write,
+        Some(c) => c == class,
+    }
+}
+
+/// The probability of a random failure rule that applies to a request of `class`, or `None`.
+fn failure_p(rule: &FaultRule, class: &str, write: bool) -> Option<f64> {
+    match (&rule.trigger, &rule.action) {
+        (_, FaultAction::Latency { .. }) | (FaultTrigger::Nth { .. }, _) => None,
+        (FaultTrigger::Random { class: c, p }, _) => {
+            applies(c.as_deref(), class, write).then_some(*p)
+        }
     }
 }
 
@@ -339,6 +417,8 @@ pub(crate) struct FaultEngine {
     config: FaultConfig,
     counters: Vec<AtomicU64>,
     rng: SplitMix64,
+    requests: AtomicU64,
+    faulted: AtomicU64,
 }
 
 impl FaultEngine {
@@ -348,6 +428,16 @@ impl FaultEngine {
             config,
             counters,
             rng: SplitMix64::new(seed ^ 0xFA17_FA17_FA17_FA17),
+            requests: AtomicU64::new(0),
+            faulted: AtomicU64::new(0),
+        }
+    }
+
+    /// What this engine decided so far.
+    pub(crate) fn stats(&self) -> FaultStats {
+        FaultStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            faulted: self.faulted.load(Ordering::Relaxed),
         }
     }
 
@@ -356,12 +446,25 @@ impl FaultEngine {
     }
 
     pub(crate) fn decide(&self, method: &str, path: &str) -> Decision {
+        let d = self.decide_inner(method, path);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if d.action.is_some() {
+            self.faulted.fetch_add(1, Ordering::Relaxed);
+        }
+        d
+    }
+
+    fn decide_inner(&self, method: &str, path: &str) -> Decision {
         let mut d = Decision::default();
         if self.config.rules.is_empty() {
             return d;
         }
         let class = route_class(path);
         let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+        // One draw for all random failure rules (made when the first one applies), and the
+        // running total of their probabilities: see the module docs.
+        let mut draw = None;
+        let mut total = 0.0;
         for (rule, counter) in self.config.rules.iter().zip(&self.counters) {
             let fired = match &rule.trigger {
                 FaultTrigger::Nth {
@@ -374,13 +477,16 @@ impl FaultEngine {
                         && counter.fetch_add(1, Ordering::Relaxed) + 1 == *n
                 }
                 FaultTrigger::Random { class: c, p } => {
-                    let applies = match c.as_deref() {
-                        None => true,
-                        Some("writes") => write,
-                        Some("reads") => !write,
-                        Some(c) => c == class,
-                    };
-                    applies && self.rng.next_f64() < *p
+                    if !applies(c.as_deref(), class, write) {
+                        false
+                    } else if matches!(rule.action, FaultAction::Latency { .. }) {
+                        self.rng.next_f64() < *p
+                    } else {
+                        let u = *draw.get_or_insert_with(|| self.rng.next_f64());
+                        let fired = u >= total && u < total + p;
+                        total += p;
+                        fired
+                    }
                 }
             };
             if !fired {
@@ -459,6 +565,47 @@ mod tests {
         assert!((60..140).contains(&hits), "{hits}");
         let e = FaultEngine::new(c, 7);
         assert!((0..100).all(|_| e.decide("GET", "/v1/workspaces/w").action.is_none()));
+    }
+
+    #[test]
+    fn failure_rules_add_up_to_the_intended_rate_for_reads_and_writes() {
+        // Rolled independently these six gave ~15 % of reads and ~18 % of writes.
+        let spec = "429=0.06,500=0.04,503=0.04,reset=0.03,writes:apply-then-500=0.02,writes:apply-then-reset=0.01,reads:500=0.03,latency=1ms@0.5";
+        let e = FaultEngine::new(spec.parse().unwrap(), 4);
+        let n = 100_000;
+        let (mut reads, mut writes) = (0, 0);
+        for _ in 0..n {
+            reads += usize::from(e.decide("GET", "/v1/workspaces/w/items").action.is_some());
+            writes += usize::from(e.decide("POST", "/v1/workspaces/w/items").action.is_some());
+        }
+        for (what, hits) in [("reads", reads), ("writes", writes)] {
+            let rate = hits as f64 / n as f64;
+            assert!((rate - 0.20).abs() < 0.005, "{what}: {rate}");
+        }
+        let stats = e.stats();
+        assert_eq!(stats.requests, 2 * n as u64);
+        assert_eq!(stats.faulted, (reads + writes) as u64);
+        // Each rule keeps its own share: 429 is 6 % of requests, not 6 % of the rest.
+        let e = FaultEngine::new("429=0.06,503=0.14".parse().unwrap(), 1);
+        let throttled = (0..n)
+            .filter(|_| e.decide("GET", "/v1/workspaces").action == Some(FaultAction::Status(429)))
+            .count();
+        assert!(
+            (throttled as f64 / n as f64 - 0.06).abs() < 0.004,
+            "{throttled}"
+        );
+    }
+
+    #[test]
+    fn probabilities_adding_up_past_one_for_some_request_are_refused() {
+        let e = "items:503=0.6,writes:500=0.5"
+            .parse::<FaultConfig>()
+            .unwrap_err();
+        assert!(e.contains("write of route class 'items'"), "{e}");
+        // Reads and writes never meet, nor do different route classes.
+        "reads:503=0.6,writes:500=0.5,items:429=0.4,folders:429=0.4"
+            .parse::<FaultConfig>()
+            .unwrap();
     }
 
     #[test]

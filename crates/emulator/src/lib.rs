@@ -82,7 +82,7 @@
 //! | `POST /_emulator/reset` | forget every resource and operation (tokens and capacities stay) |
 //! | `GET /_emulator/requests` | the request log (`/v1` and the Azure stand-ins): `{method, path, status, principal, scope?}` in order |
 //! | `DELETE /_emulator/requests` | clear the log |
-//! | `GET /_emulator/faults`, `PUT /_emulator/faults` | read / replace the faults (body: a SPEC string, or `{"spec": "..."}`) |
+//! | `GET /_emulator/faults`, `PUT /_emulator/faults` | read / replace the faults (body: a SPEC string, or `{"spec": "..."}`); both answer `{"spec", "requests", "faulted", "rate"}`: `/v1` requests seen and failures injected since the faults were set |
 //! | `POST /_emulator/token` | `{"principalId", "principalType"?, "lifetimeSeconds"?}` → `{"accessToken", "expiresOn"}` |
 //! | `GET /_emulator/telemetry[?type=EventData]` | accepted Application Insights envelopes, oldest first: `{"items", "dropped"}` |
 //! | `DELETE /_emulator/telemetry` | forget them |
@@ -90,7 +90,10 @@
 //! # Fault SPEC
 //! A comma-separated list of rules, checked in order for every `/v1` request after auth and
 //! throttling. Random rules draw from a generator seeded with `--seed`, in request order, so
-//! a sequential client sees the same faults on every run.
+//! a sequential client sees the same faults on every run. The probabilities of the random
+//! failure rules that apply to a request add up (one draw picks at most one of them), so
+//! `429=0.1,503=0.1` fails 20 % of requests; a spec whose rules add up to more than 1 for
+//! some request is refused. Latency rules roll separately.
 //!
 //! | Rule | Meaning |
 //! |---|---|
@@ -144,7 +147,7 @@ use tokio::task::JoinHandle;
 pub use config::{
     CreateMode, EmulatorArgs, EmulatorConfig, ThrottleConfig, TlsConfig, config_from_args,
 };
-pub use faults::FaultConfig;
+pub use faults::{FaultConfig, FaultStats};
 pub use identity::{
     Application, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_ISSUER,
     DEFAULT_FEDERATED_SUBJECT, DEFAULT_IDENTITY_HEADER, DEFAULT_INSTRUMENTATION_KEY,
@@ -342,8 +345,18 @@ impl Emulator {
         api::admin::mint(&self.shared, principal_id, principal_type, lifetime)
     }
 
+    /// What the faults in force did since they were set (as `GET /_emulator/faults` reports):
+    /// requests seen and failures injected, the realized fault rate.
+    pub fn fault_stats(&self) -> faults::FaultStats {
+        self.shared
+            .faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .stats()
+    }
+
     /// Replaces the injected faults at run time (as `PUT /_emulator/faults`); scripted
-    /// counters restart.
+    /// counters and [`Emulator::fault_stats`] restart.
     pub fn set_faults(&self, faults: FaultConfig) {
         *self
             .shared

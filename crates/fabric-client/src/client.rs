@@ -479,9 +479,10 @@ impl FabricClient {
                 tracing::debug!(parent: &span, error = %e, "fabric call failed");
                 Err(e)
             }
-            Err(CallError::Rejected(rejection)) => Err(FabricError::Rejected {
+            Err(CallError::Rejected { rejection, last }) => Err(FabricError::Rejected {
                 operation,
                 rejection,
+                last: last.map(Box::new),
             }),
         }
     }

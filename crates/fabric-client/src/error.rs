@@ -152,12 +152,15 @@ pub enum FabricError {
     #[error("cannot get a token: {0}")]
     Auth(#[from] AuthError),
     /// The resilience policy refused to make (another) attempt.
-    #[error("{operation}: {rejection}")]
+    #[error("{operation}: {rejection}{}", last_attempt(.last.as_deref()))]
     Rejected {
         /// The call.
         operation: String,
         /// Why.
         rejection: Rejection,
+        /// The last attempt's own error, when it ended with one (not when it timed out).
+        #[source]
+        last: Option<Box<FabricError>>,
     },
     /// A URL given to or by the service is unusable or not allowed (plain http off loopback).
     #[error("invalid URL: {0}")]
@@ -165,6 +168,13 @@ pub enum FabricError {
     /// A request body could not be serialized, or the client was misconfigured.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+}
+
+/// Names the last attempt's error in a refusal's message: "budget exhausted" alone does not
+/// say what kept failing.
+fn last_attempt(last: Option<&FabricError>) -> String {
+    last.map(|e| format!("; last attempt: {e}"))
+        .unwrap_or_default()
 }
 
 impl FabricError {
@@ -225,6 +235,7 @@ impl FabricError {
     /// so must be checked before it is retried or reported.
     pub fn may_have_applied(&self) -> bool {
         match self {
+            FabricError::Transport { message, .. } if untrusted_certificate(message) => false,
             FabricError::Transport { .. }
             | FabricError::Timeout { .. }
             | FabricError::OperationTimedOut { .. } => true,
@@ -240,10 +251,20 @@ impl FabricError {
     }
 }
 
+/// Whether a transport failure is the server's certificate not being trusted (rustls says
+/// "invalid peer certificate"; the message holds the whole source chain). Retrying cannot fix
+/// that, and with 10 attempts it would only delay the error by minutes; nothing was sent.
+fn untrusted_certificate(message: &str) -> bool {
+    message.contains("invalid peer certificate")
+}
+
 impl Classify for FabricError {
     fn class(&self) -> ErrorClass {
         match self {
             FabricError::Api(e) => e.class(),
+            FabricError::Transport { message, .. } if untrusted_certificate(message) => {
+                ErrorClass::Permanent
+            }
             FabricError::Transport { .. } => ErrorClass::Transient,
             FabricError::Timeout { .. } => ErrorClass::Timeout,
             FabricError::Auth(e) => e.class(),
@@ -318,12 +339,19 @@ mod tests {
         };
         assert_eq!(transport.class(), ErrorClass::Transient);
         assert!(transport.may_have_applied());
+        let untrusted = FabricError::Transport {
+            operation: "GET /v1/x".into(),
+            message: "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(untrusted.class(), ErrorClass::Permanent);
+        assert!(!untrusted.may_have_applied());
         let rejected = FabricError::Rejected {
             operation: "GET /v1/x".into(),
             rejection: Rejection::CircuitOpen {
                 key: "k".into(),
                 retry_in: Duration::from_secs(1),
             },
+            last: None,
         };
         // An open circuit ends at a known time: transient, with that time as the hint.
         assert_eq!(rejected.class(), ErrorClass::Transient);

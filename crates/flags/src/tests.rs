@@ -294,12 +294,92 @@ fn file_section_deserializes_from_yaml_shaped_json() {
     assert!(!flags.is_on(Flag::Telemetry));
 }
 
+/// Every accepted spelling written out: the eight words in every mix of upper and lower case,
+/// with the value each means. The oracle for the properties below, independent of how
+/// `parse_bool` normalizes its input.
+fn accepted() -> BTreeMap<String, bool> {
+    let words = [
+        ("true", true),
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("false", false),
+        ("0", false),
+        ("no", false),
+        ("off", false),
+    ];
+    let mut out = BTreeMap::new();
+    for (word, value) in words {
+        for mask in 0..1u32 << word.len() {
+            let spelling: String = word
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if mask >> i & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            out.insert(spelling, value);
+        }
+    }
+    out
+}
+
+/// Padding that surrounds a value without changing it.
+fn padding() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![" ", "\t", "\n", "\r\n", "\u{a0}", "\u{2003}"]),
+        0..3,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// Strings without whitespace: random ones, and accepted spellings with one character
+/// replaced, inserted or removed (near misses random strings would almost never hit).
+fn candidates() -> impl Strategy<Value = String> {
+    let spellings: Vec<String> = accepted().into_keys().collect();
+    let near_miss = (
+        prop::sample::select(spellings),
+        any::<prop::sample::Index>(),
+        "\\S",
+        0..3u8,
+    )
+        .prop_map(|(s, at, c, edit)| {
+            let mut chars: Vec<String> = s.chars().map(String::from).collect();
+            let i = at.index(chars.len() + 1);
+            match edit {
+                0 if i < chars.len() => chars[i] = c,
+                1 => chars.insert(i, c),
+                _ if i < chars.len() => {
+                    chars.remove(i);
+                }
+                _ => chars.push(c),
+            }
+            chars.concat()
+        });
+    prop_oneof!["\\S{0,8}", near_miss]
+}
+
 proptest! {
+    /// Every accepted spelling parses to its value, whatever whitespace surrounds it.
+    #[test]
+    fn accepted_spellings_parse_in_any_case_and_padding(
+        pick in any::<prop::sample::Index>(),
+        before in padding(),
+        after in padding(),
+    ) {
+        let all: Vec<(String, bool)> = accepted().into_iter().collect();
+        let (spelling, value) = pick.get(&all);
+        prop_assert_eq!(parse_bool(&format!("{before}{spelling}{after}")), Some(*value));
+    }
+
     /// Anything that is not an accepted spelling is rejected, never read as false.
     #[test]
-    fn only_the_eight_spellings_parse(s in "\\PC{0,8}") {
-        let accepted = ["true", "false", "1", "0", "yes", "no", "on", "off"];
-        let expected = accepted.contains(&s.trim().to_ascii_lowercase().as_str());
-        prop_assert_eq!(parse_bool(&s).is_some(), expected);
+    fn only_the_listed_spellings_parse(s in candidates(), before in padding(), after in padding()) {
+        let expected = accepted().get(&s).copied();
+        prop_assert_eq!(parse_bool(&format!("{before}{s}{after}")), expected, "{:?}", s);
     }
 }

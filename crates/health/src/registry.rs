@@ -319,6 +319,10 @@ fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&formatted)
 }
 
+/// Milliseconds to the microsecond: finer digits are noise to a reader, and `as_secs_f64() *
+/// 1000.0` printed binary-float residue (`0.021695000000000002`). Dividing a whole number of
+/// microseconds gives the double nearest to the 3-decimal value, which prints as just that.
 fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
+    let micros = d.as_nanos().saturating_add(500) / 1000;
+    s.serialize_f64(micros as f64 / 1000.0)
 }

@@ -521,13 +521,15 @@ async fn only_key_vault_stores_secrets() {
 #[tokio::test]
 async fn the_automatic_chain_reports_every_attempt_when_all_fail() {
     let mut c = ctx().await;
-    c.options.cli_executor = Some(Arc::new(FakeAz(String::new())));
+    let az = FakeAz::signed_out();
+    c.options.cli_executor = Some(Arc::new(az.clone()));
     let env = c
         .base_env
         .clone()
         .with("AZURE_TENANT_ID", DEFAULT_TENANT_ID);
     let a = auth(&c, None, &env).unwrap();
     let err = fabric_token(&a).await.unwrap_err();
+    assert_eq!(az.calls().len(), 1, "the CLI was tried: {:?}", az.calls());
     let text = err.to_string();
     for m in AuthMethod::ALL {
         assert!(text.contains(&format!("{m}:")), "{m} missing from: {text}");
@@ -541,7 +543,7 @@ async fn the_automatic_chain_reports_every_attempt_when_all_fail() {
 #[tokio::test]
 async fn the_automatic_chain_picks_the_first_working_credential_and_says_which() {
     let mut c = ctx().await;
-    c.options.cli_executor = Some(Arc::new(FakeAz(String::new())));
+    c.options.cli_executor = Some(Arc::new(FakeAz::signed_out()));
     let a = auth(&c, None, &mi_env(&c)).unwrap();
     fabric_token(&a).await.unwrap();
     let report = auth_check(a.tokens.as_ref(), true).await;
@@ -564,12 +566,17 @@ async fn the_automatic_chain_picks_the_first_working_credential_and_says_which()
 #[tokio::test]
 async fn a_rejected_configured_credential_stops_the_automatic_chain() {
     let mut c = ctx().await;
-    c.options.cli_executor = Some(Arc::new(FakeAz(
-        r#"{"accessToken":"cli","expires_on":4102444800,"tokenType":"Bearer"}"#.into(),
-    )));
+    let az =
+        FakeAz::answering(r#"{"accessToken":"cli","expires_on":4102444800,"tokenType":"Bearer"}"#);
+    c.options.cli_executor = Some(Arc::new(az.clone()));
     let env = sp_env(&c).with("AZURE_CLIENT_SECRET", "bad");
     let a = auth(&c, None, &env).unwrap();
     let err = fabric_token(&a).await.unwrap_err();
+    assert!(
+        az.calls().is_empty(),
+        "the working CLI was never asked: {:?}",
+        az.calls()
+    );
     assert!(matches!(err, AuthError::Rejected(_)), "{err:?}");
     assert!(
         err.to_string()

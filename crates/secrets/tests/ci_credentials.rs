@@ -96,9 +96,20 @@ async fn azure_cli_token_is_used() {
         .unwrap()
         .as_secs()
         + 3600;
-    c.options.cli_executor = Some(Arc::new(FakeAz(format!(
+    let az = FakeAz::answering(format!(
         r#"{{"accessToken":"cli-token","expires_on":{exp},"tokenType":"Bearer"}}"#
-    ))));
+    ));
+    c.options.cli_executor = Some(Arc::new(az.clone()));
     let a = auth(&c, Some(AuthMethod::AzureCli), &c.base_env.clone()).unwrap();
     assert_eq!(fabric_token(&a).await.unwrap(), "cli-token");
+    // The token came from asking the CLI for Fabric's scope, once.
+    let calls = az.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("/bin/sh -c ")
+            && calls[0].contains(
+                "az account get-access-token -o json --scope https://api.fabric.microsoft.com/.default"
+            ),
+        "{calls:?}"
+    );
 }

@@ -331,6 +331,9 @@ pub struct TelemetryConfig {
     pub environment: Option<String>,
     /// Console output, or none.
     pub console: Option<ConsoleFormat>,
+    /// Colour the human console output when it goes to a terminal (never to a file or pipe,
+    /// where escape codes are noise). Off when `NO_COLOR` is set (<https://no-color.org>).
+    pub color: bool,
     /// Which logs and spans to keep, in `RUST_LOG` syntax (default `info`).
     pub filter: String,
     /// Keep metrics in a Prometheus registry (for `GET /metrics`).
@@ -349,6 +352,7 @@ impl Default for TelemetryConfig {
             service_name: "fabrik".into(),
             environment: None,
             console: Some(ConsoleFormat::Human),
+            color: true,
             filter: "info".into(),
             prometheus: true,
             app_insights: None,
@@ -364,7 +368,8 @@ impl TelemetryConfig {
     /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (or the seed's `APPINSIGHTS_INSTRUMENTATION_KEY`),
     /// the OTLP variables of [`OtlpConfig::from_env`] and [`OtlpMetricsConfig::from_env`],
     /// `OTEL_SERVICE_NAME`, `ENVIRONMENT`,
-    /// `RUST_LOG`, and `FABRIK_LOG_FORMAT` (`human`, `json` or `off`).
+    /// `RUST_LOG`, `FABRIK_LOG_FORMAT` (`human`, `json` or `off`) and `NO_COLOR` (any
+    /// non-empty value turns colour off).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let mut c = Self::default();
@@ -382,6 +387,8 @@ impl TelemetryConfig {
         if let Some(f) = get("RUST_LOG") {
             c.filter = f;
         }
+        // `get` already treats an empty value as unset, as no-color.org asks.
+        c.color = get("NO_COLOR").is_none();
         c.console = match get("FABRIK_LOG_FORMAT")
             .as_deref()
             .map(str::to_ascii_lowercase)

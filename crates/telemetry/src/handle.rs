@@ -186,21 +186,35 @@ impl Telemetry {
         }
     }
 
-    /// Builds the configured pieces for a new run, writing console output to stderr.
+    /// Builds the configured pieces for a new run, writing console output to stderr, in
+    /// colour only when stderr is a terminal and [`TelemetryConfig::color`] allows it.
     pub fn build(config: &TelemetryConfig) -> Result<TelemetryParts, TelemetryError> {
-        Self::build_with(
+        use std::io::IsTerminal;
+        let ansi = config.color && std::io::stderr().is_terminal();
+        Self::build_inner(
             config,
             RunContext::new(),
             BoxMakeWriter::new(std::io::stderr),
+            ansi,
         )
     }
 
-    /// Builds the configured pieces for the run `run`, writing console output to `writer`.
-    /// Exporters start on the current tokio runtime.
+    /// Builds the configured pieces for the run `run`, writing console output to `writer`,
+    /// which is taken for a file or pipe: no colour. Exporters start on the current tokio
+    /// runtime.
     pub fn build_with(
         config: &TelemetryConfig,
         run: RunContext,
         writer: BoxMakeWriter,
+    ) -> Result<TelemetryParts, TelemetryError> {
+        Self::build_inner(config, run, writer, false)
+    }
+
+    fn build_inner(
+        config: &TelemetryConfig,
+        run: RunContext,
+        writer: BoxMakeWriter,
+        ansi: bool,
     ) -> Result<TelemetryParts, TelemetryError> {
         let console_filter = LogFilter::parse(&config.filter)?;
         let needs_runtime = config.app_insights.is_some()
@@ -242,7 +256,9 @@ impl Telemetry {
             match format {
                 ConsoleFormat::Human => LogFilter::apply(
                     console_filter,
-                    tracing_subscriber::fmt::layer().with_writer(writer),
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(ansi)
+                        .with_writer(writer),
                 ),
                 ConsoleFormat::Json => LogFilter::apply(
                     console_filter,

@@ -1,4 +1,6 @@
 //! The seed's principals file: `principal_id,role,description,type` per line, `#` comments.
+//! Fields are CSV (read with the `csv` crate), so a description holding a comma can be quoted
+//! (`"Data team, EU"`); the seed's unquoted lines read as before.
 //!
 //! The seed warned and silently defaulted a bad role to Viewer and a bad type to User. fabrik
 //! reports every bad line as an error with file:line; `lenient` restores the seed's behaviour,
@@ -51,6 +53,51 @@ pub fn is_guid(id: &str) -> bool {
         })
 }
 
+/// The fields of one line, trimmed; quoted fields may hold commas and doubled quotes.
+fn split_fields(line: &str) -> Result<csv::StringRecord, csv::Error> {
+    // The seed allowed spaces around fields (`id, Admin, Team`); CSV sees a quote only at a
+    // field's first byte, so spaces after an unquoted comma go before parsing.
+    let mut compact = String::with_capacity(line.len());
+    let (mut quoted, mut field_start) = (false, true);
+    for c in line.chars() {
+        if field_start && !quoted && c.is_whitespace() {
+            continue;
+        }
+        field_start = !quoted && c == ',';
+        if c == '"' {
+            quoted = !quoted;
+        }
+        compact.push(c);
+    }
+    let line = compact;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(line.as_bytes());
+    let mut record = csv::StringRecord::new();
+    reader.read_record(&mut record)?;
+    Ok(record)
+}
+
+/// The 1-based byte column where field `n` (0-based) of `raw` starts, commas inside quotes
+/// skipped; past the end when the line has fewer fields.
+fn field_column(raw: &str, n: usize) -> usize {
+    let mut quoted = false;
+    let mut seen = 0;
+    for (i, b) in raw.bytes().enumerate() {
+        if seen == n {
+            return i + 1;
+        }
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => seen += 1,
+            _ => {}
+        }
+    }
+    raw.len() + 1
+}
+
 /// Parses a principals file's text. Returns the principals, and the problems (errors, or
 /// warnings when `lenient`) each naming `path:line`.
 pub fn parse(path: &Path, text: &str, lenient: bool) -> (Vec<PrincipalLine>, Vec<Problem>) {
@@ -62,7 +109,25 @@ pub fn parse(path: &Path, text: &str, lenient: bool) -> (Vec<PrincipalLine>, Vec
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+        let record = match split_fields(trimmed) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(Problem::at_line(
+                    path,
+                    text,
+                    line,
+                    1,
+                    format!("cannot read the line as CSV: {e}"),
+                    Some(
+                        "quote a field that holds a comma or a quote (\"a, b\"; \"\" for a quote)"
+                            .into(),
+                    ),
+                    false,
+                ));
+                continue;
+            }
+        };
+        let fields: Vec<&str> = record.iter().collect();
         let at = |col: usize, msg: String, hint: Option<String>| {
             Problem::at_line(path, text, line, col, msg, hint, lenient)
         };
@@ -87,7 +152,20 @@ pub fn parse(path: &Path, text: &str, lenient: bool) -> (Vec<PrincipalLine>, Vec
             ));
             continue;
         }
-        let col_of = |n: usize| raw.split(',').take(n).map(|f| f.len() + 1).sum::<usize>() + 1;
+        let col_of = |n: usize| field_column(raw, n);
+        if fields.len() > 4 {
+            problems.push(at(
+                field_column(raw, 4),
+                format!(
+                    "expected at most 4 fields (principal_id,role,description,type) but found {}",
+                    fields.len()
+                ),
+                Some("quote a description that holds a comma: \"Data team, EU\"".into()),
+            ));
+            if !lenient {
+                continue;
+            }
+        }
         let role = match canonical(fields[1], &ROLES) {
             Some(r) => r.to_string(),
             None => {
@@ -163,6 +241,35 @@ mod tests {
         assert_eq!(p[2].kind, "User");
         assert_eq!(p[2].description, "");
         assert_eq!(p[0].line, 3);
+    }
+
+    #[test]
+    fn a_quoted_description_may_hold_commas_and_quotes() {
+        let text = "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Admin,\"Data team, EU\",Group\n\
+                    b2c3d4e5-0000-4000-8000-000000000001, Viewer , \"Says \"\"hi\"\", twice\" ,ServicePrincipal\n";
+        let (p, problems) = parse(Path::new("p.txt"), text, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p[0].description, "Data team, EU");
+        assert_eq!(p[0].kind, "Group");
+        assert_eq!(p[1].role, "Viewer");
+        assert_eq!(p[1].description, "Says \"hi\", twice");
+        assert_eq!(p[1].kind, "ServicePrincipal");
+    }
+
+    #[test]
+    fn an_unquoted_comma_in_the_description_is_reported_not_shifted_into_the_type() {
+        let text = "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Admin,Data team, EU,Group\n";
+        let (p, problems) = parse(Path::new("p.txt"), text, false);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let msg = problems[0].headline();
+        assert!(
+            msg.starts_with("p.txt:1:58: expected at most 4 fields"),
+            "{msg}"
+        );
+        assert!(problems[0].is_error());
+        // The column of a field after a quoted comma counts the quoted comma as text.
+        assert_eq!(field_column("a,\"b,c\",Robot", 2), 9);
     }
 
     #[test]

@@ -259,3 +259,21 @@ fn secret_references_are_found_substituted_and_reported_when_missing() {
     // The value never shows in Debug output of the options.
     assert!(!format!("{:?}", opts("dev")).contains("hunter2"));
 }
+
+#[test]
+fn a_bad_line_in_a_principals_file_shared_by_workspaces_is_reported_once() {
+    let config = "project: {name: x, prefix: p}\nenvironments:\n  dev:\n    principals_file: principals/bad.txt\nworkspaces:\n  - name: a\n  - name: b\n  - name: c\n";
+    let dir = fixture(config);
+    std::fs::write(
+        dir.path().join("principals/bad.txt"),
+        "9117cbfa-f0a7-43b7-846f-96ba66a3c1c0,Owner,x,User\n",
+    )
+    .unwrap();
+    let errs = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap_err();
+    let owner: Vec<String> = errs
+        .iter()
+        .map(Problem::headline)
+        .filter(|h| h.contains("unknown role 'Owner'"))
+        .collect();
+    assert_eq!(owner.len(), 1, "{errs:#?}");
+}

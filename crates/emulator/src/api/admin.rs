@@ -105,9 +105,15 @@ pub(crate) async fn clear_requests(axum::extract::State(s): S) -> Response {
 
 fn faults_json(s: &Arc<Shared>) -> Response {
     let engine = s.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let stats = engine.stats();
     json(
         StatusCode::OK,
-        &json!({"spec": engine.config().to_string()}),
+        &json!({
+            "spec": engine.config().to_string(),
+            "requests": stats.requests,
+            "faulted": stats.faulted,
+            "rate": stats.rate(),
+        }),
     )
 }
 

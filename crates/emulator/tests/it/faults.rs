@@ -237,6 +237,17 @@ async fn random_faults_are_reproducible_and_change_at_run_time() {
     env.post("/v1/workspaces", json!({"displayName": "w"}))
         .await
         .expect(201);
+    // The realized rate: one read failed, one write did not.
+    let seen = env.get("/_emulator/faults").await.expect(200);
+    assert_eq!(
+        (
+            &seen.body["requests"],
+            &seen.body["faulted"],
+            &seen.body["rate"]
+        ),
+        (&json!(2), &json!(1), &json!(0.5))
+    );
+    assert_eq!(env.emu.fault_stats().faulted, 1);
     let bad = env
         .send(
             Method::PUT,

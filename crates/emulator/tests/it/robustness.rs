@@ -9,12 +9,20 @@ use serde_json::{Value, json};
 
 use crate::common::Env;
 
+/// One emulator for every case (starting one per case would dominate the run time); each
+/// case gets its own state through [`fresh`], holding `one_case` so that the three tests,
+/// which run in parallel, do not reset each other's state.
 struct Fixture {
     rt: tokio::runtime::Runtime,
     env: Env,
-    ws: String,
-    item: String,
-    folder: String,
+    one_case: std::sync::Mutex<()>,
+}
+
+impl Fixture {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A failed case poisons the lock; the next case resets the state anyway.
+        self.one_case.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn fixture() -> &'static Fixture {
@@ -25,41 +33,54 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let (env, ws, item, folder) = rt.block_on(async {
-            let env = Env::start().await;
-            let ws = env.workspace("Fuzz", true).await;
-            let item = env
-                .post(
-                    &format!("/v1/workspaces/{ws}/notebooks"),
-                    json!({"displayName": "nb"}),
-                )
-                .await
-                .expect(201)
-                .body["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let folder = env
-                .post(
-                    &format!("/v1/workspaces/{ws}/folders"),
-                    json!({"displayName": "f"}),
-                )
-                .await
-                .expect(201)
-                .body["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            (env, ws, item, folder)
-        });
+        let env = rt.block_on(Env::start());
         Fixture {
             rt,
             env,
-            ws,
-            item,
-            folder,
+            one_case: std::sync::Mutex::new(()),
         }
     })
+}
+
+/// The resources a case's paths name, created for that case.
+struct Ids {
+    ws: String,
+    item: String,
+    folder: String,
+}
+
+/// Forgets what earlier cases did (a fuzzed `DELETE /v1/workspaces/{ws}` would otherwise
+/// leave every later case on the 404 path) and creates the case's workspace, item and folder.
+async fn fresh(env: &Env) -> Ids {
+    env.send(Method::POST, "/_emulator/reset", None, None)
+        .await
+        .expect(200);
+    let ws = env.workspace("Fuzz", true).await;
+    let create = async |kind: &str| {
+        env.post(
+            &format!("/v1/workspaces/{ws}/{kind}"),
+            json!({"displayName": "x"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let item = create("notebooks").await;
+    let folder = create("folders").await;
+    Ids { ws, item, folder }
+}
+
+impl Ids {
+    /// `path` with its `{ws}`, `{item}` and `{folder}` placeholders filled in. Strategies
+    /// produce placeholders, not ids, so a persisted failure replays against new state.
+    fn fill(&self, path: &str) -> String {
+        path.replace("{ws}", &self.ws)
+            .replace("{item}", &self.item)
+            .replace("{folder}", &self.folder)
+    }
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -99,31 +120,30 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn route(f: &Fixture) -> impl Strategy<Value = (Method, String)> {
-    let ws = f.ws.clone();
-    let item = f.item.clone();
-    let folder = f.folder.clone();
-    let paths = vec![
-        "/v1/workspaces".to_string(),
-        format!("/v1/workspaces/{ws}"),
-        format!("/v1/workspaces/{ws}/assignToCapacity"),
-        format!("/v1/workspaces/{ws}/roleAssignments"),
-        format!("/v1/workspaces/{ws}/roleAssignments/{item}"),
-        format!("/v1/workspaces/{ws}/items"),
-        format!("/v1/workspaces/{ws}/items/{item}"),
-        format!("/v1/workspaces/{ws}/items/{item}/updateDefinition"),
-        format!("/v1/workspaces/{ws}/items/{item}/move"),
-        format!("/v1/workspaces/{ws}/lakehouses"),
-        format!("/v1/workspaces/{ws}/notebooks/{item}"),
-        format!("/v1/workspaces/{ws}/folders"),
-        format!("/v1/workspaces/{ws}/folders/{folder}"),
-        format!("/v1/workspaces/{ws}/folders/{folder}/move"),
-        format!("/v1/workspaces/{ws}/git/connect"),
-        format!("/v1/workspaces/{ws}/git/commitToGit"),
-        format!("/v1/workspaces/{ws}/git/updateFromGit"),
-        format!("/v1/workspaces/{ws}/git/myGitCredentials"),
-        "/v1/operations/zzz".to_string(),
-    ];
+fn route() -> impl Strategy<Value = (Method, String)> {
+    let paths: Vec<String> = [
+        "/v1/workspaces",
+        "/v1/workspaces/{ws}",
+        "/v1/workspaces/{ws}/assignToCapacity",
+        "/v1/workspaces/{ws}/roleAssignments",
+        "/v1/workspaces/{ws}/roleAssignments/{item}",
+        "/v1/workspaces/{ws}/items",
+        "/v1/workspaces/{ws}/items/{item}",
+        "/v1/workspaces/{ws}/items/{item}/updateDefinition",
+        "/v1/workspaces/{ws}/items/{item}/move",
+        "/v1/workspaces/{ws}/lakehouses",
+        "/v1/workspaces/{ws}/notebooks/{item}",
+        "/v1/workspaces/{ws}/folders",
+        "/v1/workspaces/{ws}/folders/{folder}",
+        "/v1/workspaces/{ws}/folders/{folder}/move",
+        "/v1/workspaces/{ws}/git/connect",
+        "/v1/workspaces/{ws}/git/commitToGit",
+        "/v1/workspaces/{ws}/git/updateFromGit",
+        "/v1/workspaces/{ws}/git/myGitCredentials",
+        "/v1/operations/zzz",
+    ]
+    .map(String::from)
+    .into();
     (
         prop_oneof![
             Just(Method::POST),
@@ -163,13 +183,18 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    // Failures persist (proptest-regressions/) and replay first: the cases hold placeholders.
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_json_bodies_never_cause_a_server_error((method, path) in route(fixture()), body in json_value()) {
+    fn random_json_bodies_never_cause_a_server_error((method, path) in route(), body in json_value()) {
         let f = fixture();
+        let _case = f.lock();
         let (status, raw, headers) = f.rt.block_on(async {
-            let r = f.env.http.request(method, f.env.url(&path)).bearer_auth(&f.env.token)
+            let ids = fresh(&f.env).await;
+            // The case starts with its workspace in place, whatever earlier cases deleted.
+            f.env.get(&ids.fill("/v1/workspaces/{ws}")).await.expect(200);
+            let r = f.env.http.request(method, f.env.url(&ids.fill(&path))).bearer_auth(&f.env.token)
                 .header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
             let (s, h) = (r.status().as_u16(), r.headers().clone());
             (s, r.text().await.unwrap(), h)
@@ -181,12 +206,14 @@ proptest! {
     fn raw_bytes_and_odd_paths_never_cause_a_server_error(
         body in prop::collection::vec(any::<u8>(), 0..200),
         segment in "[a-zA-Z0-9%._~-]{0,40}",
-        (method, path) in route(fixture()),
+        (method, path) in route(),
     ) {
         let f = fixture();
+        let _case = f.lock();
         let odd = format!("{path}/{segment}");
         for p in [path.as_str(), odd.as_str()] {
             let (status, raw, headers) = f.rt.block_on(async {
+                let p = &fresh(&f.env).await.fill(p);
                 let r = f.env.http.request(method.clone(), f.env.url(p)).bearer_auth(&f.env.token).body(body.clone()).send().await.unwrap();
                 let (s, h) = (r.status().as_u16(), r.headers().clone());
                 (s, r.text().await.unwrap(), h)
@@ -198,13 +225,15 @@ proptest! {
     #[test]
     fn oversize_and_wrongly_typed_names_are_4xx(name in ".{257,400}", n in any::<i64>()) {
         let f = fixture();
+        let _case = f.lock();
         f.rt.block_on(async {
+            let ws = fresh(&f.env).await.ws;
             let r = f.env.post("/v1/workspaces", json!({"displayName": name})).await;
             assert_eq!(r.status, 400, "{}", r.raw);
             assert_eq!(r.error_code(), "InvalidInput");
-            let r = f.env.post(&format!("/v1/workspaces/{}/items", f.ws), json!({"displayName": n, "type": "Notebook"})).await;
+            let r = f.env.post(&format!("/v1/workspaces/{ws}/items"), json!({"displayName": n, "type": "Notebook"})).await;
             assert_eq!(r.status, 400, "{}", r.raw);
-            let r = f.env.post(&format!("/v1/workspaces/{}/folders", f.ws), json!({"displayName": name})).await;
+            let r = f.env.post(&format!("/v1/workspaces/{ws}/folders"), json!({"displayName": name})).await;
             assert_eq!(r.status, 400, "{}", r.raw);
         });
     }

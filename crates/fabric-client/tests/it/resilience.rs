@@ -273,3 +273,32 @@ async fn a_failing_host_opens_the_breaker_and_calls_are_refused_without_a_reques
     );
     assert_eq!(env.requests().await.len(), before, "no request while open");
 }
+
+#[tokio::test]
+async fn a_refused_retry_reports_the_failure_that_was_being_retried() {
+    use std::error::Error as _;
+    // A budget for one retry: the second 503 is not retried.
+    let cfg = config().with_budget(Some(fabrik_resilience::BudgetConfig {
+        capacity: 5,
+        retry_cost: 5,
+        timeout_retry_cost: 5,
+        success_reward: 1,
+    }));
+    let (_env, client) =
+        env_with_policy(cfg, |c| c.faults = "capacities:503=1".parse().unwrap()).await;
+    let err = client.list_capacities().collect_all().await.unwrap_err();
+    let FabricError::Rejected {
+        rejection: Rejection::BudgetExhausted { .. },
+        last: Some(last),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(last.status(), Some(503));
+    assert!(err.to_string().contains("503"), "{err}");
+    let source = err
+        .source()
+        .expect("the last attempt's error is the source");
+    assert_eq!(source.to_string(), last.to_string());
+}

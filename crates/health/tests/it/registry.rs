@@ -191,6 +191,21 @@ async fn duration_fields_measure_the_check_on_the_injected_clock() {
 }
 
 #[tokio::test]
+async fn durations_print_rounded_to_the_microsecond() {
+    let clock = ManualClock::new();
+    let mut quick = Fixed::new("quick", CheckResult::healthy());
+    quick.sleep = Some((clock.clone(), Duration::from_nanos(21_695)));
+    let reg = registry(&clock, vec![Arc::new(quick)]);
+    let mut probe = Box::pin(reg.readiness());
+    assert!((&mut probe).now_or_never().is_none());
+    clock.advance(Duration::from_nanos(21_695));
+    let text = serde_json::to_string(&probe.now_or_never().unwrap()).unwrap();
+    // Not 0.021695000000000002, as `as_secs_f64() * 1000.0` printed.
+    assert!(text.contains(r#""duration_ms":0.022,"#), "{text}");
+    assert_eq!(text.matches(r#""duration_ms":0.022,"#).count(), 2, "{text}");
+}
+
+#[tokio::test]
 async fn timestamps_are_rfc3339_from_the_injected_clock() {
     // seed: timestamp format.
     let clock = ManualClock::new();

@@ -84,7 +84,7 @@ fn ratio_rule_trips_exactly_at_the_ratio() {
 #[test]
 fn permanent_failures_count_as_successes() {
     let clock = ManualClock::new();
-    let b = CircuitBreaker::new("k", BreakerConfig::default(), Arc::new(clock));
+    let b = CircuitBreaker::new("k", BreakerConfig::seed(), Arc::new(clock));
     for _ in 0..4 {
         b.try_acquire().unwrap().record(Err(ErrorClass::Transient));
     }
@@ -101,7 +101,7 @@ fn permanent_failures_count_as_successes() {
 #[test]
 fn isolate_rejects_until_reset_and_reads_as_open() {
     let clock = ManualClock::new();
-    let reg = BreakerRegistry::new(BreakerConfig::default(), Arc::new(clock.clone()));
+    let reg = BreakerRegistry::new(BreakerConfig::seed(), Arc::new(clock.clone()));
     reg.isolate("k");
     let b = reg.get("k");
     assert_eq!(b.state(), CircuitState::Isolated);
@@ -128,7 +128,7 @@ fn hung_probes_are_written_off_after_a_break() {
         BreakerConfig {
             half_open_max_probes: 1,
             success_threshold: 1,
-            ..BreakerConfig::default()
+            ..BreakerConfig::seed()
         },
         Arc::new(clock.clone()),
     );
@@ -158,7 +158,7 @@ fn hung_probes_are_written_off_after_a_break() {
 fn transitions_are_emitted_in_order() {
     let clock = ManualClock::new();
     let sink = Arc::new(Sink::default());
-    let reg = BreakerRegistry::new(BreakerConfig::default(), Arc::new(clock.clone()))
+    let reg = BreakerRegistry::new(BreakerConfig::seed(), Arc::new(clock.clone()))
         .with_events(Some(sink.clone()));
     let b = reg.get("k");
     for _ in 0..5 {
@@ -184,4 +184,62 @@ fn transitions_are_emitted_in_order() {
             Ev::Transition(Open, Closed),
         ]
     );
+}
+
+/// Feeds `attempts` outcomes, one every `every`, failing each with probability `p`; returns
+/// whether the breaker ever opened.
+fn opens(cfg: BreakerConfig, seed: u64, attempts: u32, every: Duration, p: f64) -> bool {
+    use fabrik_core::{RandomSource, SplitMix64};
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::new("host", cfg, Arc::new(clock.clone()));
+    let rng = SplitMix64::new(seed);
+    for _ in 0..attempts {
+        let Ok(permit) = b.try_acquire() else {
+            return true;
+        };
+        if rng.next_f64() < p {
+            permit.failure();
+        } else {
+            permit.success();
+        }
+        clock.advance(every);
+    }
+    b.state() != CircuitState::Closed
+}
+
+#[test]
+fn the_default_breaker_rides_out_twenty_percent_random_failures_but_opens_in_an_outage() {
+    let default = BreakerConfig::default;
+    let seeds = 0..20u64;
+    // 20 runs of 10,000 attempts, busy (4 a second) and quiet (one every 1.5 s, so the 30 s
+    // window holds about its minimum of 20): never open at a 20 % failure rate.
+    for every in [Duration::from_millis(250), Duration::from_millis(1500)] {
+        for seed in seeds.clone() {
+            assert!(
+                !opens(default(), seed, 10_000, every, 0.2),
+                "seed {seed}, {every:?}"
+            );
+        }
+    }
+    // The seed's rule (5 failures in a row) opens in most of those runs, failing the deploy.
+    let consecutive = BreakerConfig {
+        trip: TripRule::ConsecutiveFailures { threshold: 5 },
+        ..default()
+    };
+    let tripped = seeds
+        .clone()
+        .filter(|s| {
+            opens(
+                consecutive.clone(),
+                *s,
+                10_000,
+                Duration::from_millis(250),
+                0.2,
+            )
+        })
+        .count();
+    assert!(tripped >= 15, "{tripped} of 20");
+    // An outage opens the default breaker once the window holds 20 attempts.
+    assert!(opens(default(), 0, 20, Duration::from_millis(250), 1.0));
+    assert!(!opens(default(), 0, 19, Duration::from_millis(250), 1.0));
 }

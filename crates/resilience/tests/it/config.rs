@@ -16,16 +16,28 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 #[test]
-fn defaults_match_the_seed() {
+fn defaults_are_the_documented_ones_and_the_seeds_where_it_had_one() {
     let c = ResilienceConfig::from_env(env(&[])).unwrap();
     assert_eq!(c, ResilienceConfig::default());
     let r = c.retry.unwrap();
     assert_eq!(
         (r.max_attempts, r.min_wait, r.max_wait),
-        (3, Duration::from_secs(1), Duration::from_secs(60))
+        (10, Duration::from_secs(1), Duration::from_secs(60))
     );
+    assert_eq!(RetryConfig::seed().max_attempts, 3);
     let b = c.breaker.unwrap();
-    assert_eq!(b.trip, TripRule::ConsecutiveFailures { threshold: 5 });
+    assert_eq!(
+        b.trip,
+        TripRule::FailureRatio {
+            ratio: 0.8,
+            min_throughput: 20,
+            sampling: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(
+        BreakerConfig::seed().trip,
+        TripRule::ConsecutiveFailures { threshold: 5 }
+    );
     assert_eq!(
         (
             b.success_threshold,
@@ -60,7 +72,7 @@ fn all_six_variables_are_read() {
 #[test]
 fn empty_values_keep_the_default() {
     let c = ResilienceConfig::from_env(env(&[("RETRY_MAX_ATTEMPTS", "")])).unwrap();
-    assert_eq!(c.retry.unwrap().max_attempts, 3);
+    assert_eq!(c.retry, Some(RetryConfig::default()));
 }
 
 #[test]

@@ -37,7 +37,10 @@ fn hint_beyond_the_deadline_fails_at_once() {
         async { Err(ApiError::throttled(secs(10))) }
     }));
     match r {
-        Err(CallError::Rejected(Rejection::HintBeyondDeadline { hint, remaining })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::HintBeyondDeadline { hint, remaining },
+            ..
+        }) => {
             assert_eq!((hint, remaining), (secs(10), secs(5)));
         }
         other => panic!("{other:?}"),
@@ -53,7 +56,10 @@ fn total_timeout_bounds_backoff_too() {
     let r: Result<(), _> = s.drive(p.run(&ctx(), |_| async { Err(ApiError::status(503)) }));
     // Waits 1, 2 (3 s used); the next 4 s wait would end past 5 s: stop after attempt 3.
     match r {
-        Err(CallError::Rejected(Rejection::DeadlineExceeded { attempts })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::DeadlineExceeded { attempts },
+            ..
+        }) => {
             assert_eq!(attempts, 3)
         }
         other => panic!("{other:?}"),
@@ -68,7 +74,10 @@ fn attempt_timeout_cuts_hung_attempts_and_is_retried() {
     let p = build(cfg, &s);
     let r: Result<(), CallError<ApiError>> = s.drive(p.run(&ctx(), |_| pending()));
     match r {
-        Err(CallError::Rejected(Rejection::AttemptTimedOut { attempt, after })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::AttemptTimedOut { attempt, after },
+            ..
+        }) => {
             assert_eq!((attempt, after), (2, secs(10)));
         }
         other => panic!("{other:?}"),
@@ -102,7 +111,10 @@ fn deadline_cuts_a_long_attempt() {
     let r: Result<(), CallError<ApiError>> =
         s.drive(p.run(&ctx_deadline(&s, secs(4)), |_| pending()));
     match r {
-        Err(CallError::Rejected(Rejection::DeadlineExceeded { attempts })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::DeadlineExceeded { attempts },
+            ..
+        }) => {
             assert_eq!(attempts, 1)
         }
         other => panic!("{other:?}"),
@@ -127,7 +139,14 @@ fn retry_budget_is_shared_by_callers_of_a_key() {
     assert_eq!(p.budget_available(KEY), Some(2));
     // Second caller: no token for even one retry.
     match fail() {
-        Err(CallError::Rejected(Rejection::BudgetExhausted { key })) => assert_eq!(key, KEY),
+        Err(CallError::Rejected {
+            rejection: Rejection::BudgetExhausted { key },
+            last,
+        }) => {
+            assert_eq!(key, KEY);
+            // The refusal still says what failed: the first attempt's 503.
+            assert_eq!(last.map(|e| e.status), Some(503));
+        }
         other => panic!("{other:?}"),
     }
     assert!(
@@ -197,7 +216,10 @@ fn open_breaker_ends_the_retry_loop_at_once() {
         async { Err(ApiError::status(503)) }
     }));
     match r {
-        Err(CallError::Rejected(Rejection::CircuitOpen { retry_in, .. })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::CircuitOpen { retry_in, .. },
+            ..
+        }) => {
             // Opened by attempt 3 at t = 2 s; attempt 4 asks 1 s later.
             assert_eq!(retry_in, secs(59));
         }
@@ -234,7 +256,10 @@ fn shared_registry_is_what_health_reads() {
     let r = s.drive(p.run(&ctx(), |_| async { Ok::<_, ApiError>(()) }));
     assert!(matches!(
         r,
-        Err(CallError::Rejected(Rejection::CircuitIsolated { .. }))
+        Err(CallError::Rejected {
+            rejection: Rejection::CircuitIsolated { .. },
+            ..
+        })
     ));
 }
 
@@ -312,9 +337,10 @@ fn rate_limit_wait_past_the_deadline_fails_at_once() {
     }));
     assert!(matches!(
         r,
-        Err(CallError::Rejected(Rejection::DeadlineExceeded {
-            attempts: 0
-        }))
+        Err(CallError::Rejected {
+            rejection: Rejection::DeadlineExceeded { attempts: 0 },
+            ..
+        })
     ));
     assert_eq!(s.elapsed(), Duration::ZERO);
 }
@@ -387,7 +413,10 @@ fn bulkhead_rejects_when_full_and_queues_up_to_its_limit() {
     assert_eq!(r.1.unwrap(), 2, "queued, then ran");
     assert!(matches!(
         r.2,
-        Err(CallError::Rejected(Rejection::Bulkhead { .. }))
+        Err(CallError::Rejected {
+            rejection: Rejection::Bulkhead { .. },
+            ..
+        })
     ));
     assert_eq!(
         sink.events(),
@@ -455,9 +484,9 @@ async fn default_wiring_runs_on_tokio() {
     let r: Result<(), CallError<ApiError>> = one.run(&ctx(), |_| pending()).await;
     assert!(matches!(
         r,
-        Err(CallError::Rejected(Rejection::AttemptTimedOut {
-            attempt: 1,
+        Err(CallError::Rejected {
+            rejection: Rejection::AttemptTimedOut { attempt: 1, .. },
             ..
-        }))
+        })
     ));
 }

@@ -14,7 +14,7 @@ use fabrik_resilience::{
 use crate::support::*;
 
 fn breaker(clock: &ManualClock) -> CircuitBreaker {
-    CircuitBreaker::new("fabric", BreakerConfig::default(), Arc::new(clock.clone()))
+    CircuitBreaker::new("fabric", BreakerConfig::seed(), Arc::new(clock.clone()))
 }
 
 fn fail_n(b: &CircuitBreaker, n: u32) {
@@ -35,11 +35,11 @@ fn ctx() -> CallContext {
 }
 
 fn breaker_only() -> ResilienceConfig {
-    ResilienceConfig::disabled().with_breaker(Some(BreakerConfig::default()))
+    ResilienceConfig::disabled().with_breaker(Some(BreakerConfig::seed()))
 }
 
 #[test]
-fn disabled_by_default_passes_everything_through() {
+fn breaker_flag_off_passes_everything_through() {
     let s = Stepper::new();
     let cfg = breaker_only().with_flag_source(&Flags {
         retry: false,
@@ -77,7 +77,10 @@ fn enabled_with_flag_opens_and_rejects_without_calling() {
         assert!(matches!(call(), Err(CallError::Failed(_))));
     }
     match call() {
-        Err(CallError::Rejected(Rejection::CircuitOpen { key, retry_in })) => {
+        Err(CallError::Rejected {
+            rejection: Rejection::CircuitOpen { key, retry_in },
+            ..
+        }) => {
             assert_eq!(key, "fabric");
             assert_eq!(retry_in, Duration::from_secs(60));
         }
@@ -201,7 +204,7 @@ fn stats_report_state_and_counters() {
 #[test]
 fn registry_returns_one_breaker_per_key() {
     let clock = ManualClock::new();
-    let r = BreakerRegistry::new(BreakerConfig::default(), Arc::new(clock));
+    let r = BreakerRegistry::new(BreakerConfig::seed(), Arc::new(clock));
     let a = r.get("api");
     assert!(Arc::ptr_eq(&a, &r.get("api")));
     assert!(!Arc::ptr_eq(&a, &r.get("other")));
@@ -215,7 +218,7 @@ fn get_all_lists_every_breaker_for_health() {
     // The seed's health check read `b.state.value == "OPEN"` from stats dicts and always
     // failed; here health reads typed snapshots through core's BreakerStateSource.
     let clock = ManualClock::new();
-    let r = BreakerRegistry::new(BreakerConfig::default(), Arc::new(clock.clone()));
+    let r = BreakerRegistry::new(BreakerConfig::seed(), Arc::new(clock.clone()));
     fail_n(&r.get("b-open"), 5);
     r.get("a-closed");
     let c = r.get("c-half");
@@ -243,7 +246,7 @@ fn get_all_lists_every_breaker_for_health() {
 #[test]
 fn reset_all_closes_every_breaker() {
     let clock = ManualClock::new();
-    let r = BreakerRegistry::new(BreakerConfig::default(), Arc::new(clock));
+    let r = BreakerRegistry::new(BreakerConfig::seed(), Arc::new(clock));
     for k in ["a", "b", "c"] {
         fail_n(&r.get(k), 5);
     }

@@ -32,8 +32,18 @@ fn run_script(
 }
 
 #[test]
-fn disabled_by_default_calls_once() {
-    // Every FEATURE_USE_* flag defaults to off: the seed then calls the function directly.
+fn retry_and_breaker_are_on_with_the_shipped_flag_defaults() {
+    // The seed defaulted every FEATURE_USE_* flag off; fabrik defaults them on. The real
+    // defaults, as `fabrik` resolves them with nothing set, not a stand-in flag source.
+    let defaults = fabrik_flags::Flags::resolve(&fabrik_flags::Inputs::default()).unwrap();
+    let cfg = ResilienceConfig::default().with_flag_source(&defaults);
+    assert_eq!(cfg.retry, ResilienceConfig::default().retry);
+    assert!(cfg.retry.is_some() && cfg.breaker.is_some(), "{cfg:?}");
+}
+
+#[test]
+fn retry_flag_off_calls_once() {
+    // With the flags off (the seed's default, not fabrik's) the function is called directly.
     let cfg = ResilienceConfig::default().with_flag_source(&Flags {
         retry: false,
         breaker: false,
@@ -62,12 +72,19 @@ fn enabled_with_flag_retries() {
             retry: true,
             breaker: false,
         });
-    let (r, calls, _) = run_script(cfg, vec![ApiError::status(503); 5]);
+    let (r, calls, _) = run_script(cfg.clone(), vec![ApiError::status(503); 5]);
+    assert_eq!(
+        r.unwrap(),
+        6,
+        "the default is 10 attempts in total, the seed's was 3"
+    );
+    assert_eq!(calls, 6);
+    let (r, calls, _) = run_script(cfg, vec![ApiError::status(503); 10]);
     assert!(matches!(
         r,
         Err(CallError::Failed(ApiError { status: 503, .. }))
     ));
-    assert_eq!(calls, 3, "the default is 3 attempts in total");
+    assert_eq!(calls, 10);
 }
 
 #[test]

@@ -21,23 +21,63 @@ pub fn synced_clock() -> ManualClock {
     clock
 }
 
-/// Stands in for the `az` executable: prints `self.0` and succeeds, or fails like a
-/// signed-out CLI when it is empty.
-#[derive(Debug)]
-pub struct FakeAz(pub String);
+/// Stands in for the `az` executable: answers `az account get-access-token` with `output`
+/// (fails like a signed-out CLI when it is empty) and records every command line it is given;
+/// any other program or command fails as a missing executable would.
+#[derive(Debug, Clone, Default)]
+pub struct FakeAz {
+    output: String,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeAz {
+    /// A CLI that answers with `output`.
+    pub fn answering(output: impl Into<String>) -> Self {
+        Self {
+            output: output.into(),
+            calls: Arc::default(),
+        }
+    }
+
+    /// A CLI nobody signed in to.
+    pub fn signed_out() -> Self {
+        Self::default()
+    }
+
+    /// The commands run, each as `program arg…`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
 
 #[async_trait::async_trait]
 impl azure_identity::Executor for FakeAz {
     async fn run(
         &self,
-        _: &std::ffi::OsStr,
-        _: &[&std::ffi::OsStr],
+        program: &std::ffi::OsStr,
+        args: &[&std::ffi::OsStr],
     ) -> std::io::Result<std::process::Output> {
         use std::os::unix::process::ExitStatusExt;
-        let ok = !self.0.is_empty();
+        let line = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.calls.lock().unwrap().push(line.clone());
+        // azure_identity runs `/bin/sh -c "cd /bin && az account get-access-token …"`.
+        let is_az_token = program == "/bin/sh"
+            && args.first().is_some_and(|a| *a == "-c")
+            && args.get(1).is_some_and(|c| {
+                c.to_string_lossy()
+                    .contains("&& az account get-access-token ")
+            });
+        if !is_az_token {
+            return Err(std::io::Error::from_raw_os_error(127));
+        }
+        let ok = !self.output.is_empty();
         Ok(std::process::Output {
             status: std::process::ExitStatus::from_raw(if ok { 0 } else { 1 << 8 }),
-            stdout: self.0.clone().into_bytes(),
+            stdout: self.output.clone().into_bytes(),
             stderr: if ok {
                 vec![]
             } else {

@@ -85,6 +85,22 @@ fn config_debug_hides_the_instrumentation_key() {
 }
 
 #[test]
+fn no_color_turns_colour_off_unless_empty() {
+    assert!(TelemetryConfig::from_env(env(&[])).unwrap().color);
+    assert!(
+        !TelemetryConfig::from_env(env(&[("NO_COLOR", "1")]))
+            .unwrap()
+            .color
+    );
+    // no-color.org: an empty value does not count.
+    assert!(
+        TelemetryConfig::from_env(env(&[("NO_COLOR", "")]))
+            .unwrap()
+            .color
+    );
+}
+
+#[test]
 fn unknown_log_format_is_an_error() {
     assert!(TelemetryConfig::from_env(env(&[("FABRIK_LOG_FORMAT", "xml")])).is_err());
     let off = TelemetryConfig::from_env(env(&[("FABRIK_LOG_FORMAT", "off")])).unwrap();

@@ -64,6 +64,17 @@ async fn before_init_the_global_handle_is_disabled_and_the_same_every_time() {
 }
 
 #[test]
+fn human_console_output_to_a_writer_has_no_colour_codes() {
+    let (_t, dispatch, buf) = console(ConsoleFormat::Human);
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::warn!(workspace = "sales", "something to see");
+    });
+    let out = buf.text();
+    assert!(out.contains("WARN") && out.contains("workspace"), "{out}");
+    assert!(!out.contains('\u{1b}'), "escape codes in: {out:?}");
+}
+
+#[test]
 fn without_an_exporter_events_fall_back_to_logging() {
     // seed: fallback to logging.
     let (t, dispatch, buf) = console(ConsoleFormat::Human);

@@ -20,11 +20,20 @@ async fn track_items(txn: &Transaction, fake: &Fake, ids: &[&str]) {
     }
 }
 
+#[test]
+fn rollback_is_on_with_the_shipped_flag_defaults() {
+    // The seed defaulted FEATURE_USE_ROLLBACK off; fabrik defaults it on. The real defaults,
+    // as `fabrik` resolves them with nothing set, not a stand-in flag source.
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = fabrik_flags::Flags::resolve(&fabrik_flags::Inputs::default()).unwrap();
+    assert!(options(dir.path()).0.with_flags(&defaults).rollback_enabled);
+}
+
 #[tokio::test]
-async fn rollback_disabled_by_default() {
+async fn rollback_flag_off_leaves_everything_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new();
-    // No flags set: FEATURE_USE_ROLLBACK defaults off, so rollback is not effective.
+    // FEATURE_USE_ROLLBACK off (the seed's default, not fabrik's): rollback is not effective.
     let (o, _) = options(dir.path());
     let txn = Transaction::begin("deploy", o.with_flags(&Flags(vec![]))).unwrap();
     track_items(&txn, &fake, &["a", "b"]).await;
