@@ -13,3 +13,4 @@ pub mod resolver;
 pub mod run;
 pub mod secrets;
 pub mod serve;
+pub mod state;

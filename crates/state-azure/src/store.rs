@@ -86,7 +86,9 @@ pub struct AzureBlobStore {
 
 struct Inner {
     url: StateUrl,
-    container: BlobContainerClient,
+    /// The deployment lock this store's runs are made under, recorded on each new journal.
+    lock_key: Option<String>,
+    container: Arc<BlobContainerClient>,
     timing: LeaseTiming,
     container_ready: tokio::sync::OnceCell<()>,
 }
@@ -173,7 +175,8 @@ impl AzureBlobStore {
             io: Io::new()?,
             inner: Arc::new(Inner {
                 url,
-                container,
+                lock_key: None,
+                container: Arc::new(container),
                 timing: options.lease,
                 container_ready: tokio::sync::OnceCell::new(),
             }),
@@ -183,6 +186,60 @@ impl AzureBlobStore {
     /// The state URL (without credentials).
     pub fn url(&self) -> &StateUrl {
         &self.inner.url
+    }
+
+    /// A store whose new journals record `key`, the deployment lock their runs hold, so a
+    /// rollback from another machine knows which lock to take ([`run_lock_key`]).
+    ///
+    /// [`run_lock_key`]: Self::run_lock_key
+    pub fn for_lock(&self, key: &str) -> Result<Self, StateError> {
+        validate_key(key)?;
+        let i = &self.inner;
+        Ok(Self {
+            io: self.io.clone(),
+            inner: Arc::new(Inner {
+                url: i.url.clone(),
+                lock_key: Some(key.to_owned()),
+                container: i.container.clone(),
+                timing: i.timing.clone(),
+                container_ready: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+
+    /// The deployment lock run `run_id` was made under, if its journal recorded one.
+    pub async fn run_lock_key(&self, run_id: &str) -> Result<Option<String>, StateError> {
+        validate_run_id(run_id)?;
+        let inner = self.inner.clone();
+        let name = Inner::journal_name(run_id);
+        let run = run_id.to_owned();
+        self.io
+            .run(async move {
+                match inner.blob(&name).get_properties(None).await {
+                    Ok(p) => Ok(p.metadata().unwrap_or_default().remove(META_LOCK_KEY)),
+                    Err(e) if is_not_found(&e) => Err(StateError::NotFound {
+                        run_id: run,
+                        location: inner.url.to_string(),
+                    }),
+                    Err(e) => Err(inner.backend(&name, "read journal metadata", &e)),
+                }
+            })
+            .await
+    }
+
+    /// Breaks lock `key` now, whoever holds it (an operator's last resort; `force_unlock`
+    /// by run id is the usual way). Returns who held it.
+    pub async fn break_lock(&self, key: &str) -> Result<Option<LockHolder>, StateError> {
+        validate_key(key)?;
+        let inner = self.inner.clone();
+        let name = Inner::lock_name(key);
+        self.io
+            .run(async move {
+                let holder = inner.read_holder(&name).await?;
+                break_lease(&inner, &name).await?;
+                Ok(holder)
+            })
+            .await
     }
 
     /// Checks that the container can be reached with the credentials given, creating it if
@@ -344,12 +401,12 @@ impl JournalStore for AzureBlobStore {
                 inner.ensure_container().await?;
                 let name = Inner::journal_name(&run);
                 let blob = inner.blob(&name);
-                let created = blob
-                    .append_blob_client()
-                    .create(Some(
-                        AppendBlobClientCreateOptions::default().if_not_exists(),
-                    ))
-                    .await;
+                let mut create = AppendBlobClientCreateOptions::default().if_not_exists();
+                if let Some(key) = &inner.lock_key {
+                    create.metadata =
+                        Some(HashMap::from([(META_LOCK_KEY.to_owned(), key.clone())]));
+                }
+                let created = blob.append_blob_client().create(Some(create)).await;
                 match created {
                     Ok(_) => {}
                     Err(e) if status_code(&e).is_some_and(|(s, _)| s == 409 || s == 412) => {
@@ -695,6 +752,7 @@ const META_HOST: &str = "fabrikhost";
 const META_USER: &str = "fabrikuser";
 const META_SINCE: &str = "fabriksince";
 const META_COMMAND: &str = "fabrikcommand";
+const META_LOCK_KEY: &str = "fabriklockkey";
 
 /// Metadata travels in HTTP headers: visible ASCII only.
 fn header_safe(s: &str) -> String {
