@@ -149,6 +149,55 @@ async fn apply(
     }
 }
 
+/// Case 5: the same unthrottled deployment with local and with Azure Blob state, alternating
+/// so machine load affects both alike. Returns the markdown section.
+async fn state_backends(bin: &Path, dir: &Path, config_path: &Path) -> String {
+    let azurite = fabrik_state_azure::azurite::Azurite::start();
+    let mut local = Vec::new();
+    let mut azure = Vec::new();
+    for i in 0..3 {
+        for backend in ["local", "azure"] {
+            let emu = emulator(bin, &["--lro-delay", "0"]).await;
+            let tok = token(&emu.base).await;
+            let state = dir.join(format!("state-{backend}-{i}"));
+            let url = azurite.url_with_sas(&format!("bench{i}"));
+            let extra: Vec<&str> = match backend {
+                "local" => vec![],
+                _ => vec!["--state", &url],
+            };
+            let run = apply(bin, config_path, &emu.base, &tok, &state, &extra).await;
+            assert!(run.ok, "the {backend} run {i} failed");
+            let (total, _, _) = requests(&emu.base).await;
+            println!(
+                "state {backend} run {i}: {total} requests in {:.2}s",
+                run.wall.as_secs_f64()
+            );
+            match backend {
+                "local" => local.push(run.wall.as_secs_f64()),
+                _ => azure.push(run.wall.as_secs_f64()),
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (l, a) = (median(&mut local), median(&mut azure));
+    let ratio = a / l;
+    println!("state backends: local median {l:.2}s, azure median {a:.2}s, ratio {ratio:.3}");
+    format!(
+        "# Deployment benchmark: state backends\n\nCommand: `cargo xtask bench` (or `target/release/deploy-bench state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`). {WORKSPACES} workspaces × (3 lakehouses, 10 principals), throttling off, LRO delay 0, `--concurrency 16`; fabrik, the emulator and Azurite (in memory, 127.0.0.1) are separate processes on this 2-core machine. Local: journals fsync'd in the state directory. Azure: `--state http://127.0.0.1:PORT/devstoreaccount1/CONTAINER?SAS`, so the run also takes and renews the environment's lease and every journal group commit is an acknowledged append-block. Runs alternate local/Azure, three each, each on a fresh emulator.\n\n| backend | runs (wall) | median |\n|---|---|---|\n| local directory | {} | {l:.2} s |\n| Azure Blob (Azurite) | {} | {a:.2} s |\n\nRatio Azure ÷ local (bar ≤ 1.2): **{ratio:.3}**\n",
+        list(&local),
+        list(&azure),
+    )
+}
+
 #[tokio::main]
 async fn main() {
     let root = std::env::current_dir().unwrap();
@@ -160,6 +209,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("fabrik.yaml");
     std::fs::write(&config_path, config()).unwrap();
+    std::fs::create_dir_all(root.join("docs/benchmarks")).unwrap();
+    let state_md = state_backends(&bin, dir.path(), &config_path).await;
+    std::fs::write(root.join("docs/benchmarks/deploy-state.md"), state_md).unwrap();
+    if std::env::args().nth(1).as_deref() == Some("state") {
+        return;
+    }
     let mut md = String::from("# Deployment benchmark\n\n");
     let _ = writeln!(
         md,
