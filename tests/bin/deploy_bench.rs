@@ -9,11 +9,13 @@
 //! 3. the second, no-op apply of the same config: its wall time and that it writes nothing;
 //! 4. one workspace with 300 items (lakehouses and notebooks in 10 folders), every create a
 //!    long-running operation of 50 ms (`--create-mode 202 --lro-delay 50`):
-//!    the default `--concurrency` against `--concurrency 1` (bar: ≥ 5× faster).
+//!    the default `--concurrency` against `--concurrency 1` (bar: ≥ 5× faster);
+//! 5. the unthrottled deployment with local and with Azure Blob state (Azurite), alternating
+//!    (bar: Azure within 1.2× of local); writes `docs/benchmarks/deploy-state.md`.
 //!
 //! Every run must succeed, or the benchmark fails. Writes `docs/benchmarks/deploy.md` when all
-//! cases ran; `deploy-bench throttled|unthrottled|items` runs one. Run from the workspace root
-//! after a release build.
+//! cases ran; `deploy-bench throttled|unthrottled|items|state` runs one. Run from the workspace
+//! root after a release build.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports to the terminal")]
 
@@ -182,6 +184,55 @@ async fn apply(
     }
 }
 
+/// Case 5: the same unthrottled deployment with local and with Azure Blob state, alternating
+/// so machine load affects both alike. Returns the markdown section.
+async fn state_backends(bin: &Path, dir: &Path, config_path: &Path) -> String {
+    let azurite = fabrik_state_azure::azurite::Azurite::start();
+    let mut local = Vec::new();
+    let mut azure = Vec::new();
+    for i in 0..3 {
+        for backend in ["local", "azure"] {
+            let emu = emulator(bin, &["--lro-delay", "0"]).await;
+            let tok = token(&emu.base).await;
+            let state = dir.join(format!("state-{backend}-{i}"));
+            let url = azurite.url_with_sas(&format!("bench{i}"));
+            let extra: Vec<&str> = match backend {
+                "local" => vec![],
+                _ => vec!["--state", &url],
+            };
+            let run = apply(bin, config_path, &emu.base, &tok, &state, &extra).await;
+            assert!(run.ok, "the {backend} run {i} failed");
+            let (total, _, _) = requests(&emu.base).await;
+            println!(
+                "state {backend} run {i}: {total} requests in {:.2}s",
+                run.wall.as_secs_f64()
+            );
+            match backend {
+                "local" => local.push(run.wall.as_secs_f64()),
+                _ => azure.push(run.wall.as_secs_f64()),
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (l, a) = (median(&mut local), median(&mut azure));
+    let ratio = a / l;
+    println!("state backends: local median {l:.2}s, azure median {a:.2}s, ratio {ratio:.3}");
+    format!(
+        "# Deployment benchmark: state backends\n\nCommand: `cargo xtask bench` (or `target/release/deploy-bench state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`). {WORKSPACES} workspaces × (3 lakehouses, 10 principals), throttling off, LRO delay 0, `--concurrency 16`; fabrik, the emulator and Azurite (in memory, 127.0.0.1) are separate processes on this 2-core machine. Local: journals fsync'd in the state directory. Azure: `--state http://127.0.0.1:PORT/devstoreaccount1/CONTAINER?SAS`, so the run also takes and renews the environment's lease and every journal group commit is an acknowledged append-block. Runs alternate local/Azure, three each, each on a fresh emulator.\n\n| backend | runs (wall) | median |\n|---|---|---|\n| local directory | {} | {l:.2} s |\n| Azure Blob (Azurite) | {} | {a:.2} s |\n\nRatio Azure ÷ local (bar ≤ 1.2): **{ratio:.3}**\n",
+        list(&local),
+        list(&azure),
+    )
+}
+
 fn check(run: &Run, what: &str) {
     assert!(
         run.ok,
@@ -316,6 +367,12 @@ async fn main() {
             walls[1].1.as_secs_f64()
         );
         println!("speed-up {speedup:.1}x");
+    }
+
+    if wants("state") {
+        std::fs::create_dir_all(root.join("docs/benchmarks")).unwrap();
+        let state_md = state_backends(&bin, dir.path(), &config_path).await;
+        std::fs::write(root.join("docs/benchmarks/deploy-state.md"), state_md).unwrap();
     }
 
     if only.is_none() {

@@ -15,6 +15,7 @@
 //! | [`health`] | named async health checks | every crate with a dependency to watch | health |
 //! | [`resource`] | what a deployment created, and how to undo it | client (the undoer) | txn |
 //! | [`flags`] | feature flags by name | flags | CLI |
+//! | [`state`] | where run journals and deployment locks live | txn (local dir), state-azure | txn, CLI |
 //! | [`policy`] | a policy wrapping every attempt of a call | resilience | client |
 //! | [`events`] | resilience events and breaker states | resilience | telemetry, health |
 //! | [`metric_names`] | names of the metrics fabrik records | — | every crate that records |
@@ -38,6 +39,7 @@ pub mod policy;
 pub mod random;
 pub mod resource;
 pub mod secret;
+pub mod state;
 pub mod time;
 
 pub use auth::{AccessToken, AuthError, TokenProvider};
@@ -49,4 +51,8 @@ pub use policy::{Attempt, AttemptError, CallContext, CallPolicy, PolicyError, Re
 pub use random::{RandomSource, SplitMix64};
 pub use resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome, Undoer};
 pub use secret::{SecretError, SecretProvider, SecretString};
+pub use state::{
+    DeploymentLocks, HeldLock, JournalAppender, JournalStore, LockError, LockHolder, StateError,
+    acquire_lock,
+};
 pub use time::{BoxFuture, Clock, Sleeper, SystemClock};

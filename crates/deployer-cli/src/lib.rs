@@ -15,3 +15,4 @@ pub mod resolver;
 pub mod run;
 pub mod secrets;
 pub mod serve;
+pub mod state;

@@ -70,6 +70,21 @@ struct Cli {
         env = "FABRIK_STATE_DIR"
     )]
     state_dir: PathBuf,
+    /// Shared state: an Azure Blob container URL for journals and deployment locks
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], SAS in the query or in
+    /// FABRIK_STATE_SAS), or a local directory. Default: `state.url` in the config, else
+    /// --state-dir.
+    #[arg(
+        long = "state",
+        global = true,
+        env = "FABRIK_STATE",
+        hide_env_values = true
+    )]
+    state_url: Option<String>,
+    /// How long to wait for the environment's deployment lock, in seconds (0: fail at once
+    /// with exit code 3).
+    #[arg(long, global = true, default_value_t = 0)]
+    lock_timeout: u64,
     /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
     /// a 50 ms long-running operation from setting the pace (docs/BENCHMARKS.md).
     #[arg(long, global = true, default_value_t = fabrik_cli::run::DEFAULT_CONCURRENCY)]
@@ -135,6 +150,14 @@ enum Command {
         /// 0: no changes, 2: changes pending, 1: error (as Terraform does).
         #[arg(long)]
         detailed_exitcode: bool,
+    },
+    /// Force-release the deployment locks held by a run that is dead (shared state only).
+    Unlock {
+        /// The run whose locks to release.
+        run_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
     /// Apply the configuration; roll back what this run created if it fails.
     Apply {
@@ -336,7 +359,8 @@ async fn commands(cli: &Cli) -> ExitCode {
         Command::Plan { detailed_exitcode } => plan(cli, *detailed_exitcode).await,
         Command::Apply { no_rollback } => apply(cli, *no_rollback).await,
         Command::Rollback { run_id } => rollback(cli, run_id).await,
-        Command::Status => status(cli),
+        Command::Status => status(cli).await,
+        Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
         Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
         Command::Auth {
@@ -386,7 +410,36 @@ async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
     };
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
-    deploy(cli, &client, &flags, &desired, &opts).await
+    let (backend, session) = match lock(cli, "apply", None).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    drop(backend);
+    let code = session
+        .scope(deploy(cli, &client, &flags, &desired, &opts))
+        .await;
+    session.finish().await;
+    code
+}
+
+async fn unlock(cli: &Cli, run_id: &str, yes: bool) -> ExitCode {
+    let backend = match state_backend(cli).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    match fabrik_cli::state::unlock(&backend, run_id, |q| yes || confirm(q)).await {
+        Ok(released) if released.is_empty() => {
+            println!("run {run_id} held no deployment lock; its journal lease (if any) was broken");
+            ExitCode::SUCCESS
+        }
+        Ok(released) => {
+            for (key, holder) in released {
+                println!("released {key} (held by {holder})");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 async fn auth_check(cli: &Cli) -> ExitCode {
@@ -452,7 +505,15 @@ async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    match run::rollback(&client, &cli.state_dir, run_id).await {
+    let (_, session) = match lock(cli, "rollback", Some(run_id)).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = session
+        .scope(run::rollback(&client, &cli.state_dir, run_id))
+        .await;
+    session.finish().await;
+    match result {
         Ok(r) => {
             let failed = r.failures().count();
             for e in &r.entries {
@@ -472,14 +533,18 @@ async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
     }
 }
 
-fn status(cli: &Cli) -> ExitCode {
-    match fabrik_txn::Journal::list_runs(&cli.state_dir) {
+async fn status(cli: &Cli) -> ExitCode {
+    let backend = match state_backend(cli).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    match backend.list_runs().await {
         Ok(listing) => {
             for r in &listing.runs {
                 println!("{}  {:?}  {}", r.run_id, r.status, r.name);
             }
             if listing.runs.is_empty() {
-                println!("no runs in {}", cli.state_dir.display());
+                println!("no runs in {}", backend.location());
             }
             ExitCode::SUCCESS
         }
@@ -538,7 +603,15 @@ async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    match fabrik_cli::engine::destroy(&client, &desired).await {
+    let (_, session) = match lock(cli, "destroy", None).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = session
+        .scope(fabrik_cli::engine::destroy(&client, &desired))
+        .await;
+    session.finish().await;
+    match result {
         Ok(done) => {
             for d in &done {
                 println!(
@@ -555,6 +628,48 @@ async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn state_args(cli: &Cli) -> fabrik_cli::state::StateArgs {
+    fabrik_cli::state::StateArgs {
+        state: cli.state_url.clone(),
+        state_dir: cli.state_dir.clone(),
+        config: cli.config.clone(),
+        environment: cli.environment.clone(),
+        lock_timeout: Duration::from_secs(cli.lock_timeout),
+    }
+}
+
+async fn state_backend(cli: &Cli) -> Result<fabrik_cli::state::Backend, String> {
+    fabrik_cli::state::Backend::resolve(&state_args(cli), || {
+        fabrik_cli::state::entra_tokens(cli.auth.as_deref(), cli.ca_cert.as_deref())
+    })
+    .await
+}
+
+/// Takes the environment's deployment lock for `command` (shared state only); a held lock
+/// exits with code 3, naming its holder. A rollback takes the lock its run was made under.
+async fn lock(
+    cli: &Cli,
+    command: &str,
+    run_id: Option<&str>,
+) -> Result<(fabrik_cli::state::Backend, fabrik_cli::state::Session), ExitCode> {
+    use fabrik_cli::state::{Session, SessionError};
+    let backend = state_backend(cli).await.map_err(|e| fail(&e))?;
+    let key = match run_id {
+        Some(id) => fabrik_cli::state::rollback_key(&backend, id)
+            .await
+            .map_err(|e| fail(&e))?,
+        None => None,
+    };
+    match Session::begin(&backend, &state_args(cli), command, run_id, key).await {
+        Ok(s) => Ok((backend, s)),
+        Err(SessionError::Locked(msg)) => {
+            eprintln!("error: {msg}");
+            Err(ExitCode::from(fabrik_cli::state::EXIT_LOCKED))
+        }
+        Err(SessionError::Failed(msg)) => Err(fail(&msg)),
     }
 }
 

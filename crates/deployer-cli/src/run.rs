@@ -289,6 +289,8 @@ async fn apply_and_report(
     let mut topts = TxnOptions::new(&opts.state_dir).with_flags(flags);
     topts.config_hash = desired.hash.clone();
     topts.rollback_enabled &= opts.rollback;
+    // A shared state backend (--state URL) journals to its container, under its lock.
+    crate::state::attach(&mut topts);
     let txn = Arc::new(
         Transaction::begin(format!("apply {}", desired.environment), topts)
             .map_err(|e| format!("cannot start the run journal: {e}"))?,
@@ -303,29 +305,34 @@ async fn apply_and_report(
         opts.progress.as_ref(),
         &halt,
     );
-    let (applied, errors) = match opts.run_timeout {
-        Some(limit) => {
-            let sleeper: Arc<dyn Sleeper> = opts
-                .run_sleeper
-                .clone()
-                .unwrap_or_else(|| Arc::new(fabrik_core::time::TokioSleeper));
-            let deadline = sleeper.sleep(limit);
-            tokio::pin!(work);
-            tokio::select! {
-                r = &mut work => r,
-                () = deadline => {
-                    // Past the deadline no new change starts; the calls in flight finish (each
-                    // bounded by the call timeout), so nothing the server applied goes
-                    // unrecorded, and then the run rolls back.
-                    halt.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let (applied, mut errors) = work.await;
-                    errors.retain(|e| !matches!(e, EngineError::Halted(_)));
-                    errors.insert(0, EngineError::RunDeadline(limit));
-                    (applied, errors)
-                }
-            }
+    let sleeper: Arc<dyn Sleeper> = opts
+        .run_sleeper
+        .clone()
+        .unwrap_or_else(|| Arc::new(fabrik_core::time::TokioSleeper));
+    let deadline = async {
+        match opts.run_timeout {
+            Some(limit) => sleeper.sleep(limit).await,
+            None => std::future::pending().await,
         }
-        None => work.await,
+    };
+    tokio::pin!(work);
+    // Past the deadline, or once the deployment lock is lost, no new change starts; the calls
+    // in flight finish (each bounded by the call timeout), so nothing the server applied goes
+    // unrecorded, and then the run rolls back.
+    let stopped = tokio::select! {
+        r = &mut work => Err(r),
+        () = deadline => Ok(EngineError::RunDeadline(opts.run_timeout.unwrap_or_default())),
+        why = crate::state::lock_lost() => Ok(EngineError::LockLost(why)),
+    };
+    let (applied, errors) = match stopped {
+        Err(done) => done,
+        Ok(cause) => {
+            halt.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (applied, mut errors) = work.await;
+            errors.retain(|e| !matches!(e, EngineError::Halted(_)));
+            errors.insert(0, cause);
+            (applied, errors)
+        }
     };
     report.applied = applied;
     if errors.is_empty() {
@@ -370,7 +377,8 @@ pub async fn rollback(
 ) -> Result<fabrik_txn::RollbackReport, String> {
     let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
     let resolver = crate::resolver::ByName(client.clone());
-    let report = fabrik_txn::Journal::open(state_dir, run_id)
+    let report = crate::state::open_journal(state_dir, run_id)
+        .await
         .map_err(|e| e.to_string())?
         .rollback("fabrik rollback", &undoer, Some(&resolver))
         .await

@@ -58,6 +58,9 @@ pub enum JournalError {
         /// The run.
         run_id: String,
     },
+    /// The state store failed or refused (a remote store's errors; never a credential).
+    #[error(transparent)]
+    Store(fabrik_core::StateError),
     /// The journal writer stopped after an earlier failure (its file state is unknown).
     #[error("journal writer for {} stopped after an earlier failure: {reason}", path.display())]
     WriterFailed {
@@ -66,6 +69,32 @@ pub enum JournalError {
         /// The first failure.
         reason: String,
     },
+}
+
+impl From<fabrik_core::StateError> for JournalError {
+    fn from(e: fabrik_core::StateError) -> Self {
+        use fabrik_core::StateError as S;
+        match e {
+            S::Io {
+                location,
+                op,
+                source,
+            } => JournalError::Io {
+                path: location.into(),
+                op,
+                source,
+            },
+            S::Locked { run_id, location } => JournalError::Locked {
+                run_id,
+                path: location.into(),
+            },
+            S::NotFound { run_id, location } => JournalError::NotFound {
+                run_id,
+                dir: location.into(),
+            },
+            other => JournalError::Store(other),
+        }
+    }
 }
 
 impl JournalError {

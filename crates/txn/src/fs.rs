@@ -1,12 +1,18 @@
-//! Paths, run ids and the per-run lock file of the state directory.
+//! The local state directory: paths, run ids, the per-run lock file, and [`LocalDirStore`],
+//! the [`JournalStore`] that keeps journals there.
 //!
 //! Each run has `<run_id>.jsonl` (the journal) and `<run_id>.lock`. The lock is a separate
 //! file, not a lock on the journal, because on Windows a locked range cannot be read by other
 //! handles, and listing runs must read journals that are in use. Lock files are left behind
 //! on purpose: deleting one while another process has it open would let two holders in.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fabrik_core::{JournalAppender, JournalStore, StateError};
 
 use crate::JournalError;
 
@@ -70,6 +76,195 @@ impl RunLock {
             Ok(f) => matches!(f.try_lock(), Err(TryLockError::WouldBlock)),
             Err(_) => false,
         }
+    }
+}
+
+/// Journals as files in a local directory: `<run_id>.jsonl`, locked by `<run_id>.lock`, each
+/// append written and fsync'd before it is acknowledged. What fabrik has always done.
+#[derive(Debug, Clone)]
+pub struct LocalDirStore {
+    dir: PathBuf,
+}
+
+impl LocalDirStore {
+    /// Journals in `dir` (created when the first run begins).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn io_err(path: &Path, op: &'static str, e: std::io::Error) -> StateError {
+    StateError::Io {
+        location: path.display().to_string(),
+        op,
+        source: Arc::new(e),
+    }
+}
+
+fn state_err(e: JournalError) -> StateError {
+    match e {
+        JournalError::Io { path, op, source } => StateError::Io {
+            location: path.display().to_string(),
+            op,
+            source,
+        },
+        JournalError::Locked { run_id, path } => StateError::Locked {
+            run_id,
+            location: path.display().to_string(),
+        },
+        JournalError::InvalidRunId(id) => {
+            StateError::Invalid(JournalError::InvalidRunId(id).to_string())
+        }
+        other => StateError::Invalid(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl JournalStore for LocalDirStore {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn journal_location(&self, run_id: &str) -> String {
+        journal_path(&self.dir, run_id).display().to_string()
+    }
+
+    async fn create(
+        &self,
+        run_id: &str,
+        header: &[u8],
+    ) -> Result<Box<dyn JournalAppender>, StateError> {
+        validate_run_id(run_id).map_err(state_err)?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| io_err(&self.dir, "create state directory", e))?;
+        let lock = RunLock::acquire(&self.dir, run_id).map_err(state_err)?;
+        let path = journal_path(&self.dir, run_id);
+        // create_new: a run id collision must fail loudly, never append to another run.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, "create", e))?;
+        file.write_all(header)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(&path, "write header", e))?;
+        sync_dir(&self.dir).map_err(state_err)?;
+        Ok(Box::new(LocalAppender {
+            path,
+            file: Some((file, lock)),
+        }))
+    }
+
+    async fn open(&self, run_id: &str) -> Result<(Vec<u8>, Box<dyn JournalAppender>), StateError> {
+        validate_run_id(run_id).map_err(state_err)?;
+        let path = journal_path(&self.dir, run_id);
+        if !path.is_file() {
+            return Err(StateError::NotFound {
+                run_id: run_id.to_owned(),
+                location: self.location(),
+            });
+        }
+        let lock = RunLock::acquire(&self.dir, run_id).map_err(state_err)?;
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, "read", e))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, "open for append", e))?;
+        Ok((
+            bytes,
+            Box::new(LocalAppender {
+                path,
+                file: Some((file, lock)),
+            }),
+        ))
+    }
+
+    async fn read(&self, run_id: &str) -> Result<Vec<u8>, StateError> {
+        validate_run_id(run_id).map_err(state_err)?;
+        let path = journal_path(&self.dir, run_id);
+        fs::read(&path).map_err(|e| io_err(&path, "read", e))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StateError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.dir, "list", e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| io_err(&self.dir, "list", e))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(JOURNAL_EXT) {
+                continue;
+            }
+            if let Some(id) = path.file_stem().and_then(|s| s.to_str())
+                && validate_run_id(id).is_ok()
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn is_locked(&self, run_id: &str) -> Result<bool, StateError> {
+        Ok(RunLock::is_held(&self.dir, run_id))
+    }
+}
+
+/// Appends to a journal file with `write_all` + `sync_data`, holding the run's lock file.
+#[derive(Debug)]
+pub(crate) struct LocalAppender {
+    path: PathBuf,
+    file: Option<(File, RunLock)>,
+}
+
+impl LocalAppender {
+    #[cfg(test)]
+    pub(crate) fn new(path: PathBuf, file: File, lock: RunLock) -> Self {
+        Self {
+            path,
+            file: Some((file, lock)),
+        }
+    }
+
+    fn file(&mut self) -> Result<&mut File, StateError> {
+        match &mut self.file {
+            Some((f, _)) => Ok(f),
+            None => Err(io_err(
+                &self.path,
+                "append",
+                std::io::Error::other("the journal is closed"),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl JournalAppender for LocalAppender {
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let file = self.file()?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_err(&path, "append", e))
+    }
+
+    async fn truncate(&mut self, len: u64) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let file = self.file()?;
+        file.set_len(len)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_err(&path, "truncate torn tail", e))
+    }
+
+    async fn close(&mut self) -> Result<(), StateError> {
+        self.file = None;
+        Ok(())
     }
 }
 

@@ -5,18 +5,16 @@
 //! JSON but lacks its newline is kept: it names something that may really exist. Anything
 //! unreadable before the last line is corruption, reported with its line number.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use fabrik_core::resource::Undoer;
-use fabrik_core::{Clock, SystemClock};
+use fabrik_core::{Clock, JournalAppender, JournalStore, SystemClock};
 use serde::Serialize;
 
 use crate::JournalError;
-use crate::fs::{JOURNAL_EXT, RunLock, journal_path, validate_run_id};
+use crate::fs::{LocalDirStore, validate_run_id};
 use crate::record::{EndStatus, FORMAT_VERSION, Header, Record};
 use crate::rollback::{Exec, IntentResolver, RollbackReport, Steps, TrackedResource, execute};
 use crate::writer::JournalWriter;
@@ -86,7 +84,7 @@ pub struct RunSummary {
     pub unresolved_intents: usize,
     /// A partial last line, if the journal has one.
     pub torn_tail: Option<TornTail>,
-    /// The journal file.
+    /// The journal file (for a remote store, the journal's URL without credentials).
     pub path: PathBuf,
 }
 
@@ -172,9 +170,12 @@ impl Parsed {
     }
 }
 
-/// Reads and checks a whole journal.
-pub(crate) fn read_journal(path: &Path) -> Result<Parsed, JournalError> {
-    let bytes = fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+/// Checks a whole journal, read from `path`, that should be run `run_id`'s.
+pub(crate) fn parse_journal(
+    bytes: &[u8],
+    path: &Path,
+    run_id: &str,
+) -> Result<Parsed, JournalError> {
     let corrupt = |line: usize, reason: String| JournalError::Corrupt {
         path: path.to_owned(),
         line,
@@ -255,10 +256,7 @@ pub(crate) fn read_journal(path: &Path) -> Result<Parsed, JournalError> {
             ));
         }
     };
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
+    let stem = run_id;
     if header.run_id != stem {
         return Err(corrupt(
             1,
@@ -284,7 +282,7 @@ pub(crate) fn read_journal(path: &Path) -> Result<Parsed, JournalError> {
 pub struct Journal {
     dir: PathBuf,
     path: PathBuf,
-    lock: RunLock,
+    appender: Box<dyn JournalAppender>,
     parsed: Parsed,
     clock: Arc<dyn Clock>,
 }
@@ -293,21 +291,21 @@ impl Journal {
     /// Opens run `run_id` in `state_dir`, taking its lock: fails with
     /// [`JournalError::Locked`] while a transaction or another recovery has it.
     pub fn open(state_dir: impl AsRef<Path>, run_id: &str) -> Result<Self, JournalError> {
+        let store = LocalDirStore::new(state_dir.as_ref());
+        futures::executor::block_on(Self::open_in(&store, run_id))
+    }
+
+    /// [`open`](Self::open) in any [`JournalStore`] (a remote store's I/O runs on its own
+    /// runtime, so this can be awaited under any executor).
+    pub async fn open_in(store: &dyn JournalStore, run_id: &str) -> Result<Self, JournalError> {
         validate_run_id(run_id)?;
-        let dir = state_dir.as_ref().to_owned();
-        let path = journal_path(&dir, run_id);
-        if !path.is_file() {
-            return Err(JournalError::NotFound {
-                run_id: run_id.to_owned(),
-                dir,
-            });
-        }
-        let lock = RunLock::acquire(&dir, run_id)?;
-        let parsed = read_journal(&path)?;
+        let path = PathBuf::from(store.journal_location(run_id));
+        let (bytes, appender) = store.open(run_id).await?;
+        let parsed = parse_journal(&bytes, &path, run_id)?;
         Ok(Self {
-            dir,
+            dir: PathBuf::from(store.location()),
             path,
-            lock,
+            appender,
             parsed,
             clock: Arc::new(SystemClock),
         })
@@ -353,7 +351,7 @@ impl Journal {
         let Journal {
             dir: _,
             path,
-            lock,
+            mut appender,
             parsed,
             clock,
         } = self;
@@ -361,8 +359,8 @@ impl Journal {
         if parsed.end == Some(EndStatus::Committed) {
             return Err(JournalError::Committed { run_id });
         }
-        let file = reopen_for_append(&path, &parsed)?;
-        let writer = JournalWriter::start(path, file, lock, parsed.next_seq())?;
+        prepare_for_append(appender.as_mut(), &path, &parsed).await?;
+        let writer = JournalWriter::start(path, appender, parsed.next_seq())?;
         let mut journal_error = None;
         let at = clock.system_now();
         let started = writer.append(|seq| Record::RollbackStarted {
@@ -432,29 +430,22 @@ impl Journal {
     /// [`RunStatus::Active`] from [`RunStatus::Interrupted`] probes each run's lock, which
     /// holds it for an instant.
     pub fn list_runs(state_dir: impl AsRef<Path>) -> Result<RunListing, JournalError> {
-        let dir = state_dir.as_ref();
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(RunListing::default());
-            }
-            Err(e) => return Err(JournalError::io(dir, "list", e)),
-        };
+        let store = LocalDirStore::new(state_dir.as_ref());
+        futures::executor::block_on(Self::list_runs_in(&store))
+    }
+
+    /// [`list_runs`](Self::list_runs) of any [`JournalStore`].
+    pub async fn list_runs_in(store: &dyn JournalStore) -> Result<RunListing, JournalError> {
         let mut listing = RunListing::default();
-        for entry in entries {
-            let path = entry.map_err(|e| JournalError::io(dir, "list", e))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some(JOURNAL_EXT) {
-                continue;
-            }
-            let Some(run_id) = path.file_stem().and_then(|s| s.to_str()) else {
-                continue;
+        for run_id in store.list().await? {
+            let path = PathBuf::from(store.journal_location(&run_id));
+            let parsed = match store.read(&run_id).await {
+                Ok(bytes) => parse_journal(&bytes, &path, &run_id),
+                Err(e) => Err(e.into()),
             };
-            if validate_run_id(run_id).is_err() {
-                continue;
-            }
-            match read_journal(&path) {
+            match parsed {
                 Ok(parsed) => {
-                    let locked = parsed.end.is_none() && RunLock::is_held(dir, run_id);
+                    let locked = parsed.end.is_none() && store.is_locked(&run_id).await?;
                     listing.runs.push(parsed.summary(path, locked));
                 }
                 Err(e) => listing.unreadable.push(e),
@@ -474,6 +465,13 @@ impl Journal {
         Ok(listing)
     }
 
+    /// [`find_incomplete`](Self::find_incomplete) of any [`JournalStore`].
+    pub async fn find_incomplete_in(store: &dyn JournalStore) -> Result<RunListing, JournalError> {
+        let mut listing = Self::list_runs_in(store).await?;
+        listing.runs.retain(RunSummary::needs_recovery);
+        Ok(listing)
+    }
+
     /// The state directory this journal lives in.
     pub fn state_dir(&self) -> &Path {
         &self.dir
@@ -482,23 +480,17 @@ impl Journal {
 
 /// Cuts a torn tail off (it was never acknowledged) and ends a newline-less last line, so
 /// appended records start on a line of their own.
-fn reopen_for_append(path: &Path, parsed: &Parsed) -> Result<fs::File, JournalError> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| JournalError::io(path, "open for append", e))?;
+async fn prepare_for_append(
+    appender: &mut dyn JournalAppender,
+    path: &Path,
+    parsed: &Parsed,
+) -> Result<(), JournalError> {
     if parsed.torn.is_some() {
         tracing::warn!(journal = %path.display(), torn = ?parsed.torn, "cutting off a torn last line");
-        file.set_len(parsed.valid_len)
-            .map_err(|e| JournalError::io(path, "truncate torn tail", e))?;
+        appender.truncate(parsed.valid_len).await?;
     }
     if parsed.missing_newline {
-        file.write_all(b"\n")
-            .map_err(|e| JournalError::io(path, "append", e))?;
+        appender.append(b"\n").await?;
     }
-    if parsed.torn.is_some() || parsed.missing_newline {
-        file.sync_data()
-            .map_err(|e| JournalError::io(path, "fsync", e))?;
-    }
-    Ok(file)
+    Ok(())
 }

@@ -62,11 +62,13 @@ mod txn;
 mod writer;
 
 pub use error::{JournalError, TxnError};
-pub use fs::DEFAULT_STATE_DIR;
+pub use fs::{DEFAULT_STATE_DIR, LocalDirStore};
 pub use journal::{Journal, RunListing, RunStatus, RunSummary, TornTail};
 pub use record::{EndStatus, FailureClass, Header, Intent, Record};
 pub use rollback::{
     IntentEntry, IntentResolver, IntentResult, RollbackReport, TrackedResource, UndoEntry,
     UndoResult,
 };
-pub use txn::{IntentId, ScopeError, Step, Transaction, TxnOptions, TxnStats, TxnStatus};
+pub use txn::{
+    IntentId, ScopeError, Step, Transaction, TxnOptions, TxnStats, TxnStatus, new_run_id,
+};

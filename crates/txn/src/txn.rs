@@ -12,19 +12,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use fabrik_core::resource::{ResourceRef, Undo, Undoer};
-use fabrik_core::{Clock, Flag, FlagSource, SystemClock};
+use fabrik_core::{Clock, Flag, FlagSource, JournalStore, SystemClock};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::fs::{DEFAULT_STATE_DIR, RunLock, journal_path, sync_dir};
+use crate::fs::{DEFAULT_STATE_DIR, LocalDirStore};
 use crate::record::{EndStatus, FORMAT_VERSION, Header, Intent, Record, redact};
 use crate::rollback::{
     Exec, IntentResolver, RollbackReport, Steps, TrackedResource, UndoEntry, execute,
@@ -47,6 +45,12 @@ pub struct TxnOptions {
     pub rollback_enabled: bool,
     /// Time source for timestamps and durations.
     pub clock: Arc<dyn Clock>,
+    /// Where journals go instead of `state_dir` (a shared store such as fabrik-state-azure's);
+    /// `None` is the local directory.
+    pub store: Option<Arc<dyn JournalStore>>,
+    /// The run id to use (see [`new_run_id`]), so a caller can take locks in its name before
+    /// the run begins; `None` makes a fresh one.
+    pub run_id: Option<String>,
 }
 
 impl Default for TxnOptions {
@@ -64,7 +68,15 @@ impl TxnOptions {
             dry_run: false,
             rollback_enabled: true,
             clock: Arc::new(SystemClock),
+            store: None,
+            run_id: None,
         }
+    }
+
+    /// Journals in `store` instead of the local directory.
+    pub fn with_store(mut self, store: Arc<dyn JournalStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Seed parity: rollback is effective only when the `rollback` flag
@@ -210,8 +222,18 @@ pub struct Transaction {
 
 impl Transaction {
     /// Starts a run called `name`: takes a new run id, locks it, and writes the journal's
-    /// header durably before returning. Blocks for one file create and fsync.
+    /// header durably before returning. Blocks for one file create and fsync (or, with a
+    /// remote [`TxnOptions::store`], for its acknowledged create; that store runs its own I/O,
+    /// so blocking here cannot starve it).
     pub fn begin(name: impl Into<String>, options: TxnOptions) -> Result<Self, TxnError> {
+        futures::executor::block_on(Self::begin_async(name, options))
+    }
+
+    /// [`begin`](Self::begin) without blocking the calling thread.
+    pub async fn begin_async(
+        name: impl Into<String>,
+        options: TxnOptions,
+    ) -> Result<Self, TxnError> {
         let name = name.into();
         if name.trim().is_empty() {
             return Err(TxnError::InvalidInput(
@@ -224,13 +246,14 @@ impl Transaction {
             dry_run,
             rollback_enabled,
             clock,
+            store,
+            run_id,
         } = options;
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|e| JournalError::io(&state_dir, "create state directory", e))?;
+        let store = store.unwrap_or_else(|| Arc::new(LocalDirStore::new(state_dir)));
         let started = (clock.now(), clock.system_now());
-        let run_id = new_run_id(started.1);
-        let lock = RunLock::acquire(&state_dir, &run_id)?;
-        let path = journal_path(&state_dir, &run_id);
+        let run_id = run_id.unwrap_or_else(|| new_run_id(started.1));
+        crate::fs::validate_run_id(&run_id)?;
+        let path = PathBuf::from(store.journal_location(&run_id));
         let header = Record::Header(Header {
             format: FORMAT_VERSION,
             run_id: run_id.clone(),
@@ -245,17 +268,11 @@ impl Transaction {
         let mut line = serde_json::to_vec(&header)
             .map_err(|e| JournalError::io(&path, "serialize header", e.into()))?;
         line.push(b'\n');
-        // create_new: a run id collision must fail loudly, never append to another run.
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| JournalError::io(&path, "create", e))?;
-        file.write_all(&line)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| JournalError::io(&path, "write header", e))?;
-        sync_dir(&state_dir)?;
-        let writer = JournalWriter::start(path.clone(), file, lock, 1)?;
+        let appender = store
+            .create(&run_id, &line)
+            .await
+            .map_err(JournalError::from)?;
+        let writer = JournalWriter::start(path.clone(), appender, 1)?;
         tracing::info!(run_id = %run_id, name = %name, journal = %path.display(), "transaction started");
         Ok(Self {
             run_id,
@@ -609,8 +626,9 @@ impl<E: std::error::Error + 'static> std::error::Error for ScopeError<E> {
     }
 }
 
-/// `20260101T000000Z-1a2b3c4d`: sorts by start time, unique by its random suffix.
-fn new_run_id(at: SystemTime) -> String {
+/// A fresh run id, `20260101T000000Z-1a2b3c4d`: sorts by start time, unique by its random
+/// suffix.
+pub fn new_run_id(at: SystemTime) -> String {
     let stamp = OffsetDateTime::from(at)
         .format(format_description!(
             "[year][month][day]T[hour][minute][second]Z"

@@ -1,24 +1,24 @@
 //! The one writer of a journal: a dedicated thread that commits records in groups.
 //!
 //! Tasks hand serialized records to the thread over a channel and await an acknowledgement
-//! that comes only after the record is on disk. The thread takes everything queued since its
-//! last write, writes it with one `write_all` and makes it durable with one `fsync`
-//! (`sync_data`), so N concurrent steps cost one fsync, not N. A plain thread rather than a
-//! tokio task because fsync blocks, and so the journal works under any runtime.
+//! that comes only after the record is durable. The thread takes everything queued since its
+//! last write and hands it to the store's [`JournalAppender`] as one append (locally one
+//! `write_all` and one `fsync`; remotely one acknowledged request), so N concurrent steps cost
+//! one fsync or round trip, not N. A plain thread rather than a tokio task because fsync
+//! blocks, and so the journal works under any runtime (a remote store runs its own I/O).
 //!
-//! After a failed write or fsync the file's contents are unknown (a retried fsync can report
-//! success for data that was lost), so the writer refuses everything after the first failure.
+//! After a failed append the journal's contents are unknown (a retried fsync can report
+//! success for data that was lost; a timed-out request may have landed), so the writer
+//! refuses everything after the first failure.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
+use fabrik_core::JournalAppender;
 use tokio::sync::oneshot;
 
-use crate::fs::RunLock;
 use crate::{JournalError, Record};
 
 type Ack = oneshot::Sender<Result<(), JournalError>>;
@@ -70,12 +70,11 @@ impl Pending {
 }
 
 impl JournalWriter {
-    /// Starts the writer thread on `file` (opened for append), holding `lock` until it ends.
-    /// The next record gets sequence number `next_seq`.
+    /// Starts the writer thread on `appender` (which holds the run's lock until the thread
+    /// closes it). The next record gets sequence number `next_seq`.
     pub(crate) fn start(
         path: PathBuf,
-        file: File,
-        lock: RunLock,
+        appender: Box<dyn JournalAppender>,
         next_seq: u64,
     ) -> Result<Self, JournalError> {
         let (tx, rx) = mpsc::channel();
@@ -86,8 +85,11 @@ impl JournalWriter {
             std::thread::Builder::new()
                 .name("fabrik-journal".into())
                 .spawn(move || {
-                    run(rx, file, &thread_path, &counters);
-                    drop(lock);
+                    let mut appender = appender;
+                    run(rx, appender.as_mut(), &thread_path, &counters);
+                    if let Err(e) = futures::executor::block_on(appender.close()) {
+                        tracing::warn!(journal = %thread_path.display(), error = %e, "releasing the run's lock failed");
+                    }
                 })
                 .map_err(|e| JournalError::io(&path, "start writer thread", e))?
         };
@@ -159,8 +161,13 @@ impl Drop for JournalWriter {
     }
 }
 
-/// The writer loop: block for one record, take all others queued, write, fsync, acknowledge.
-fn run(rx: mpsc::Receiver<Msg>, mut file: File, path: &Path, counters: &WriterCounters) {
+/// The writer loop: block for one record, take all others queued, append durably, acknowledge.
+fn run(
+    rx: mpsc::Receiver<Msg>,
+    appender: &mut dyn JournalAppender,
+    path: &Path,
+    counters: &WriterCounters,
+) {
     let mut failed: Option<String> = None;
     let mut buf = Vec::new();
     let mut acks = Vec::new();
@@ -175,7 +182,8 @@ fn run(rx: mpsc::Receiver<Msg>, mut file: File, path: &Path, counters: &WriterCo
                 path: path.to_owned(),
                 reason: reason.clone(),
             }),
-            None => match file.write_all(&buf).and_then(|()| file.sync_data()) {
+            // The local appender completes at once; a remote one runs its I/O on its own runtime.
+            None => match futures::executor::block_on(appender.append(&buf)) {
                 Ok(()) => {
                     counters.fsyncs.fetch_add(1, Ordering::Relaxed);
                     counters
@@ -186,7 +194,7 @@ fn run(rx: mpsc::Receiver<Msg>, mut file: File, path: &Path, counters: &WriterCo
                 Err(e) => {
                     tracing::error!(journal = %path.display(), error = %e, "journal write failed; refusing further records");
                     failed = Some(e.to_string());
-                    Err(JournalError::io(path, "append", e))
+                    Err(JournalError::from(e))
                 }
             },
         };
@@ -200,7 +208,12 @@ fn run(rx: mpsc::Receiver<Msg>, mut file: File, path: &Path, counters: &WriterCo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fabrik_core::JournalStore;
     use std::time::SystemTime;
+
+    fn appender(dir: &Path) -> Box<dyn JournalAppender> {
+        futures::executor::block_on(crate::LocalDirStore::new(dir).create("j", b"")).unwrap()
+    }
 
     fn rollback_started(seq: u64) -> Vec<u8> {
         let mut v = serde_json::to_vec(&Record::RollbackStarted {
@@ -217,7 +230,7 @@ mod tests {
     fn everything_queued_meanwhile_is_committed_with_one_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let file = File::create(&path).unwrap();
+        let mut file = appender(dir.path());
         let (tx, rx) = mpsc::channel();
         let mut acks = Vec::new();
         for seq in 1..=50 {
@@ -231,7 +244,7 @@ mod tests {
         }
         drop(tx);
         let counters = WriterCounters::default();
-        run(rx, file, &path, &counters);
+        run(rx, file.as_mut(), &path, &counters);
         assert_eq!(counters.fsyncs.load(Ordering::Relaxed), 1);
         assert_eq!(counters.records.load(Ordering::Relaxed), 50);
         for mut a in acks {
@@ -251,7 +264,12 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         std::fs::write(&path, b"").unwrap();
         // Read-only: the first write fails, as a full disk would.
-        let file = File::open(&path).unwrap();
+        let lock = crate::fs::RunLock::acquire(dir.path(), "j").unwrap();
+        let mut file: Box<dyn JournalAppender> = Box::new(crate::fs::LocalAppender::new(
+            path.clone(),
+            std::fs::File::open(&path).unwrap(),
+            lock,
+        ));
         let (tx, rx) = mpsc::channel();
         let counters = WriterCounters::default();
         let (a1, mut r1) = oneshot::channel();
@@ -260,7 +278,7 @@ mod tests {
             ack: a1,
         })
         .unwrap();
-        let handle = std::thread::spawn(move || run(rx, file, &path, &counters));
+        let handle = std::thread::spawn(move || run(rx, file.as_mut(), &path, &counters));
         // Wait for the first group to be answered, so the second is its own group.
         let first = loop {
             match r1.try_recv() {

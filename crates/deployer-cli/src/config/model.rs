@@ -24,6 +24,21 @@ pub struct Config {
     /// The workspaces to deploy.
     #[serde(default)]
     pub workspaces: Vec<Workspace>,
+    /// Shared state for many runners: where run journals and deployment locks live
+    /// (default: the local `--state-dir`; `--state` / `FABRIK_STATE` override it).
+    #[serde(default)]
+    pub state: Option<StateConfig>,
+}
+
+/// Shared state in an Azure Blob container.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]` (or the path-style
+    /// `http(s)://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX]` of emulators). Keep the SAS out of
+    /// the file: give it in `FABRIK_STATE_SAS` (a value or `${secret:NAME}`), or sign in
+    /// with Entra ID.
+    pub url: String,
 }
 
 /// A flag value as YAML lets users write it.

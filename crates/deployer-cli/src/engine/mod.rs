@@ -68,6 +68,9 @@ pub enum EngineError {
     /// The whole run took longer than its deadline.
     #[error("the run did not finish within its deadline of {0:?}")]
     RunDeadline(std::time::Duration),
+    /// The deployment lock (a shared state backend's lease) was lost mid-run.
+    #[error("the deployment lock was lost, so the run stopped: {0}")]
+    LockLost(String),
     /// The journal failed: stop before doing anything we could not undo.
     #[error("journal: {0}")]
     Journal(String),

@@ -1,0 +1,490 @@
+//! Where run journals and deployment locks live: the local state directory (the default) or
+//! an Azure Blob container chosen by `--state URL` / `FABRIK_STATE` / `state: {url: …}`.
+//!
+//! With a container, `apply`, `destroy` and `rollback` take the environment's deployment lock
+//! (a renewed blob lease, key `<project prefix>.<environment>`) before any write and release
+//! it at the end; a held lock is waited for up to `--lock-timeout` and then reported with its
+//! holder (exit code 3). The run's journal goes to the container; a lost lock halts the run,
+//! which then rolls back as a run past its deadline does.
+//!
+//! The run's store, id and lock reach `run::apply` through a task-local ([`scope`]) so this
+//! module stays apart from the engine's options; `run` reads them with [`attach`] and
+//! [`lock_lost`]. Secrets: the SAS lives only inside the store's `StateUrl` (redacted from
+//! every message); nothing here prints a URL with its query.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fabrik_core::secret::ExposeSecret;
+use fabrik_core::{
+    DeploymentLocks, HeldLock, JournalStore, LockError, LockHolder, SecretString, SystemClock,
+};
+use fabrik_state_azure::{AzureBlobStore, AzureStateOptions, StateUrl, is_blob_url};
+use fabrik_txn::{Journal, JournalError, RunListing, TxnOptions};
+
+/// Exit code when the deployment lock is held by someone else.
+pub const EXIT_LOCKED: u8 = 3;
+
+/// What the command line and environment say about state.
+#[derive(Debug, Clone, Default)]
+pub struct StateArgs {
+    /// `--state` / `FABRIK_STATE`: a container URL or a local directory.
+    pub state: Option<String>,
+    /// `--state-dir`: the local directory when no URL is given.
+    pub state_dir: PathBuf,
+    /// The configuration file (for `state:` and the project prefix), if readable.
+    pub config: PathBuf,
+    /// The environment.
+    pub environment: String,
+    /// `--lock-timeout`.
+    pub lock_timeout: Duration,
+}
+
+/// The state backend of this invocation.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Journals in a local directory; no deployment locks (one machine).
+    Local(PathBuf),
+    /// Journals and locks in an Azure Blob container.
+    Azure(AzureBlobStore),
+}
+
+/// The `state:` section of fabrik.yaml, read apart from the rest of the config so a rollback
+/// or status works where the rest is not valid (or not there).
+#[derive(Debug, Default)]
+struct FileState {
+    url: Option<String>,
+    prefix: Option<String>,
+}
+
+fn read_file_state(config: &Path) -> FileState {
+    let Ok(text) = std::fs::read_to_string(config) else {
+        return FileState::default();
+    };
+    let Ok(v) = serde_norway::from_str::<serde_norway::Value>(&text) else {
+        return FileState::default();
+    };
+    let s = |v: Option<&serde_norway::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    FileState {
+        url: s(v.get("state").and_then(|s| s.get("url"))),
+        prefix: s(v.get("project").and_then(|p| p.get("prefix"))),
+    }
+}
+
+/// Resolves `${secret:NAME}` through the environment and the config's `.env`; anything else
+/// is the value itself.
+async fn secret_or_literal(value: &str, config: &Path) -> Result<SecretString, String> {
+    let Some(name) = value
+        .strip_prefix("${secret:")
+        .and_then(|r| r.strip_suffix('}'))
+    else {
+        return Ok(SecretString::from(value.to_owned()));
+    };
+    let options = fabrik_secrets::SecretsOptions {
+        keyvault_enabled: false,
+        dotenv: Some(config.parent().unwrap_or(Path::new(".")).join(".env")),
+        defaults: Default::default(),
+    };
+    let provider = fabrik_secrets::build_secrets(
+        Arc::new(fabrik_secrets::ProcessEnv),
+        &options,
+        None,
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| format!("state SAS ${{secret:{name}}}: {e}"))?;
+    use fabrik_core::SecretProvider;
+    match provider.get_secret(name).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(format!(
+            "state SAS ${{secret:{name}}}: not found in the environment or .env"
+        )),
+        Err(e) => Err(format!("state SAS ${{secret:{name}}}: {e}")),
+    }
+}
+
+/// Lease timing from `FABRIK_STATE_LEASE_SECONDS` (15–60, default 60) and
+/// `FABRIK_STATE_RENEW_MS` (default a third of the lease).
+fn lease_options() -> Result<AzureStateOptions, String> {
+    let mut o = AzureStateOptions::default();
+    if let Ok(v) = std::env::var("FABRIK_STATE_LEASE_SECONDS") {
+        o.lease.duration_secs = v
+            .parse::<i32>()
+            .ok()
+            .filter(|s| (15..=60).contains(s))
+            .ok_or_else(|| {
+                format!("FABRIK_STATE_LEASE_SECONDS={v:?}: expected 15 to 60 seconds")
+            })?;
+        o.lease.renew_every = Duration::from_secs(o.lease.duration_secs as u64 / 3);
+    }
+    if let Ok(v) = std::env::var("FABRIK_STATE_RENEW_MS") {
+        let ms = v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms >= 10 && *ms < o.lease.duration_secs as u64 * 1000)
+            .ok_or_else(|| {
+                format!(
+                    "FABRIK_STATE_RENEW_MS={v:?}: expected milliseconds, at least 10 and under the lease"
+                )
+            })?;
+        o.lease.renew_every = Duration::from_millis(ms);
+    }
+    Ok(o)
+}
+
+impl Backend {
+    /// Chooses the backend: `--state`/`FABRIK_STATE`, else `state.url` in the config, else
+    /// the local `--state-dir`. A URL's SAS comes from its query, else `FABRIK_STATE_SAS` (a
+    /// value or `${secret:NAME}`), else an Entra token from the credential chain (`tokens`,
+    /// https only).
+    pub async fn resolve(
+        args: &StateArgs,
+        tokens: impl FnOnce() -> Result<Arc<dyn fabrik_core::TokenProvider>, String>,
+    ) -> Result<Self, String> {
+        let file = read_file_state(&args.config);
+        let chosen = args.state.clone().or(file.url.clone());
+        let Some(value) = chosen.filter(|v| !v.is_empty()) else {
+            return Ok(Backend::Local(args.state_dir.clone()));
+        };
+        if !is_blob_url(&value) {
+            return Ok(Backend::Local(PathBuf::from(value)));
+        }
+        let url = StateUrl::parse(&value)?;
+        let sas = match std::env::var("FABRIK_STATE_SAS")
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
+            Some(v) => Some(secret_or_literal(&v, &args.config).await?),
+            None => None,
+        };
+        let url = url.with_sas(sas);
+        let mut options = lease_options()?;
+        if !url.has_sas() {
+            if !url.is_https() {
+                return Err(format!(
+                    "state {url}: no SAS token (in the URL or FABRIK_STATE_SAS), and Entra \
+                     tokens are only sent over https"
+                ));
+            }
+            options.tokens = Some(tokens().map_err(|e| format!("state {url}: {e}"))?);
+        }
+        AzureBlobStore::new(url, options)
+            .map(Backend::Azure)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every run, oldest first.
+    pub async fn list_runs(&self) -> Result<RunListing, JournalError> {
+        match self {
+            Backend::Local(dir) => Journal::list_runs(dir),
+            Backend::Azure(store) => Journal::list_runs_in(store).await,
+        }
+    }
+
+    /// Where the journals are, for messages.
+    pub fn location(&self) -> String {
+        match self {
+            Backend::Local(dir) => dir.display().to_string(),
+            Backend::Azure(store) => store.url().to_string(),
+        }
+    }
+}
+
+/// Entra tokens for storage from the Azure credential chain (`--auth`, `AZURE_*`), never
+/// `FABRIC_TOKEN`, which is a token for the Fabric API only.
+pub fn entra_tokens(
+    auth: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> Result<Arc<dyn fabrik_core::TokenProvider>, String> {
+    let env = fabrik_secrets::ProcessEnv;
+    let method = match auth {
+        Some(a) => fabrik_secrets::credential::parse_method(a).map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let mut options = fabrik_secrets::AzureOptions::from_env(&env).map_err(|e| e.to_string())?;
+    if let Some(ca) = ca_cert {
+        options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
+    }
+    crate::run::azure_tokens(method, &env, &options)
+}
+
+/// The deployment lock key of an environment: `<project prefix>.<environment>`.
+pub fn lock_key(args: &StateArgs) -> String {
+    let prefix = read_file_state(&args.config)
+        .prefix
+        .unwrap_or_else(|| "fabrik".into());
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("{}.{}", clean(&prefix), clean(&args.environment))
+}
+
+fn holder(run_id: &str, command: &str) -> LockHolder {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown-user".into());
+    LockHolder {
+        run_id: run_id.to_owned(),
+        host,
+        user,
+        since: fabrik_core::state::rfc3339_utc(SystemTime::now()),
+        command: command.to_owned(),
+    }
+}
+
+/// The shared state of one run: the store its journal goes to, its id, and its lock.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    store: Arc<dyn JournalStore>,
+    run_id: String,
+    lock: Option<Arc<dyn HeldLock>>,
+}
+
+/// A command holding the environment's lock (or, locally, nothing).
+#[derive(Debug)]
+pub struct Session {
+    run: Option<RunState>,
+}
+
+/// Why a session could not start.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Someone else holds the lock (exit code 3).
+    Locked(String),
+    /// Anything else (exit code 1).
+    Failed(String),
+}
+
+impl Session {
+    /// A session without shared state: the local backend, unchanged.
+    pub fn local() -> Self {
+        Self { run: None }
+    }
+
+    /// Takes the environment's lock for `command` in the name of run `run_id` (a new id when
+    /// `None`), waiting up to the lock timeout.
+    pub async fn begin(
+        backend: &Backend,
+        args: &StateArgs,
+        command: &str,
+        run_id: Option<&str>,
+        key: Option<String>,
+    ) -> Result<Self, SessionError> {
+        let Backend::Azure(store) = backend else {
+            return Ok(Self::local());
+        };
+        let key = key.unwrap_or_else(|| lock_key(args));
+        let run_id = run_id
+            .map(str::to_owned)
+            .unwrap_or_else(|| fabrik_txn::new_run_id(SystemTime::now()));
+        let store = store
+            .for_lock(&key)
+            .map_err(|e| SessionError::Failed(e.to_string()))?;
+        let lock = fabrik_core::acquire_lock(
+            &store,
+            &key,
+            &holder(&run_id, command),
+            args.lock_timeout,
+            Duration::from_secs(2),
+            &SystemClock,
+            &fabrik_core::time::TokioSleeper,
+        )
+        .await
+        .map_err(|e| match e {
+            LockError::Held { ref holder, .. } => SessionError::Locked(format!(
+                "{e}\n  hint: wait with --lock-timeout SECONDS, or if run {} is dead, `fabrik unlock {}`",
+                holder.run_id, holder.run_id
+            )),
+            other => SessionError::Failed(other.to_string()),
+        })?;
+        Ok(Self {
+            run: Some(RunState {
+                store: Arc::new(store),
+                run_id,
+                lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Runs `f` with this session's shared state visible to `run::apply` and [`open_journal`].
+    pub async fn scope<F: Future>(&self, f: F) -> F::Output {
+        match &self.run {
+            Some(s) => CURRENT.scope(s.clone(), f).await,
+            None => f.await,
+        }
+    }
+
+    /// Releases the lock (a lost one is only reported).
+    pub async fn finish(self) {
+        if let Some(lock) = self.run.and_then(|r| r.lock) {
+            if let Some(why) = lock.lost() {
+                tracing::warn!("{why}");
+            } else if let Err(e) = lock.release().await {
+                tracing::warn!(error = %e, "releasing the deployment lock failed; its lease expires by itself");
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: RunState;
+}
+
+/// Hook for `run::apply`: journals go to the session's store under its run id.
+pub fn attach(topts: &mut TxnOptions) {
+    let _ = CURRENT.try_with(|s| {
+        topts.store = Some(s.store.clone());
+        topts.run_id = Some(s.run_id.clone());
+    });
+}
+
+/// Hook for `run::apply`: resolves with why once the session's lock is lost; never without
+/// a lock.
+pub async fn lock_lost() -> String {
+    match CURRENT.try_with(|s| s.lock.clone()).ok().flatten() {
+        Some(lock) => lock.wait_lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hook for `run::rollback`: opens run `run_id` in the session's store, else in `state_dir`.
+pub async fn open_journal(state_dir: &Path, run_id: &str) -> Result<Journal, JournalError> {
+    match CURRENT.try_with(|s| s.store.clone()) {
+        Ok(store) => Journal::open_in(store.as_ref(), run_id).await,
+        Err(_) => Journal::open(state_dir, run_id),
+    }
+}
+
+/// `fabrik unlock RUN_ID`: what would be released, then (once confirmed) releases it.
+pub async fn unlock(
+    backend: &Backend,
+    run_id: &str,
+    confirm: impl FnOnce(&str) -> bool,
+) -> Result<Vec<(String, LockHolder)>, String> {
+    let Backend::Azure(store) = backend else {
+        return Err(format!(
+            "the local state in {} has no deployment locks to release; use --state URL",
+            backend.location()
+        ));
+    };
+    if !confirm(&format!(
+        "Force-release every deployment lock held by run {run_id} in {}? Do this only if that \
+         run is dead.",
+        store.url()
+    )) {
+        return Err("not confirmed; pass --yes to unlock without asking".into());
+    }
+    store.force_unlock(run_id).await.map_err(|e| e.to_string())
+}
+
+/// The lock a rollback of `run_id` takes: the one its journal recorded, else the current
+/// environment's.
+pub async fn rollback_key(backend: &Backend, run_id: &str) -> Result<Option<String>, String> {
+    match backend {
+        Backend::Local(_) => Ok(None),
+        Backend::Azure(store) => store.run_lock_key(run_id).await.map_err(|e| e.to_string()),
+    }
+}
+
+/// Reads `value` as a secret (for tests of `${secret:NAME}`).
+pub async fn sas_value(value: &str, config: &Path) -> Result<String, String> {
+    secret_or_literal(value, config)
+        .await
+        .map(|s| s.expose_secret().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: &Path) -> StateArgs {
+        StateArgs {
+            state: None,
+            state_dir: ".fabrik/runs".into(),
+            config: config.to_owned(),
+            environment: "dev".into(),
+            lock_timeout: Duration::ZERO,
+        }
+    }
+
+    fn no_tokens() -> Result<Arc<dyn fabrik_core::TokenProvider>, String> {
+        Err("no credential".into())
+    }
+
+    #[tokio::test]
+    async fn without_a_url_the_local_directory_is_used_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::resolve(&args(&dir.path().join("missing.yaml")), no_tokens)
+            .await
+            .unwrap();
+        assert!(matches!(b, Backend::Local(p) if p == Path::new(".fabrik/runs")));
+    }
+
+    #[tokio::test]
+    async fn the_config_names_the_container_and_the_flag_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("fabrik.yaml");
+        std::fs::write(
+            &cfg,
+            "project: {name: P, prefix: sales}\nstate: {url: 'http://127.0.0.1:1/acct/from-file?sig=S1'}\n",
+        )
+        .unwrap();
+        let mut a = args(&cfg);
+        let Backend::Azure(s) = Backend::resolve(&a, no_tokens).await.unwrap() else {
+            panic!("expected the container")
+        };
+        assert_eq!(s.url().to_string(), "http://127.0.0.1:1/acct/from-file");
+        a.state = Some("http://127.0.0.1:1/acct/from-flag?sig=S2".into());
+        let Backend::Azure(s) = Backend::resolve(&a, no_tokens).await.unwrap() else {
+            panic!("expected the container")
+        };
+        assert_eq!(s.url().to_string(), "http://127.0.0.1:1/acct/from-flag");
+        assert_eq!(lock_key(&a), "sales.dev");
+    }
+
+    #[tokio::test]
+    async fn http_without_a_sas_is_refused_naming_the_url_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(&dir.path().join("missing.yaml"));
+        a.state = Some("http://127.0.0.1:1/acct/cont".into());
+        let e = Backend::resolve(&a, no_tokens).await.unwrap_err();
+        assert!(e.contains("http://127.0.0.1:1/acct/cont"), "{e}");
+        assert!(e.contains("FABRIK_STATE_SAS") && e.contains("https"), "{e}");
+        a.state = Some("https://acct.blob.core.windows.net/Bad_Name".into());
+        let e = Backend::resolve(&a, no_tokens).await.unwrap_err();
+        assert!(e.contains("Bad_Name"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_sas_may_be_a_secret_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("fabrik.yaml");
+        std::fs::write(dir.path().join(".env"), "STATE_SAS=sv=1&sig=FROMDOTENV\n").unwrap();
+        assert_eq!(
+            sas_value("${secret:state-sas}", &cfg).await.unwrap(),
+            "sv=1&sig=FROMDOTENV"
+        );
+        assert_eq!(sas_value("sig=LITERAL", &cfg).await.unwrap(), "sig=LITERAL");
+        let e = sas_value("${secret:nope-not-set}", &cfg).await.unwrap_err();
+        assert!(e.contains("nope-not-set"), "{e}");
+    }
+}

@@ -1,0 +1,420 @@
+//! The `fabrik` binary with shared state in Azure Blob Storage (a real Azurite on loopback)
+//! against the in-process Fabric emulator: concurrent applies take turns, a run killed on one
+//! "machine" is rolled back from another, a broken lease or a storage outage stops the run,
+//! and everything it did is undone.
+//!
+//! Each "machine" is a process with its own working directory; only the container URL is
+//! shared. Waiting is on the other processes and the services, never on a fixed sleep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use fabrik_core::JournalStore;
+use fabrik_emulator::{Emulator, EmulatorConfig, FaultConfig};
+use fabrik_state_azure::azurite::Azurite;
+use fabrik_state_azure::{AzureBlobStore, AzureStateOptions, StateUrl};
+
+/// The lock key of the examples' dev environment (`<project prefix>.<environment>`).
+const KEY: &str = "contoso-sales.dev";
+
+fn shared_azurite() -> &'static Azurite {
+    static AZURITE: OnceLock<Azurite> = OnceLock::new();
+    AZURITE.get_or_init(Azurite::start)
+}
+
+fn container() -> String {
+    format!("e2e{}", &uuid_like()[..20])
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:08x}{:04x}", t, std::process::id(), n)
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fabrik.yaml")
+}
+
+struct World {
+    emu: Emulator,
+    token: String,
+    base: String,
+    /// The container URL without its SAS: what every "machine" is given.
+    state: String,
+}
+
+impl World {
+    async fn start(azurite: &Azurite, faults: &str) -> Self {
+        let faults: FaultConfig = faults.parse().unwrap();
+        let emu = Emulator::start(EmulatorConfig {
+            faults,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let token = emu.mint_token_as(
+            "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+            "ServicePrincipal",
+            Duration::from_secs(3600),
+        );
+        let base = format!("{}/v1", emu.base_url());
+        Self {
+            emu,
+            token,
+            base,
+            state: azurite.container_url(&container()),
+        }
+    }
+
+    /// `fabrik` on a fresh "machine": its own working directory, the shared container URL,
+    /// the SAS in FABRIK_STATE_SAS, short leases renewed often.
+    fn fabrik(&self, cwd: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fabrik"));
+        c.current_dir(cwd)
+            .env_remove("FABRIC_API_BASE_URL")
+            .env_remove("FABRIK_STATE_DIR")
+            .env("FABRIK_LOG", "off")
+            .env("FABRIC_TOKEN", &self.token)
+            .env("FABRIK_STATE", &self.state)
+            .env("FABRIK_STATE_SAS", Azurite::sas())
+            .env("FABRIK_STATE_LEASE_SECONDS", "15")
+            .env("FABRIK_STATE_RENEW_MS", "100")
+            .args(["--base-url", &self.base])
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn apply(&self, cwd: &Path, extra: &[&str]) -> Command {
+        let mut c = self.fabrik(cwd);
+        c.arg("apply")
+            .arg("--config")
+            .arg(examples())
+            .args(["--concurrency", "1"])
+            .args(extra);
+        c
+    }
+
+    async fn fabric_state(&self) -> serde_json::Value {
+        let v: serde_json::Value = reqwest::get(format!("{}/_emulator/state", self.emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        live(v)
+    }
+
+    /// Successful writes the emulator has seen.
+    async fn writes(&self) -> usize {
+        let v: serde_json::Value =
+            reqwest::get(format!("{}/_emulator/requests", self.emu.base_url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        v["requests"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["method"] != "GET" && r["status"].as_u64() < Some(300))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until the running apply has made `n` writes (waits on that process).
+    async fn wait_for_writes(&self, n: usize) {
+        for _ in 0..12_000 {
+            if self.writes().await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the run did not get going");
+    }
+
+    /// The run ids `fabrik status` lists from `cwd`, with their status words.
+    fn status(&self, cwd: &Path) -> Vec<(String, String)> {
+        let out = self.fabrik(cwd).arg("status").output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_owned(), w.next()?.to_owned()))
+            })
+            .filter(|(id, _)| id != "no")
+            .collect()
+    }
+
+    fn store(&self) -> AzureBlobStore {
+        let url = StateUrl::parse(&format!("{}?{}", self.state, Azurite::sas())).unwrap();
+        AzureBlobStore::new(url, AzureStateOptions::default()).unwrap()
+    }
+}
+
+fn live(mut state: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = state.as_object_mut() {
+        o.retain(|k, _| {
+            !k.to_lowercase().contains("deleted") && !k.to_lowercase().contains("recycle")
+        });
+    }
+    state
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The SAS's signature appears in `s` in no form (as sent, percent-decoded, or in a query
+/// the SDK re-encoded); a `sig=` the SDK's own logging redacted is fine.
+fn assert_no_sas(s: &str) {
+    let sas = Azurite::sas();
+    let sent = sas.split("sig=").nth(1).unwrap();
+    let decoded = sent
+        .replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=");
+    for form in [sent, decoded.as_str(), &decoded[..decoded.len().min(16)]] {
+        assert!(!s.contains(form), "the SAS signature leaked: {s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_on_one_environment_take_turns_and_the_second_deploys_nothing_new() {
+    let w = World::start(shared_azurite(), "writes:latency=5ms").await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = w
+        .apply(a_dir.path(), &["--lock-timeout", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = w
+        .apply(b_dir.path(), &["--lock-timeout", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    let nothing = "no changes: the deployment matches the configuration";
+    let quiet: Vec<bool> = [&a, &b]
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(nothing))
+        .collect();
+    assert_eq!(
+        quiet.iter().filter(|q| **q).count(),
+        1,
+        "exactly one run deploys, the other waits and finds nothing to do:\n{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    // One journal: the waiting run planned after the first had finished, so it never wrote.
+    let runs = w.status(a_dir.path());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].1, "Committed");
+    assert_no_sas(&text(&a));
+    assert_no_sas(&text(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_with_a_short_timeout_fails_with_exit_3_naming_the_holder() {
+    let w = World::start(shared_azurite(), "writes:latency=40ms").await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = w
+        .apply(a_dir.path(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.wait_for_writes(2).await;
+    let b = w
+        .apply(b_dir.path(), &["--lock-timeout", "1"])
+        .output()
+        .unwrap();
+    let run = w.status(b_dir.path());
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert_eq!(b.status.code(), Some(3), "{}", text(&b));
+    let err = String::from_utf8_lossy(&b.stderr);
+    assert_eq!(run.len(), 1, "{run:?}");
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown-user".into());
+    for part in [
+        KEY,
+        &format!("run {} (apply) by {user}@", run[0].0),
+        " since 20",
+        "fabrik unlock",
+    ] {
+        assert!(err.contains(part), "expected {part:?} in {err}");
+    }
+    assert_no_sas(&err);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_on_one_machine_is_rolled_back_from_another_with_only_the_url() {
+    let w = World::start(shared_azurite(), "writes:latency=40ms").await;
+    let before = w.fabric_state().await;
+    let machine_a = tempfile::tempdir().unwrap();
+    let mut a = w
+        .apply(machine_a.path(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.wait_for_writes(8).await;
+    a.kill().unwrap(); // SIGKILL: no end record, no release
+    a.wait().unwrap();
+    drop(machine_a); // its working directory (and any local state) is gone
+    assert_ne!(
+        w.fabric_state().await,
+        before,
+        "the killed run left resources behind"
+    );
+
+    // Machine B: an empty directory, no config, only the container URL.
+    let machine_b = tempfile::tempdir().unwrap();
+    let runs = w.status(machine_b.path());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run_id = runs[0].0.clone();
+    // The dead run's lease has not lapsed yet: rollback says who holds the lock.
+    let held = w
+        .fabrik(machine_b.path())
+        .args(["rollback", &run_id])
+        .output()
+        .unwrap();
+    assert_eq!(held.status.code(), Some(3), "{}", text(&held));
+    // Without a terminal and without --yes, unlock asks and refuses.
+    let refused = w
+        .fabrik(machine_b.path())
+        .args(["unlock", &run_id])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let unlock = w
+        .fabrik(machine_b.path())
+        .args(["unlock", &run_id, "--yes"])
+        .output()
+        .unwrap();
+    assert!(unlock.status.success(), "{}", text(&unlock));
+    assert!(
+        String::from_utf8_lossy(&unlock.stdout).contains(&format!("released {KEY}")),
+        "{}",
+        text(&unlock)
+    );
+    let rollback = w
+        .fabrik(machine_b.path())
+        .args(["rollback", &run_id])
+        .output()
+        .unwrap();
+    assert!(rollback.status.success(), "{}", text(&rollback));
+    assert_eq!(w.fabric_state().await, before);
+    let runs = w.status(machine_b.path());
+    assert_eq!(runs[0].1, "RolledBack", "{runs:?}");
+    assert_no_sas(&text(&rollback));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_broken_by_a_third_party_stops_the_run_and_rolls_it_back() {
+    let w = World::start(shared_azurite(), "writes:latency=40ms").await;
+    let before = w.fabric_state().await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let a = w
+        .apply(dir.path(), &["--report", report.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.wait_for_writes(4).await;
+    let broken = w.store().break_lock(KEY).await.unwrap();
+    assert!(broken.is_some_and(|h| h.command == "apply"));
+    let out = a.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the deployment lock was lost"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rolled back"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.fabric_state().await, before);
+    assert_no_sas(&text(&out));
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(report.contains("the deployment lock was lost"), "{report}");
+    assert_no_sas(&report);
+    // The journal in the container says what happened, and holds no credential either.
+    let runs = w.status(dir.path());
+    let journal = w.store().read(&runs[0].0).await.unwrap();
+    let journal = String::from_utf8(journal).unwrap();
+    assert!(journal.contains("\"status\":\"rolledBack\""), "{journal}");
+    assert_no_sas(&journal);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_stops_the_run_and_rollback_completes_when_it_is_back() {
+    let mut azurite = Azurite::start_persistent();
+    let w = World::start(&azurite, "writes:latency=40ms").await;
+    let before = w.fabric_state().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Debug logs on, the SDK's included: the SAS must not show up in them either. They go to
+    // a file: a pipe nobody reads while the run goes would fill up and stall it.
+    let log_path = dir.path().join("stderr.log");
+    let a = w
+        .apply(dir.path(), &[])
+        .env("FABRIK_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    w.wait_for_writes(4).await;
+    azurite.stop();
+    let mut out = a.wait_with_output().unwrap();
+    out.stderr = std::fs::read(&log_path).unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("journal") && err.contains("append failed"),
+        "{}",
+        text(&out)
+    );
+    assert_no_sas(&text(&out));
+    azurite.restart();
+    let other = tempfile::tempdir().unwrap();
+    let runs = w.status(other.path());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run_id = runs[0].0.clone();
+    // The stopped run could not release its lease while storage was down.
+    let unlock = w
+        .fabrik(other.path())
+        .args(["unlock", &run_id, "--yes"])
+        .output()
+        .unwrap();
+    assert!(unlock.status.success(), "{}", text(&unlock));
+    let rollback = w
+        .fabrik(other.path())
+        .args(["rollback", &run_id])
+        .output()
+        .unwrap();
+    assert!(rollback.status.success(), "{}", text(&rollback));
+    assert_eq!(w.fabric_state().await, before);
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the Azure Blob state store against a real Azurite on loopback.
+
+mod journal;
+mod locks;
+mod support;
