@@ -131,6 +131,7 @@ mod server;
 mod store;
 mod throttle;
 mod tls;
+mod types;
 mod util;
 
 use std::net::SocketAddr;

@@ -398,6 +398,14 @@ pub(crate) async fn gate(State(s): State<Arc<Shared>>, mut req: Request, next: N
         principal_type,
         origin,
     });
+    // An environment publish under `lro-fail` is carried out and ends `Failed`, as a real
+    // publish that fails does.
+    if decision.action == Some(FaultAction::OperationFailed) && path.ends_with("/staging/publish") {
+        req.extensions_mut().insert(crate::api::PublishFails);
+        let resp = next.run(req).await;
+        log(resp.status().as_u16(), Some(principal_id), fault_name);
+        return resp;
+    }
     if decision.action == Some(FaultAction::OperationFailed) {
         log(202, Some(principal_id), fault_name);
         let ctx = req.extensions().get::<Ctx>().cloned();
@@ -502,6 +510,21 @@ async fn connection<I>(
     let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(conn_kill.clone());
         req.extensions_mut().insert(scheme);
+        // Typed collections are matched case-insensitively and without a trailing slash,
+        // as the service does (before routing, which is exact).
+        if let Some(path) = crate::types::canonical_path(req.uri().path()) {
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            if let Ok(pq) = pq.parse::<http::uri::PathAndQuery>() {
+                let mut parts = req.uri().clone().into_parts();
+                parts.path_and_query = Some(pq);
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
         router.clone().oneshot(req.map(Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -2,12 +2,17 @@
 
 pub(crate) mod admin;
 pub(crate) mod appinsights;
+mod connections;
 pub(crate) mod entra;
+mod environments;
 mod folders;
 mod git;
 mod items;
 pub(crate) mod keyvault;
 mod operations;
+pub(crate) mod props;
+mod shortcuts;
+pub(crate) mod spark;
 mod workspaces;
 
 use std::sync::Arc;
@@ -24,6 +29,8 @@ use crate::error::ApiError;
 use crate::server::{Ctx, Shared, finalize, gate};
 use crate::store::{Operation, Store, Workspace};
 use crate::util::{JSON, parse_id};
+
+pub(crate) use environments::PublishFails;
 
 /// The state every handler extracts.
 type S = axum::extract::State<Arc<Shared>>;
@@ -140,8 +147,7 @@ async fn not_found_route() -> ApiError {
 
 /// The whole route table.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    use items::Kind::{Generic, Lakehouse, Notebook};
-    let mut v1 = Router::new()
+    let v1 = Router::new()
         .route(
             "/v1/workspaces",
             get(workspaces::list).post(workspaces::create),
@@ -209,11 +215,50 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v1/workspaces/{ws}/git/myGitCredentials",
             get(git::get_credentials).patch(git::update_credentials),
         );
-    for (segment, kind) in [
-        ("items", Generic),
-        ("lakehouses", Lakehouse),
-        ("notebooks", Notebook),
-    ] {
+    let v1 = v1
+        .route(
+            "/v1/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            "/v1/connections/{id}",
+            get(connections::get).delete(connections::delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/connections",
+            get(connections::item_connections),
+        )
+        .route(
+            "/v1/workspaces/{ws}/semanticModels/{id}/bindConnection",
+            post(connections::bind),
+        )
+        .route(
+            "/v1/workspaces/{ws}/spark/pools",
+            get(spark::list).post(spark::create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/spark/pools/{id}",
+            get(spark::get).delete(spark::delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/environments/{id}/staging/publish",
+            post(environments::publish),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/shortcuts",
+            get(shortcuts::list).post(shortcuts::create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/shortcuts/{*rest}",
+            get(shortcuts::get).delete(shortcuts::delete),
+        );
+    let kinds = std::iter::once(("items", items::Kind::GENERIC)).chain(
+        crate::types::TYPES
+            .iter()
+            .map(|t| (t.segment, items::Kind(Some(t)))),
+    );
+    let mut v1 = v1;
+    for (segment, kind) in kinds {
         let ext = axum::Extension(kind);
         v1 = v1
             .route(

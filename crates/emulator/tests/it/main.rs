@@ -6,4 +6,5 @@ mod common;
 mod conformance;
 mod faults;
 mod git_folders;
+mod item_types;
 mod robustness;
