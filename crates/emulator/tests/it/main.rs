@@ -7,4 +7,5 @@ mod conformance;
 mod faults;
 mod git_folders;
 mod item_types;
+mod publishing;
 mod robustness;
