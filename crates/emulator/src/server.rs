@@ -200,6 +200,10 @@ pub(crate) fn check_token(s: &Shared, token: &str) -> TokenCheck {
 #[derive(Debug, Clone)]
 pub(crate) struct ConnKill(Arc<Notify>);
 
+/// The content type of an empty answer.
+static PLAIN: std::sync::LazyLock<HeaderValue> =
+    std::sync::LazyLock::new(|| HeaderValue::from_static("text/plain; charset=utf-8"));
+
 /// Outermost layer on every route: assigns the request id, renders errors in the Fabric
 /// shape (including axum's own rejections), sets `RequestId` and `Content-Type`.
 pub(crate) async fn finalize(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
@@ -210,8 +214,14 @@ pub(crate) async fn finalize(State(s): State<Arc<Shared>>, req: Request, next: N
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("RequestId", v);
     }
-    h.entry(header::CONTENT_TYPE)
-        .or_insert_with(|| JSON.clone());
+    // An empty answer (a delete, a git connect) is not typed JSON: clients that decode every
+    // JSON-typed body (fabric-cicd: `response.json()` whenever the type says JSON) fail on it,
+    // so the service cannot be sending that. Still typed, as every answer here is.
+    let empty = axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0);
+    let content_type = if empty { PLAIN.clone() } else { JSON.clone() };
+    resp.headers_mut()
+        .entry(header::CONTENT_TYPE)
+        .or_insert(content_type);
     resp
 }
 

@@ -61,8 +61,10 @@ pub(crate) fn retry_after_secs(s: &Shared) -> u64 {
     s.config.lro_delay.as_secs_f64().ceil() as u64
 }
 
-/// Records a long-running operation and answers `202 Accepted` with an empty body and the
-/// three LRO headers.
+/// Records a long-running operation and answers `202 Accepted` with the three LRO headers
+/// and the body `null`: the recorded real 202s carry a JSON content type and a body that
+/// decodes to null, and clients that decode the JSON of every 202 (fabric-cicd's
+/// environment publish) depend on it.
 pub(crate) fn start_operation(
     s: &Shared,
     store: &mut Store,
@@ -79,8 +81,9 @@ pub(crate) fn start_operation(
             error: None,
         },
     );
-    let mut r = StatusCode::ACCEPTED.into_response();
+    let mut r = (StatusCode::ACCEPTED, "null").into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, JSON.clone());
     if let Ok(v) = HeaderValue::from_str(&format!("{}/v1/operations/{id}", ctx.origin)) {
         h.insert(header::LOCATION, v);
     }

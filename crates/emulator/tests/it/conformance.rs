@@ -862,6 +862,16 @@ async fn responses_match_the_recorded_real_shapes() {
             && t["request"]["url"].as_str().unwrap().ends_with("/items")
     });
     let r = env.post(&format!("/v1/workspaces/{ws}/items"), json!({"displayName": "Vars", "type": "VariableLibrary", "description": "", "folderId": ""})).await.expect(202);
+    // A JSON content type and a non-empty body (gzip of `null`) on the real 202.
+    assert!(
+        real_202["response"]["headers"]["Content-Type"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_ne!(real_202["response"]["headers"]["Content-Length"], "0");
+    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert_eq!(r.raw, "null");
     for h in ["Location", "Retry-After", "x-ms-operation-id"] {
         assert!(real_202["response"]["headers"][h].is_string());
         assert!(r.header(h).is_some(), "{h}");
