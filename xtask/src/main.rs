@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! release | semver-checks`.
+//! release | semver-checks | cicd-check`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -11,6 +11,7 @@
 )]
 
 mod changelog;
+mod cicd;
 mod release;
 mod tidy;
 
@@ -286,9 +287,10 @@ fn main() -> ExitCode {
         "coverage" => coverage(),
         "release" => release(rest),
         "semver-checks" => semver_checks(rest),
+        "cicd-check" => cicd::check(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | {} | semver-checks [--install]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | {} | semver-checks [--install] | cicd-check [--repo PATH]>",
                 release::USAGE
             );
             return if cmd == "help" {

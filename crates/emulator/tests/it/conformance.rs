@@ -870,7 +870,11 @@ async fn responses_match_the_recorded_real_shapes() {
             .starts_with("application/json")
     );
     assert_ne!(real_202["response"]["headers"]["Content-Length"], "0");
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     assert_eq!(r.raw, "null");
     for h in ["Location", "Retry-After", "x-ms-operation-id"] {
         assert!(real_202["response"]["headers"][h].is_string());
