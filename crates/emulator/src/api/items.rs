@@ -41,7 +41,7 @@ impl Kind {
 
 type Q = Query<HashMap<String, String>>;
 
-fn check_type(t: &str) -> Result<&'static str, ApiError> {
+pub(crate) fn check_type(t: &str) -> Result<&'static str, ApiError> {
     ITEM_TYPES
         .iter()
         .find(|x| x.eq_ignore_ascii_case(t))
@@ -81,7 +81,7 @@ pub(crate) fn check_item_name(kind: Kind, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_item_description(d: &str) -> Result<(), ApiError> {
+pub(crate) fn check_item_description(d: &str) -> Result<(), ApiError> {
     let len = d.chars().count();
     if len > 256 {
         return Err(ApiError::bad_body(format!(
@@ -101,15 +101,15 @@ fn name_conflict(name: &str) -> ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PartIn {
-    path: String,
-    payload: String,
-    payload_type: String,
+    pub(crate) path: String,
+    pub(crate) payload: String,
+    pub(crate) payload_type: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct DefinitionIn {
-    format: Option<String>,
-    parts: Vec<PartIn>,
+    pub(crate) format: Option<String>,
+    pub(crate) parts: Vec<PartIn>,
 }
 
 /// What a `.platform` part says about the item.

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod appinsights;
+mod bulk;
 mod connections;
 pub(crate) mod entra;
 mod environments;
@@ -226,6 +227,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/v1/connections/{id}",
             get(connections::get).delete(connections::delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/bulkImportDefinitions",
+            post(bulk::import),
         )
         .route(
             "/v1/workspaces/{ws}/items/{id}/connections",

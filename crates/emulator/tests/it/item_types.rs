@@ -284,8 +284,8 @@ fn adapt_parts(v: &mut Value, fx: &Fixture) {
 }
 
 /// Every x-ms-examples request of the typed create/update/updateDefinition operations of the
-/// 31 types, and of the spark pool, environment publish, connection, bindConnection and
-/// shortcut operations, is accepted and answered as the spec declares.
+/// 31 types, and of the spark pool, environment publish, connection, bindConnection,
+/// shortcut and bulk import operations, is accepted and answered as the spec declares.
 #[tokio::test]
 async fn typed_spec_example_request_bodies_are_accepted() {
     let segments: Vec<&str> = TYPES.iter().map(|(_, s)| *s).collect();
@@ -295,6 +295,7 @@ async fn typed_spec_example_request_bodies_are_accepted() {
         "Connections_CreateConnection",
         "Items_BindSemanticModelConnection",
         "OneLakeShortcuts_CreateShortcut",
+        "Items_Bulk_Import_Item_Definitions_(beta)",
     ];
     let ops = ops_where(|m, t| {
         let segs: Vec<&str> = t.split('/').collect();

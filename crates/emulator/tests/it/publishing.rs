@@ -605,3 +605,156 @@ async fn new_state_shows_in_the_admin_view_and_survives_the_state_file() {
     assert_eq!(emu.state(), before);
     emu.shutdown().await.unwrap();
 }
+
+/// The shared git-format fixture as `bulkImportDefinitions` parts: every file of every item
+/// directory, with workspace-absolute paths (`skip`: item directories left out).
+fn fixture_parts(skip: &[&str]) -> Vec<Value> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((format!("/{rel}"), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/git-format-repo");
+    let mut files = Vec::new();
+    walk(&root, &root, &mut files);
+    files.sort();
+    let item_dirs: Vec<String> = files
+        .iter()
+        .filter_map(|(p, _)| p.strip_suffix("/.platform").map(str::to_string))
+        .collect();
+    files
+        .into_iter()
+        .filter(|(p, _)| {
+            item_dirs.iter().any(|d| p.starts_with(&format!("{d}/")))
+                && !skip.iter().any(|s| p.contains(&format!("/{s}/")))
+        })
+        .map(|(p, bytes)| {
+            json!({"path": p, "payload": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes), "payloadType": "InlineBase64"})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_import_publishes_a_git_tree_with_folders_and_resolved_logical_ids() {
+    let env = Env::start().await;
+    let ws = env.workspace("Bulk", true).await;
+    let url = format!("/v1/workspaces/{ws}/items/bulkImportDefinitions?beta=true");
+    // A warehouse has no definition: the whole request is refused, nothing changes.
+    let r = env
+        .post(&url, json!({"definitionParts": fixture_parts(&[])}))
+        .await
+        .expect(400);
+    assert_eq!(r.error_code(), "OperationNotSupportedForItem");
+    assert_eq!(
+        env.get(&format!("/v1/workspaces/{ws}/items")).await.body["value"],
+        json!([])
+    );
+
+    let body = json!({"definitionParts": fixture_parts(&["Gold.Warehouse"]), "options": {"allowPairingByName": true}});
+    let accepted = env.post(&url, body.clone()).await;
+    conforms("Items_Bulk_Import_Item_Definitions_(beta)", &accepted);
+    let (_, result) = env.finish(accepted).await;
+    let result = result.unwrap();
+    conforms_body_ok(&result);
+    let details = result["importItemDefinitionsDetails"].as_array().unwrap();
+    assert_eq!(details.len(), 10);
+    assert!(
+        details
+            .iter()
+            .all(|d| d["operationType"] == "Create" && d["operationStatus"] == "Succeeded")
+    );
+    // Folders from the paths, items in them.
+    let folders = env.get(&format!("/v1/workspaces/{ws}/folders")).await.body["value"].clone();
+    let names: Vec<&str> = folders
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    for n in ["notebooks", "shared", "pipelines", "reporting"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let item = |name: &str| {
+        details
+            .iter()
+            .find(|d| d["itemDisplayName"] == name)
+            .unwrap()["itemId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let utils = env
+        .get(&format!("/v1/workspaces/{ws}/items/{}", item("Utils")))
+        .await
+        .body;
+    let shared = folders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["displayName"] == "shared")
+        .unwrap();
+    assert_eq!(utils["folderId"], shared["id"]);
+    // The pipeline's reference to the notebook's logical id now names the notebook.
+    let (_, def) = env
+        .finish(
+            env.post_empty(&format!(
+                "/v1/workspaces/{ws}/items/{}/getDefinition",
+                item("Daily Load")
+            ))
+            .await,
+        )
+        .await;
+    let def = def.unwrap();
+    let content = def["definition"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "pipeline-content.json")
+        .unwrap()["payload"]
+        .clone();
+    let text = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            content.as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(text.contains(&item("Ingest")), "{text}");
+    assert!(
+        !text.contains("3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c06"),
+        "{text}"
+    );
+    // The same tree again pairs with what is there.
+    let (_, again) = env.finish(env.post(&url, body).await).await;
+    let again = again.unwrap();
+    assert!(
+        again["importItemDefinitionsDetails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["operationType"] == "Update")
+    );
+    assert_eq!(
+        env.get(&format!("/v1/workspaces/{ws}/items")).await.body["value"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+}
+
+fn conforms_body_ok(v: &Value) {
+    crate::conformance::conforms_body("Items_Bulk_Import_Item_Definitions_(beta)", 200, v);
+}
