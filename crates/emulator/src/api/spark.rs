@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{S, created, json, ok_empty, ws, ws_mut};
@@ -113,13 +112,12 @@ pub(crate) async fn create(
     Path(wsid): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    struct Req {
-        name: String,
-    }
-    let req: Req = parse_body(&body)?;
     let raw: Value = parse_body(&body)?;
-    let name = req.name.trim();
+    let requested = raw
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
+    let name = requested.trim();
     // Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -130,7 +128,7 @@ pub(crate) async fn create(
     if !valid {
         return Err(ApiError::invalid_input(
             "InvalidPoolName",
-            format!("Pool name '{}' is invalid", req.name),
+            format!("Pool name '{requested}' is invalid"),
         ));
     }
     let settings = check_settings(&raw)?;

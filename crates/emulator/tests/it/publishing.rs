@@ -758,3 +758,23 @@ async fn bulk_import_publishes_a_git_tree_with_folders_and_resolved_logical_ids(
 fn conforms_body_ok(v: &Value) {
     crate::conformance::conforms_body("Items_Bulk_Import_Item_Definitions_(beta)", 200, v);
 }
+
+#[tokio::test]
+async fn the_new_routes_are_throttled_faulted_and_logged_like_every_v1_route() {
+    let env = Env::with(|c| c.throttle = Some("1/2".parse().unwrap())).await;
+    let ws = env.workspace("Gate", true).await;
+    let pools = format!("/v1/workspaces/{ws}/spark/pools");
+    let r = env.get(&pools).await.expect(429);
+    conforms("CustomPools_ListWorkspaceCustomPools", &r);
+    env.clock.advance(Duration::from_secs(5));
+    env.emu
+        .set_faults("GET /v1/workspaces/*/spark/pools#1=503".parse().unwrap());
+    assert_eq!(
+        env.get(&pools).await.expect(503).error_code(),
+        "ServiceUnavailable"
+    );
+    let log = env.get("/_emulator/requests").await.body;
+    let last = log["requests"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["path"], pools);
+    assert_eq!(last["status"], 503);
+}
