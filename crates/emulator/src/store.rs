@@ -95,13 +95,14 @@ pub(crate) struct ItemExtra {
     /// KQLDatabase: `ReadWrite` or `Shortcut`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) database_type: Option<String>,
-    /// Lakehouse (and other OneLake items): shortcuts, sorted by (path, name).
+    /// Lakehouse and KQL database: shortcuts, sorted by (path, name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) shortcuts: Vec<Shortcut>,
     /// Environment: the last publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) publish: Option<EnvPublish>,
-    /// Environment: the definition staged by `updateDefinition` since the last publish.
+    /// Environment: what the last publish took from the staged definition (`Item::definition`
+    /// is the staging one, which `updateDefinition` writes and `getDefinition` reads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) published: Option<Box<Definition>>,
     /// SemanticModel: connections bound with `bindConnection`, in order.
@@ -283,6 +284,7 @@ pub(crate) struct Item {
     /// Lakehouse only: created with `enableSchemas`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) enable_schemas: bool,
+    /// Per-type state (shortcuts, collation, KQL parent, publish, bindings), when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) extra: Option<Box<ItemExtra>>,
 }
