@@ -432,11 +432,19 @@ mod tests {
         assert!(c.accept_any_token);
 
         let t = dir.path().join("emu.toml");
-        std::fs::write(&t, "page_size = 7\nfaults = \"503=0.5\"\n").unwrap();
+        std::fs::write(
+            &t,
+            "page_size = 7\nfaults = \"503=0.5\"\ncapacity_pools = [\"A\", \"B\"]\n",
+        )
+        .unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let c = config_from_args(&cli.args).unwrap();
         assert_eq!(c.page_size, 7);
         assert_eq!(c.faults.rules.len(), 1);
+        assert_eq!(c.capacity_pools, ["A", "B"]);
+        // Flags replace the file's pools.
+        let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap(), "--capacity-pool", "C"]);
+        assert_eq!(config_from_args(&cli.args).unwrap().capacity_pools, ["C"]);
 
         let cli = Cli::parse_from([
             "x",
