@@ -112,7 +112,8 @@
 //! duplicates — or `lro-fail` (answered 202 with an operation that ends `Failed`, nothing
 //! changed). CLASS is one of `workspaces`, `roleAssignments`, `capacities`, `items`,
 //! `lakehouses`, `notebooks`, `folders`, `git`, `operations`, `reads` (GET) or `writes`
-//! (everything else). Example: `items:503=0.1,writes:apply-then-500=0.05,latency=5ms..20ms,POST /v1/workspaces/*/items#3=503`.
+//! (everything else); `items` also covers the typed item collections other than
+//! `lakehouses` and `notebooks` (`variableLibraries`, `warehouses`, …). Example: `items:503=0.1,writes:apply-then-500=0.05,latency=5ms..20ms,POST /v1/workspaces/*/items#3=503`.
 //!
 //! # Choices where the spec is silent
 //! Not-found answers are 404 with `WorkspaceNotFound`, `ItemNotFound`, `FolderNotFound`,
