@@ -134,6 +134,7 @@ mod config;
 mod error;
 pub mod faults;
 mod identity;
+mod notebook;
 mod server;
 mod store;
 mod throttle;

@@ -344,6 +344,9 @@ impl Item {
             .cloned()
             .unwrap_or_else(|| default_definition(self.item_type));
         if let Some(f) = format {
+            if self.item_type == "Notebook" {
+                crate::notebook::convert(&mut def, f);
+            }
             def.format = Some(f.to_string());
         }
         def.parts.push(self.platform_part());

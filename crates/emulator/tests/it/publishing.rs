@@ -778,3 +778,106 @@ async fn the_new_routes_are_throttled_faulted_and_logged_like_every_v1_route() {
     assert_eq!(last["path"], pools);
     assert_eq!(last["status"], 503);
 }
+
+#[tokio::test]
+async fn notebook_definitions_convert_between_git_source_and_ipynb() {
+    let env = Env::start().await;
+    let ws = env.workspace("Formats", true).await;
+    let nbs = format!("/v1/workspaces/{ws}/notebooks");
+    let py = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../../shared/fixtures/git-format-repo/notebooks/Ingest.Notebook/notebook-content.py",
+    ))
+    .unwrap();
+    let nb = env
+        .post(&nbs, json!({"displayName": "Ingest", "definition": {"parts": [part("notebook-content.py", &py)]}}))
+        .await
+        .expect(201);
+    let nid = id(&nb.body);
+    let get = |q: &'static str| {
+        let url = format!("{nbs}/{nid}/getDefinition{q}");
+        let env = &env;
+        async move { env.finish(env.post_empty(&url).await).await.1.unwrap() }
+    };
+    let ipynb = get("?format=ipynb").await;
+    crate::conformance::conforms_body("Items_GetNotebookDefinition", 200, &ipynb);
+    assert_eq!(ipynb["definition"]["format"], "ipynb");
+    let content = &ipynb["definition"]["parts"][0];
+    assert_eq!(content["path"], "notebook-content.ipynb");
+    let doc = crate::item_types::decode(&content["payload"]);
+    assert_eq!(doc["nbformat"], 4);
+    assert_eq!(
+        doc["metadata"]["dependencies"]["lakehouse"]["default_lakehouse_name"],
+        "Bronze"
+    );
+    let cells = doc["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0]["cell_type"], "code");
+    assert_eq!(cells[0]["metadata"]["language"], "python");
+    assert!(
+        cells[0]["source"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("df = spark.read")
+    );
+    // Without a format: as stored. As git source: the same text back.
+    assert_eq!(
+        get("").await["definition"]["parts"][0],
+        part("notebook-content.py", &py)
+    );
+    assert_eq!(
+        get("?format=fabricGitSource").await["definition"]["parts"][0],
+        part("notebook-content.py", &py)
+    );
+    // Stored as ipynb, read as git source.
+    let other = env
+        .post(&nbs, json!({"displayName": "Back", "definition": {"format": "ipynb", "parts": [content.clone()]}}))
+        .await
+        .expect(201);
+    let back = env
+        .finish(
+            env.post_empty(&format!(
+                "{nbs}/{}/getDefinition?format=fabricGitSource",
+                id(&other.body)
+            ))
+            .await,
+        )
+        .await
+        .1
+        .unwrap();
+    let back_part = back["definition"]["parts"][0].clone();
+    assert_eq!(back_part["path"], "notebook-content.py");
+    let back_py = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            back_part["payload"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(back_py.starts_with("# Fabric notebook source\n"));
+    assert!(back_py.contains("df.write.mode(\"overwrite\").saveAsTable(\"sales_raw\")"));
+    // The same notebook: the git source made from the ipynb converts to the same ipynb
+    // (metadata keys may come back in another order, as JSON allows).
+    let again = env
+        .post(
+            &nbs,
+            json!({"displayName": "Again", "definition": {"parts": [back_part]}}),
+        )
+        .await
+        .expect(201);
+    let again = env
+        .finish(
+            env.post_empty(&format!(
+                "{nbs}/{}/getDefinition?format=ipynb",
+                id(&again.body)
+            ))
+            .await,
+        )
+        .await
+        .1
+        .unwrap();
+    assert_eq!(
+        crate::item_types::decode(&again["definition"]["parts"][0]["payload"]),
+        doc
+    );
+}
