@@ -106,8 +106,8 @@ def check_definitions(ws):
             raise SystemExit(f"item {item_id}: parts {sorted(got)} read back, {sorted(sent_parts)} sent")
         for path, p in sent_parts.items():
             if path == ".platform":
-                # The service derives `.platform`: its metadata and logical id must match.
-                if platform_view(p)[:3] != platform_view(got[path])[:3]:
+                # The service derives `.platform`: type, name, description and logical id must match.
+                if platform_view(p) != platform_view(got[path]):
                     raise SystemExit(f"item {item_id}: .platform {platform_view(got[path])} != {platform_view(p)}")
             elif decode(p) != decode(got[path]):
                 raise SystemExit(f"item {item_id}: part {path} differs from what was sent")
