@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! live-test | release | semver-checks`.
+//! live-test | release | semver-checks | cicd-check`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -11,6 +11,7 @@
 )]
 
 mod changelog;
+mod cicd;
 mod release;
 mod tidy;
 
@@ -316,9 +317,10 @@ fn main() -> ExitCode {
         "release" => release(rest),
         "semver-checks" => semver_checks(rest),
         "live-test" => live_test(),
+        "cicd-check" => cicd::check(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH]>",
                 release::USAGE
             );
             return if cmd == "help" {

@@ -106,6 +106,9 @@ pub struct EmulatorConfig {
     pub create_mode: CreateMode,
     /// Number of capacities that exist from the start (default 1).
     pub capacities: usize,
+    /// Spark pools every seeded capacity has (names; listed with `type: Capacity` by
+    /// `GET /v1/workspaces/{id}/spark/pools` of the workspaces on it). Default none.
+    pub capacity_pools: Vec<String>,
     /// Most entries kept in the request log; older ones are dropped (default 10,000).
     pub request_log_limit: usize,
     /// Largest request body accepted (default 32 MiB).
@@ -136,6 +139,7 @@ impl Default for EmulatorConfig {
             state_file: None,
             create_mode: CreateMode::default(),
             capacities: 1,
+            capacity_pools: Vec::new(),
             request_log_limit: 10_000,
             max_body_bytes: 32 << 20,
             clock: Arc::new(SystemClock),
@@ -161,6 +165,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("state_file", &self.state_file)
             .field("create_mode", &self.create_mode)
             .field("capacities", &self.capacities)
+            .field("capacity_pools", &self.capacity_pools)
             .field("request_log_limit", &self.request_log_limit)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("clock", &self.clock)
@@ -210,6 +215,9 @@ pub struct EmulatorArgs {
     /// Number of capacities that exist from the start [default: 1].
     #[arg(long, value_name = "N")]
     pub capacities: Option<usize>,
+    /// A Spark pool every seeded capacity has (repeatable), e.g. `--capacity-pool Large`.
+    #[arg(long = "capacity-pool", value_name = "NAME")]
+    pub capacity_pools: Vec<String>,
     /// Whether item creates answer 201 at once or 202 with a long-running operation [default: 201].
     #[arg(long, value_enum, value_name = "201|202")]
     pub create_mode: Option<CreateMode>,
@@ -253,6 +261,8 @@ struct FileConfig {
     accept_any_token: Option<bool>,
     state: Option<PathBuf>,
     capacities: Option<usize>,
+    #[serde(alias = "capacity-pools")]
+    capacity_pools: Option<Vec<String>>,
     #[serde(alias = "create-mode")]
     create_mode: Option<CreateMode>,
     #[serde(alias = "tls-port")]
@@ -323,6 +333,11 @@ pub fn config_from_args(args: &EmulatorArgs) -> Result<EmulatorConfig, EmulatorE
     if let Some(n) = args.capacities.or(file.capacities) {
         c.capacities = n;
     }
+    c.capacity_pools = if args.capacity_pools.is_empty() {
+        file.capacity_pools.unwrap_or_default()
+    } else {
+        args.capacity_pools.clone()
+    };
     if let Some(m) = args.create_mode.or(file.create_mode) {
         c.create_mode = m;
     }
@@ -417,11 +432,19 @@ mod tests {
         assert!(c.accept_any_token);
 
         let t = dir.path().join("emu.toml");
-        std::fs::write(&t, "page_size = 7\nfaults = \"503=0.5\"\n").unwrap();
+        std::fs::write(
+            &t,
+            "page_size = 7\nfaults = \"503=0.5\"\ncapacity_pools = [\"A\", \"B\"]\n",
+        )
+        .unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let c = config_from_args(&cli.args).unwrap();
         assert_eq!(c.page_size, 7);
         assert_eq!(c.faults.rules.len(), 1);
+        assert_eq!(c.capacity_pools, ["A", "B"]);
+        // Flags replace the file's pools.
+        let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap(), "--capacity-pool", "C"]);
+        assert_eq!(config_from_args(&cli.args).unwrap().capacity_pools, ["C"]);
 
         let cli = Cli::parse_from([
             "x",

@@ -383,6 +383,8 @@ pub(crate) fn route_class(path: &str) -> &'static str {
             "notebooks" => "notebooks",
             "folders" => "folders",
             "git" => "git",
+            // The other typed item collections (`variableLibraries`, `warehouses`, …).
+            s if crate::types::TYPES.iter().any(|t| t.segment == s) => "items",
             _ => "workspaces",
         },
         _ => "workspaces",
@@ -623,5 +625,13 @@ mod tests {
         assert_eq!(route_class("/v1/operations/o/result"), "operations");
         assert!(pattern_matches("/v1/**", "/v1/workspaces/x"));
         assert!(!pattern_matches("/v1/*", "/v1/workspaces/x"));
+    }
+
+    #[test]
+    fn typed_item_collections_are_in_the_items_class() {
+        assert_eq!(route_class("/v1/workspaces/x/variableLibraries/y"), "items");
+        assert_eq!(route_class("/v1/workspaces/x/environments"), "items");
+        assert_eq!(route_class("/v1/workspaces/x/lakehouses"), "lakehouses");
+        assert_eq!(route_class("/v1/workspaces/x/spark/pools"), "workspaces");
     }
 }

@@ -24,9 +24,15 @@
 //! Workspaces (CRUD, capacity assign/unassign, tenant-unique names, the 256-character limit
 //! and the reserved name "Admin monitoring"), capacities, role assignments, generic items
 //! (type filter, soft and hard delete, definitions as long-running operations, move between
-//! folders), lakehouses and notebooks on their typed endpoints, nested folders, git
+//! folders), the 31 item types fabric-cicd publishes on their typed endpoints
+//! (`/variableLibraries`, `/warehouses`, `/environments`, … matched case-insensitively) with
+//! per-type definitions, creation payloads and properties (SQL endpoints, Kusto URIs, the
+//! active value set, environment publish state), Spark pools (workspace ones, and capacity
+//! ones seeded with `--capacity-pool`), environment `staging/publish`, connections and a
+//! semantic model's `bindConnection`, lakehouse shortcuts, nested folders, git
 //! integration (connect, status, commit, update, …) against shared in-memory remotes, and
-//! long-running operations (`/v1/operations/{id}` and `/result`). Every list pages with
+//! long-running operations (`/v1/operations/{id}` and `/result`). docs/EMULATOR.md lists the
+//! per-type rules and the codes chosen where the spec is silent. Every list pages with
 //! `continuationToken`/`continuationUri`; every error is the real `ErrorResponse` with a
 //! `RequestId` header and `x-ms-public-api-error-code`. A bearer token is required: one
 //! from [`Emulator::mint_token`] or `POST /_emulator/token`, or any token with
@@ -109,7 +115,8 @@
 //! duplicates — or `lro-fail` (answered 202 with an operation that ends `Failed`, nothing
 //! changed). CLASS is one of `workspaces`, `roleAssignments`, `capacities`, `items`,
 //! `lakehouses`, `notebooks`, `folders`, `git`, `operations`, `reads` (GET) or `writes`
-//! (everything else). Example: `items:503=0.1,writes:apply-then-500=0.05,latency=5ms..20ms,POST /v1/workspaces/*/items#3=503`.
+//! (everything else); `items` also covers the typed item collections other than
+//! `lakehouses` and `notebooks` (`variableLibraries`, `warehouses`, …). Example: `items:503=0.1,writes:apply-then-500=0.05,latency=5ms..20ms,POST /v1/workspaces/*/items#3=503`.
 //!
 //! # Choices where the spec is silent
 //! Not-found answers are 404 with `WorkspaceNotFound`, `ItemNotFound`, `FolderNotFound`,
@@ -130,10 +137,12 @@ mod config;
 mod error;
 pub mod faults;
 mod identity;
+mod notebook;
 mod server;
 mod store;
 mod throttle;
 mod tls;
+mod types;
 mod util;
 
 use std::net::SocketAddr;

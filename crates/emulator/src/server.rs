@@ -200,6 +200,10 @@ pub(crate) fn check_token(s: &Shared, token: &str) -> TokenCheck {
 #[derive(Debug, Clone)]
 pub(crate) struct ConnKill(Arc<Notify>);
 
+/// The content type of an empty answer.
+static PLAIN: std::sync::LazyLock<HeaderValue> =
+    std::sync::LazyLock::new(|| HeaderValue::from_static("text/plain; charset=utf-8"));
+
 /// Outermost layer on every route: assigns the request id, renders errors in the Fabric
 /// shape (including axum's own rejections), sets `RequestId` and `Content-Type`.
 pub(crate) async fn finalize(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
@@ -210,8 +214,14 @@ pub(crate) async fn finalize(State(s): State<Arc<Shared>>, req: Request, next: N
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("RequestId", v);
     }
-    h.entry(header::CONTENT_TYPE)
-        .or_insert_with(|| JSON.clone());
+    // An empty answer (a delete, a git connect) is not typed JSON: clients that decode every
+    // JSON-typed body (fabric-cicd: `response.json()` whenever the type says JSON) fail on it,
+    // so the service cannot be sending that. Still typed, as every answer here is.
+    let empty = axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0);
+    let content_type = if empty { PLAIN.clone() } else { JSON.clone() };
+    resp.headers_mut()
+        .entry(header::CONTENT_TYPE)
+        .or_insert(content_type);
     resp
 }
 
@@ -398,6 +408,14 @@ pub(crate) async fn gate(State(s): State<Arc<Shared>>, mut req: Request, next: N
         principal_type,
         origin,
     });
+    // An environment publish under `lro-fail` is carried out and ends `Failed`, as a real
+    // publish that fails does.
+    if decision.action == Some(FaultAction::OperationFailed) && path.ends_with("/staging/publish") {
+        req.extensions_mut().insert(crate::api::PublishFails);
+        let resp = next.run(req).await;
+        log(resp.status().as_u16(), Some(principal_id), fault_name);
+        return resp;
+    }
     if decision.action == Some(FaultAction::OperationFailed) {
         log(202, Some(principal_id), fault_name);
         let ctx = req.extensions().get::<Ctx>().cloned();
@@ -502,6 +520,21 @@ async fn connection<I>(
     let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(conn_kill.clone());
         req.extensions_mut().insert(scheme);
+        // Typed collections are matched case-insensitively and without a trailing slash,
+        // as the service does (before routing, which is exact).
+        if let Some(path) = crate::types::canonical_path(req.uri().path()) {
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            if let Ok(pq) = pq.parse::<http::uri::PathAndQuery>() {
+                let mut parts = req.uri().clone().into_parts();
+                parts.path_and_query = Some(pq);
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
         router.clone().oneshot(req.map(Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -26,6 +26,88 @@ pub(crate) struct Capacity {
     pub(crate) sku: String,
     pub(crate) region: String,
     pub(crate) state: String,
+    /// Capacity Spark pools (seeded: `--capacity-pool` or the state file), listed in every
+    /// workspace on the capacity with `type: Capacity`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) spark_pools: Vec<SparkPool>,
+}
+
+/// A Spark custom pool (workspace or capacity), kept as the spec's `CustomPool` shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SparkPool {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    /// `nodeFamily`, `nodeSize`, `autoScale`, `dynamicExecutorAllocation` as sent.
+    pub(crate) settings: Value,
+}
+
+impl SparkPool {
+    /// The `CustomPool` shape with `type` `Workspace` or `Capacity`.
+    pub(crate) fn to_json(&self, pool_type: &str) -> Value {
+        let mut v = self.settings.clone();
+        v["id"] = json!(self.id);
+        v["name"] = json!(self.name);
+        v["type"] = json!(pool_type);
+        v
+    }
+}
+
+/// A OneLake shortcut of an item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Shortcut {
+    pub(crate) path: String,
+    pub(crate) name: String,
+    pub(crate) target: Value,
+}
+
+impl Shortcut {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({"path": self.path, "name": self.name, "target": self.target})
+    }
+}
+
+/// An environment's last publish: its state derives from when it started, as LROs do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EnvPublish {
+    pub(crate) target_version: Uuid,
+    pub(crate) started_at: SystemTime,
+    /// Ends `Failed` (an injected `lro-fail`) rather than `Success`.
+    #[serde(default)]
+    pub(crate) fails: bool,
+}
+
+/// The per-type state few items have, boxed so the common item stays small.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ItemExtra {
+    /// Warehouse: `creationPayload` collation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) collation: Option<String>,
+    /// VariableLibrary: the active value set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) active_value_set: Option<String>,
+    /// KQLDatabase: its eventhouse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parent_eventhouse: Option<Uuid>,
+    /// KQLDatabase: `ReadWrite` or `Shortcut`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) database_type: Option<String>,
+    /// Lakehouse and KQL database: shortcuts, sorted by (path, name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) shortcuts: Vec<Shortcut>,
+    /// Environment: the last publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) publish: Option<EnvPublish>,
+    /// Environment: what the last publish took from the staged definition (`Item::definition`
+    /// is the staging one, which `updateDefinition` writes and `getDefinition` reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) published: Option<Box<Definition>>,
+    /// SemanticModel: connections bound with `bindConnection`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) connections: Vec<Uuid>,
 }
 
 /// A workspace role assignment; its id is the principal id, as in the real examples.
@@ -202,12 +284,21 @@ pub(crate) struct Item {
     /// Lakehouse only: created with `enableSchemas`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) enable_schemas: bool,
+    /// Per-type state (shortcuts, collation, KQL parent, publish, bindings), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) extra: Option<Box<ItemExtra>>,
 }
 
 impl Item {
-    /// A lakehouse's SQL analytics endpoint id: derived from the item id, not stored.
+    /// The per-type state, created on first write.
+    pub(crate) fn extra_mut(&mut self) -> &mut ItemExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// A lakehouse's (or mirrored database's) SQL analytics endpoint id: derived from the
+    /// item id, not stored.
     pub(crate) fn sql_endpoint_id(&self) -> Option<Uuid> {
-        (self.item_type == "Lakehouse").then(|| {
+        matches!(self.item_type, "Lakehouse" | "MirroredDatabase").then(|| {
             Uuid::from_u128(
                 self.id.as_u128().rotate_left(64) ^ 0x5A5A_0000_0000_0000_0000_5A5A_0000_0000,
             )
@@ -226,36 +317,6 @@ impl Item {
         if let Some(f) = &self.folder_id {
             v["folderId"] = json!(f);
         }
-        v
-    }
-
-    /// The `Lakehouse` shape: the item plus `properties`, with the SQL endpoint
-    /// `InProgress` (nulls, as the real service sends) until the provisioning delay passed.
-    pub(crate) fn to_lakehouse_json(
-        &self,
-        workspace_id: &Uuid,
-        now: SystemTime,
-        delay: Duration,
-    ) -> Value {
-        let mut v = self.to_json(workspace_id);
-        let ready = now >= crate::util::later(self.created_at, delay);
-        let sql = match (ready, self.sql_endpoint_id()) {
-            (true, Some(id)) => json!({
-                "connectionString": format!("{}.datawarehouse.fabric.microsoft.com", &id.simple().to_string()[..26]),
-                "id": id,
-                "provisioningStatus": "Success",
-            }),
-            _ => json!({"connectionString": null, "id": null, "provisioningStatus": "InProgress"}),
-        };
-        let mut props = json!({
-            "oneLakeTablesPath": format!("https://onelake.dfs.fabric.microsoft.com/{workspace_id}/{}/Tables", self.id),
-            "oneLakeFilesPath": format!("https://onelake.dfs.fabric.microsoft.com/{workspace_id}/{}/Files", self.id),
-            "sqlEndpointProperties": sql,
-        });
-        if self.enable_schemas {
-            props["defaultSchema"] = json!("dbo");
-        }
-        v["properties"] = props;
         v
     }
 
@@ -283,6 +344,9 @@ impl Item {
             .cloned()
             .unwrap_or_else(|| default_definition(self.item_type));
         if let Some(f) = format {
+            if self.item_type == "Notebook" {
+                crate::notebook::convert(&mut def, f);
+            }
             def.format = Some(f.to_string());
         }
         def.parts.push(self.platform_part());
@@ -485,6 +549,9 @@ pub(crate) struct Workspace {
     pub(crate) deleted_items: BTreeMap<Uuid, Item>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) git: Option<Box<GitState>>,
+    /// Workspace Spark custom pools.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) spark_pools: BTreeMap<Uuid, SparkPool>,
 }
 
 impl Workspace {
@@ -588,6 +655,9 @@ pub(crate) struct Store {
     /// Key Vault secrets by lower-cased name (names are case-insensitive).
     #[serde(default)]
     pub(crate) secrets: BTreeMap<String, VaultSecret>,
+    /// Tenant connections (`/v1/connections`), as the spec's `Connection` shape.
+    #[serde(default)]
+    pub(crate) connections: BTreeMap<Uuid, Value>,
     /// Lower-cased workspace names → id (tenant-wide uniqueness); rebuilt on load.
     #[serde(skip)]
     pub(crate) workspace_names: HashMap<String, Uuid>,
@@ -636,6 +706,7 @@ impl Store {
             "workspaces": workspaces,
             "deletedItems": deleted,
             "gitRemotes": self.repos,
+            "connections": self.connections.values().collect::<Vec<_>>(),
         })
     }
 }

@@ -13,7 +13,7 @@ use super::{S, json};
 use crate::error::ApiError;
 use crate::faults::{FaultConfig, FaultEngine};
 use crate::server::Shared;
-use crate::store::{Capacity, Store, Token};
+use crate::store::{Capacity, SparkPool, Store, Token};
 use crate::util::{fabric_time, uuid_from};
 
 /// Creates the configured number of capacities (ids from the seed).
@@ -29,6 +29,16 @@ pub(crate) fn seed_capacities(s: &Shared, store: &mut Store) {
                 sku: "F2".into(),
                 region: REGIONS[n % REGIONS.len()].into(),
                 state: "Active".into(),
+                spark_pools: s
+                    .config
+                    .capacity_pools
+                    .iter()
+                    .map(|name| SparkPool {
+                        id: s.new_id(),
+                        name: name.clone(),
+                        settings: crate::api::spark::default_pool_settings(),
+                    })
+                    .collect(),
             },
         );
     }

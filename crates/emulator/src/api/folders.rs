@@ -17,11 +17,11 @@ use crate::server::Ctx;
 use crate::store::{Folder, Workspace};
 use crate::util::{PageRequest, parse_body, parse_id, parse_opt_body};
 
-const MAX_DEPTH: usize = 10;
+pub(crate) const MAX_DEPTH: usize = 10;
 
 /// Folder name rules: 1–255 characters, no control characters, no leading or trailing
 /// space, none of `~"#.&*:<>?/\{|}`.
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     let bad = |why: String| {
         ApiError::bad_request(
             "InvalidFolderDisplayName",

@@ -619,6 +619,7 @@ pub(crate) async fn update_from_git(
                 logical_id: lid,
                 created_at: now,
                 enable_schemas: false,
+                extra: None,
             },
         );
     }

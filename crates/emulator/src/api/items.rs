@@ -1,5 +1,6 @@
-//! Items: the generic `/items` endpoints and the typed `/lakehouses` and `/notebooks` ones,
-//! which share these handlers (the route layer says which [`Kind`] it is).
+//! Items: the generic `/items` endpoints and the typed ones (`/lakehouses`, `/notebooks`,
+//! `/variableLibraries`, … — one per entry of [`crate::types::TYPES`]), which share these
+//! handlers (the route layer says which [`Kind`] it is).
 
 use std::collections::HashMap;
 
@@ -17,40 +18,30 @@ use super::{S, json, ok_empty, start_operation, ws, ws_mut};
 use crate::CreateMode;
 use crate::error::ApiError;
 use crate::server::{Ctx, Shared};
-use crate::store::{Definition, ITEM_TYPES, Item, Part, Workspace};
+use crate::store::{Definition, ITEM_TYPES, Item, ItemExtra, Part, Workspace};
+use crate::types::{self, TypeInfo};
 use crate::util::{PageRequest, parse_body, parse_id, parse_opt_body, parse_opt_uuid, query_bool};
 
-/// Which endpoint family a request came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `/items`: any type.
-    Generic,
-    /// `/lakehouses`.
-    Lakehouse,
-    /// `/notebooks`.
-    Notebook,
-}
+/// Which endpoint family a request came through: `/items` (`None`, any type) or one
+/// type's typed collection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind(pub(crate) Option<&'static TypeInfo>);
 
 impl Kind {
-    fn fixed_type(self) -> Option<&'static str> {
-        match self {
-            Kind::Generic => None,
-            Kind::Lakehouse => Some("Lakehouse"),
-            Kind::Notebook => Some("Notebook"),
-        }
+    /// `/items`.
+    pub(crate) const GENERIC: Kind = Kind(None);
+
+    pub(crate) fn fixed_type(self) -> Option<&'static str> {
+        self.0.map(|t| t.name)
     }
     fn segment(self) -> &'static str {
-        match self {
-            Kind::Generic => "items",
-            Kind::Lakehouse => "lakehouses",
-            Kind::Notebook => "notebooks",
-        }
+        self.0.map_or("items", |t| t.segment)
     }
 }
 
 type Q = Query<HashMap<String, String>>;
 
-fn check_type(t: &str) -> Result<&'static str, ApiError> {
+pub(crate) fn check_type(t: &str) -> Result<&'static str, ApiError> {
     ITEM_TYPES
         .iter()
         .find(|x| x.eq_ignore_ascii_case(t))
@@ -67,7 +58,7 @@ pub(crate) fn check_item_name(kind: Kind, name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() {
         return Err(ApiError::bad_body("The display name must not be empty"));
     }
-    if kind == Kind::Lakehouse {
+    if kind.fixed_type() == Some("Lakehouse") {
         let mut chars = name.chars();
         let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -90,7 +81,7 @@ pub(crate) fn check_item_name(kind: Kind, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_item_description(d: &str) -> Result<(), ApiError> {
+pub(crate) fn check_item_description(d: &str) -> Result<(), ApiError> {
     let len = d.chars().count();
     if len > 256 {
         return Err(ApiError::bad_body(format!(
@@ -110,15 +101,15 @@ fn name_conflict(name: &str) -> ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PartIn {
-    path: String,
-    payload: String,
-    payload_type: String,
+    pub(crate) path: String,
+    pub(crate) payload: String,
+    pub(crate) payload_type: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct DefinitionIn {
-    format: Option<String>,
-    parts: Vec<PartIn>,
+    pub(crate) format: Option<String>,
+    pub(crate) parts: Vec<PartIn>,
 }
 
 /// What a `.platform` part says about the item.
@@ -136,8 +127,40 @@ const PADDING_INDIFFERENT: base64::engine::GeneralPurpose = base64::engine::Gene
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
-/// Validates a definition: every part inline base64; `.platform` split off (it is derived).
-pub(crate) fn check_definition(d: DefinitionIn) -> Result<(Definition, PlatformMeta), ApiError> {
+/// 400 `OperationNotSupportedForItem`: the type has no public definition.
+pub(crate) fn no_definition(item_type: &str) -> ApiError {
+    ApiError::bad_request(
+        "OperationNotSupportedForItem",
+        format!("Operation not supported for requested item: a {item_type} has no definition"),
+    )
+}
+
+/// Checks `format` against what the type knows (types that know none accept any).
+fn check_format(item_type: &str, format: Option<&str>) -> Result<(), ApiError> {
+    let known = types::formats(item_type);
+    match format {
+        Some(f) if !known.is_empty() && !known.contains(&f) => Err(ApiError::invalid_input(
+            "InvalidDefinitionFormat",
+            format!(
+                "Definition format '{f}' is not supported for {item_type} (supported: {})",
+                known.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a definition for `item_type`: the type has definitions, the format is one it
+/// knows, every part is inline base64 and the required parts are there; `.platform` is split
+/// off (it is derived).
+pub(crate) fn check_definition(
+    item_type: &str,
+    d: DefinitionIn,
+) -> Result<(Definition, PlatformMeta), ApiError> {
+    if !types::has_definition(item_type) {
+        return Err(no_definition(item_type));
+    }
+    check_format(item_type, d.format.as_deref())?;
     let mut parts = Vec::with_capacity(d.parts.len());
     let mut meta = PlatformMeta::default();
     for p in d.parts {
@@ -154,11 +177,7 @@ pub(crate) fn check_definition(d: DefinitionIn) -> Result<(Definition, PlatformM
         // ("IyBGYWJyaWMgbm90ZWJv...", "dotPlatformBase64String"), and every example body must
         // be accepted. A `.platform` that decodes to JSON is read for its metadata.
         if p.path == ".platform" {
-            let v: Option<Value> = PADDING_INDIFFERENT
-                .decode(p.payload.trim())
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if let Some(v) = v {
+            if let Some(v) = decode_json(&p.payload) {
                 let s = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).map(str::to_string);
                 meta = PlatformMeta {
                     display_name: s("/metadata/displayName"),
@@ -174,6 +193,17 @@ pub(crate) fn check_definition(d: DefinitionIn) -> Result<(Definition, PlatformM
             payload_type: p.payload_type,
         });
     }
+    if let Some(alts) =
+        types::missing_parts(item_type, parts.iter().map(|p| p.path.as_str())).first()
+    {
+        return Err(ApiError::invalid_input(
+            "MissingDefinitionPart",
+            format!(
+                "The {item_type} definition lacks its required part '{}'",
+                alts.join("' or '")
+            ),
+        ));
+    }
     Ok((
         Definition {
             format: d.format,
@@ -183,12 +213,138 @@ pub(crate) fn check_definition(d: DefinitionIn) -> Result<(Definition, PlatformM
     ))
 }
 
-/// The item's JSON as this endpoint family returns it.
-fn render(s: &Shared, kind: Kind, w: &Workspace, i: &Item) -> Value {
-    match kind {
-        Kind::Lakehouse => i.to_lakehouse_json(&w.id, s.now(), s.config.lro_delay),
-        _ => i.to_json(&w.id),
+/// A base64 payload that decodes to JSON.
+pub(crate) fn decode_json(payload: &str) -> Option<Value> {
+    PADDING_INDIFFERENT
+        .decode(payload.trim())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// What a KQL database's `DatabaseProperties.json` part says: parent eventhouse and type.
+fn kql_properties(d: &Definition) -> (Option<Uuid>, Option<String>) {
+    let v = d
+        .parts
+        .iter()
+        .find(|p| p.path == "DatabaseProperties.json")
+        .and_then(|p| decode_json(&p.payload));
+    let s = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    (
+        s("parentEventhouseItemId").and_then(|p| Uuid::parse_str(&p).ok()),
+        s("databaseType"),
+    )
+}
+
+/// The value sets a variable library's definition holds (`valueSets/*.json`, by their
+/// `name`, else the file name).
+fn value_sets(i: &Item) -> Vec<String> {
+    i.definition
+        .iter()
+        .flat_map(|d| d.parts.iter())
+        .filter_map(|p| {
+            let file = p.path.strip_prefix("valueSets/")?.strip_suffix(".json")?;
+            let named = decode_json(&p.payload)
+                .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string));
+            Some(named.unwrap_or_else(|| file.to_string()))
+        })
+        .collect()
+}
+
+/// Reads `creationPayload` for the type into the new item's state.
+fn apply_creation_payload(
+    item_type: &str,
+    payload: &Value,
+    enable_schemas: &mut bool,
+    extra: &mut ItemExtra,
+) -> Result<(), ApiError> {
+    let field = |k: &str| payload.get(k);
+    let string = |k: &str| -> Result<Option<String>, ApiError> {
+        match field(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::bad_body(format!(
+                "'creationPayload.{k}' must be a string, got {other}"
+            ))),
+        }
+    };
+    match item_type {
+        "Lakehouse" => match field("enableSchemas") {
+            None => {}
+            Some(Value::Bool(b)) => *enable_schemas = *b,
+            Some(other) => {
+                return Err(ApiError::bad_body(format!(
+                    "'creationPayload.enableSchemas' must be a boolean, got {other}"
+                )));
+            }
+        },
+        "Warehouse" => {
+            // The spec names it `collationType`; fabric-cicd sends the `.platform`
+            // `creationPayload` as is, which git writes as `defaultCollation`.
+            let c = match string("collationType")? {
+                Some(c) => Some(c),
+                None => string("defaultCollation")?,
+            };
+            if let Some(c) = c {
+                if !super::props::COLLATIONS.contains(&c.as_str()) {
+                    return Err(ApiError::invalid_input(
+                        "InvalidCollationType",
+                        format!(
+                            "Collation '{c}' is not supported (supported: {})",
+                            super::props::COLLATIONS.join(", ")
+                        ),
+                    ));
+                }
+                extra.collation = Some(c);
+            }
+        }
+        "KQLDatabase" => {
+            extra.parent_eventhouse = string("parentEventhouseItemId")?
+                .map(|p| parse_id(&p, "InvalidInput", "eventhouse"))
+                .transpose()?;
+            if let Some(t) = string("databaseType")? {
+                if t != "ReadWrite" && t != "Shortcut" {
+                    return Err(ApiError::bad_body(format!(
+                        "'creationPayload.databaseType' must be ReadWrite or Shortcut, got '{t}'"
+                    )));
+                }
+                extra.database_type = Some(t);
+            }
+        }
+        _ => {}
     }
+    Ok(())
+}
+
+/// A KQL database's parent must be an eventhouse of the workspace.
+fn check_parent_eventhouse(w: &Workspace, parent: Option<Uuid>) -> Result<(), ApiError> {
+    match parent {
+        Some(p) if w.items.get(&p).is_some_and(|e| e.item_type == "Eventhouse") => Ok(()),
+        Some(p) => Err(ApiError::invalid_input(
+            "InvalidParentEventhouseItemId",
+            format!("Parent eventhouse '{p}' was not found in the workspace"),
+        )),
+        None => Err(ApiError::invalid_input(
+            "InvalidParentEventhouseItemId",
+            "A KQL database needs 'parentEventhouseItemId' (creation payload or DatabaseProperties.json)",
+        )),
+    }
+}
+
+/// The item's JSON as this endpoint family returns it: typed endpoints add `properties`.
+pub(crate) fn render(s: &Shared, kind: Kind, w: &Workspace, i: &Item) -> Value {
+    let mut v = i.to_json(&w.id);
+    if let Some(p) = kind
+        .0
+        .and_then(|t| super::props::properties(s, t.props, w, i))
+    {
+        v["properties"] = p;
+    }
+    v
 }
 
 fn item_not_found(raw: &str) -> ApiError {
@@ -308,35 +464,38 @@ pub(crate) async fn create(
             "Use either 'definition' or 'creationPayload', not both",
         ));
     }
-    let enable_schemas = match req
-        .creation_payload
-        .as_ref()
-        .and_then(|p| p.get("enableSchemas"))
-    {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(ApiError::bad_body(format!(
-                "'creationPayload.enableSchemas' must be a boolean, got {other}"
-            )));
-        }
-    };
+    let mut enable_schemas = false;
+    let mut extra = ItemExtra::default();
+    if let Some(p) = &req.creation_payload {
+        apply_creation_payload(item_type, p, &mut enable_schemas, &mut extra)?;
+    }
     let (definition, meta) = match req.definition {
         Some(d) => {
-            let (d, m) = check_definition(d)?;
+            let (d, m) = check_definition(item_type, d)?;
             (Some(d), m)
         }
         None => (None, PlatformMeta::default()),
     };
+    if let (Some(d), "KQLDatabase") = (&definition, item_type) {
+        let (parent, db_type) = kql_properties(d);
+        extra.parent_eventhouse = parent;
+        extra.database_type = db_type;
+    }
     let id = s.new_id();
     let logical_id = meta.logical_id.unwrap_or_else(|| s.new_id());
     let now = s.now();
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
     let folder_id = folder_ref(w, req.folder_id.as_deref(), "folderId")?;
+    if item_type == "KQLDatabase" {
+        check_parent_eventhouse(w, extra.parent_eventhouse)?;
+    }
     if w.name_taken(item_type, &req.display_name, None) {
         return Err(name_conflict(&req.display_name));
     }
+    let has_extra = extra.collation.is_some()
+        || extra.parent_eventhouse.is_some()
+        || extra.database_type.is_some();
     let item = Item {
         id,
         item_type,
@@ -347,6 +506,7 @@ pub(crate) async fn create(
         logical_id,
         created_at: now,
         enable_schemas,
+        extra: has_extra.then(|| Box::new(extra)),
     };
     let body = item.to_json(&w.id);
     w.items.insert(id, item);
@@ -375,9 +535,16 @@ pub(crate) async fn update(
 ) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
+    struct Props {
+        active_value_set_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct Req {
         display_name: Option<String>,
         description: Option<String>,
+        /// VariableLibrary (typed endpoint): `activeValueSetName`.
+        properties: Option<Props>,
     }
     let req: Req = parse_body(&body)?;
     let mut store = s.write();
@@ -395,12 +562,33 @@ pub(crate) async fn update(
     if let Some(d) = &req.description {
         check_item_description(d)?;
     }
+    // Only the typed endpoint knows `properties`; `/items` ignores it as an unknown field.
+    let active = match (kind.fixed_type(), req.properties) {
+        (Some("VariableLibrary"), Some(p)) => p.active_value_set_name,
+        _ => None,
+    };
+    if let Some(a) = &active {
+        let sets = value_sets(&w.items[&iid]);
+        if a != super::props::DEFAULT_VALUE_SET && !sets.contains(a) {
+            return Err(ApiError::invalid_input(
+                "InvalidActiveValueSetName",
+                format!(
+                    "Value set '{a}' does not exist (the library has '{}' and {:?})",
+                    super::props::DEFAULT_VALUE_SET,
+                    sets
+                ),
+            ));
+        }
+    }
     let i = w.items.get_mut(&iid).ok_or_else(|| item_not_found(&id))?;
     if let Some(n) = req.display_name {
         i.display_name = n;
     }
     if let Some(d) = req.description {
         i.description = d;
+    }
+    if let Some(a) = active {
+        i.extra_mut().active_value_set = Some(a);
     }
     let w = &*w;
     Ok(json(StatusCode::OK, &render(&s, kind, w, &w.items[&iid])))
@@ -416,10 +604,19 @@ pub(crate) async fn delete(
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
     let iid = find(w, kind, &id)?.id;
-    if let Some(item) = w.items.remove(&iid)
-        && !hard
-    {
-        w.deleted_items.insert(iid, item);
+    // An eventhouse takes its KQL databases with it.
+    let children: Vec<Uuid> = w
+        .items
+        .values()
+        .filter(|d| d.extra.as_ref().and_then(|x| x.parent_eventhouse) == Some(iid))
+        .map(|d| d.id)
+        .collect();
+    for gone in std::iter::once(iid).chain(children) {
+        if let Some(item) = w.items.remove(&gone)
+            && !hard
+        {
+            w.deleted_items.insert(gone, item);
+        }
     }
     Ok(ok_empty())
 }
@@ -432,18 +629,14 @@ pub(crate) async fn get_definition(
     Query(q): Q,
 ) -> Result<Response, ApiError> {
     let format = q.get("format").map(String::as_str);
-    if let (Some(f), Some("Notebook")) = (format, kind.fixed_type())
-        && f != "ipynb"
-        && f != "fabricGitSource"
-    {
-        return Err(ApiError::invalid_input(
-            "InvalidParameter",
-            format!("Unsupported notebook definition format '{f}'"),
-        ));
-    }
     let mut store = s.write();
     let w = ws(&store, &wsid)?;
-    let def = find(w, kind, &id)?.definition_json(format);
+    let i = find(w, kind, &id)?;
+    if !types::has_definition(i.item_type) {
+        return Err(no_definition(i.item_type));
+    }
+    check_format(i.item_type, format)?;
+    let def = i.definition_json(format);
     Ok(start_operation(&s, &mut store, &ctx, Some(def)))
 }
 
@@ -461,13 +654,19 @@ pub(crate) async fn update_definition(
     }
     let update_metadata = query_bool(&q, "updateMetadata")?.unwrap_or(false);
     let req: Req = parse_body(&body)?;
-    let (definition, meta) = check_definition(req.definition)?;
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
     let (iid, item_type) = {
         let i = find(w, kind, &id)?;
         (i.id, i.item_type)
     };
+    let (definition, meta) = check_definition(item_type, req.definition)?;
+    let kql = (item_type == "KQLDatabase").then(|| kql_properties(&definition));
+    if let Some((parent, _)) = kql
+        && parent.is_some()
+    {
+        check_parent_eventhouse(w, parent)?;
+    }
     if update_metadata {
         if let Some(n) = &meta.display_name {
             check_item_name(kind, n)?;
@@ -481,6 +680,11 @@ pub(crate) async fn update_definition(
     }
     let i = w.items.get_mut(&iid).ok_or_else(|| item_not_found(&id))?;
     i.definition = Some(Box::new(definition));
+    if let Some((parent, db_type)) = kql {
+        let x = i.extra_mut();
+        x.parent_eventhouse = parent.or(x.parent_eventhouse);
+        x.database_type = db_type.or(x.database_type.take());
+    }
     if update_metadata {
         if let Some(n) = meta.display_name {
             i.display_name = n;
@@ -505,7 +709,7 @@ pub(crate) async fn move_item(
     let req: Req = parse_opt_body(&body)?;
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
-    let iid = find(w, Kind::Generic, &id)?.id;
+    let iid = find(w, Kind::GENERIC, &id)?.id;
     let target = folder_ref(w, req.target_folder_id.as_deref(), "targetFolderId")?;
     let i = w.items.get_mut(&iid).ok_or_else(|| item_not_found(&id))?;
     i.folder_id = target;

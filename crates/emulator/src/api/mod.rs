@@ -2,12 +2,18 @@
 
 pub(crate) mod admin;
 pub(crate) mod appinsights;
+mod bulk;
+mod connections;
 pub(crate) mod entra;
+mod environments;
 mod folders;
 mod git;
 mod items;
 pub(crate) mod keyvault;
 mod operations;
+pub(crate) mod props;
+mod shortcuts;
+pub(crate) mod spark;
 mod workspaces;
 
 use std::sync::Arc;
@@ -24,6 +30,8 @@ use crate::error::ApiError;
 use crate::server::{Ctx, Shared, finalize, gate};
 use crate::store::{Operation, Store, Workspace};
 use crate::util::{JSON, parse_id};
+
+pub(crate) use environments::PublishFails;
 
 /// The state every handler extracts.
 type S = axum::extract::State<Arc<Shared>>;
@@ -54,8 +62,10 @@ pub(crate) fn retry_after_secs(s: &Shared) -> u64 {
     s.config.lro_delay.as_secs_f64().ceil() as u64
 }
 
-/// Records a long-running operation and answers `202 Accepted` with an empty body and the
-/// three LRO headers.
+/// Records a long-running operation and answers `202 Accepted` with the three LRO headers
+/// and the body `null`: the recorded real 202s carry a JSON content type and a body that
+/// decodes to null, and clients that decode the JSON of every 202 (fabric-cicd's
+/// environment publish) depend on it.
 pub(crate) fn start_operation(
     s: &Shared,
     store: &mut Store,
@@ -72,8 +82,9 @@ pub(crate) fn start_operation(
             error: None,
         },
     );
-    let mut r = StatusCode::ACCEPTED.into_response();
+    let mut r = (StatusCode::ACCEPTED, "null").into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, JSON.clone());
     if let Ok(v) = HeaderValue::from_str(&format!("{}/v1/operations/{id}", ctx.origin)) {
         h.insert(header::LOCATION, v);
     }
@@ -140,8 +151,7 @@ async fn not_found_route() -> ApiError {
 
 /// The whole route table.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    use items::Kind::{Generic, Lakehouse, Notebook};
-    let mut v1 = Router::new()
+    let v1 = Router::new()
         .route(
             "/v1/workspaces",
             get(workspaces::list).post(workspaces::create),
@@ -209,11 +219,54 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v1/workspaces/{ws}/git/myGitCredentials",
             get(git::get_credentials).patch(git::update_credentials),
         );
-    for (segment, kind) in [
-        ("items", Generic),
-        ("lakehouses", Lakehouse),
-        ("notebooks", Notebook),
-    ] {
+    let v1 = v1
+        .route(
+            "/v1/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            "/v1/connections/{id}",
+            get(connections::get).delete(connections::delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/bulkImportDefinitions",
+            post(bulk::import),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/connections",
+            get(connections::item_connections),
+        )
+        .route(
+            "/v1/workspaces/{ws}/semanticModels/{id}/bindConnection",
+            post(connections::bind),
+        )
+        .route(
+            "/v1/workspaces/{ws}/spark/pools",
+            get(spark::list).post(spark::create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/spark/pools/{id}",
+            get(spark::get).delete(spark::delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/environments/{id}/staging/publish",
+            post(environments::publish),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/shortcuts",
+            get(shortcuts::list).post(shortcuts::create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/{id}/shortcuts/{*rest}",
+            get(shortcuts::get).delete(shortcuts::delete),
+        );
+    let kinds = std::iter::once(("items", items::Kind::GENERIC)).chain(
+        crate::types::TYPES
+            .iter()
+            .map(|t| (t.segment, items::Kind(Some(t)))),
+    );
+    let mut v1 = v1;
+    for (segment, kind) in kinds {
         let ext = axum::Extension(kind);
         v1 = v1
             .route(

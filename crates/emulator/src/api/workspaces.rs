@@ -170,6 +170,7 @@ pub(crate) async fn create(
         items: Default::default(),
         deleted_items: Default::default(),
         git: None,
+        spark_pools: Default::default(),
     };
     // The creator becomes Admin, as in the real service.
     if let Ok(p) = Uuid::parse_str(&ctx.principal_id) {

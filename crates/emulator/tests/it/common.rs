@@ -159,7 +159,10 @@ impl Env {
     /// Follows a 202 to the operation's end and returns the final state and, if any, result.
     pub(crate) async fn finish(&self, accepted: Resp) -> (Value, Option<Value>) {
         let accepted = accepted.expect(202);
-        assert!(accepted.raw.is_empty(), "202 has an empty body");
+        assert_eq!(
+            accepted.raw, "null",
+            "a 202's body is JSON null, as the service's"
+        );
         let location = accepted.header("location").expect("Location").to_string();
         let op_id = accepted
             .header("x-ms-operation-id")

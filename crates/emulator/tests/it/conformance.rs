@@ -23,6 +23,8 @@ struct Spec {
     defs: Map<String, Value>,
     /// operationId → (swagger path, operation object, spec dir of its swagger).
     ops: HashMap<String, (String, Value, PathBuf)>,
+    /// (METHOD, path template with every `{param}` as `{}` and no query) → operationId.
+    routes: HashMap<(String, String), String>,
     validators: Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
 }
 
@@ -136,6 +138,7 @@ fn spec() -> &'static Spec {
         walk(&root, &root, &mut files);
         let mut defs = Map::new();
         let mut ops = HashMap::new();
+        let mut routes = HashMap::new();
         for (rel, path) in files {
             let Ok(mut doc) = serde_json::from_slice::<Value>(&std::fs::read(&path).unwrap())
             else {
@@ -151,7 +154,9 @@ fn spec() -> &'static Spec {
                 for (p, item) in paths {
                     for (method, op) in item.as_object().unwrap() {
                         if let Some(id) = op.get("operationId").and_then(Value::as_str) {
-                            let _ = method;
+                            routes
+                                .entry((method.to_uppercase(), template(p)))
+                                .or_insert_with(|| id.to_string());
                             ops.entry(id.to_string()).or_insert((
                                 p.clone(),
                                 op.clone(),
@@ -168,9 +173,30 @@ fn spec() -> &'static Spec {
         Spec {
             defs,
             ops,
+            routes,
             validators: Mutex::new(HashMap::new()),
         }
     })
+}
+
+/// `/workspaces/{workspaceId}/x/{xId}?beta=false` → `/workspaces/{}/x/{}`.
+fn template(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The operationId of `METHOD /v1{path}` (ids and names in the path are replaced by `{}` by
+/// the caller: pass the template, e.g. `/workspaces/{}/warehouses/{}`).
+#[track_caller]
+pub(crate) fn op_id(method: &str, path_template: &str) -> String {
+    spec()
+        .routes
+        .get(&(method.to_string(), path_template.to_string()))
+        .unwrap_or_else(|| panic!("no operation {method} {path_template} in the spec"))
+        .clone()
 }
 
 /// Validates `resp` against what `op` declares for its status (or `default` for errors).
@@ -391,7 +417,7 @@ async fn responses_validate_against_the_swagger_schemas() {
     );
     let (_, def) = env.finish(accepted).await;
     conforms_body("Items_GetItemDefinition", 200, &def.unwrap());
-    conforms("Items_UpdateItemDefinition", &env.post(&format!("{items}/{iid}/updateDefinition"), json!({"definition": {"parts": [{"path": "report.json", "payload": "e30=", "payloadType": "InlineBase64"}]}})).await.expect(202));
+    conforms("Items_UpdateItemDefinition", &env.post(&format!("{items}/{iid}/updateDefinition"), json!({"definition": {"parts": [{"path": "report.json", "payload": "e30=", "payloadType": "InlineBase64"}, {"path": "definition.pbir", "payload": "e30=", "payloadType": "InlineBase64"}]}})).await.expect(202));
 
     let lh = format!("/v1/workspaces/{ws}/lakehouses");
     let lake = env
@@ -582,6 +608,7 @@ struct Fixture {
     folder2: String,
     notebook: String,
     lakehouse: String,
+    report: String,
     principal: String,
     head: Value,
     remote: Value,
@@ -632,6 +659,17 @@ async fn fixture(env: &Env, op: &str) -> Fixture {
         .as_str()
         .unwrap()
         .to_string();
+    let report = env
+        .post(
+            &format!("/v1/workspaces/{ws}/items"),
+            json!({"displayName": "fixture report", "type": "Report"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let principal = "99999999-9999-4999-8999-999999999999".to_string();
     env.post(
         &format!("/v1/workspaces/{ws}/roleAssignments"),
@@ -673,6 +711,7 @@ async fn fixture(env: &Env, op: &str) -> Fixture {
         folder2,
         notebook,
         lakehouse,
+        report,
         principal,
         head,
         remote,
@@ -728,9 +767,15 @@ async fn spec_example_request_bodies_are_accepted() {
                 .map(|b| example["parameters"][b].clone())
                 .unwrap_or(Value::Null);
             adapt(&mut body, &fx);
+            // The generic definition example is a report's.
+            let item = if op == "Items_UpdateItemDefinition" {
+                &fx.report
+            } else {
+                &fx.notebook
+            };
             let url = path
                 .replace("{workspaceId}", &fx.ws)
-                .replace("{itemId}", &fx.notebook)
+                .replace("{itemId}", item)
                 .replace("{notebookId}", &fx.notebook)
                 .replace("{lakehouseId}", &fx.lakehouse)
                 .replace("{folderId}", &fx.folder1)
@@ -817,6 +862,20 @@ async fn responses_match_the_recorded_real_shapes() {
             && t["request"]["url"].as_str().unwrap().ends_with("/items")
     });
     let r = env.post(&format!("/v1/workspaces/{ws}/items"), json!({"displayName": "Vars", "type": "VariableLibrary", "description": "", "folderId": ""})).await.expect(202);
+    // A JSON content type and a non-empty body (gzip of `null`) on the real 202.
+    assert!(
+        real_202["response"]["headers"]["Content-Type"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_ne!(real_202["response"]["headers"]["Content-Length"], "0");
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(r.raw, "null");
     for h in ["Location", "Retry-After", "x-ms-operation-id"] {
         assert!(real_202["response"]["headers"][h].is_string());
         assert!(r.header(h).is_some(), "{h}");
@@ -921,4 +980,53 @@ async fn responses_match_the_recorded_real_shapes() {
 
 fn flate2_decode(bytes: &[u8]) -> impl std::io::Read + '_ {
     flate2::read::GzDecoder::new(bytes)
+}
+
+/// One operation of the spec: id, method, path (as in the swagger) and its examples.
+pub(crate) struct OpInfo {
+    pub(crate) id: String,
+    pub(crate) method: reqwest::Method,
+    pub(crate) path: String,
+    /// `(example name, example file content)`.
+    pub(crate) examples: Vec<(String, Value)>,
+    /// The name of the body parameter, if the operation takes one.
+    pub(crate) body_param: Option<String>,
+}
+
+/// Every operation of the spec whose path template (see [`op_id`]) satisfies `pred`.
+pub(crate) fn ops_where(pred: impl Fn(&str, &str) -> bool) -> Vec<OpInfo> {
+    let spec = spec();
+    let mut out: Vec<OpInfo> = spec
+        .routes
+        .iter()
+        .filter(|((m, t), _)| pred(m, t))
+        .map(|(_, id)| {
+            let (path, operation, dir) = &spec.ops[id];
+            let examples = operation["x-ms-examples"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, ex)| {
+                    let file = dir.join(ex["$ref"].as_str()?);
+                    let v = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+                    Some((name.clone(), v))
+                })
+                .collect();
+            let body_param = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["in"] == "body")
+                .and_then(|p| p["name"].as_str().map(str::to_string));
+            OpInfo {
+                id: id.clone(),
+                method: operation_method(id),
+                path: path.clone(),
+                examples,
+                body_param,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }

@@ -6,4 +6,6 @@ mod common;
 mod conformance;
 mod faults;
 mod git_folders;
+mod item_types;
+mod publishing;
 mod robustness;

@@ -1,0 +1,182 @@
+//! Spark custom pools: `/v1/workspaces/{id}/spark/pools`. A workspace lists its own pools
+//! (`type: Workspace`) followed by its capacity's (`type: Capacity`, seeded by
+//! `--capacity-pool` or the state file); only its own can be created and deleted here.
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{S, created, json, ok_empty, ws, ws_mut};
+use crate::error::ApiError;
+use crate::server::Ctx;
+use crate::store::{SparkPool, Store, Workspace};
+use crate::util::{PageRequest, parse_body, parse_id};
+
+/// Node settings of a seeded capacity pool: the spec example's medium memory-optimized pool.
+pub(crate) fn default_pool_settings() -> Value {
+    json!({
+        "nodeFamily": "MemoryOptimized",
+        "nodeSize": "Medium",
+        "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 2},
+        "dynamicExecutorAllocation": {"enabled": true, "minExecutors": 1, "maxExecutors": 1},
+    })
+}
+
+fn pool_not_found(raw: &str) -> ApiError {
+    ApiError::not_found("PoolNotFound", "pool", raw)
+}
+
+/// Every pool the workspace sees, workspace pools first (id order), then its capacity's.
+fn all_pools<'a>(store: &'a Store, w: &'a Workspace) -> impl Iterator<Item = Value> + 'a {
+    let cap = w.capacity_id.and_then(|c| store.capacities.get(&c));
+    w.spark_pools
+        .values()
+        .map(|p| p.to_json("Workspace"))
+        .chain(
+            cap.into_iter()
+                .flat_map(|c| c.spark_pools.iter().map(|p| p.to_json("Capacity"))),
+        )
+}
+
+pub(crate) async fn list(
+    State(s): S,
+    Extension(ctx): Extension<Ctx>,
+    Path(wsid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let store = s.read();
+    let w = ws(&store, &wsid)?;
+    let page = PageRequest::new(
+        &ctx.origin,
+        &format!("/v1/workspaces/{}/spark/pools", w.id),
+        &q,
+        s.config.page_size,
+    )?;
+    let pools: Vec<(uuid::Uuid, Value)> = all_pools(&store, w)
+        .enumerate()
+        // Keyset order for paging: position, so workspace pools stay ahead of capacity ones.
+        .map(|(n, p)| (uuid::Uuid::from_u128(n as u128), p))
+        .collect();
+    let body = page.page("value", pools.iter().map(|(k, v)| (k, v.clone())));
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// Checks the `CreateCustomPoolRequest` shape: every field required, counts at least 1 and
+/// min ≤ max.
+fn check_settings(v: &Value) -> Result<Value, ApiError> {
+    let obj = |k: &str| -> Result<&Value, ApiError> {
+        v.get(k)
+            .filter(|x| !x.is_null())
+            .ok_or_else(|| ApiError::bad_body(format!("The field '{k}' is required")))
+    };
+    for k in ["nodeFamily", "nodeSize"] {
+        if !obj(k)?.is_string() {
+            return Err(ApiError::bad_body(format!("'{k}' must be a string")));
+        }
+    }
+    for (k, min, max) in [
+        ("autoScale", "minNodeCount", "maxNodeCount"),
+        ("dynamicExecutorAllocation", "minExecutors", "maxExecutors"),
+    ] {
+        let o = obj(k)?;
+        let n = |f: &str| o.get(f).and_then(Value::as_u64).filter(|n| *n >= 1);
+        let (Some(lo), Some(hi), Some(_)) =
+            (n(min), n(max), o.get("enabled").and_then(Value::as_bool))
+        else {
+            return Err(ApiError::bad_body(format!(
+                "'{k}' needs 'enabled' (boolean) and '{min}', '{max}' (integers of at least 1)"
+            )));
+        };
+        if lo > hi {
+            return Err(ApiError::bad_body(format!(
+                "'{k}.{min}' ({lo}) must not exceed '{k}.{max}' ({hi})"
+            )));
+        }
+    }
+    Ok(json!({
+        "nodeFamily": v["nodeFamily"],
+        "nodeSize": v["nodeSize"],
+        "autoScale": v["autoScale"],
+        "dynamicExecutorAllocation": v["dynamicExecutorAllocation"],
+    }))
+}
+
+pub(crate) async fn create(
+    State(s): S,
+    Extension(ctx): Extension<Ctx>,
+    Path(wsid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let raw: Value = parse_body(&body)?;
+    let requested = raw
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
+    let name = requested.trim();
+    // Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(ApiError::invalid_input(
+            "InvalidPoolName",
+            format!("Pool name '{requested}' is invalid"),
+        ));
+    }
+    let settings = check_settings(&raw)?;
+    let id = s.new_id();
+    let mut store = s.write();
+    let w = ws_mut(&mut store, &wsid)?;
+    if w.spark_pools
+        .values()
+        .any(|p| p.name.eq_ignore_ascii_case(name))
+    {
+        return Err(ApiError::conflict(
+            "PoolNameAlreadyExists",
+            format!("A pool named '{name}' already exists in the workspace"),
+        ));
+    }
+    let pool = SparkPool {
+        id,
+        name: name.to_string(),
+        settings,
+    };
+    let body = pool.to_json("Workspace");
+    let location = format!("{}/v1/workspaces/{}/spark/pools/{id}", ctx.origin, w.id);
+    w.spark_pools.insert(id, pool);
+    Ok(created(&body, Some(location)))
+}
+
+pub(crate) async fn get(
+    State(s): S,
+    Path((wsid, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let pid = parse_id(&id, "PoolNotFound", "pool")?;
+    let store = s.read();
+    let w = ws(&store, &wsid)?;
+    let pool = all_pools(&store, w)
+        .find(|p| p["id"] == json!(pid))
+        .ok_or_else(|| pool_not_found(&id))?;
+    Ok(json(StatusCode::OK, &pool))
+}
+
+pub(crate) async fn delete(
+    State(s): S,
+    Path((wsid, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let pid = parse_id(&id, "PoolNotFound", "pool")?;
+    let mut store = s.write();
+    let w = ws_mut(&mut store, &wsid)?;
+    w.spark_pools
+        .remove(&pid)
+        .ok_or_else(|| pool_not_found(&id))?;
+    Ok(ok_empty())
+}
