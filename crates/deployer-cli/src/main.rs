@@ -399,7 +399,7 @@ async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(e) => fail(&e.to_string()),
+        Err(e) => plan_failed(&e),
     }
 }
 
@@ -686,6 +686,19 @@ fn confirm(question: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// A plan that cannot be made: invalid input (4) when the configuration is at fault — a kind's
+/// validation, a reference cycle — else a failure (1).
+fn plan_failed(e: &fabrik_cli::engine::EngineError) -> ExitCode {
+    use fabrik_cli::engine::EngineError;
+    match e {
+        EngineError::Invalid(_) | EngineError::Cycle(_) | EngineError::UnknownCapacity(_) => {
+            eprintln!("error: {e}");
+            ExitCode::from(INVALID_INPUT)
+        }
+        _ => fail(&e.to_string()),
+    }
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::FAILURE
@@ -739,7 +752,7 @@ async fn deploy(
     let plan =
         match fabrik_cli::engine::plan_with(client, desired, opts.concurrency, cli.prune).await {
             Ok(p) => p,
-            Err(e) => return fail(&e.to_string()),
+            Err(e) => return plan_failed(&e),
         };
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");

@@ -513,4 +513,78 @@ mod tests {
         assert_eq!(members, vec!["w/item/a", "w/item/b", "w/item/c"], "{err}");
         assert!(err.to_string().contains("w/item/a"), "{err}");
     }
+
+    /// Each change journals an undo record when it is done; after a failure the transaction
+    /// undoes them last-first, which is the reverse of completion order and so undoes every
+    /// change before anything it depends on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rollback_undoes_in_reverse_and_respects_every_edge() {
+        use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
+
+        #[derive(Debug, Default)]
+        struct Recorder(Mutex<Vec<String>>);
+        #[async_trait::async_trait]
+        impl fabrik_core::Undoer for Recorder {
+            async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
+                if let Undo::DeleteItem { item_id, .. } = undo {
+                    self.0.lock().unwrap().push(item_id.clone());
+                }
+                Ok(UndoOutcome::Done)
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let txn = fabrik_txn::Transaction::begin("graph", fabrik_txn::TxnOptions::new(dir.path()))
+            .unwrap();
+        let g = Graph::build(&sample()).unwrap();
+        let completed = Mutex::new(Vec::new());
+        let w = walk(
+            &g,
+            3,
+            || false,
+            |i| {
+                let (txn, completed) = (&txn, &completed);
+                async move {
+                    tokio::task::yield_now().await;
+                    if i == 7 {
+                        return Err("the last item is refused");
+                    }
+                    txn.track(
+                        ResourceRef::in_workspace(ResourceKind::Item, "w", i.to_string(), None),
+                        Undo::DeleteItem {
+                            workspace_id: "w".into(),
+                            item_id: i.to_string(),
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    completed.lock().unwrap().push(i);
+                    Ok(i)
+                }
+            },
+        )
+        .await;
+        assert_eq!(w.errors.len(), 1);
+        let recorder = Recorder::default();
+        txn.rollback("failed", &recorder).await.unwrap();
+        let undone: Vec<usize> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mut expected = completed.lock().unwrap().clone();
+        expected.reverse();
+        assert_eq!(undone, expected, "last done, first undone");
+        let pos = |i: usize| undone.iter().position(|&x| x == i);
+        for (before, after) in g.edges() {
+            if let (Some(b), Some(a)) = (pos(before), pos(after)) {
+                assert!(
+                    a < b,
+                    "{after} (depends on {before}) must be undone first: {undone:?}"
+                );
+            }
+        }
+    }
 }
