@@ -114,7 +114,11 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
         println!("serving health and metrics on http://{addr}");
     }
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, fabrik_health::router(health, metrics)).await;
+        // The endpoints failing must not go unnoticed: probes would then time out for no
+        // stated reason.
+        if let Err(e) = axum::serve(listener, fabrik_health::router(health, metrics)).await {
+            tracing::error!("the health and metrics endpoints stopped: {e}");
+        }
     });
 
     let stop = shutdown_signal();

@@ -216,12 +216,14 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     let (collector, received) = otlp_collector().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fabrik.yaml");
+    // A secret reference: serve resolves it every cycle, as apply does.
     std::fs::write(
         &config,
-        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n",
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    description: \"key ${secret:fabrik-test-api-key}\"\n",
     )
     .unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+        .env("FABRIK_TEST_API_KEY", "sk-serve-5d1e9a")
         .args([
             "serve",
             "--interval",
@@ -270,6 +272,10 @@ async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(deployed, "serve deployed the config");
+    assert!(
+        names().await.contains("key sk-serve-5d1e9a"),
+        "the secret was resolved"
+    );
     let ready = reqwest::get(format!("{addr}/health/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
