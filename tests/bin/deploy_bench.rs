@@ -14,8 +14,9 @@
 //!    (bar: Azure within 1.2× of local); writes `docs/benchmarks/deploy-state.md`.
 //!
 //! Every run must succeed, or the benchmark fails. Writes `docs/benchmarks/deploy.md` when all
-//! cases ran; `deploy-bench throttled|unthrottled|items|state` runs one. Run from the workspace
-//! root after a release build.
+//! cases ran; `deploy-bench throttled|unthrottled|items|state` runs one, and `deploy-bench
+//! compare OTHER_FABRIK` times this build against another on the unthrottled case. Run from the
+//! workspace root after a release build.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports to the terminal")]
 
@@ -233,6 +234,27 @@ async fn state_backends(bin: &Path, dir: &Path, config_path: &Path) -> String {
     )
 }
 
+/// `deploy-bench compare OTHER`: the unthrottled case with this build's `fabrik` and another
+/// build's (e.g. the engine before a change), alternating, eight runs each against fresh
+/// emulators, both at `--concurrency 16`; prints every wall time and the medians.
+async fn compare(bin: &Path, other: &Path, dir: &Path, config: &Path) {
+    let mut walls: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..8 {
+        for (k, b) in [other, bin].into_iter().enumerate() {
+            let emu = emulator(bin, &["--lro-delay", "0"]).await;
+            let tok = token(&emu.base).await;
+            let state = dir.join(format!("cmp-{k}-{i}"));
+            let run = apply(b, config, &emu.base, &tok, &state, &["--concurrency", "16"]).await;
+            check(&run, "compared apply");
+            walls[k].push(run.wall.as_secs_f64());
+        }
+    }
+    for (name, mut w) in ["other", "this"].into_iter().zip(walls) {
+        w.sort_by(f64::total_cmp);
+        println!("{name}: median {:.3}s of {w:.3?}", w[w.len() / 2]);
+    }
+}
+
 fn check(run: &Run, what: &str) {
     assert!(
         run.ok,
@@ -253,6 +275,15 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("fabrik.yaml");
     std::fs::write(&config_path, config()).unwrap();
+    if only.as_deref() == Some("compare") {
+        let other = PathBuf::from(
+            std::env::args()
+                .nth(2)
+                .expect("compare OTHER_FABRIK_BINARY"),
+        );
+        compare(&bin, &other, dir.path(), &config_path).await;
+        return;
+    }
     let mut md = String::from("# Deployment benchmark\n\n");
     let _ = writeln!(
         md,
