@@ -652,4 +652,4 @@ fn check_duplicates(root: &Path, items: &[RepoItem], problems: &mut Vec<Problem>
 
 #[cfg(test)]
 #[path = "repo_tests.rs"]
-mod tests;
+pub(crate) mod tests;
