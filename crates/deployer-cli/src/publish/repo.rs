@@ -561,40 +561,49 @@ fn collect_parts(
     Ok(())
 }
 
-/// Text or binary as fabric-cicd decides: a magic-byte match on an `application/*` or
-/// `image/*` type is binary, anything else is text. A "text" file that is not UTF-8 would
-/// make fabric-cicd send it empty; fabrik sends its bytes and warns.
-fn classify(path: &Path, rel_path: String, bytes: Vec<u8>, problems: &mut Vec<Problem>) -> Part {
-    let sniffed_binary = infer::get(&bytes).is_some_and(|k| {
-        k.mime_type().starts_with("application/") || k.mime_type().starts_with("image/")
-    });
-    if sniffed_binary {
-        return Part {
-            path: rel_path,
-            bytes,
-            kind: PartKind::Binary,
-        };
-    }
-    match String::from_utf8(bytes) {
-        Ok(text) => Part {
-            path: rel_path,
-            bytes: normalise_newlines(text).into_bytes(),
-            kind: PartKind::Text,
-        },
-        Err(e) => {
-            let mut p = plain(
+impl Part {
+    /// A part read from a file: text or binary as fabric-cicd decides (a magic-byte match on
+    /// an `application/*` or `image/*` type is binary, anything else is text), and text
+    /// newlines normalised as Python's text mode does. Bytes that are neither a known binary
+    /// format nor UTF-8 are kept as binary (fabric-cicd would send such a file empty).
+    pub fn from_file_bytes(path: String, bytes: Vec<u8>) -> Self {
+        let sniffed_binary = infer::get(&bytes).is_some_and(|k| {
+            k.mime_type().starts_with("application/") || k.mime_type().starts_with("image/")
+        });
+        if sniffed_binary {
+            return Part {
                 path,
-                "not UTF-8 text and not a recognised binary format; sent as binary".into(),
-            );
-            p.warning = true;
-            problems.push(p);
-            Part {
-                path: rel_path,
+                bytes,
+                kind: PartKind::Binary,
+            };
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => Part {
+                path,
+                bytes: normalise_newlines(text).into_bytes(),
+                kind: PartKind::Text,
+            },
+            Err(e) => Part {
+                path,
                 bytes: e.into_bytes(),
                 kind: PartKind::Binary,
-            }
+            },
         }
     }
+}
+
+/// [`Part::from_file_bytes`], warning about a file that is neither text nor a known binary.
+fn classify(path: &Path, rel_path: String, bytes: Vec<u8>, problems: &mut Vec<Problem>) -> Part {
+    let part = Part::from_file_bytes(rel_path, bytes);
+    if part.kind == PartKind::Binary && infer::get(&part.bytes).is_none() {
+        let mut p = plain(
+            path,
+            "not UTF-8 text and not a recognised binary format; sent as binary".into(),
+        );
+        p.warning = true;
+        problems.push(p);
+    }
+    part
 }
 
 /// Python's text mode (universal newlines): `\r\n` and lone `\r` become `\n`.
