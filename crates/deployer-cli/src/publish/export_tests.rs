@@ -4,10 +4,8 @@ use super::*;
 use crate::publish::repo::tests::fixture;
 use crate::publish::repo::{DiscoverOptions, Repository};
 
-/// Everything discovery reports about an item, `.platform` aside (export writes its own).
-fn essence(
-    repo: &Repository,
-) -> Vec<(
+/// Type, name, description, logicalId, folder, creationPayload and parts of one item.
+type Essence = (
     String,
     String,
     String,
@@ -15,7 +13,10 @@ fn essence(
     Option<String>,
     Option<Value>,
     Vec<Part>,
-)> {
+);
+
+/// Everything discovery reports about an item, `.platform` aside (export writes its own).
+fn essence(repo: &Repository) -> Vec<Essence> {
     let mut v: Vec<_> = repo
         .items
         .iter()
@@ -210,8 +211,15 @@ fn kql_databases_go_under_their_eventhouse_and_workspace_ids_become_zero() {
         (PartKind::Binary, b"PK\x03\x04zip".as_slice())
     );
     assert_eq!(repo.folders, ["/rt", "/rt/libs"]);
+}
 
+#[test]
+fn export_refuses_to_write_over_a_tree_or_outside_the_item() {
+    let opts = ExportOptions::default();
     // Nothing is written over an existing tree or outside an item directory.
+    let out = tempfile::tempdir().unwrap();
+    fs::write(out.path().join("README.md"), "x").unwrap();
+    let items = [item("x", ItemType::Notebook, "N", None, vec![])];
     assert!(matches!(
         export(out.path(), &items, &opts),
         Err(ExportError::NotEmpty(_))

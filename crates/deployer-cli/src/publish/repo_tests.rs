@@ -13,109 +13,118 @@ fn lid(n: &str) -> String {
     format!("3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c{n}")
 }
 
+/// Type, name, logicalId suffix, folder and parts of a fixture item.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+// (type, name, logicalId suffix, folder, parts) — the parts of the fixture notes §2.
+/// The fixture's items with the parts its notes (§2) list.
+const EXPECTED: [Row; 11] = [
+    (
+        "Lakehouse",
+        "Bronze",
+        "02",
+        None,
+        &[
+            ".platform",
+            "lakehouse.metadata.json",
+            "shortcuts.metadata.json",
+        ],
+    ),
+    (
+        "VariableLibrary",
+        "Config",
+        "01",
+        None,
+        &[
+            ".platform",
+            "settings.json",
+            "valueSets/prod.json",
+            "valueSets/test.json",
+            "variables.json",
+        ],
+    ),
+    ("Warehouse", "Gold", "04", None, &[".platform"]),
+    (
+        "Lakehouse",
+        "Silver",
+        "03",
+        None,
+        &[
+            ".platform",
+            "lakehouse.metadata.json",
+            "shortcuts.metadata.json",
+        ],
+    ),
+    (
+        "Environment",
+        "Spark",
+        "05",
+        None,
+        &[
+            ".platform",
+            "Libraries/PublicLibraries/environment.yml",
+            "Setting/Sparkcompute.yml",
+        ],
+    ),
+    (
+        "Notebook",
+        "Ingest",
+        "06",
+        Some("/notebooks"),
+        &[".platform", "notebook-content.py"],
+    ),
+    (
+        "Notebook",
+        "Utils",
+        "07",
+        Some("/notebooks/shared"),
+        &[".platform", "notebook-content.py"],
+    ),
+    (
+        "DataPipeline",
+        "Daily Load",
+        "08",
+        Some("/pipelines"),
+        &[".platform", ".schedules", "pipeline-content.json"],
+    ),
+    (
+        "DataPipeline",
+        "Orchestrate",
+        "09",
+        Some("/pipelines"),
+        &[".platform", "pipeline-content.json"],
+    ),
+    (
+        "Report",
+        "Sales",
+        "0b",
+        Some("/reporting"),
+        &[".platform", "definition.pbir", "report.json"],
+    ),
+    (
+        "SemanticModel",
+        "Sales",
+        "0a",
+        Some("/reporting"),
+        &[
+            ".platform",
+            "definition.pbism",
+            "definition/database.tmdl",
+            "definition/model.tmdl",
+            "definition/tables/Sales.tmdl",
+        ],
+    ),
+];
+
 #[test]
 fn fixture_items_parts_folders_and_logical_ids() {
     let repo = Repository::discover(&fixture(), &DiscoverOptions::default()).unwrap();
     assert!(repo.warnings.is_empty(), "{:?}", repo.warnings);
-    type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [&'a str]);
-    // (type, name, logicalId suffix, folder, parts) — the parts of the fixture notes §2.
-    let expected: [Row<'_>; 11] = [
-        (
-            "Lakehouse",
-            "Bronze",
-            "02",
-            None,
-            &[
-                ".platform",
-                "lakehouse.metadata.json",
-                "shortcuts.metadata.json",
-            ],
-        ),
-        (
-            "VariableLibrary",
-            "Config",
-            "01",
-            None,
-            &[
-                ".platform",
-                "settings.json",
-                "valueSets/prod.json",
-                "valueSets/test.json",
-                "variables.json",
-            ],
-        ),
-        ("Warehouse", "Gold", "04", None, &[".platform"]),
-        (
-            "Lakehouse",
-            "Silver",
-            "03",
-            None,
-            &[
-                ".platform",
-                "lakehouse.metadata.json",
-                "shortcuts.metadata.json",
-            ],
-        ),
-        (
-            "Environment",
-            "Spark",
-            "05",
-            None,
-            &[
-                ".platform",
-                "Libraries/PublicLibraries/environment.yml",
-                "Setting/Sparkcompute.yml",
-            ],
-        ),
-        (
-            "Notebook",
-            "Ingest",
-            "06",
-            Some("/notebooks"),
-            &[".platform", "notebook-content.py"],
-        ),
-        (
-            "Notebook",
-            "Utils",
-            "07",
-            Some("/notebooks/shared"),
-            &[".platform", "notebook-content.py"],
-        ),
-        (
-            "DataPipeline",
-            "Daily Load",
-            "08",
-            Some("/pipelines"),
-            &[".platform", ".schedules", "pipeline-content.json"],
-        ),
-        (
-            "DataPipeline",
-            "Orchestrate",
-            "09",
-            Some("/pipelines"),
-            &[".platform", "pipeline-content.json"],
-        ),
-        (
-            "Report",
-            "Sales",
-            "0b",
-            Some("/reporting"),
-            &[".platform", "definition.pbir", "report.json"],
-        ),
-        (
-            "SemanticModel",
-            "Sales",
-            "0a",
-            Some("/reporting"),
-            &[
-                ".platform",
-                "definition.pbism",
-                "definition/database.tmdl",
-                "definition/model.tmdl",
-                "definition/tables/Sales.tmdl",
-            ],
-        ),
-    ];
     let got: Vec<_> = repo
         .items
         .iter()
@@ -129,7 +138,7 @@ fn fixture_items_parts_folders_and_logical_ids() {
             )
         })
         .collect();
-    let want: Vec<_> = expected
+    let want: Vec<_> = EXPECTED
         .iter()
         .map(|(t, n, l, f, parts)| {
             (
@@ -368,10 +377,8 @@ fn problems(r: &Path) -> Vec<(String, usize, usize, String, bool)> {
         .collect()
 }
 
-#[test]
-fn broken_repositories_report_every_problem_at_its_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = dir.path();
+/// A repository with one of each discovery error (and an unknown type, a warning).
+fn write_broken_repo(r: &Path) {
     write(
         r,
         "Bad.Notebook/.platform",
@@ -417,6 +424,13 @@ fn broken_repositories_report_every_problem_at_its_position() {
     );
     write(r, "bad.folder/N.Notebook/notebook-content.py", b"x");
     write(r, "T.Notebook/.platform", b"{\"metadata\": {\"type\": 7, \"displayName\": \"T\"}, \"config\": {\"logicalId\": \"x\"}}");
+}
+
+#[test]
+fn broken_repositories_report_every_problem_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    write_broken_repo(r);
     let got = problems(r);
     let want = [
         (
