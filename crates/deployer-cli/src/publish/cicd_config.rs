@@ -13,6 +13,7 @@ use regex::Regex;
 use serde_norway::Value;
 
 use super::item_type::{FEATURE_FLAGS, ItemType};
+use super::repo::DiscoverOptions;
 use crate::config::Problem;
 use crate::config::locate::Locations;
 
@@ -404,6 +405,26 @@ impl CicdConfig {
                 ..c
             }),
             _ => Err(r.problems),
+        }
+    }
+}
+
+impl CicdConfig {
+    /// The discovery options this config asks for (scope, publish filters, and
+    /// `disable_workspace_folder_publish`). Its regexes compiled when it was loaded.
+    pub fn discover_options(&self) -> DiscoverOptions {
+        // `load` refused any regex that does not compile, so `ok()` drops nothing here.
+        let re = |s: &Option<String>| s.as_deref().and_then(|s| Regex::new(s).ok());
+        DiscoverOptions {
+            item_types_in_scope: self.item_types_in_scope.clone(),
+            exclude_regex: re(&self.publish.exclude_regex),
+            folders: !self
+                .features
+                .iter()
+                .any(|f| f == "disable_workspace_folder_publish"),
+            folder_exclude_regex: re(&self.publish.folder_exclude_regex),
+            folder_path_to_include: self.publish.folder_path_to_include.clone(),
+            items_to_include: self.publish.items_to_include.clone(),
         }
     }
 }

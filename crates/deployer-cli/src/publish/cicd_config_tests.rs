@@ -50,6 +50,17 @@ fn fixture_config_for_test_and_prod() {
         }
     );
     assert_eq!(test.features, ["enable_shortcut_publish"]);
+    // The config's publish options select the fixture's items: all 11 are in scope, and
+    // none is named DONT_DEPLOY….
+    let opts = test.discover_options();
+    assert!(opts.folders);
+    assert_eq!(
+        opts.exclude_regex.as_ref().map(Regex::as_str),
+        Some("^DONT_DEPLOY.*")
+    );
+    let repo =
+        crate::publish::repo::Repository::discover(&test.repository_directory, &opts).unwrap();
+    assert_eq!(repo.selected().count(), 11);
     let prod = CicdConfig::load(&path, "prod").unwrap();
     assert_eq!(
         prod.workspace,

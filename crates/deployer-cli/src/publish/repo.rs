@@ -43,6 +43,53 @@ pub struct DiscoverOptions {
     pub exclude_regex: Option<Regex>,
     /// `false` is fabric-cicd's `disable_workspace_folder_publish`: every item at the root.
     pub folders: bool,
+    /// `folder_exclude_regex`: an item in a folder (or under a folder) the regex finds a match
+    /// in is not selected; root items are never excluded this way.
+    pub folder_exclude_regex: Option<Regex>,
+    /// `folder_path_to_include`: an item in a folder that is not exactly one of these is not
+    /// selected (subfolders are not included); root items always are.
+    pub folder_path_to_include: Option<Vec<String>>,
+    /// `items_to_include`: only these `Name.Type` items (compared case-insensitively).
+    pub items_to_include: Option<Vec<String>>,
+}
+
+impl DiscoverOptions {
+    /// Whether `item` is to be published, applying the filters in fabric-cicd's order.
+    pub fn selects(&self, item: &RepoItem) -> bool {
+        let in_scope = self
+            .item_types_in_scope
+            .as_ref()
+            .is_none_or(|s| s.contains(&item.item_type));
+        let included = self.items_to_include.as_ref().is_none_or(|list| {
+            let me = format!("{}.{}", item.display_name, item.item_type).to_lowercase();
+            list.iter().any(|i| i.to_lowercase() == me)
+        });
+        // Python's re.match: a match that starts at the beginning.
+        let excluded_by_name = self
+            .exclude_regex
+            .as_ref()
+            .is_some_and(|re| re.find(&item.display_name).is_some_and(|m| m.start() == 0));
+        let folder = item.folder.as_deref().unwrap_or("");
+        let excluded_by_folder = !folder.is_empty()
+            && self.folder_exclude_regex.as_ref().is_some_and(|re| {
+                let mut path = folder;
+                loop {
+                    if re.is_match(path) {
+                        return true;
+                    }
+                    match path.rsplit_once('/') {
+                        Some((parent, _)) if !parent.is_empty() => path = parent,
+                        _ => return false,
+                    }
+                }
+            });
+        let not_included_folder = !folder.is_empty()
+            && self
+                .folder_path_to_include
+                .as_ref()
+                .is_some_and(|list| !list.iter().any(|f| f == folder));
+        in_scope && included && !excluded_by_name && !excluded_by_folder && !not_included_folder
+    }
 }
 
 impl Default for DiscoverOptions {
@@ -51,6 +98,9 @@ impl Default for DiscoverOptions {
             item_types_in_scope: None,
             exclude_regex: None,
             folders: true,
+            folder_exclude_regex: None,
+            folder_path_to_include: None,
+            items_to_include: None,
         }
     }
 }
@@ -163,11 +213,10 @@ impl Repository {
         platform_dirs.sort();
 
         let mut problems = Vec::new();
-        let folders = if opts.folders {
-            repository_folders(root, &platform_dirs, &mut problems)
-        } else {
-            BTreeSet::new()
-        };
+        let folders = repository_folders(&platform_dirs);
+        if opts.folders {
+            check_folder_names(root, &folders, &mut problems);
+        }
         let mut items = Vec::new();
         for dir in &platform_dirs {
             if let Some(item) = read_item(root, dir, &folders, &mut problems) {
@@ -176,18 +225,19 @@ impl Repository {
         }
         check_duplicates(root, &items, &mut problems);
         for item in &mut items {
-            item.selected =
-                opts.item_types_in_scope
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&item.item_type))
-                    && !opts.exclude_regex.as_ref().is_some_and(|re| {
-                        re.find(&item.display_name).is_some_and(|m| m.start() == 0)
-                    });
+            item.selected = opts.selects(item);
+            if !opts.folders {
+                item.folder = None;
+            }
         }
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
         }
-        let mut folders: Vec<String> = folders.into_iter().collect();
+        let mut folders: Vec<String> = if opts.folders {
+            folders.into_iter().collect()
+        } else {
+            Vec::new()
+        };
         folders.sort_by(|a, b| depth(a).cmp(&depth(b)).then_with(|| a.cmp(b)));
         Ok(Self {
             root: root.to_path_buf(),
@@ -269,13 +319,8 @@ fn rel(root: &Path, dir: &Path) -> String {
 }
 
 /// fabric-cicd's folder set: every strict ancestor of an item directory under the root,
-/// except item directories and `.children` containers. Names with characters Fabric refuses
-/// are errors, as in fabric-cicd.
-fn repository_folders(
-    root: &Path,
-    item_dirs: &[String],
-    problems: &mut Vec<Problem>,
-) -> BTreeSet<String> {
+/// except item directories and `.children` containers.
+fn repository_folders(item_dirs: &[String]) -> BTreeSet<String> {
     let items: BTreeSet<&str> = item_dirs.iter().map(String::as_str).collect();
     let mut folders = BTreeSet::new();
     for dir in item_dirs {
@@ -289,7 +334,12 @@ fn repository_folders(
             folders.insert(format!("/{cut}"));
         }
     }
-    for f in &folders {
+    folders
+}
+
+/// A folder name with characters Fabric refuses is an error, as in fabric-cicd.
+fn check_folder_names(root: &Path, folders: &BTreeSet<String>, problems: &mut Vec<Problem>) {
+    for f in folders {
         let name = f.rsplit('/').next().unwrap_or(f);
         if let Some(c) = name.chars().find(|c| INVALID_FOLDER_CHARS.contains(c)) {
             let mut p = plain(
@@ -305,7 +355,6 @@ fn repository_folders(
             problems.push(p);
         }
     }
-    folders
 }
 
 /// The workspace folder of the item in `dir`, as fabric-cicd computes it.

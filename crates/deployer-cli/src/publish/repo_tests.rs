@@ -238,22 +238,63 @@ fn scope_and_exclude_regex_select_items() {
     let opts = DiscoverOptions {
         item_types_in_scope: Some(vec![ItemType::Notebook, ItemType::Lakehouse]),
         exclude_regex: Some(Regex::new("Utils|ilver").unwrap()),
-        folders: true,
+        ..DiscoverOptions::default()
     };
-    let repo = Repository::discover(&fixture(), &opts).unwrap();
-    let selected: Vec<_> = repo.selected().map(|i| i.display_name.as_str()).collect();
     // `ilver` does not match `Silver` from the start, as Python's re.match would not.
-    assert_eq!(selected, ["Bronze", "Silver", "Ingest"]);
+    assert_eq!(selected(&opts), ["Bronze", "Silver", "Ingest"]);
+    let repo = Repository::discover(&fixture(), &opts).unwrap();
     assert_eq!(repo.items.len(), 11, "out-of-scope items are still read");
-    let flat = Repository::discover(
-        &fixture(),
-        &DiscoverOptions {
-            folders: false,
-            ..DiscoverOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(flat.folders.is_empty() && flat.items.iter().all(|i| i.folder.is_none()));
+    let flat = DiscoverOptions {
+        folders: false,
+        folder_exclude_regex: Some(Regex::new("^/note").unwrap()),
+        ..DiscoverOptions::default()
+    };
+    let repo = Repository::discover(&fixture(), &flat).unwrap();
+    assert!(repo.folders.is_empty() && repo.items.iter().all(|i| i.folder.is_none()));
+    // Folder filters still see the repository's folders when folders are not published.
+    assert!(!selected(&flat).iter().any(|n| n == "Utils"));
+}
+
+fn selected(opts: &DiscoverOptions) -> Vec<String> {
+    let repo = Repository::discover(&fixture(), opts).unwrap();
+    repo.selected().map(|i| i.display_name.clone()).collect()
+}
+
+#[test]
+fn folder_filters_and_items_to_include() {
+    // An excluded folder excludes its subfolders; root items are never excluded by folder.
+    let opts = DiscoverOptions {
+        folder_exclude_regex: Some(Regex::new("^/notebooks$|reporting").unwrap()),
+        ..DiscoverOptions::default()
+    };
+    assert_eq!(
+        selected(&opts),
+        [
+            "Bronze",
+            "Config",
+            "Gold",
+            "Silver",
+            "Spark",
+            "Daily Load",
+            "Orchestrate"
+        ]
+    );
+    // Inclusion is exact: /notebooks does not include /notebooks/shared.
+    let opts = DiscoverOptions {
+        folder_path_to_include: Some(vec!["/notebooks".into(), "/reporting".into()]),
+        ..DiscoverOptions::default()
+    };
+    assert_eq!(
+        selected(&opts),
+        [
+            "Bronze", "Config", "Gold", "Silver", "Spark", "Ingest", "Sales", "Sales"
+        ]
+    );
+    let opts = DiscoverOptions {
+        items_to_include: Some(vec!["ingest.NOTEBOOK".into(), "Sales.Report".into()]),
+        ..DiscoverOptions::default()
+    };
+    assert_eq!(selected(&opts), ["Ingest", "Sales"]);
 }
 
 fn write(root: &Path, rel: &str, bytes: &[u8]) {
