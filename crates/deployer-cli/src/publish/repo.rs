@@ -596,8 +596,13 @@ fn collect_parts(
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
             collect_parts(item_dir, &path, exclude, out, problems)?;
+            continue;
+        }
+        // Like os.walk, a symlinked directory is listed but not entered: it holds no parts.
+        if ft.is_symlink() && path.is_dir() {
             continue;
         }
         let rel_path = rel(item_dir, &path);

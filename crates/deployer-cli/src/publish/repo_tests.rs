@@ -367,6 +367,8 @@ fn exclusions_binary_parts_kql_folders_and_newlines() {
         b"{\"cells\": []}",
     );
     write(r, "empty/dir/README.md", b"no items here");
+    // A symlinked directory is not entered, as os.walk does not follow links.
+    std::os::unix::fs::symlink(r.join("empty"), r.join("Other.Notebook/linked")).unwrap();
     let repo = Repository::discover(r, &DiscoverOptions::default()).unwrap();
     let m = repo.find(ItemType::SemanticModel, "M").unwrap();
     let paths: Vec<_> = m.parts.iter().map(|p| p.path.as_str()).collect();
@@ -393,12 +395,10 @@ fn exclusions_binary_parts_kql_folders_and_newlines() {
         env.part("Libraries/CustomLibraries/logo.png").unwrap().kind,
         PartKind::Binary
     );
-    assert_eq!(
-        repo.find(ItemType::Notebook, "Other")
-            .unwrap()
-            .definition_format(),
-        Some("ipynb")
-    );
+    let other = repo.find(ItemType::Notebook, "Other").unwrap();
+    assert_eq!(other.definition_format(), Some("ipynb"));
+    let paths: Vec<_> = other.parts.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, [".platform", "notebook-content.ipynb"]);
 }
 
 /// The problems of a broken repository, as `(file relative to root, line, col, message)`.
