@@ -366,6 +366,7 @@ fn exclusions_binary_parts_kql_folders_and_newlines() {
         "Other.Notebook/notebook-content.ipynb",
         b"{\"cells\": []}",
     );
+    write(r, "Env.Environment/Setting/notes.txt", b"caf\xe9");
     write(r, "empty/dir/README.md", b"no items here");
     // A symlinked directory is not entered, as os.walk does not follow links.
     std::os::unix::fs::symlink(r.join("empty"), r.join("Other.Notebook/linked")).unwrap();
@@ -394,6 +395,19 @@ fn exclusions_binary_parts_kql_folders_and_newlines() {
     assert_eq!(
         env.part("Libraries/CustomLibraries/logo.png").unwrap().kind,
         PartKind::Binary
+    );
+    // Neither UTF-8 nor a known binary: sent as bytes, with a warning naming the file.
+    let latin1 = env.part("Setting/notes.txt").unwrap();
+    assert_eq!(
+        (latin1.kind, latin1.bytes.as_slice()),
+        (PartKind::Binary, b"caf\xe9".as_slice())
+    );
+    assert_eq!(repo.warnings.len(), 1, "{:?}", repo.warnings);
+    assert!(repo.warnings[0].warning);
+    assert!(
+        repo.warnings[0]
+            .file
+            .ends_with("Env.Environment/Setting/notes.txt")
     );
     let other = repo.find(ItemType::Notebook, "Other").unwrap();
     assert_eq!(other.definition_format(), Some("ipynb"));
