@@ -160,6 +160,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
 mod faults;
 mod live;
 mod plan_output;
+mod publish;
 mod run_metrics;
 mod toy_kind;
 

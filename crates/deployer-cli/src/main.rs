@@ -151,6 +151,28 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Publish the items of a git-format repository (Fabric Git integration's layout, as
+    /// fabric-cicd publishes it) into a workspace: plan, skip what did not change, roll back on
+    /// failure. First slice: logicalIds and the zero workspace id are rewritten; parameter.yml
+    /// is not applied yet.
+    Publish {
+        /// The repository folder.
+        #[arg(long)]
+        repository: PathBuf,
+        /// The target workspace's id.
+        #[arg(long)]
+        workspace_id: String,
+        /// Only show the plan.
+        #[arg(long)]
+        plan: bool,
+        /// Delete deployed items of the repository's types that it no longer holds
+        /// (data-bearing types are never deleted).
+        #[arg(long)]
+        unpublish: bool,
+        /// With --plan: 0 no changes, 2 changes pending.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Force-release the deployment locks held by a run that is dead (shared state only).
     Unlock {
         /// The run whose locks to release.
@@ -361,6 +383,24 @@ async fn commands(cli: &Cli) -> ExitCode {
         Command::Rollback { run_id } => rollback(cli, run_id).await,
         Command::Status => status(cli).await,
         Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
+        Command::Publish {
+            repository,
+            workspace_id,
+            plan,
+            unpublish,
+            detailed_exitcode,
+        } => {
+            let only_plan = *plan;
+            publish(
+                cli,
+                repository,
+                workspace_id,
+                only_plan,
+                *unpublish,
+                *detailed_exitcode,
+            )
+            .await
+        }
         Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
         Command::Auth {
@@ -417,6 +457,68 @@ async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
     drop(backend);
     let code = session
         .scope(deploy(cli, &client, &flags, &desired, &opts))
+        .await;
+    session.finish().await;
+    code
+}
+
+async fn publish(
+    cli: &Cli,
+    repository: &std::path::Path,
+    workspace_id: &str,
+    only_plan: bool,
+    unpublish: bool,
+    detailed_exitcode: bool,
+) -> ExitCode {
+    use fabrik_cli::publish::repo::{DiscoverOptions, Repository};
+    let repo = match Repository::discover(repository, &DiscoverOptions::default()) {
+        Ok(r) => r,
+        Err(problems) => {
+            for p in &problems {
+                eprint!("{p}");
+            }
+            eprintln!("{} problem(s) found; nothing was published", problems.len());
+            return ExitCode::from(INVALID_INPUT);
+        }
+    };
+    for w in &repo.warnings {
+        eprint!("{w}");
+    }
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let planned = fabrik_cli::publish::publisher::plan(
+        &client,
+        Arc::new(repo),
+        workspace_id,
+        &cli.environment,
+        unpublish,
+        cli.concurrency,
+    )
+    .await;
+    let (desired, plan) = match planned {
+        Ok(p) => p,
+        Err(e) => return plan_failed(&e),
+    };
+    if only_plan {
+        print_plan(cli, &plan);
+        return if detailed_exitcode && plan.change_count() > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let (_, session) = match lock(cli, "publish", None).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = run_options(cli, cli.base_url.clone());
+    let code = session
+        .scope(apply_planned(cli, &client, &flags, &desired, &plan, &opts))
         .await;
     session.finish().await;
     code
@@ -754,14 +856,26 @@ async fn deploy(
             Ok(p) => p,
             Err(e) => return plan_failed(&e),
         };
+    apply_planned(cli, client, flags, desired, &plan, opts).await
+}
+
+/// Shows `plan` and applies it through [`run::apply`] with progress, then reports.
+async fn apply_planned(
+    cli: &Cli,
+    client: &FabricClient,
+    flags: &fabrik_flags::Flags,
+    desired: &config::Desired,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> ExitCode {
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");
         return ExitCode::SUCCESS;
     }
-    print_plan(cli, &plan);
+    print_plan(cli, plan);
     let mut opts = opts.clone();
-    let bar = progress(cli, &plan, &mut opts);
-    let report = match run::apply(client, flags, desired, &plan, &opts).await {
+    let bar = progress(cli, plan, &mut opts);
+    let report = match run::apply(client, flags, desired, plan, &opts).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -780,7 +894,7 @@ async fn deploy(
         b.finish_and_clear();
     }
     if let Some(path) = &cli.report {
-        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": &plan, "result": &report});
+        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": plan, "result": &report});
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
             .and_then(|text| {

@@ -1,0 +1,604 @@
+//! Publishing a discovered repository's items into one workspace as an engine kind: read the
+//! deployed items and their definitions, plan create / update / unchanged / delete by comparing
+//! the parts fabrik would send with the deployed ones, order items by the logicalIds they
+//! mention (any type, so no "referenced item is not yet deployed"), and apply with undo records
+//! (an update journals the previous definition; a create journals its delete).
+//!
+//! This is the first slice of issue 17: the text pipeline's logicalId → deployed id and zero
+//! workspace id → target steps are applied; `parameter.yml`, item moves between folders and the
+//! type-specific post-steps (environment publish, shortcuts, value sets, bindings) are not yet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use fabrik_client::models::{
+    CreateItemRequest, DefinitionPart, ItemDefinition, ItemType as ApiType, PayloadType,
+};
+use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
+use fabrik_txn::Intent;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::item_type::{ItemType, TextPipeline};
+use super::repo::{Part, RepoItem, Repository};
+use crate::config::{Desired, DesiredWorkspace};
+use crate::engine::kinds::{folder, workspace};
+use crate::engine::{
+    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, Registry,
+    ctx,
+};
+use crate::plan::{Action, Plan};
+
+/// The kind's name in addresses.
+pub const NAME: &str = "published";
+
+/// The workspace id fabric-cicd's exports use as a placeholder for "the target workspace".
+const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Items of a repository published into one workspace.
+#[derive(Debug, Clone)]
+pub struct PublishKind {
+    repo: Arc<Repository>,
+    unpublish: bool,
+}
+
+/// A deployed item of a type the repository may hold.
+#[derive(Debug, Clone)]
+pub struct LiveItem {
+    id: String,
+    item_type: ItemType,
+    name: String,
+    /// Decoded parts, for items the repository publishes with a definition.
+    parts: Option<Vec<(String, Vec<u8>)>>,
+}
+
+/// What a publish read: the deployed items, and the workspace's id.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    workspace_id: String,
+    items: Vec<LiveItem>,
+}
+
+/// A publish change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum PublishOp {
+    /// Create the item (with its definition, or its creation payload for shell items).
+    #[serde(rename_all = "camelCase")]
+    Create {
+        /// `Type:Name`.
+        item: String,
+        /// Its workspace folder.
+        folder: Option<String>,
+        /// Index into the repository's items.
+        #[serde(skip)]
+        index: usize,
+    },
+    /// Replace the deployed definition.
+    #[serde(rename_all = "camelCase")]
+    Update {
+        /// `Type:Name`.
+        item: String,
+        /// Paths of the parts that differ.
+        differs: Vec<String>,
+        /// Deployed id.
+        #[serde(skip)]
+        id: String,
+        /// Index into the repository's items.
+        #[serde(skip)]
+        index: usize,
+        /// The deployed parts (base64), journaled for the undo.
+        #[serde(skip)]
+        previous: Vec<(String, String)>,
+    },
+    /// Delete an orphan (`--unpublish`).
+    #[serde(rename_all = "camelCase")]
+    Delete {
+        /// `Type:Name`.
+        item: String,
+        /// Deployed id.
+        #[serde(skip)]
+        id: String,
+    },
+}
+
+fn key(t: ItemType, name: &str) -> String {
+    format!("{}:{name}", t.as_str())
+}
+
+impl PublishKind {
+    /// Publishes the selected items of `repo`; with `unpublish`, deletes deployed items of the
+    /// repository's types that it does not hold (fabric-cicd's guards: data-bearing types only
+    /// when their flag is on — not offered yet, so they are never deleted).
+    pub fn new(repo: Arc<Repository>, unpublish: bool) -> Self {
+        Self { repo, unpublish }
+    }
+
+    /// Other selected items whose logicalId this item's text parts mention.
+    fn references(&self, item: &RepoItem) -> Vec<&RepoItem> {
+        self.repo
+            .selected()
+            .filter(|o| o.logical_id != item.logical_id && o.logical_id != ZERO_GUID)
+            .filter(|o| {
+                item.parts
+                    .iter()
+                    .filter_map(Part::text)
+                    .any(|t| t.contains(o.logical_id.as_str()))
+            })
+            .collect()
+    }
+
+    /// The parts as fabric-cicd sends them: logicalIds of other items replaced by their
+    /// deployed ids (`id_of`), the zero workspace id by the target's (§2.3; VariableLibrary gets
+    /// neither). A logicalId whose item is not deployed stays as it is.
+    fn render(
+        &self,
+        item: &RepoItem,
+        workspace_id: &str,
+        id_of: &dyn Fn(&RepoItem) -> Option<String>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let full = item.item_type.facts().text_pipeline == TextPipeline::Full;
+        let refs: Vec<(&str, String)> = if full {
+            self.repo
+                .items
+                .iter()
+                .filter(|o| o.logical_id != ZERO_GUID)
+                .filter_map(|o| Some((o.logical_id.as_str(), id_of(o)?)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        item.parts
+            .iter()
+            .map(|p| match p.text() {
+                Some(text) if full => {
+                    let mut t = text.to_string();
+                    for (logical, id) in &refs {
+                        t = t.replace(logical, id);
+                    }
+                    (
+                        p.path.clone(),
+                        t.replace(ZERO_GUID, workspace_id).into_bytes(),
+                    )
+                }
+                _ => (p.path.clone(), p.bytes.clone()),
+            })
+            .collect()
+    }
+}
+
+fn definition(item: &RepoItem, parts: &[(String, Vec<u8>)]) -> ItemDefinition {
+    ItemDefinition {
+        format: item.definition_format().map(str::to_string),
+        parts: parts
+            .iter()
+            .map(|(path, bytes)| DefinitionPart {
+                path: path.clone(),
+                payload: base64::engine::general_purpose::STANDARD.encode(bytes),
+                payload_type: PayloadType::InlineBase64,
+            })
+            .collect(),
+    }
+}
+
+/// What of a `.platform` part a deployment carries: the item's type, name and description. The
+/// service rewrites the rest (formatting, its own logicalId), so bytes would always differ.
+fn platform_metadata(bytes: &[u8]) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let m = v.get("metadata")?;
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    // An absent description and an empty one are the same deployment.
+    Some(serde_json::json!([
+        text("type"),
+        text("displayName"),
+        text("description")
+    ]))
+}
+
+fn same_part(path: &str, want: &[u8], have: &[u8]) -> bool {
+    want == have
+        || (path == ".platform"
+            && platform_metadata(want).is_some()
+            && platform_metadata(want) == platform_metadata(have))
+}
+
+/// Paths whose content differs; `.platform` only when both sides have it (the service may not
+/// return it) and then by its metadata.
+fn differing(want: &[(String, Vec<u8>)], have: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut out: Vec<String> = want
+        .iter()
+        .filter(|(p, _)| p != ".platform" || have.iter().any(|(h, _)| h == p))
+        .filter(|(p, b)| !have.iter().any(|(h, hb)| h == p && same_part(p, b, hb)))
+        .map(|(p, _)| p.clone())
+        .collect();
+    out.extend(
+        have.iter()
+            .filter(|(p, _)| p != ".platform" && !want.iter().any(|(w, _)| w == p))
+            .map(|(p, _)| p.clone()),
+    );
+    out
+}
+
+#[async_trait]
+impl Kind for PublishKind {
+    type Live = Live;
+    type Op = PublishOp;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn resource_kind(&self) -> ResourceKind {
+        ResourceKind::Item
+    }
+
+    async fn read(&self, cx: &ReadCx<'_>) -> Result<Live, EngineError> {
+        let Some(ws) = cx.workspace_id() else {
+            return Ok(Live::default());
+        };
+        let mut items = Vec::new();
+        for it in cx.items().await? {
+            let Ok(t) = it.kind.as_str().parse::<ItemType>() else {
+                continue;
+            };
+            cx.know(
+                Address::new(&cx.desired.name, NAME, key(t, &it.display_name)),
+                it.id.clone(),
+            );
+            items.push(LiveItem {
+                id: it.id.clone(),
+                item_type: t,
+                name: it.display_name.clone(),
+                parts: None,
+            });
+        }
+        // Definitions of the deployed items the repository publishes with one, several at once.
+        let wanted: Vec<(usize, Option<String>)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let r = self
+                    .repo
+                    .find(l.item_type, &l.name)
+                    .filter(|r| r.selected)?;
+                (!r.item_type.is_shell()).then(|| (i, r.definition_format().map(str::to_string)))
+            })
+            .collect();
+        let read: Vec<(usize, Vec<(String, Vec<u8>)>)> = futures::stream::iter(wanted)
+            .map(|(i, format)| {
+                let l = &items[i];
+                async move {
+                    let d = cx
+                        .client
+                        .get_item_definition(ws, &l.id, format.as_deref())
+                        .await
+                        .map_err(ctx(format!(
+                            "reading the definition of {} {}",
+                            l.item_type.as_str(),
+                            l.name
+                        )))?;
+                    let parts = d
+                        .parts
+                        .into_iter()
+                        .map(|p| {
+                            let bytes = base64::engine::general_purpose::STANDARD
+                                .decode(p.payload.as_bytes())
+                                .unwrap_or_default();
+                            (p.path, bytes)
+                        })
+                        .collect();
+                    Ok::<_, EngineError>((i, parts))
+                }
+            })
+            .buffer_unordered(cx.concurrency)
+            .try_collect()
+            .await?;
+        for (i, parts) in read {
+            items[i].parts = Some(parts);
+        }
+        Ok(Live {
+            workspace_id: ws.to_string(),
+            items,
+        })
+    }
+
+    fn diff(&self, desired: &DesiredWorkspace, live: &Live, _: &DiffCx) -> Diff<PublishOp> {
+        let ws = &desired.name;
+        let deployed: BTreeMap<String, &LiveItem> = live
+            .items
+            .iter()
+            .map(|l| (key(l.item_type, &l.name), l))
+            .collect();
+        let id_of = |o: &RepoItem| {
+            deployed
+                .get(&key(o.item_type, &o.display_name))
+                .map(|l| l.id.clone())
+        };
+        let mut d = Diff::default();
+        for (index, item) in self
+            .repo
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.selected)
+        {
+            let k = key(item.item_type, &item.display_name);
+            let folder = item
+                .folder
+                .as_deref()
+                .map(|f| f.trim_start_matches('/').to_string());
+            let target = format!(
+                "{} {}",
+                item.item_type.as_str().to_lowercase(),
+                item.display_name
+            );
+            match deployed.get(&k) {
+                None => {
+                    let mut needs = vec![Need::At(Address::new(ws, workspace::NAME, ws))];
+                    if let Some(f) = &folder {
+                        needs.push(Need::At(folder::address(ws, f)));
+                    }
+                    needs.extend(self.references(item).into_iter().map(|o| {
+                        Need::At(Address::new(ws, NAME, key(o.item_type, &o.display_name)))
+                    }));
+                    d.changes.push(Planned {
+                        action: Action::Create,
+                        key: k.clone(),
+                        target,
+                        detail: folder.as_ref().map(|f| format!("in folder {f}")),
+                        needs,
+                        op: PublishOp::Create {
+                            item: k,
+                            folder,
+                            index,
+                        },
+                    });
+                }
+                Some(l) => {
+                    let Some(have) = &l.parts else { continue };
+                    let want = self.render(item, &live.workspace_id, &id_of);
+                    let differs = differing(&want, have);
+                    if differs.is_empty() {
+                        continue;
+                    }
+                    d.changes.push(Planned {
+                        action: Action::Update,
+                        key: k.clone(),
+                        target,
+                        detail: Some(format!("parts differ: {}", differs.join(", "))),
+                        needs: self
+                            .references(item)
+                            .into_iter()
+                            .map(|o| {
+                                Need::At(Address::new(ws, NAME, key(o.item_type, &o.display_name)))
+                            })
+                            .collect(),
+                        op: PublishOp::Update {
+                            item: k,
+                            differs,
+                            id: l.id.clone(),
+                            index,
+                            previous: have
+                                .iter()
+                                .map(|(p, b)| {
+                                    (
+                                        p.clone(),
+                                        base64::engine::general_purpose::STANDARD.encode(b),
+                                    )
+                                })
+                                .collect(),
+                        },
+                    });
+                }
+            }
+        }
+        // Orphans: deployed items of types the repository holds, that it does not hold.
+        for l in &live.items {
+            let in_repo = self.repo.items.iter().any(|r| r.item_type == l.item_type);
+            if !in_repo || self.repo.find(l.item_type, &l.name).is_some() {
+                continue;
+            }
+            let target = format!("{} {}", l.item_type.as_str().to_lowercase(), l.name);
+            if self.unpublish && l.item_type.facts().unpublish_flag.is_none() {
+                d.changes.push(Planned {
+                    action: Action::Delete,
+                    key: key(l.item_type, &l.name),
+                    target,
+                    detail: Some("not in the repository".into()),
+                    needs: vec![],
+                    op: PublishOp::Delete {
+                        item: key(l.item_type, &l.name),
+                        id: l.id.clone(),
+                    },
+                });
+            } else {
+                d.unmanaged.push(target);
+            }
+        }
+        d
+    }
+
+    async fn apply(&self, op: &PublishOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
+        let ws = cx.workspace_id()?;
+        let id_of = |o: &RepoItem| cx.id_of(NAME, &key(o.item_type, &o.display_name));
+        match op {
+            PublishOp::Create {
+                item,
+                folder,
+                index,
+            } => {
+                let r = &self.repo.items[*index];
+                let mut req = CreateItemRequest::new(
+                    r.display_name.clone(),
+                    ApiType::from(r.item_type.as_str()),
+                );
+                req.description = Some(r.description.clone());
+                req.folder_id =
+                    match folder {
+                        Some(f) => Some(cx.id_of(folder::NAME, f).ok_or_else(|| {
+                            EngineError::Unresolved {
+                                target: cx.target.to_string(),
+                                missing: format!("folder {f}"),
+                            }
+                        })?),
+                        None => None,
+                    };
+                if r.item_type.is_shell() {
+                    req.creation_payload = r.creation_payload();
+                } else {
+                    req.definition = Some(definition(r, &self.render(r, &ws, &id_of)));
+                }
+                let (outcome, created) = cx
+                    .create(
+                        Intent::create(
+                            ResourceKind::Item,
+                            Some(ws.clone()),
+                            r.display_name.clone(),
+                        ),
+                        &format!("publishing {}", cx.target),
+                        cx.client.get_or_create_item(&ws, &req),
+                        |it| {
+                            (
+                                ResourceRef::in_workspace(
+                                    ResourceKind::Item,
+                                    &ws,
+                                    &it.id,
+                                    Some(r.display_name.clone()),
+                                ),
+                                Undo::DeleteItem {
+                                    workspace_id: ws.clone(),
+                                    item_id: it.id.clone(),
+                                },
+                            )
+                        },
+                    )
+                    .await?;
+                cx.set_id(NAME, item, &created.id);
+                Ok(outcome)
+            }
+            PublishOp::Update {
+                id,
+                index,
+                previous,
+                ..
+            } => {
+                let r = &self.repo.items[*index];
+                cx.track(
+                    ResourceRef::in_workspace(
+                        ResourceKind::Item,
+                        &ws,
+                        id,
+                        Some(r.display_name.clone()),
+                    ),
+                    Undo::RestoreDefinition {
+                        workspace_id: ws.clone(),
+                        item_id: id.clone(),
+                        parts: previous
+                            .iter()
+                            .map(|(p, v)| UndoPart {
+                                path: p.clone(),
+                                payload: v.clone(),
+                            })
+                            .collect(),
+                        format: r.definition_format().map(str::to_string),
+                    },
+                )
+                .await?;
+                cx.client
+                    .update_item_definition(
+                        &ws,
+                        id,
+                        &definition(r, &self.render(r, &ws, &id_of)),
+                        true,
+                    )
+                    .await
+                    .map_err(cx.fabric(&format!("publishing {}", cx.target)))?;
+                Ok(Outcome::Updated)
+            }
+            PublishOp::Delete { id, .. } => {
+                cx.track_without_undo(ResourceRef::in_workspace(ResourceKind::Item, &ws, id, None))
+                    .await?;
+                match cx.client.delete_item(&ws, id).await {
+                    Ok(()) => Ok(Outcome::Deleted),
+                    Err(e) if e.is_not_found() => Ok(Outcome::Deleted),
+                    Err(e) => Err(ctx(format!(
+                        "unpublishing {} in {}",
+                        cx.target, cx.workspace
+                    ))(e)),
+                }
+            }
+        }
+    }
+}
+
+/// Plans publishing `repo` into the workspace `workspace_id`: its folders, then its items.
+/// Returns the desired state (for the run's journal) and the plan.
+pub async fn plan(
+    client: &fabrik_client::FabricClient,
+    repo: Arc<Repository>,
+    workspace_id: &str,
+    environment: &str,
+    unpublish: bool,
+    concurrency: usize,
+) -> Result<(Desired, Plan), EngineError> {
+    let ws = client
+        .get_workspace(workspace_id)
+        .await
+        .map_err(ctx(format!("reading workspace {workspace_id}")))?;
+    let desired = Desired {
+        environment: environment.to_string(),
+        workspaces: vec![DesiredWorkspace {
+            name: ws.display_name.clone(),
+            description: ws.description.clone(),
+            capacity: None,
+            folders: repo
+                .folders
+                .iter()
+                .map(|f| f.trim_start_matches('/').to_string())
+                .collect(),
+            items: vec![],
+            principals: vec![],
+            git: None,
+        }],
+        features: Default::default(),
+        hash: format!("publish {}", repo.root.display()),
+    };
+    let registry = Registry::empty()
+        .with(folder::FolderKind)
+        .with(PublishKind::new(repo, unpublish));
+    let plan = crate::engine::plan_kinds(client, &desired, &registry, concurrency, false).await?;
+    Ok((desired, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_parts_compare_by_type_name_and_description() {
+        let sent = br#"{"metadata": {"type": "Notebook", "displayName": "Utils"}, "config": {"logicalId": "b0ba6349-06e8-4d0c-a9c5-1a11372d5805"}}"#;
+        let deployed = br#"{"config": {"logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c07", "version": "2.0"}, "metadata": {"description": "", "displayName": "Utils", "type": "Notebook"}}"#;
+        let want = vec![
+            (".platform".to_string(), sent.to_vec()),
+            ("a.py".to_string(), b"x".to_vec()),
+        ];
+        let have = vec![
+            (".platform".to_string(), deployed.to_vec()),
+            ("a.py".to_string(), b"x".to_vec()),
+        ];
+        assert_eq!(differing(&want, &have), Vec::<String>::new());
+        let renamed = br#"{"metadata": {"type": "Notebook", "displayName": "Other"}}"#;
+        let want = vec![(".platform".to_string(), renamed.to_vec())];
+        assert_eq!(
+            differing(&want, &have),
+            vec![".platform".to_string(), "a.py".to_string()]
+        );
+    }
+}
