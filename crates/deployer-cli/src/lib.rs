@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod flags;
 pub mod plan;
+pub mod publish;
 pub mod render;
 pub mod resolver;
 pub mod run;

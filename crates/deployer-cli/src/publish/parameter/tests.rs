@@ -1,0 +1,525 @@
+//! Tests of `parameter.yml`: loading and its errors, every rule kind and dynamic variable, and
+//! the shared fixture rendered for `test` and `prod` against fixed fake deployed ids.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::Problem;
+
+const WS: &str = "99999999-9999-4999-8999-999999999999";
+const LID: &str = "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c";
+const DEP: &str = "dddddddd-0000-4000-8000-0000000000";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/git-format-repo")
+}
+
+fn opts<'a>(repo: &'a Path, env: Option<&'a str>) -> LoadOptions<'a> {
+    LoadOptions {
+        repository: repo,
+        environment: env,
+        env_vars_enabled: false,
+    }
+}
+
+/// Loads `text` as `/repo/parameter.yml`.
+fn load_text(text: &str) -> Result<(Parameters, Vec<Problem>), Vec<Problem>> {
+    load_str(
+        Path::new("/repo/parameter.yml"),
+        text,
+        &opts(Path::new("/repo"), None),
+    )
+}
+
+fn params(text: &str) -> Parameters {
+    match load_text(text) {
+        Ok((p, _)) => p,
+        Err(e) => panic!("{}", e.iter().map(|p| p.to_string()).collect::<String>()),
+    }
+}
+
+fn errors(text: &str) -> Vec<Problem> {
+    match load_text(text) {
+        Ok((_, w)) => panic!("expected errors, got warnings only: {w:?}"),
+        Err(e) => e.into_iter().filter(Problem::is_error).collect(),
+    }
+}
+
+/// The (line, col) and message of each problem, for readable assertions.
+fn brief(ps: &[Problem]) -> Vec<(usize, usize, String)> {
+    ps.iter()
+        .map(|p| {
+            let pos = p.pos.expect("every problem has a position");
+            (pos.line, pos.col, p.message.clone())
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Fake {
+    workspaces: HashMap<String, String>,
+    items: HashMap<(Option<String>, String, String), ItemAttrs>,
+    env: HashMap<String, String>,
+}
+
+impl Lookup for Fake {
+    fn workspace_id(&self, name: &str) -> Option<String> {
+        self.workspaces.get(name).cloned()
+    }
+    fn item(&self, workspace: Option<&str>, item_type: &str, name: &str) -> Option<ItemAttrs> {
+        let key = (
+            workspace.map(str::to_string),
+            item_type.to_string(),
+            name.to_string(),
+        );
+        self.items.get(&key).cloned()
+    }
+    fn env(&self, var: &str) -> Option<String> {
+        self.env.get(var).cloned()
+    }
+}
+
+/// Deployed ids for the fixture's items: logicalId `…4cNN` is deployed as `dddd…00NN`.
+fn fake() -> Fake {
+    let mut f = Fake::default();
+    f.workspaces.insert(
+        "Shared-Prod".into(),
+        "eeeeeeee-0000-4000-8000-000000000001".into(),
+    );
+    let mut add = |ws: Option<&str>, t: &str, n: &str, attrs: ItemAttrs| {
+        f.items
+            .insert((ws.map(str::to_string), t.into(), n.into()), attrs);
+    };
+    add(
+        None,
+        "Lakehouse",
+        "Bronze",
+        ItemAttrs {
+            id: format!("{DEP}02"),
+            sql_endpoint: Some("bronze.sql.fabric.microsoft.com".into()),
+            sql_endpoint_id: Some("51515151-0000-4000-8000-000000000002".into()),
+            query_service_uri: None,
+        },
+    );
+    add(
+        None,
+        "Eventhouse",
+        "Events",
+        ItemAttrs {
+            id: format!("{DEP}20"),
+            query_service_uri: Some("https://events.kusto.fabric.microsoft.com".into()),
+            ..ItemAttrs::default()
+        },
+    );
+    add(
+        Some("Shared-Prod"),
+        "Warehouse",
+        "Gold",
+        ItemAttrs {
+            id: "eeeeeeee-0000-4000-8000-000000000004".into(),
+            sql_endpoint: Some("gold.prod.sql.fabric.microsoft.com".into()),
+            ..ItemAttrs::default()
+        },
+    );
+    f
+}
+
+fn target(env: &str) -> Target<'_> {
+    Target {
+        environment: env,
+        workspace_id: WS,
+        workspace_name: "Sales Test",
+    }
+}
+
+fn fixture_ids() -> Vec<(String, String)> {
+    [
+        "01", "02", "03", "04", "05", "06", "07", "08", "09", "0a", "0b",
+    ]
+    .iter()
+    .map(|n| (format!("{LID}{n}"), format!("{DEP}{n}")))
+    .collect()
+}
+
+/// Renders `part` of the fixture with its parameter.yml in `env`.
+fn render_fixture(env: &str, item_type: &str, item_name: &str, path: &str) -> (String, String) {
+    let repo = fixture();
+    let (p, _) = load(&repo.join("parameter.yml"), &opts(&repo, Some(env))).expect("fixture loads");
+    let original = std::fs::read_to_string(repo.join(path)).expect("fixture file");
+    let ids = fixture_ids();
+    let lids: Vec<LogicalId<'_>> = ids
+        .iter()
+        .map(|(l, d)| LogicalId {
+            logical_id: l,
+            deployed_id: Some(d),
+        })
+        .collect();
+    let part = Part {
+        item_type,
+        item_name,
+        path,
+    };
+    let out = render_part(Some(&p), &target(env), &part, &original, &lids, &fake())
+        .unwrap_or_else(|e| panic!("{e}"));
+    (original, out)
+}
+
+fn render(p: &Parameters, env: &str, part: Part<'_>, text: &str) -> Result<String, RenderError> {
+    apply_parameters(p, &target(env), &part, text, &fake())
+}
+
+fn nb(path: &str) -> Part<'_> {
+    Part {
+        item_type: "Notebook",
+        item_name: "Ingest",
+        path,
+    }
+}
+
+const INGEST: &str = "notebooks/Ingest.Notebook/notebook-content.py";
+
+// ---- The shared fixture, environments test and prod ----
+
+#[test]
+fn fixture_loads_without_problems_for_test_and_prod() {
+    let repo = fixture();
+    for env in ["test", "prod"] {
+        let (p, warnings) =
+            load(&repo.join("parameter.yml"), &opts(&repo, Some(env))).expect("loads");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            (
+                p.find_replace.len(),
+                p.key_value_replace.len(),
+                p.spark_pool.len()
+            ),
+            (3, 2, 1)
+        );
+    }
+}
+
+#[test]
+fn fixture_ingest_notebook_gets_every_substitution() {
+    for (env, account) in [("test", "stdatatest"), ("prod", "stdataprod")] {
+        let (orig, out) = render_fixture(env, "Notebook", "Ingest", INGEST);
+        let expected = orig
+            // find_replace 1: dev Bronze id (default_lakehouse and known_lakehouses) → $items id
+            .replace("bbbbbbbb-1111-4222-8333-555555555555", &format!("{DEP}02"))
+            // find_replace 2: regex group 1 (dev workspace id) → $workspace.$id
+            .replace(
+                "\"default_lakehouse_workspace_id\": \"aaaaaaaa-1111-4222-8333-444444444444\"",
+                &format!("\"default_lakehouse_workspace_id\": \"{WS}\""),
+            )
+            // logicalId step: environment logicalId → deployed environment id
+            .replace(&format!("{LID}05"), &format!("{DEP}05"))
+            // zero workspace id step
+            .replace(
+                "\"workspaceId\": \"00000000-0000-0000-0000-000000000000\"",
+                &format!("\"workspaceId\": \"{WS}\""),
+            )
+            // find_replace 3: per-environment literal
+            .replace("stdatadev", account);
+        assert_eq!(out, expected, "{env}");
+        assert_ne!(out, orig);
+        assert_eq!(out.matches(&format!("{DEP}02")).count(), 2);
+    }
+}
+
+#[test]
+fn fixture_utils_notebook_is_untouched() {
+    for env in ["test", "prod"] {
+        let (orig, out) = render_fixture(
+            env,
+            "Notebook",
+            "Utils",
+            "notebooks/shared/Utils.Notebook/notebook-content.py",
+        );
+        assert_eq!(out, orig);
+    }
+}
+
+#[test]
+fn fixture_schedules_are_rewritten_like_json_dumps() {
+    for (env, enabled) in [("test", "false"), ("prod", "true")] {
+        let (_, out) = render_fixture(
+            env,
+            "DataPipeline",
+            "Daily Load",
+            "pipelines/Daily Load.DataPipeline/.schedules",
+        );
+        let expected = format!(
+            "{{\"$schema\": \"https://developer.microsoft.com/json-schemas/fabric/gitIntegration/schedules/1.0.0/schema.json\", \"schedules\": [{{\"enabled\": {enabled}, \"jobType\": \"Execute\", \"configuration\": {{\"type\": \"Cron\", \"startDateTime\": \"2025-07-01T02:00:00\", \"endDateTime\": \"2030-07-01T02:00:00\", \"localTimeZoneId\": \"UTC\", \"interval\": 1440}}}}]}}"
+        );
+        assert_eq!(out, expected, "{env}");
+    }
+}
+
+#[test]
+fn fixture_pipelines_point_at_deployed_ids_and_keep_their_format() {
+    for env in ["test", "prod"] {
+        let (orig, out) = render_fixture(
+            env,
+            "DataPipeline",
+            "Daily Load",
+            "pipelines/Daily Load.DataPipeline/pipeline-content.json",
+        );
+        let expected = orig
+            .replace(&format!("{LID}06"), &format!("{DEP}06"))
+            .replace(
+                "\"workspaceId\": \"00000000-0000-0000-0000-000000000000\"",
+                &format!("\"workspaceId\": \"{WS}\""),
+            );
+        assert_eq!(out, expected);
+        let (orig, out) = render_fixture(
+            env,
+            "DataPipeline",
+            "Orchestrate",
+            "pipelines/Orchestrate.DataPipeline/pipeline-content.json",
+        );
+        assert_eq!(out, orig.replace(&format!("{LID}08"), &format!("{DEP}08")));
+    }
+}
+
+#[test]
+fn fixture_variable_library_gets_parameters_only() {
+    for (env, value) in [("test", "stdatatest"), ("prod", "stdataprod")] {
+        let (_, out) = render_fixture(
+            env,
+            "VariableLibrary",
+            "Config",
+            "Config.VariableLibrary/variables.json",
+        );
+        let expected = format!(
+            "{{\"$schema\": \"https://developer.microsoft.com/json-schemas/fabric/item/variableLibrary/definition/variables/1.0.0/schema.json\", \"variables\": [{{\"name\": \"StorageAccount\", \"note\": \"\", \"type\": \"String\", \"value\": \"{value}\"}}, {{\"name\": \"BatchSize\", \"note\": \"\", \"type\": \"Integer\", \"value\": 100}}]}}"
+        );
+        assert_eq!(out, expected, "{env}");
+        // The entry has no file_path: every JSON file of the item is re-serialized, found or not.
+        let (_, out) = render_fixture(
+            env,
+            "VariableLibrary",
+            "Config",
+            "Config.VariableLibrary/settings.json",
+        );
+        assert_eq!(
+            out,
+            "{\"$schema\": \"https://developer.microsoft.com/json-schemas/fabric/item/variableLibrary/definition/settings/1.0.0/schema.json\", \"valueSetsOrder\": [\"test\", \"prod\"]}"
+        );
+    }
+}
+
+#[test]
+fn fixture_shortcuts_and_platform() {
+    let (orig, out) = render_fixture(
+        "test",
+        "Lakehouse",
+        "Silver",
+        "Silver.Lakehouse/shortcuts.metadata.json",
+    );
+    let expected = orig
+        .replace(&format!("{LID}02"), &format!("{DEP}02"))
+        .replace(
+            "\"workspaceId\": \"00000000-0000-0000-0000-000000000000\"",
+            &format!("\"workspaceId\": \"{WS}\""),
+        );
+    assert_eq!(out, expected);
+    // .platform is sent as written.
+    let (orig, out) = render_fixture(
+        "test",
+        "Notebook",
+        "Ingest",
+        "notebooks/Ingest.Notebook/.platform",
+    );
+    assert_eq!(out, orig);
+    assert!(out.contains(&format!("{LID}06")));
+}
+
+#[test]
+fn fixture_spark_pool_per_environment() {
+    let repo = fixture();
+    let (p, _) = load(&repo.join("parameter.yml"), &opts(&repo, None)).expect("loads");
+    let dev = "cccccccc-1111-4222-8333-666666666666";
+    let t = p.spark_pool_for("test", "Spark", dev).expect("test pool");
+    assert_eq!(
+        t.pool,
+        PoolRef {
+            pool_type: PoolType::Workspace,
+            name: "SmallPool".into()
+        }
+    );
+    let pr = p.spark_pool_for("prod", "Spark", dev).expect("prod pool");
+    assert_eq!(
+        pr.pool,
+        PoolRef {
+            pool_type: PoolType::Capacity,
+            name: "ProdCapacityPool".into()
+        }
+    );
+    assert!(
+        p.spark_pool_for("prod", "Other", dev).is_none(),
+        "item_name filter"
+    );
+    assert!(p.spark_pool_for("prod", "Spark", "another-id").is_none());
+    let (orig, out) = render_fixture(
+        "test",
+        "Environment",
+        "Spark",
+        "Spark.Environment/Setting/Sparkcompute.yml",
+    );
+    assert_eq!(
+        out, orig,
+        "spark_pool is the publisher's type step, not a text rule"
+    );
+    let pool = "77777777-0000-4000-8000-000000000001";
+    let rewritten = set_instance_pool_id(&orig, pool).expect("has instance_pool_id");
+    assert_eq!(rewritten, orig.replace(dev, pool));
+    assert_eq!(set_instance_pool_id("driver_cores: 8\n", pool), None);
+}
+
+fn fixture_items() -> Vec<(String, String, Vec<String>)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String, Vec<String>)>) {
+        let platform = dir.join(".platform");
+        if platform.is_file() {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&platform).expect("read"))
+                    .expect("json");
+            let mut files = Vec::new();
+            collect(dir, root, &mut files);
+            out.push((
+                v["metadata"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                v["metadata"]["displayName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                files,
+            ));
+            return;
+        }
+        for e in std::fs::read_dir(dir).expect("dir").flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), root, out);
+            }
+        }
+    }
+    fn collect(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("dir").flatten() {
+            if e.path().is_dir() {
+                collect(&e.path(), root, out);
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&fixture(), &fixture(), &mut out);
+    out
+}
+
+#[test]
+fn fixture_filters_all_match_and_references_are_found() {
+    let repo = fixture();
+    let (p, _) = load(&repo.join("parameter.yml"), &opts(&repo, None)).expect("loads");
+    let items = fixture_items();
+    assert_eq!(items.len(), 11);
+    let repo_items: Vec<RepoItem<'_>> = items
+        .iter()
+        .map(|(t, n, f)| RepoItem {
+            item_type: t,
+            name: n,
+            paths: f,
+        })
+        .collect();
+    assert!(
+        p.filter_warnings(&repo_items).is_empty(),
+        "{:?}",
+        p.filter_warnings(&repo_items)
+    );
+
+    let ids = fixture_ids();
+    let lids: Vec<&str> = ids.iter().map(|(l, _)| l.as_str()).collect();
+    let text = std::fs::read_to_string(repo.join(INGEST)).expect("read");
+    let r = references(Some(&p), "test", &nb(INGEST), &text, &lids);
+    assert_eq!(r.logical_ids, vec![format!("{LID}05")]);
+    assert_eq!(
+        r.items,
+        vec![("Lakehouse".to_string(), "Bronze".to_string())]
+    );
+    let path = "pipelines/Orchestrate.DataPipeline/pipeline-content.json";
+    let text = std::fs::read_to_string(repo.join(path)).expect("read");
+    let part = Part {
+        item_type: "DataPipeline",
+        item_name: "Orchestrate",
+        path,
+    };
+    let r = references(Some(&p), "test", &part, &text, &lids);
+    assert_eq!(
+        r,
+        References {
+            logical_ids: vec![format!("{LID}08")],
+            items: vec![]
+        }
+    );
+    let path = "notebooks/shared/Utils.Notebook/notebook-content.py";
+    let text = std::fs::read_to_string(repo.join(path)).expect("read");
+    let part = Part {
+        item_type: "Notebook",
+        item_name: "Utils",
+        path,
+    };
+    assert_eq!(
+        references(Some(&p), "test", &part, &text, &lids),
+        References::default()
+    );
+}
+
+#[test]
+fn filters_that_match_nothing_are_warnings_at_their_position() {
+    let p = params(
+        "find_replace:\n  - find_value: a\n    replace_value: {_ALL_: b}\n    item_type: Notebook\n    item_name: Nope\n  - find_value: a\n    replace_value: {_ALL_: b}\n    file_path: \"**/*.missing\"\n  - find_value: a\n    replace_value: {_ALL_: b}\n    item_type: Lakehouse\n    item_name: Ingest\n",
+    );
+    let files = vec!["notebooks/Ingest.Notebook/notebook-content.py".to_string()];
+    let items = [RepoItem {
+        item_type: "Notebook",
+        name: "Ingest",
+        paths: &files,
+    }];
+    let w = brief(&p.filter_warnings(&items));
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert_eq!((w[0].0, w[0].1), (5, 16));
+    assert!(w[0].2.contains("`item_name` `Nope`"));
+    assert_eq!((w[1].0, w[1].1), (8, 16));
+    assert!(w[1].2.contains("`file_path` `**/*.missing`"));
+    assert_eq!((w[2].0, w[2].1), (11, 16));
+    assert!(w[2].2.contains("`item_type` `Lakehouse`"));
+    // Each value exists, but no item is both a Lakehouse and named Ingest: warned at the entry.
+    let p = params(
+        "find_replace:\n  - find_value: a\n    replace_value: {_ALL_: b}\n    item_type: Notebook\n    file_path: other.py\n",
+    );
+    let other = vec!["other.py".to_string()];
+    let items = [
+        RepoItem {
+            item_type: "Notebook",
+            name: "Ingest",
+            paths: &files,
+        },
+        RepoItem {
+            item_type: "Lakehouse",
+            name: "L",
+            paths: &other,
+        },
+    ];
+    let w = brief(&p.filter_warnings(&items));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0].0, w[0].1), (2, 5));
+    assert!(w[0].2.contains("together match no file"));
+    assert!(p.filter_warnings(&items).iter().all(|p| p.warning));
+}
