@@ -523,3 +523,520 @@ fn filters_that_match_nothing_are_warnings_at_their_position() {
     assert!(w[0].2.contains("together match no file"));
     assert!(p.filter_warnings(&items).iter().all(|p| p.warning));
 }
+
+// ---- One test per rule kind ----
+
+#[test]
+fn literal_find_replace_without_filters_applies_everywhere() {
+    let p =
+        params("find_replace:\n  - find_value: \"dev\"\n    replace_value:\n      test: \"tst\"\n");
+    let part = Part {
+        item_type: "Report",
+        item_name: "R",
+        path: "R.Report/report.json",
+    };
+    assert_eq!(
+        render(&p, "test", part, "dev-dev DEV").expect("renders"),
+        "tst-tst DEV"
+    );
+    // No value for the environment: untouched.
+    assert_eq!(render(&p, "prod", part, "dev").expect("renders"), "dev");
+}
+
+#[test]
+fn regex_replaces_group_one_of_every_match_only() {
+    let p = params(
+        "find_replace:\n  - find_value: '\"id\":\\s*\"(x\\d)\"'\n    replace_value: {_ALL_: NEW}\n    is_regex: \"true\"\n",
+    );
+    let text = "{\"id\": \"x1\", \"other\": \"x1\", \"id\":\"x2\"}";
+    let out = render(&p, "any", nb("a.py"), text).expect("renders");
+    assert_eq!(out, "{\"id\": \"NEW\", \"other\": \"x1\", \"id\":\"NEW\"}");
+    // No match: untouched, no error.
+    assert_eq!(
+        render(&p, "any", nb("a.py"), "nothing").expect("renders"),
+        "nothing"
+    );
+    // An empty capture is an error naming the entry's position.
+    let p = params(
+        "find_replace:\n  - find_value: 'k=(\\d*);'\n    replace_value: {_ALL_: v}\n    is_regex: \"true\"\n",
+    );
+    let e = render(&p, "any", nb("a.py"), "k=;").expect_err("empty capture");
+    assert!(e.message.contains("captured an empty value"), "{e}");
+    assert_eq!(e.origin.as_ref().map(|o| (o.line, o.col)), Some((2, 5)));
+}
+
+#[test]
+fn ignore_case_for_literals_and_regexes() {
+    let p = params(
+        "find_replace:\n  - find_value: stdatadev\n    replace_value: {test: stdatatest}\n    ignore_case: \"true\"\n",
+    );
+    let out = render(&p, "test", nb("a.py"), "StDataDev stdatadev STDATADEV").expect("renders");
+    assert_eq!(out, "stdatatest stdatatest stdatatest");
+    let p = params(
+        "find_replace:\n  - find_value: stdatadev\n    replace_value: {test: stdatatest}\n    ignore_case: \"false\"\n",
+    );
+    assert_eq!(
+        render(&p, "test", nb("a.py"), "StDataDev").expect("renders"),
+        "StDataDev"
+    );
+    let p = params(
+        "find_replace:\n  - find_value: 'server=(\\w+)'\n    replace_value: {test: prodsrv}\n    is_regex: \"true\"\n    ignore_case: \"true\"\n",
+    );
+    assert_eq!(
+        render(&p, "test", nb("a.py"), "SERVER=dev1;").expect("renders"),
+        "SERVER=prodsrv;"
+    );
+}
+
+#[test]
+fn filters_are_anded_exact_and_case_sensitive() {
+    let p = params(
+        "find_replace:\n  - find_value: x\n    replace_value: {_ALL_: y}\n    item_type: [Notebook, DataPipeline]\n    item_name: Ingest\n    file_path: /notebooks/Ingest.Notebook/notebook-content.py\n",
+    );
+    let yes = Part {
+        item_type: "Notebook",
+        item_name: "Ingest",
+        path: INGEST,
+    };
+    assert_eq!(render(&p, "e", yes, "x").expect("renders"), "y");
+    for no in [
+        Part {
+            item_type: "notebook",
+            ..yes
+        },
+        Part {
+            item_name: "ingest",
+            ..yes
+        },
+        Part {
+            path: "notebooks/Ingest.Notebook/other.py",
+            ..yes
+        },
+        Part {
+            item_type: "Report",
+            ..yes
+        },
+    ] {
+        assert_eq!(render(&p, "e", no, "x").expect("renders"), "x", "{no:?}");
+    }
+}
+
+#[test]
+fn file_path_globs() {
+    let cases: [(&str, &str, bool); 8] = [
+        ("**/notebook-content.py", INGEST, true),
+        ("**/notebook-content.py", "notebook-content.py", true),
+        (
+            "**/.schedules",
+            "pipelines/Daily Load.DataPipeline/.schedules",
+            true,
+        ),
+        ("notebooks/*/notebook-content.py", INGEST, true),
+        (
+            "notebooks/*/notebook-content.py",
+            "notebooks/shared/Utils.Notebook/notebook-content.py",
+            false,
+        ),
+        (
+            "pipelines/*.DataPipeline/{pipeline-content.json,.schedules}",
+            "pipelines/Daily Load.DataPipeline/.schedules",
+            true,
+        ),
+        (
+            "Config.VariableLibrary/valueSets/[pt]*.json",
+            "Config.VariableLibrary/valueSets/test.json",
+            true,
+        ),
+        ("/repo/notebooks/**/*.py", INGEST, true),
+    ];
+    for (glob, path, want) in cases {
+        let p = params(&format!(
+            "find_replace:\n  - find_value: x\n    replace_value: {{_ALL_: y}}\n    file_path: \"{glob}\"\n"
+        ));
+        let part = Part {
+            item_type: "Notebook",
+            item_name: "N",
+            path,
+        };
+        let got = render(&p, "e", part, "x").expect("renders") == "y";
+        assert_eq!(got, want, "{glob} vs {path}");
+    }
+}
+
+#[test]
+fn all_key_applies_to_every_environment_in_any_case() {
+    for key in ["_ALL_", "_all_", "_All_"] {
+        let p = params(&format!(
+            "find_replace:\n  - find_value: a\n    replace_value:\n      {key}: b\n"
+        ));
+        for env in ["test", "prod", "N/A"] {
+            assert_eq!(render(&p, env, nb("f.py"), "a").expect("renders"), "b");
+        }
+    }
+}
+
+#[test]
+fn key_value_replace_on_json_and_yaml() {
+    let p = params(
+        "key_value_replace:\n  - find_key: $.a.b\n    replace_value: {test: 5, prod: 7}\n  - find_key: $.list[*].on\n    replace_value: {_ALL_: true}\n",
+    );
+    let part = nb("x.json");
+    let json = "{\n  \"z\": 1,\n  \"a\": {\"b\": 1, \"é\": \"ü\"},\n  \"list\": [{\"on\": false}, {\"on\": false}]\n}";
+    assert_eq!(
+        render(&p, "test", part, json).expect("renders"),
+        "{\"z\": 1, \"a\": {\"b\": 5, \"\\u00e9\": \"\\u00fc\"}, \"list\": [{\"on\": true}, {\"on\": true}]}"
+    );
+    let yaml = "a:\n  b: 1\nlist:\n- on: false\n";
+    let out = render(&p, "prod", part, yaml).expect("renders");
+    let v: serde_json::Value = serde_norway::from_str(&out).expect("yaml out");
+    assert_eq!(
+        v,
+        serde_json::json!({"a": {"b": 7}, "list": [{"on": true}]})
+    );
+    // Not JSON or structured YAML: untouched.
+    assert_eq!(
+        render(&p, "test", part, "print('hi')").expect("renders"),
+        "print('hi')"
+    );
+}
+
+#[test]
+fn key_value_replace_values_can_be_variables() {
+    let p = params(
+        "key_value_replace:\n  - find_key: $.lakehouse\n    replace_value: {test: \"$items.Lakehouse.Bronze.$id\"}\n",
+    );
+    let out = render(&p, "test", nb("x.json"), "{\"lakehouse\": \"old\"}").expect("renders");
+    assert_eq!(out, format!("{{\"lakehouse\": \"{DEP}02\"}}"));
+    let r = references(
+        Some(&p),
+        "test",
+        &nb("x.json"),
+        "{\"lakehouse\": \"old\"}",
+        &[],
+    );
+    assert_eq!(
+        r.items,
+        vec![("Lakehouse".to_string(), "Bronze".to_string())]
+    );
+    assert!(
+        references(Some(&p), "test", &nb("x.json"), "{\"other\": 1}", &[])
+            .items
+            .is_empty()
+    );
+}
+
+#[test]
+fn semantic_model_binding_both_formats() {
+    let p = params(
+        "semantic_model_binding:\n  default:\n    connection_id:\n      test: 76e05dfe-9855-4e3d-a410-1dda048dbe99\n      prod: c4f8e2b1-3d2a-4f5b-9c6e-7a8b9c0d1e2f\n  models:\n    - semantic_model_name: [Sales]\n      connection_id: {_ALL_: [f96870d5-5f86-49ad-bf41-5967fd7c1c6d, 0e8f7a6b-1c2d-4e3f-9a8b-7c6d5e4f3a2b]}\n",
+    );
+    assert_eq!(
+        p.semantic_model_bindings("test", &["Sales", "Finance"]),
+        vec![
+            (
+                "Sales".into(),
+                vec![
+                    "f96870d5-5f86-49ad-bf41-5967fd7c1c6d".into(),
+                    "0e8f7a6b-1c2d-4e3f-9a8b-7c6d5e4f3a2b".into()
+                ]
+            ),
+            (
+                "Finance".into(),
+                vec!["76e05dfe-9855-4e3d-a410-1dda048dbe99".into()]
+            ),
+        ]
+    );
+    let p = params(
+        "semantic_model_binding:\n  - connection_id: 76e05dfe-9855-4e3d-a410-1dda048dbe99\n    semantic_model_name: [Sales, Finance]\ngateway_binding:\n  - gateway_id: c4f8e2b1-3d2a-4f5b-9c6e-7a8b9c0d1e2f\n    dataset_name: Sales\n",
+    );
+    assert_eq!(
+        p.semantic_model_bindings("any", &["Sales", "HR"]),
+        vec![(
+            "Sales".into(),
+            vec![
+                "76e05dfe-9855-4e3d-a410-1dda048dbe99".into(),
+                "c4f8e2b1-3d2a-4f5b-9c6e-7a8b9c0d1e2f".into()
+            ]
+        )]
+    );
+}
+
+// ---- Dynamic variables ----
+
+fn token_out(value: &str, env: &Fake) -> Result<String, RenderError> {
+    let p = params(&format!(
+        "find_replace:\n  - find_value: X\n    replace_value: {{_ALL_: \"{value}\"}}\n"
+    ));
+    apply_parameters(
+        &p,
+        &Target {
+            environment: "e",
+            workspace_id: WS,
+            workspace_name: "Sales Test/Q1",
+        },
+        &nb("f.py"),
+        "<X>",
+        env,
+    )
+}
+
+#[test]
+fn every_dynamic_variable_resolves() {
+    let f = fake();
+    let cases = [
+        ("$workspace.$id", WS.to_string()),
+        ("$workspace.id", WS.to_string()),
+        ("$workspace.$name", "Sales Test/Q1".to_string()),
+        ("$workspace.$name_encoded", "Sales%20Test%2FQ1".to_string()),
+        (
+            "$workspace.Shared-Prod",
+            "eeeeeeee-0000-4000-8000-000000000001".to_string(),
+        ),
+        (
+            "$workspace.Shared-Prod.$id",
+            "eeeeeeee-0000-4000-8000-000000000001".to_string(),
+        ),
+        ("$items.Lakehouse.Bronze.$id", format!("{DEP}02")),
+        ("$items.Lakehouse.Bronze.id", format!("{DEP}02")),
+        (
+            "$items.Lakehouse.Bronze.$sqlendpoint",
+            "bronze.sql.fabric.microsoft.com".to_string(),
+        ),
+        (
+            "$items.Lakehouse.Bronze.$SQLEndpointId",
+            "51515151-0000-4000-8000-000000000002".to_string(),
+        ),
+        (
+            "$items.Eventhouse.Events.$queryserviceuri",
+            "https://events.kusto.fabric.microsoft.com".to_string(),
+        ),
+        (
+            "$workspace.Shared-Prod.$items.Warehouse.Gold.$sqlendpoint",
+            "gold.prod.sql.fabric.microsoft.com".to_string(),
+        ),
+    ];
+    for (var, want) in cases {
+        assert_eq!(
+            token_out(var, &f).unwrap_or_else(|e| panic!("{var}: {e}")),
+            format!("<{want}>"),
+            "{var}"
+        );
+    }
+}
+
+#[test]
+fn unresolvable_variables_fail_with_the_entry_position() {
+    let f = fake();
+    for (var, says) in [
+        (
+            "$items.Lakehouse.Missing.$id",
+            "no deployed Lakehouse named `Missing`",
+        ),
+        (
+            "$items.Eventhouse.Events.$sqlendpoint",
+            "has no $sqlendpoint",
+        ),
+        ("$workspace.Nowhere", "workspace `Nowhere` not found"),
+    ] {
+        let e = token_out(var, &f).expect_err(var);
+        assert!(e.message.contains(says), "{var}: {e}");
+        assert_eq!(e.origin.as_ref().map(|o| o.line), Some(2));
+    }
+}
+
+#[test]
+fn env_variables_expand_and_never_show_their_values() {
+    let text = "find_replace:\n  - find_value: stdatadev\n    replace_value:\n      prod: \"acct-$ENV:STORAGE_ACCOUNT-x\"\n";
+    let repo = Path::new("/repo");
+    let on = LoadOptions {
+        repository: repo,
+        environment: None,
+        env_vars_enabled: true,
+    };
+    let (p, _) = load_str(Path::new("/repo/parameter.yml"), text, &on).expect("loads");
+    let mut f = fake();
+    f.env.insert("STORAGE_ACCOUNT".into(), "s3cr3t".into());
+    assert_eq!(
+        render_with(&p, &f, "stdatadev"),
+        Ok("acct-s3cr3t-x".to_string())
+    );
+    f.env.clear();
+    let e = render_with(&p, &f, "stdatadev").expect_err("unset");
+    assert!(
+        e.contains("`STORAGE_ACCOUNT`") && !e.contains("s3cr3t"),
+        "{e}"
+    );
+    // Without the feature flag, `$ENV:` is an error at its position.
+    let e = brief(&errors(text));
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].0, e[0].1), (4, 13));
+    assert!(e[0].2.contains("enable_environment_variable_replacement"));
+}
+
+fn render_with(p: &Parameters, f: &Fake, text: &str) -> Result<String, String> {
+    apply_parameters(p, &target("prod"), &nb("f.py"), text, f).map_err(|e| e.to_string())
+}
+
+#[test]
+fn workspace_variable_in_find_value() {
+    let p = params(
+        "find_replace:\n  - find_value: \"$workspace.$name\"\n    replace_value: {_ALL_: renamed}\n",
+    );
+    assert_eq!(
+        render(&p, "e", nb("f.py"), "in Sales Test!").expect("renders"),
+        "in renamed!"
+    );
+}
+
+// ---- The other pipeline steps ----
+
+#[test]
+fn logical_ids_are_replaced_and_undeployed_ones_fail() {
+    let ids = [
+        LogicalId {
+            logical_id: "lid-a",
+            deployed_id: Some("id-a"),
+        },
+        LogicalId {
+            logical_id: ZERO_GUID,
+            deployed_id: None,
+        },
+        LogicalId {
+            logical_id: "lid-b",
+            deployed_id: None,
+        },
+    ];
+    let out = replace_logical_ids("p", &format!("lid-a lid-a {ZERO_GUID}"), &ids).expect("ok");
+    assert_eq!(out, format!("id-a id-a {ZERO_GUID}"));
+    let e = replace_logical_ids("nb/x.py", "uses lid-b", &ids).expect_err("not deployed");
+    assert!(
+        e.message.contains("'lid-b'") && e.message.contains("not yet deployed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn zero_workspace_ids_become_the_target() {
+    let text = format!(
+        "\"workspaceId\": \"{ZERO_GUID}\", workspace = \"{ZERO_GUID}\", \"default_lakehouse_workspace_id\":\"{ZERO_GUID}\", \"workspaceId\": \"aaaa\", \"other\": \"{ZERO_GUID}\""
+    );
+    assert_eq!(
+        replace_zero_workspace_ids(&text, WS),
+        format!(
+            "\"workspaceId\": \"{WS}\", workspace = \"{WS}\", \"default_lakehouse_workspace_id\":\"{WS}\", \"workspaceId\": \"aaaa\", \"other\": \"{ZERO_GUID}\""
+        )
+    );
+}
+
+#[test]
+fn variable_library_skips_logical_ids_and_workspace_ids() {
+    let ids = [LogicalId {
+        logical_id: "lid-a",
+        deployed_id: Some("id-a"),
+    }];
+    let text = format!("{{\"x\": \"lid-a\", \"workspaceId\": \"{ZERO_GUID}\"}}");
+    let part = Part {
+        item_type: "VariableLibrary",
+        item_name: "V",
+        path: "V.VariableLibrary/variables.json",
+    };
+    let out = render_part(None, &target("test"), &part, &text, &ids, &fake()).expect("renders");
+    assert_eq!(out, text);
+    let part = Part {
+        item_type: "Notebook",
+        ..part
+    };
+    let out = render_part(None, &target("test"), &part, &text, &ids, &fake()).expect("renders");
+    assert_eq!(
+        out,
+        format!("{{\"x\": \"id-a\", \"workspaceId\": \"{WS}\"}}")
+    );
+}
+
+#[test]
+fn parameters_run_after_logical_ids_and_before_workspace_ids() {
+    // The find_value only exists once the logicalId became the deployed id; the replacement
+    // is a zero workspace id that step 4 then fills in.
+    let p = params(&format!(
+        "find_replace:\n  - find_value: '\"id-a\", \"ws\": \"old\"'\n    replace_value: {{_ALL_: '\"id-a\", \"workspace\": \"{ZERO_GUID}\"'}}\n"
+    ));
+    let ids = [LogicalId {
+        logical_id: "lid-a",
+        deployed_id: Some("id-a"),
+    }];
+    let out = render_part(
+        Some(&p),
+        &target("t"),
+        &nb("f.py"),
+        "[\"lid-a\", \"ws\": \"old\"]",
+        &ids,
+        &fake(),
+    )
+    .expect("renders");
+    assert_eq!(out, format!("[\"id-a\", \"workspace\": \"{WS}\"]"));
+}
+
+// ---- extend ----
+
+#[test]
+fn extend_appends_templates_and_rejects_nesting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir(root.join("templates")).expect("mkdir");
+    std::fs::write(
+        root.join("parameter.yml"),
+        "extend:\n  - ./templates/a.yml\n  - templates/a.yml\nfind_replace:\n  - find_value: one\n    replace_value: {_ALL_: two}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("templates/a.yml"),
+        "find_replace:\n  - find_value: two\n    replace_value: {_ALL_: three}\nspark_pool:\n  - instance_pool_id: p\n    replace_value: {_ALL_: {type: Workspace, name: Small}}\n",
+    )
+    .expect("write");
+    let (p, warnings) = load(&root.join("parameter.yml"), &opts(root, None)).expect("loads");
+    assert_eq!(p.find_replace.len(), 2);
+    assert_eq!(p.spark_pool.len(), 1);
+    assert_eq!(
+        render(&p, "e", nb("f.py"), "one").expect("renders"),
+        "three",
+        "main file first, then the template"
+    );
+    assert!(p.find_replace[1].origin.file.ends_with("templates/a.yml"));
+    assert_eq!(
+        brief(&warnings)
+            .iter()
+            .map(|w| (w.0, w.1))
+            .collect::<Vec<_>>(),
+        vec![(3, 5)]
+    );
+
+    std::fs::write(
+        root.join("templates/nested.yml"),
+        "extend:\n  - a.yml\nfind_replace: []\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("parameter.yml"),
+        "extend: [templates/nested.yml, templates/missing.yml]\n",
+    )
+    .expect("write");
+    let e = load(&root.join("parameter.yml"), &opts(root, None)).expect_err("nested and missing");
+    let e: Vec<(PathBuf, usize, usize)> = e
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| {
+            (
+                p.file.clone(),
+                p.pos.map_or(0, |x| x.line),
+                p.pos.map_or(0, |x| x.col),
+            )
+        })
+        .collect();
+    assert_eq!(
+        e,
+        vec![
+            (root.join("templates/nested.yml"), 1, 1),
+            (root.join("parameter.yml"), 1, 32)
+        ]
+    );
+}

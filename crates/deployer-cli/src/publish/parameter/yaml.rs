@@ -244,9 +244,10 @@ impl MarkedEventReceiver for Builder {
                     },
                     anchor,
                 ),
+                // A block mapping's start event is marked late; its first key is where it begins.
                 Some(Frame::Map(p, anchor, entries, _)) => self.finish(
                     Node {
-                        pos: p,
+                        pos: entries.first().map_or(p, |e| e.key_pos),
                         kind: Kind::Map(entries),
                     },
                     anchor,
