@@ -1040,3 +1040,217 @@ fn extend_appends_templates_and_rejects_nesting() {
         ]
     );
 }
+
+// ---- Broken files: every problem at once, each at its line:column ----
+
+const BROKEN: &str = r#"find_replace:
+  - find_value: "$items.Notebook.Ingest.$id"
+    replace_value: {_ALL_: x}
+  - find_value: '(a)(b)'
+    replace_value: {_ALL_: x}
+    is_regex: "true"
+  - find_value: a
+    replace_value:
+      _ALL_: x
+      prod: y
+  - find_value: a
+    replace_value:
+      prod: x
+      PROD: y
+  - find_value: a
+    replace_value: {test: x}
+    is_regex: true
+  - replace_value: {test: x}
+  - find_value: a
+    replace_value: {test: "$items.Notebook.Ingest.$bogus"}
+  - find_value: a
+    replace_value: {test: x}
+    item_typo: Notebook
+  - find_value: a
+    replace_value: {test: x}
+    file_path: "../outside.py"
+  - find_value: a
+    replace_value: {test: x}
+    item_name: {a: b}
+  - find_value: '(unclosed'
+    replace_value: {test: x}
+    is_regex: "true"
+  - find_value: "$workspace.$id"
+    replace_value: {test: x}
+    is_regex: "true"
+key_value_replace:
+  - find_key: "schedules.enabled"
+    replace_value: {test: false}
+  - find_key: $.a
+    replace_value: {test: false, prod: "true"}
+spark_pool:
+  - instance_pool_id: p
+    replace_value:
+      test: {type: Serverless, name: x}
+semantic_model_binding:
+  - connection_id: not-a-guid
+    semantic_model_name: Sales
+unknown_top: []
+"#;
+
+#[test]
+fn broken_file_reports_every_error_at_its_position() {
+    let mut got = brief(&errors(BROKEN));
+    got.sort_by_key(|(l, c, _)| (*l, *c));
+    let want: [(usize, usize, &str); 17] = [
+        (2, 17, "uses a `$items` variable"),
+        (4, 17, "exactly one capture group, this one has 2"),
+        (
+            10,
+            7,
+            "`_ALL_` applies to every environment and must be the only key",
+        ),
+        (
+            14,
+            7,
+            "duplicate key `find_replace[3].replace_value.PROD` (`prod` is on line 13",
+        ),
+        (
+            17,
+            15,
+            "`is_regex` must be the string \"true\" or \"false\", not a boolean",
+        ),
+        (18, 5, "`find_replace` entry has no `find_value`"),
+        (
+            20,
+            27,
+            "invalid variable `$items.Notebook.Ingest.$bogus`: unknown attribute `bogus`",
+        ),
+        (23, 5, "unknown key `item_typo` in a `find_replace` entry"),
+        (26, 16, "`file_path` `../outside.py` leaves the repository"),
+        (
+            29,
+            16,
+            "`item_name` must be a string or a list of strings, not a mapping",
+        ),
+        (30, 17, "`find_value` is not a valid regex"),
+        (
+            33,
+            17,
+            "a `$workspace` variable cannot be used in a regex `find_value`",
+        ),
+        (
+            37,
+            15,
+            "`find_key` `schedules.enabled` must be a JSONPath starting with `$`",
+        ),
+        (40, 40, "the value for `prod` is of a different type"),
+        (
+            44,
+            20,
+            "spark pool `type` must be \"Capacity\" or \"Workspace\"",
+        ),
+        (46, 20, "connection id `not-a-guid` is not a GUID"),
+        (48, 1, "unknown parameter `unknown_top`"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((l, c, msg), (wl, wc, wmsg)) in got.iter().zip(want) {
+        assert_eq!((*l, *c), (wl, wc), "{msg}");
+        assert!(msg.contains(wmsg), "at {l}:{c}: `{msg}` lacks `{wmsg}`");
+    }
+    // The rendered problem names the file, line and column, and shows the line with a caret.
+    let shown = errors(BROKEN)
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<String>();
+    assert!(
+        shown.contains("error: /repo/parameter.yml:48:1: unknown parameter `unknown_top`"),
+        "{shown}"
+    );
+    assert!(shown.contains("48 | unknown_top: []"), "{shown}");
+}
+
+/// The fixture notes' validation negatives, each made by editing the fixture's own file.
+#[test]
+fn fixture_validation_negatives() {
+    let repo = fixture();
+    let text = std::fs::read_to_string(repo.join("parameter.yml")).expect("read");
+    let path = repo.join("parameter.yml");
+    let check = |edited: String, line: usize, says: &str| {
+        let e = load_str(&path, &edited, &opts(&repo, Some("test"))).expect_err(says);
+        let e: Vec<_> = brief(&e.into_iter().filter(Problem::is_error).collect::<Vec<_>>());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, line, "{e:?}");
+        assert!(e[0].2.contains(says), "{e:?}");
+    };
+    check(
+        text.replace(
+            "      prod: \"stdataprod\"\n    item_type: \"Notebook\"",
+            "      prod: \"stdataprod\"\n      PROD: \"x\"\n    item_type: \"Notebook\"",
+        ),
+        18,
+        "duplicate key",
+    );
+    check(
+        text.replace(
+            "find_value: \"stdatadev\"",
+            "find_value: \"$items.Notebook.Ingest.$id\"",
+        ),
+        14,
+        "`$items`",
+    );
+    check(
+        text.replace(
+            "\\s*\"([0-9a-fA-F-]{36})\"'",
+            "\\s*\"([0-9a-fA-F-]{36})(\")'",
+        ),
+        8,
+        "has 2",
+    );
+    check(
+        text.replace(
+            "      _ALL_: \"$items.Lakehouse.Bronze.$id\"\n",
+            "      _ALL_: \"$items.Lakehouse.Bronze.$id\"\n      test: x\n",
+        ),
+        6,
+        "_ALL_",
+    );
+}
+
+#[test]
+fn syntax_errors_and_shapes() {
+    let e = brief(&errors("find_replace:\n  - find_value: [unclosed\n"));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].2.starts_with("YAML syntax error"), "{e:?}");
+    let e = brief(&errors("find_replace:\n  find_value: a\n"));
+    assert_eq!(
+        e,
+        vec![(
+            2,
+            3,
+            "`find_replace` must be a list, not a mapping".to_string()
+        )]
+    );
+    let e = brief(&errors("- a\n"));
+    assert_eq!(e[0].2, "the parameter file must be a mapping, not a list");
+    assert!(
+        load_text("")
+            .expect("empty file is no parameters")
+            .0
+            .find_replace
+            .is_empty()
+    );
+}
+
+#[test]
+fn missing_environment_is_a_warning_naming_a_near_miss() {
+    let text = "find_replace:\n  - find_value: a\n    replace_value:\n      PROD: b\n";
+    let (_, w) = load_str(
+        Path::new("/repo/parameter.yml"),
+        text,
+        &opts(Path::new("/repo"), Some("prod")),
+    )
+    .expect("loads");
+    let w = brief(&w);
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].0, w[0].1), (4, 7));
+    assert!(
+        w[0].2.contains("there is `PROD`: names are case-sensitive"),
+        "{w:?}"
+    );
+}

@@ -247,7 +247,11 @@ impl MarkedEventReceiver for Builder {
                 // A block mapping's start event is marked late; its first key is where it begins.
                 Some(Frame::Map(p, anchor, entries, _)) => self.finish(
                     Node {
-                        pos: entries.first().map_or(p, |e| e.key_pos),
+                        pos: entries
+                            .first()
+                            .map(|e| e.key_pos)
+                            .filter(|k| (k.line, k.col) < (p.line, p.col))
+                            .unwrap_or(p),
                         kind: Kind::Map(entries),
                     },
                     anchor,
