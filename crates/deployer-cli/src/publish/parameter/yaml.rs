@@ -107,10 +107,11 @@ pub(crate) fn resolve(text: &str, plain: bool) -> Scalar {
     }
     let digits = text.replace('_', "");
     let unsigned = digits.trim_start_matches(['+', '-']);
-    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = digits.parse::<i64>() {
-            return Scalar::Int(i);
-        }
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = digits.parse::<i64>()
+    {
+        return Scalar::Int(i);
     }
     if let Some(hex) = unsigned.strip_prefix("0x")
         && let Ok(i) = i64::from_str_radix(hex, 16)
