@@ -39,6 +39,7 @@
 
 mod json;
 mod load;
+mod pyyaml;
 mod refs;
 mod render;
 #[cfg(test)]
@@ -51,8 +52,8 @@ use std::path::PathBuf;
 pub use load::{LoadOptions, load, load_str};
 pub use refs::{References, RepoItem, references};
 pub use render::{
-    ItemAttrs, LogicalId, Lookup, Part, RenderError, Target, apply_parameters, render_part,
-    replace_logical_ids, replace_zero_workspace_ids, set_instance_pool_id,
+    ItemAttrs, LogicalId, Lookup, Part, RenderError, Target, apply_parameters, instance_pool_id,
+    render_part, render_sparkcompute, replace_logical_ids, replace_zero_workspace_ids,
 };
 
 use crate::config::Problem;
@@ -358,8 +359,8 @@ pub struct ModelBinding {
 /// A spark pool rewrite the publisher performs on an Environment's `Setting/Sparkcompute.yml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SparkPoolRewrite {
-    /// The pool to look up in `GET /spark/pools`; its id replaces `instance_pool_id`
-    /// (see [`set_instance_pool_id`]).
+    /// The pool to look up in `GET /spark/pools` (by name and type); its id replaces
+    /// `instance_pool_id` (see [`render_sparkcompute`]).
     pub pool: PoolRef,
     /// The entry that asked for it.
     pub origin: Origin,
@@ -367,25 +368,24 @@ pub struct SparkPoolRewrite {
 
 impl Parameters {
     /// The spark pool rewrite for Environment `item_name`'s `Sparkcompute.yml` whose
-    /// `instance_pool_id` is `pool_id`, in `environment`; the first matching entry wins.
+    /// `instance_pool_id` (see [`instance_pool_id`]) is `pool_id`, in `environment`. The first
+    /// entry with that pool id and a matching `item_name` decides, as in fabric-cicd; `None`
+    /// when there is none or it has no value for the environment.
     pub fn spark_pool_for(
         &self,
         environment: &str,
         item_name: &str,
         pool_id: &str,
     ) -> Option<SparkPoolRewrite> {
-        self.spark_pool.iter().find_map(|p| {
-            let name_ok = p
-                .item_name
-                .as_ref()
-                .is_none_or(|f| f.values.iter().any(|n| n == item_name));
-            if p.instance_pool_id != pool_id || !name_ok {
-                return None;
-            }
-            p.replace.get(environment).map(|pool| SparkPoolRewrite {
-                pool: pool.clone(),
-                origin: p.origin.clone(),
-            })
+        let p = self.spark_pool.iter().find(|p| {
+            p.instance_pool_id == pool_id
+                && p.item_name
+                    .as_ref()
+                    .is_none_or(|f| f.values.is_empty() || f.values.iter().any(|n| n == item_name))
+        })?;
+        p.replace.get(environment).map(|pool| SparkPoolRewrite {
+            pool: pool.clone(),
+            origin: p.origin.clone(),
         })
     }
 

@@ -923,7 +923,7 @@ pub(crate) fn is_guid(s: &str) -> bool {
 }
 
 /// A YAML value as JSON, keeping key order.
-fn to_ordered(n: &Node) -> Ordered {
+pub(crate) fn to_ordered(n: &Node) -> Ordered {
     match &n.kind {
         Kind::Seq(items) => Ordered::Array(items.iter().map(to_ordered).collect()),
         Kind::Map(entries) => Ordered::Object(

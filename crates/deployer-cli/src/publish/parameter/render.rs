@@ -168,22 +168,46 @@ pub fn replace_zero_workspace_ids(text: &str, workspace_id: &str) -> String {
     .into_owned()
 }
 
-/// Sets `instance_pool_id` in a `Sparkcompute.yml` text to `pool_id`, keeping the rest of the
-/// text as it is; `None` if the file has no `instance_pool_id` line.
-pub fn set_instance_pool_id(text: &str, pool_id: &str) -> Option<String> {
-    let mut found = false;
-    let lines: Vec<String> = text
-        .split_inclusive('\n')
-        .map(|line| match line.strip_prefix("instance_pool_id:") {
-            Some(rest) if !found => {
-                found = true;
-                let eol = &rest[rest.trim_end_matches(['\r', '\n']).len()..];
-                format!("instance_pool_id: {pool_id}{eol}")
-            }
-            _ => line.to_string(),
-        })
-        .collect();
-    found.then(|| lines.concat())
+/// The `instance_pool_id` of a `Sparkcompute.yml` text, if it has one.
+pub fn instance_pool_id(text: &str) -> Option<String> {
+    match sparkcompute(text)? {
+        Ordered::Object(o) => o
+            .into_iter()
+            .find(|(k, _)| k == "instance_pool_id")
+            .map(|(_, v)| match v {
+                Ordered::String(s) => s,
+                other => other.python_dumps(),
+            }),
+        _ => None,
+    }
+}
+
+/// The Environment type step for `Setting/Sparkcompute.yml`, as fabric-cicd sends it: a text
+/// that mentions `instance_pool_id` and parses as a mapping is re-dumped by PyYAML (key order
+/// kept), with `instance_pool_id` set to `pool_id` when a `spark_pool` entry matched (see
+/// [`Parameters::spark_pool_for`]); any other text is sent as it is.
+pub fn render_sparkcompute(text: &str, pool_id: Option<&str>) -> String {
+    let Some(Ordered::Object(mut o)) = sparkcompute(text) else {
+        return text.to_string();
+    };
+    if let Some(id) = pool_id
+        && let Some(slot) = o.iter_mut().find(|(k, _)| k == "instance_pool_id")
+    {
+        slot.1 = Ordered::String(id.to_string());
+    }
+    let opts = super::pyyaml::Dump {
+        sort_keys: false,
+        allow_unicode: false,
+    };
+    super::pyyaml::dump(&Ordered::Object(o), opts)
+}
+
+fn sparkcompute(text: &str) -> Option<Ordered> {
+    if !text.contains("instance_pool_id") {
+        return None;
+    }
+    let node = super::yaml::parse(text).ok()??;
+    Some(super::load::to_ordered(&node))
 }
 
 /// Step 3: `key_value_replace`, then `find_replace`, for the entries whose filters match.
@@ -327,8 +351,10 @@ pub(crate) fn parse_document(text: &str) -> Option<(Ordered, bool)> {
     if let Ok(doc) = serde_json::from_str::<Ordered>(text) {
         return Some((doc, true));
     }
-    match serde_norway::from_str::<Ordered>(text) {
-        Ok(doc @ (Ordered::Object(_) | Ordered::Array(_))) => Some((doc, false)),
+    // YAML as PyYAML's safe_load reads it (YAML 1.1 booleans and numbers).
+    let node = super::yaml::parse(text).ok()??;
+    match super::load::to_ordered(&node) {
+        doc @ (Ordered::Object(_) | Ordered::Array(_)) => Some((doc, false)),
         _ => None,
     }
 }

@@ -370,10 +370,25 @@ fn fixture_spark_pool_per_environment() {
         out, orig,
         "spark_pool is the publisher's type step, not a text rule"
     );
+    assert_eq!(instance_pool_id(&orig).as_deref(), Some(dev));
     let pool = "77777777-0000-4000-8000-000000000001";
-    let rewritten = set_instance_pool_id(&orig, pool).expect("has instance_pool_id");
-    assert_eq!(rewritten, orig.replace(dev, pool));
-    assert_eq!(set_instance_pool_id("driver_cores: 8\n", pool), None);
+    // PyYAML writes this file back exactly as git wrote it, with the new pool id.
+    assert_eq!(
+        render_sparkcompute(&orig, Some(pool)),
+        orig.replace(dev, pool)
+    );
+    assert_eq!(render_sparkcompute(&orig, None), orig);
+    let odd = "# comment\ninstance_pool_id: 'x'\nflags: [a, 'yes']\nname: \"\"\nnested: {k: 1.0, e: 1.0e-7, s: 1e-07}\n";
+    assert_eq!(
+        render_sparkcompute(odd, Some(pool)),
+        format!(
+            "instance_pool_id: {pool}\nflags:\n- a\n- 'yes'\nname: ''\nnested:\n  k: 1.0\n  e: 1.0e-07\n  s: 1e-07\n"
+        )
+    );
+    assert_eq!(
+        render_sparkcompute("driver_cores: 8\n", Some(pool)),
+        "driver_cores: 8\n"
+    );
 }
 
 fn fixture_items() -> Vec<(String, String, Vec<String>)> {
