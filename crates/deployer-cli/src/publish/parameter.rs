@@ -19,14 +19,16 @@
 //! `replace_value` that is not a string); `_ALL_` beside another environment key; a regex that
 //! does not compile or has other than exactly one capture group; `$items` in `find_value`;
 //! `$workspace` in a regex `find_value`; a malformed `$workspace`/`$items` variable or an
-//! unknown item attribute; `$ENV:` without `enable_environment_variable_replacement`; a
+//! unknown item attribute; a value starting with `$ENV:` without
+//! `enable_environment_variable_replacement`, or an unset one ([`Parameters::check_env`]); a
 //! `find_key` that is not a JSONPath starting with `$`; `key_value_replace` values of different
 //! types across environments; a spark pool `type` other than `Capacity`/`Workspace`; a
-//! connection id that is not a GUID; a nested `extend`, or an `extend` file that is missing.
+//! connection id that is not a GUID; templates giving one environment's default connection
+//! twice.
 //!
 //! Errors where fabric-cicd only logs and goes on (fabrik is stricter): a `file_path` with
-//! `..` or a glob that does not parse; mixing the legacy and the new `semantic_model_binding`
-//! formats across files.
+//! `..` or a glob that does not parse; a nested `extend`, a missing `extend` file, an `extend`
+//! that is not a list; mixing the legacy and the new `semantic_model_binding` formats.
 //!
 //! Warnings (fabric-cicd logs these and skips the entry, or ignores them): an entry with no
 //! value for the target environment; a filter (`item_type`, `item_name`, `file_path`) that
@@ -143,6 +145,15 @@ pub struct Parameters {
     pub spark_pool: Vec<SparkPool>,
     /// `semantic_model_binding` (and the deprecated `gateway_binding`).
     pub semantic_model_binding: Option<SemanticModelBinding>,
+    env_refs: Vec<EnvRef>,
+}
+
+/// A `$ENV:NAME` reference and the `replace_value` key it is under (`None` in a `find_value`).
+#[derive(Debug, Clone)]
+struct EnvRef {
+    environment: Option<String>,
+    var: String,
+    origin: Origin,
 }
 
 /// Values per environment: `_ALL_` (any case) for every environment, or one per name.
@@ -367,6 +378,27 @@ pub struct SparkPoolRewrite {
 }
 
 impl Parameters {
+    /// Errors for every `$ENV:` variable used in `environment` that `lookup` does not know,
+    /// so a missing secret stops the run before any request (values are never shown).
+    pub fn check_env(&self, environment: &str, lookup: &dyn Lookup) -> Vec<Problem> {
+        self.env_refs
+            .iter()
+            .filter(|r| {
+                r.environment
+                    .as_deref()
+                    .is_none_or(|e| e == environment || e.eq_ignore_ascii_case("_ALL_"))
+            })
+            .filter(|r| lookup.env(&r.var).is_none())
+            .map(|r| {
+                let msg = format!(
+                    "environment variable `{}` (from `$ENV:{}`) is not set",
+                    r.var, r.var
+                );
+                r.origin.problem(msg, None, false)
+            })
+            .collect()
+    }
+
     /// The spark pool rewrite for Environment `item_name`'s `Sparkcompute.yml` whose
     /// `instance_pool_id` (see [`instance_pool_id`]) is `pool_id`, in `environment`. The first
     /// entry with that pool id and a matching `item_name` decides, as in fabric-cicd; `None`

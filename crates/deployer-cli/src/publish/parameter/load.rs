@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::json::Ordered;
 use super::yaml::{self, Entry, Kind, Node, Scalar};
 use super::{
-    ByEnv, Filter, Filters, FindReplace, FindValue, ITEM_TYPES, ItemAttr, KeyValueReplace,
+    ByEnv, EnvRef, Filter, Filters, FindReplace, FindValue, ITEM_TYPES, ItemAttr, KeyValueReplace,
     LegacyBinding, ModelBinding, Origin, Parameters, PathPattern, PoolRef, PoolType, Replacement,
     SemanticModelBinding, SparkPool, Token,
 };
@@ -97,50 +97,72 @@ fn merge(into: &mut Parameters, from: Parameters, origin: &Origin, problems: &mu
     into.find_replace.extend(from.find_replace);
     into.key_value_replace.extend(from.key_value_replace);
     into.spark_pool.extend(from.spark_pool);
+    into.env_refs.extend(from.env_refs);
     let Some(b) = from.semantic_model_binding else {
         return;
     };
-    into.semantic_model_binding =
-        match (into.semantic_model_binding.take(), b) {
-            (None, b) => Some(b),
-            (Some(SemanticModelBinding::Legacy(mut a)), SemanticModelBinding::Legacy(b)) => {
-                a.extend(b);
-                Some(SemanticModelBinding::Legacy(a))
-            }
-            (
-                Some(SemanticModelBinding::ByEnv {
-                    default: d1,
-                    models: mut m1,
-                }),
-                SemanticModelBinding::ByEnv {
-                    default: d2,
-                    models: m2,
-                },
-            ) => {
-                if d1.is_some() && d2.is_some() {
-                    problems.push(origin.problem(
-                    "`semantic_model_binding.default` is given both here and in this template"
-                        .into(),
-                    None,
-                    false,
-                ));
-                }
-                m1.extend(m2);
-                Some(SemanticModelBinding::ByEnv {
-                    default: d1.or(d2),
-                    models: m1,
-                })
-            }
-            (Some(a), _) => {
-                problems.push(origin.problem(
+    into.semantic_model_binding = match (into.semantic_model_binding.take(), b) {
+        (None, b) => Some(b),
+        (Some(SemanticModelBinding::Legacy(mut a)), SemanticModelBinding::Legacy(b)) => {
+            a.extend(b);
+            Some(SemanticModelBinding::Legacy(a))
+        }
+        (
+            Some(SemanticModelBinding::ByEnv {
+                default: d1,
+                models: mut m1,
+            }),
+            SemanticModelBinding::ByEnv {
+                default: d2,
+                models: m2,
+            },
+        ) => {
+            m1.extend(m2);
+            let default = match (d1, d2) {
+                (Some(a), Some(b)) => merge_by_env(a, b, origin, problems),
+                (a, b) => a.or(b),
+            };
+            Some(SemanticModelBinding::ByEnv {
+                default,
+                models: m1,
+            })
+        }
+        (Some(a), _) => {
+            problems.push(origin.problem(
                 "this template's `semantic_model_binding` uses the other format (list vs mapping)"
                     .into(),
                 Some("use one format in all files".into()),
                 false,
             ));
-                Some(a)
-            }
-        };
+            Some(a)
+        }
+    };
+}
+
+/// Environments of `default.connection_id` from two files are combined, as fabric-cicd merges
+/// the mappings; the same environment in both is an error, as it is there.
+fn merge_by_env<T>(
+    mut a: ByEnv<T>,
+    b: ByEnv<T>,
+    origin: &Origin,
+    problems: &mut Vec<Problem>,
+) -> Option<ByEnv<T>> {
+    let clash = (a.all.is_some() && (b.all.is_some() || !b.envs.is_empty()))
+        || (b.all.is_some() && !a.envs.is_empty())
+        || b.envs
+            .iter()
+            .any(|(k, _)| a.envs.iter().any(|(j, _)| j.eq_ignore_ascii_case(k)));
+    if clash {
+        problems.push(origin.problem(
+            "`semantic_model_binding.default.connection_id` gives the same environment here and in this template".into(),
+            None,
+            false,
+        ));
+        return Some(a);
+    }
+    a.all = a.all.or(b.all);
+    a.envs.extend(b.envs);
+    Some(a)
 }
 
 /// Reading one file: its path, text and where problems go.
@@ -149,6 +171,9 @@ struct Cx<'a> {
     text: &'a str,
     opts: &'a LoadOptions<'a>,
     problems: &'a mut Vec<Problem>,
+    /// The `replace_value` key being read, for `$ENV:` references.
+    env_key: Option<String>,
+    env_refs: Vec<EnvRef>,
 }
 
 const TOP_KEYS: [&str; 6] = [
@@ -172,6 +197,8 @@ impl<'a> Cx<'a> {
             text,
             opts,
             problems,
+            env_key: None,
+            env_refs: Vec::new(),
         }
     }
 
@@ -254,6 +281,7 @@ impl<'a> Cx<'a> {
                 ),
             }
         }
+        out.env_refs = std::mem::take(&mut self.env_refs);
         if let Some(g) = gateway {
             match &mut out.semantic_model_binding {
                 None => out.semantic_model_binding = Some(SemanticModelBinding::Legacy(g)),
@@ -427,12 +455,8 @@ impl<'a> Cx<'a> {
                 return self.replacement(s, n.pos).map(FindValue::Literal);
             }
             // `$ENV:` in a find_value is expanded when the feature is on; literal otherwise.
-            let lit = if self.opts.env_vars_enabled && s.contains("$ENV:") {
-                Replacement::WithEnv(s.to_string())
-            } else {
-                Replacement::Text(s.to_string())
-            };
-            return Some(FindValue::Literal(lit));
+            self.env_key = None;
+            return self.replacement(s, n.pos).map(FindValue::Literal);
         }
         let re = match regex::RegexBuilder::new(s)
             .case_insensitive(ignore_case)
@@ -525,7 +549,10 @@ impl<'a> Cx<'a> {
             ok = false;
         }
         for e in entries {
-            match f(self, &e.value) {
+            self.env_key = Some(e.key.clone());
+            let parsed = f(self, &e.value);
+            self.env_key = None;
+            match parsed {
                 Some(v) if e.key.eq_ignore_ascii_case("_ALL_") => out.all = Some(v),
                 Some(v) => out.envs.push((e.key.clone(), v)),
                 None => ok = false,
@@ -563,8 +590,9 @@ impl<'a> Cx<'a> {
                 }
             };
         }
-        if s.contains("$ENV:") {
-            if !self.opts.env_vars_enabled {
+        if !self.opts.env_vars_enabled {
+            // fabric-cicd rejects a value that starts with `$ENV:`; elsewhere it is plain text.
+            if s.starts_with("$ENV:") && self.env_key.is_some() {
                 self.error(
                     pos,
                     "`$ENV:` needs the `enable_environment_variable_replacement` feature".into(),
@@ -572,9 +600,21 @@ impl<'a> Cx<'a> {
                 );
                 return None;
             }
-            return Some(Replacement::WithEnv(s.to_string()));
+            return Some(Replacement::Text(s.to_string()));
         }
-        Some(Replacement::Text(s.to_string()))
+        if !s.contains("$ENV:") {
+            return Some(Replacement::Text(s.to_string()));
+        }
+        for var in env_vars(s) {
+            let origin = self.origin(pos);
+            let environment = self.env_key.clone();
+            self.env_refs.push(EnvRef {
+                environment,
+                var,
+                origin,
+            });
+        }
+        Some(Replacement::WithEnv(s.to_string()))
     }
 
     fn filters(&mut self, entries: &[Entry]) -> Option<Filters> {
@@ -906,6 +946,19 @@ impl<'a> Cx<'a> {
             None => self.guid(n).map(|g| vec![g]),
         }
     }
+}
+
+/// The variable names of the `$ENV:NAME` references in `s`.
+pub(crate) fn env_vars(s: &str) -> Vec<String> {
+    s.match_indices("$ENV:")
+        .map(|(i, _)| {
+            let after = &s[i + 5..];
+            let len = after
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            after[..len].to_string()
+        })
+        .collect()
 }
 
 fn field<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {

@@ -379,7 +379,7 @@ fn expand_env(s: &str, lookup: &dyn Lookup) -> Result<String, String> {
         out.push_str(&rest[..i]);
         let after = &rest[i + 5..];
         let len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
         let name = &after[..len];
         match lookup.env(name) {

@@ -881,7 +881,14 @@ fn env_variables_expand_and_never_show_their_values() {
         e.contains("`STORAGE_ACCOUNT`") && !e.contains("s3cr3t"),
         "{e}"
     );
-    // Without the feature flag, `$ENV:` is an error at its position.
+    // Without the feature flag, a value starting with `$ENV:` is an error at its position;
+    // inside a value it is plain text, as in fabric-cicd.
+    let p = params(text);
+    assert_eq!(
+        render_with(&p, &fake(), "stdatadev"),
+        Ok("acct-$ENV:STORAGE_ACCOUNT-x".to_string())
+    );
+    let text = "find_replace:\n  - find_value: stdatadev\n    replace_value:\n      prod: \"$ENV:STORAGE_ACCOUNT\"\n";
     let e = brief(&errors(text));
     assert_eq!(e.len(), 1);
     assert_eq!((e[0].0, e[0].1), (4, 13));
@@ -1268,4 +1275,39 @@ fn missing_environment_is_a_warning_naming_a_near_miss() {
         w[0].2.contains("there is `PROD`: names are case-sensitive"),
         "{w:?}"
     );
+}
+
+#[test]
+fn extend_merges_semantic_model_binding_defaults_by_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let a = "76e05dfe-9855-4e3d-a410-1dda048dbe99";
+    let b = "c4f8e2b1-3d2a-4f5b-9c6e-7a8b9c0d1e2f";
+    std::fs::write(
+        root.join("parameter.yml"),
+        format!("extend: [t.yml]\nsemantic_model_binding:\n  default:\n    connection_id: {{test: {a}}}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("t.yml"),
+        format!("semantic_model_binding:\n  default:\n    connection_id: {{prod: {b}}}\n"),
+    )
+    .expect("write");
+    let (p, _) = load(&root.join("parameter.yml"), &opts(root, None)).expect("loads");
+    assert_eq!(
+        p.semantic_model_bindings("test", &["M"]),
+        vec![("M".into(), vec![a.to_string()])]
+    );
+    assert_eq!(
+        p.semantic_model_bindings("prod", &["M"]),
+        vec![("M".into(), vec![b.to_string()])]
+    );
+    std::fs::write(
+        root.join("t.yml"),
+        format!("semantic_model_binding:\n  default:\n    connection_id: {{test: {b}}}\n"),
+    )
+    .expect("write");
+    let e =
+        load(&root.join("parameter.yml"), &opts(root, None)).expect_err("same environment twice");
+    assert!(e[0].message.contains("same environment"), "{e:?}");
 }
