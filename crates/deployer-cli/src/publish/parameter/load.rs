@@ -790,8 +790,15 @@ impl<'a> Cx<'a> {
             .and_then(|n| {
                 let r = self.by_env(n, |cx, v| {
                     let o = to_ordered(v);
-                    if let Ordered::String(s) = &o {
-                        cx.replacement(s, v.pos)?;
+                    match &o {
+                        Ordered::String(s) => {
+                            cx.replacement(s, v.pos)?;
+                        }
+                        Ordered::Null => {
+                            cx.error(v.pos, "a `replace_value` must not be null".into(), None);
+                            return None;
+                        }
+                        _ => {}
                     }
                     Some((o, v.pos))
                 })?;
@@ -809,7 +816,11 @@ impl<'a> Cx<'a> {
 
     /// fabric-cicd requires one value type across environments.
     fn same_types(&mut self, r: &ByEnv<(Ordered, Pos)>) -> Option<ByEnv<Ordered>> {
-        let kind = |o: &Ordered| std::mem::discriminant(o);
+        // Python's type(): int and float differ, so do the two kinds of number.
+        let kind = |o: &Ordered| match o {
+            Ordered::Number(n) => (std::mem::discriminant(o), n.is_f64()),
+            other => (std::mem::discriminant(other), false),
+        };
         let mut ok = true;
         if let Some(((_, (first, _)), rest)) = r.envs.split_first() {
             for (env, (v, pos)) in rest {
@@ -893,6 +904,14 @@ impl<'a> Cx<'a> {
             return Some(SemanticModelBinding::Legacy(list));
         }
         let entries = self.entry(node, "semantic_model_binding", &["default", "models"])?;
+        if entries.is_empty() {
+            self.error(
+                node.pos,
+                "`semantic_model_binding` needs `default` or `models`".into(),
+                None,
+            );
+            return None;
+        }
         let default = match field(entries, "default") {
             Some(d) => {
                 let m = self.entry(d, "semantic_model_binding.default", &["connection_id"])?;
@@ -902,6 +921,10 @@ impl<'a> Cx<'a> {
             None => None,
         };
         let models = match field(entries, "models") {
+            Some(n) if n.as_seq().is_some_and(<[Node]>::is_empty) => {
+                self.error(n.pos, "`models` must not be empty".into(), None);
+                return None;
+            }
             Some(n) => self.list(n, "models", |cx, n| {
                 let m = cx.entry(n, "models", &["semantic_model_name", "connection_id"])?;
                 let names = cx.required(m, n, "semantic_model_name", "models")?;
@@ -942,6 +965,14 @@ impl<'a> Cx<'a> {
 
     fn guids(&mut self, n: &Node) -> Option<Vec<String>> {
         match n.as_seq() {
+            Some([]) => {
+                self.error(
+                    n.pos,
+                    "the list of connection ids must not be empty".into(),
+                    None,
+                );
+                None
+            }
             Some(items) => items.iter().map(|i| self.guid(i)).collect(),
             None => self.guid(n).map(|g| vec![g]),
         }

@@ -1116,6 +1116,32 @@ unknown_top: []
 "#;
 
 #[test]
+fn more_shape_errors() {
+    let kv = |v: &str| format!("key_value_replace:\n  - find_key: $.a\n    replace_value: {v}\n");
+    let e = brief(&errors(&kv("{test: 1, dev: ~}")));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].0, e[0].1), (3, 35));
+    assert!(e[0].2.contains("must not be null"), "{e:?}");
+    let e = brief(&errors(&kv("{test: 1, prod: 1.5}")));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].0, e[0].1), (3, 36));
+    assert!(e[0].2.contains("`prod` is of a different type"), "{e:?}");
+    let e = brief(&errors("semantic_model_binding:\n  models: []\n"));
+    assert_eq!(e, vec![(2, 11, "`models` must not be empty".to_string())]);
+    let e = brief(&errors(
+        "semantic_model_binding:\n  default:\n    connection_id: {test: []}\n",
+    ));
+    assert_eq!(
+        e,
+        vec![(
+            3,
+            27,
+            "the list of connection ids must not be empty".to_string()
+        )]
+    );
+}
+
+#[test]
 fn broken_file_reports_every_error_at_its_position() {
     let mut got = brief(&errors(BROKEN));
     got.sort_by_key(|(l, c, _)| (*l, *c));
