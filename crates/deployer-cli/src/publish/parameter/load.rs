@@ -438,11 +438,11 @@ impl<'a> Cx<'a> {
 
     fn find_value(&mut self, n: &Node, is_regex: bool, ignore_case: bool) -> Option<FindValue> {
         let s = self.string(n, "`find_value`")?;
-        if s.contains("$items.") {
+        if s.starts_with("$items.") {
             self.error(n.pos, format!("`find_value` `{s}` uses a `$items` variable, which is only allowed in `replace_value`"), None);
             return None;
         }
-        if is_regex && s.contains("$workspace.") {
+        if is_regex && s.starts_with("$workspace.") {
             self.error(
                 n.pos,
                 "a `$workspace` variable cannot be used in a regex `find_value`".into(),

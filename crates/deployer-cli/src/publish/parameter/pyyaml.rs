@@ -4,7 +4,7 @@
 //! 80 columns is not reproduced.
 
 use super::json::Ordered;
-use super::yaml::{self, Scalar};
+use super::yaml;
 
 /// Options of the `yaml.dump` call being reproduced.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +23,7 @@ pub(crate) fn dump(doc: &Ordered, opts: Dump) -> String {
         Ordered::Array(a) if !a.is_empty() => seq(a, 0, opts, &mut out),
         // A lone scalar or empty collection: PyYAML ends it with the document end marker.
         other => {
-            out.push_str(&scalar(other, opts));
+            out.push_str(&scalar(other, 2, opts));
             out.push_str("\n...\n");
         }
     }
@@ -44,7 +44,7 @@ fn map(o: &[(String, Ordered)], indent: usize, opts: Dump, out: &mut String) {
         if i > 0 || !out.ends_with("- ") {
             out.push_str(&" ".repeat(indent));
         }
-        out.push_str(&string(k, opts));
+        out.push_str(&string(k, indent + 2, opts));
         out.push(':');
         value(v, indent, opts, out);
     }
@@ -63,7 +63,7 @@ fn value(v: &Ordered, indent: usize, opts: Dump, out: &mut String) {
         }
         other => {
             out.push(' ');
-            out.push_str(&scalar(other, opts));
+            out.push_str(&scalar(other, indent + 2, opts));
             out.push('\n');
         }
     }
@@ -79,20 +79,21 @@ fn seq(a: &[Ordered], indent: usize, opts: Dump, out: &mut String) {
             Ordered::Object(o) if !o.is_empty() => map(o, indent + 2, opts, out),
             Ordered::Array(inner) if !inner.is_empty() => seq(inner, indent + 2, opts, out),
             other => {
-                out.push_str(&scalar(other, opts));
+                out.push_str(&scalar(other, indent + 2, opts));
                 out.push('\n');
             }
         }
     }
 }
 
-fn scalar(v: &Ordered, opts: Dump) -> String {
+/// A scalar; `indent` is where continuation lines of a multi-line string start.
+fn scalar(v: &Ordered, indent: usize, opts: Dump) -> String {
     match v {
         Ordered::Null => "null".into(),
         Ordered::Bool(b) => b.to_string(),
         Ordered::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         Ordered::Number(n) => float(n.as_f64().unwrap_or_default()),
-        Ordered::String(s) => string(s, opts),
+        Ordered::String(s) => string(s, indent, opts),
         Ordered::Array(_) => "[]".into(),
         Ordered::Object(_) => "{}".into(),
     }
@@ -114,17 +115,19 @@ fn float(f: f64) -> String {
     }
 }
 
-/// A string plain when PyYAML would write it plain, else quoted.
-fn string(s: &str, opts: Dump) -> String {
+/// A string plain when PyYAML would write it plain, else single-quoted (line breaks doubled
+/// and continued at `indent`), or double-quoted when it has tabs or control characters.
+fn string(s: &str, indent: usize, opts: Dump) -> String {
     let special = s.chars().any(|c| {
         (c.is_control() && c != '\n') || (!opts.allow_unicode && !c.is_ascii()) || c == '\u{feff}'
     });
-    if special || s.contains('\n') {
+    if special {
         return double_quoted(s);
     }
     let first = s.chars().next();
-    let needs_quotes = s.is_empty()
-        || !matches!(yaml::resolve(s, true), Scalar::Str(_))
+    let needs_quotes = s.contains('\n')
+        || s.is_empty()
+        || yaml::is_implicit_non_string(s)
         || s.starts_with(' ')
         || s.ends_with(' ')
         || first.is_some_and(|c| "#,[]{}&*!|>'\"%@`".contains(c))
@@ -133,22 +136,54 @@ fn string(s: &str, opts: Dump) -> String {
         || s.contains(": ")
         || s.contains(" #")
         || s.ends_with(':');
-    if needs_quotes {
-        format!("'{}'", s.replace('\'', "''"))
-    } else {
-        s.to_string()
+    if !needs_quotes {
+        return s.to_string();
     }
+    let mut out = String::from("'");
+    let mut breaks = 0;
+    for c in s.chars() {
+        if c == '\n' {
+            breaks += 1;
+            continue;
+        }
+        if breaks > 0 {
+            out.push_str(&"\n".repeat(breaks + 1));
+            out.push_str(&" ".repeat(indent));
+            breaks = 0;
+        }
+        if c == '\'' {
+            out.push_str("''");
+        } else {
+            out.push(c);
+        }
+    }
+    if breaks > 0 {
+        out.push_str(&"\n".repeat(breaks + 1));
+        out.push_str(&" ".repeat(indent));
+    }
+    out.push('\'');
+    out
 }
 
 fn double_quoted(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\0' => "\\0",
+            '\u{7}' => "\\a",
+            '\u{8}' => "\\b",
+            '\t' => "\\t",
+            '\n' => "\\n",
+            '\u{b}' => "\\v",
+            '\u{c}' => "\\f",
+            '\r' => "\\r",
+            '\u{1b}' => "\\e",
+            _ => "",
+        };
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
+            _ if !esc.is_empty() => out.push_str(esc),
             c if c.is_ascii() && !c.is_control() => out.push(c),
             c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02X}", c as u32)),
             c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04X}", c as u32)),

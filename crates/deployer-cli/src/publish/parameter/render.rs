@@ -241,8 +241,12 @@ pub fn apply_parameters(
         out = if is_json {
             doc.python_dumps()
         } else {
-            serde_norway::to_string(&doc)
-                .map_err(|e| err(part, format!("cannot write YAML: {e}"), &kv.origin))?
+            // fabric-cicd: yaml.dump(data, default_flow_style=False, allow_unicode=True).
+            let opts = super::pyyaml::Dump {
+                sort_keys: true,
+                allow_unicode: true,
+            };
+            super::pyyaml::dump(&doc, opts)
         };
     }
     for fr in &params.find_replace {

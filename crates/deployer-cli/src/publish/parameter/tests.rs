@@ -693,20 +693,21 @@ fn all_key_applies_to_every_environment_in_any_case() {
 #[test]
 fn key_value_replace_on_json_and_yaml() {
     let p = params(
-        "key_value_replace:\n  - find_key: $.a.b\n    replace_value: {test: 5, prod: 7}\n  - find_key: $.list[*].on\n    replace_value: {_ALL_: true}\n",
+        "key_value_replace:\n  - find_key: $.a.b\n    replace_value: {test: 5, prod: 7}\n  - find_key: $.list[*].enabled\n    replace_value: {_ALL_: true}\n",
     );
     let part = nb("x.json");
-    let json = "{\n  \"z\": 1,\n  \"a\": {\"b\": 1, \"é\": \"ü\"},\n  \"list\": [{\"on\": false}, {\"on\": false}]\n}";
+    let json = "{\n  \"z\": 1,\n  \"a\": {\"b\": 1, \"é\": \"ü\"},\n  \"list\": [{\"enabled\": false}, {\"enabled\": false}]\n}";
     assert_eq!(
         render(&p, "test", part, json).expect("renders"),
-        "{\"z\": 1, \"a\": {\"b\": 5, \"\\u00e9\": \"\\u00fc\"}, \"list\": [{\"on\": true}, {\"on\": true}]}"
+        "{\"z\": 1, \"a\": {\"b\": 5, \"\\u00e9\": \"\\u00fc\"}, \"list\": [{\"enabled\": true}, {\"enabled\": true}]}"
     );
-    let yaml = "a:\n  b: 1\nlist:\n- on: false\n";
+    // YAML is read as PyYAML reads it (`no` is false) and re-dumped as it writes it: keys
+    // sorted, lists at their key's indent.
+    let yaml = "z: keep\na:\n  b: 1\nlist:\n- enabled: no\n  name: x\n";
     let out = render(&p, "prod", part, yaml).expect("renders");
-    let v: serde_json::Value = serde_norway::from_str(&out).expect("yaml out");
     assert_eq!(
-        v,
-        serde_json::json!({"a": {"b": 7}, "list": [{"on": true}]})
+        out,
+        "a:\n  b: 7\nlist:\n- enabled: true\n  name: x\nz: keep\n"
     );
     // Not JSON or structured YAML: untouched.
     assert_eq!(
@@ -774,6 +775,63 @@ fn semantic_model_binding_both_formats() {
             ]
         )]
     );
+}
+
+/// Outputs checked against PyYAML 6's `yaml.dump({"k": v}, default_flow_style=False,
+/// allow_unicode=True)`.
+#[test]
+fn yaml_strings_are_quoted_as_pyyaml_quotes_them() {
+    let cases = [
+        ("", "k: ''\n"),
+        ("yes", "k: 'yes'\n"),
+        ("a: b", "k: 'a: b'\n"),
+        ("-x", "k: -x\n"),
+        ("- x", "k: '- x'\n"),
+        ("x #y", "k: 'x #y'\n"),
+        ("1.5", "k: '1.5'\n"),
+        ("1e3", "k: 1e3\n"),
+        ("1.0e+3", "k: '1.0e+3'\n"),
+        ("09", "k: 09\n"),
+        ("0o7", "k: 0o7\n"),
+        ("0x1F", "k: '0x1F'\n"),
+        ("1_000", "k: '1_000'\n"),
+        ("2021-01-01", "k: '2021-01-01'\n"),
+        ("<<", "k: '<<'\n"),
+        ("y", "k: y\n"),
+        ("é", "k: é\n"),
+        ("a'b", "k: a'b\n"),
+        (":x", "k: :x\n"),
+        ("tab\there", "k: \"tab\\there\"\n"),
+        ("bell\u{7}", "k: \"bell\\a\"\n"),
+        ("a\nb", "k: 'a\n\n  b'\n"),
+        ("a\n\nb", "k: 'a\n\n\n  b'\n"),
+        ("a\nb\n", "k: 'a\n\n  b\n\n  '\n"),
+    ];
+    let opts = pyyaml::Dump {
+        sort_keys: true,
+        allow_unicode: true,
+    };
+    for (v, want) in cases {
+        let doc = json::Ordered::Object(vec![("k".into(), json::Ordered::String(v.into()))]);
+        assert_eq!(pyyaml::dump(&doc, opts), want, "{v:?}");
+    }
+    let nested = json::Ordered::Object(vec![(
+        "l".into(),
+        json::Ordered::Array(vec![json::Ordered::Object(vec![
+            ("k".into(), json::Ordered::String("a\nb".into())),
+            ("j".into(), json::Ordered::String("x".into())),
+        ])]),
+    )]);
+    assert_eq!(
+        pyyaml::dump(&nested, opts),
+        "l:\n- j: x\n  k: 'a\n\n    b'\n"
+    );
+    let ascii = pyyaml::Dump {
+        sort_keys: false,
+        allow_unicode: false,
+    };
+    let doc = json::Ordered::Object(vec![("k".into(), json::Ordered::String("é".into()))]);
+    assert_eq!(pyyaml::dump(&doc, ascii), "k: \"\\xE9\"\n");
 }
 
 // ---- Dynamic variables ----

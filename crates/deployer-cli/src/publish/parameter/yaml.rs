@@ -90,59 +90,104 @@ impl Node {
     }
 }
 
-/// Resolves a scalar's text: quoted and block scalars are strings; plain ones follow YAML 1.1.
+/// Resolves a scalar's text: quoted and block scalars are strings; plain ones follow PyYAML's
+/// YAML 1.1 resolvers (`yes`/`on` are booleans, `0o7` is a string, `1.0e3` is a string).
 pub(crate) fn resolve(text: &str, plain: bool) -> Scalar {
     if !plain {
         return Scalar::Str(text.to_string());
     }
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
-        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
-            return Scalar::Bool(true);
-        }
-        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
-            return Scalar::Bool(false);
-        }
-        _ => {}
+    let r = &*RESOLVERS;
+    if r.null.is_match(text) {
+        return Scalar::Null;
     }
-    let digits = text.replace('_', "");
-    let unsigned = digits.trim_start_matches(['+', '-']);
-    if !unsigned.is_empty()
-        && unsigned.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(i) = digits.parse::<i64>()
+    if r.bool.is_match(text) {
+        return Scalar::Bool(matches!(
+            text,
+            "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON"
+        ));
+    }
+    if r.int.is_match(text)
+        && let Some(i) = int_value(text)
     {
         return Scalar::Int(i);
     }
-    if let Some(hex) = unsigned.strip_prefix("0x")
-        && let Ok(i) = i64::from_str_radix(hex, 16)
-    {
-        return Scalar::Int(if digits.starts_with('-') { -i } else { i });
-    }
-    let is_float = unsigned.contains('.')
-        && unsigned
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && unsigned
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && unsigned.bytes().any(|b| b.is_ascii_digit());
-    if is_float && let Ok(f) = digits.parse::<f64>() {
-        return Scalar::Float(f);
-    }
-    match unsigned {
-        ".inf" | ".Inf" | ".INF" => {
-            let inf = if digits.starts_with('-') {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            };
-            return Scalar::Float(inf);
-        }
-        ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
-        _ => {}
+    if r.float.is_match(text) {
+        let t = text.replace('_', "");
+        let neg = t.starts_with('-');
+        let unsigned = t.trim_start_matches(['+', '-']);
+        let f = match unsigned.to_ascii_lowercase().as_str() {
+            ".inf" => f64::INFINITY,
+            ".nan" => f64::NAN,
+            u if u.contains(':') => sexagesimal(u).unwrap_or(0.0),
+            u => u.parse::<f64>().unwrap_or(0.0),
+        };
+        return Scalar::Float(if neg { -f } else { f });
     }
     Scalar::Str(text.to_string())
+}
+
+/// Whether PyYAML would read `text` (plain) as something other than a string: a null, bool,
+/// number, timestamp, merge key `<<` or value key `=`; such strings must be quoted.
+pub(crate) fn is_implicit_non_string(text: &str) -> bool {
+    !matches!(resolve(text, true), Scalar::Str(_))
+        || RESOLVERS.timestamp.is_match(text)
+        || text == "<<"
+        || text == "="
+}
+
+struct Resolvers {
+    null: regex::Regex,
+    bool: regex::Regex,
+    int: regex::Regex,
+    float: regex::Regex,
+    timestamp: regex::Regex,
+}
+
+/// PyYAML's implicit resolvers (`resolver.py`), verbatim.
+static RESOLVERS: std::sync::LazyLock<Resolvers> = std::sync::LazyLock::new(|| {
+    let re = |p: &str| regex::Regex::new(p).expect("PyYAML's resolver patterns are valid");
+    Resolvers {
+        null: re(r"^(?:~|null|Null|NULL|)$"),
+        bool: re(
+            r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$",
+        ),
+        int: re(
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+        ),
+        float: re(
+            r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        ),
+        timestamp: re(
+            r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
+        ),
+    }
+});
+
+/// The value of a YAML 1.1 integer (binary, octal with a leading 0, decimal, hex, base 60).
+fn int_value(text: &str) -> Option<i64> {
+    let t = text.replace('_', "");
+    let (neg, u) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.trim_start_matches('+')),
+    };
+    let v = if let Some(b) = u.strip_prefix("0b") {
+        i64::from_str_radix(b, 2).ok()?
+    } else if let Some(h) = u.strip_prefix("0x") {
+        i64::from_str_radix(h, 16).ok()?
+    } else if u.contains(':') {
+        sexagesimal(u)? as i64
+    } else if u.len() > 1 && u.starts_with('0') {
+        i64::from_str_radix(u, 8).ok()?
+    } else {
+        u.parse().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+fn sexagesimal(u: &str) -> Option<f64> {
+    u.split(':').try_fold(0.0, |acc, part| {
+        Some(acc * 60.0 + part.parse::<f64>().ok()?)
+    })
 }
 
 /// Parses `src` into a tree, or returns the syntax error's position and message.
