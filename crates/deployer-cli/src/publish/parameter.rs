@@ -34,7 +34,8 @@
 //! value for the target environment; a filter (`item_type`, `item_name`, `file_path`) that
 //! matches no item or file of the repository ([`Parameters::filter_warnings`]); an unknown
 //! `item_type`; an unknown key inside an entry; `is_regex`/`ignore_case` strings other than
-//! `true`/`false`; an empty filter; an `extend` file named twice; the deprecated
+//! `true`/`false`; an empty filter (an empty `file_path` is ignored, an empty `item_type` or
+//! `item_name` matches nothing, as in fabric-cicd); an `extend` file named twice; the deprecated
 //! `gateway_binding`.
 //!
 //! `$ENV:` values may be secrets: no message ever contains a resolved value.

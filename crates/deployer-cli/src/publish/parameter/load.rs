@@ -632,7 +632,7 @@ impl<'a> Cx<'a> {
         let file_path = strings(self, "file_path");
         if let Some(t) = &item_type {
             for v in &t.values {
-                if !ITEM_TYPES.contains(&v.as_str()) {
+                if !v.is_empty() && !ITEM_TYPES.contains(&v.as_str()) {
                     let msg = format!(
                         "`item_type` `{v}` is not an item type fabric-cicd publishes; the filter will match nothing"
                     );
@@ -647,6 +647,7 @@ impl<'a> Cx<'a> {
             }
         }
         let file_path = match file_path {
+            Some(f) if f.values.is_empty() => None,
             Some(f) => Some(self.path_patterns(f)?),
             None => None,
         };
@@ -693,16 +694,24 @@ impl<'a> Cx<'a> {
                 }
             },
         };
+        // fabric-cicd ignores an empty `file_path` (and spark pool `item_name`), but an empty
+        // `item_type` or `item_name` filter matches no item.
+        let ignored = matches!(key, "file_path" | "spark_pool item_name");
         if values.iter().all(String::is_empty) {
-            self.warn(
-                n.pos,
-                format!("`{key}` is empty, so it does not filter anything"),
-            );
+            let msg = if ignored {
+                format!("`{key}` is empty, so it does not filter anything")
+            } else {
+                format!("`{key}` is empty, so the entry applies to nothing")
+            };
+            self.warn(n.pos, msg);
+            if ignored {
+                return Some(Filter {
+                    values: Vec::new(),
+                    origin,
+                });
+            }
         }
-        Some(Filter {
-            values: values.into_iter().filter(|s| !s.is_empty()).collect(),
-            origin,
-        })
+        Some(Filter { values, origin })
     }
 
     fn path_patterns(&mut self, f: Filter<String>) -> Option<Filter<PathPattern>> {
@@ -850,7 +859,9 @@ impl<'a> Cx<'a> {
             .required(entries, node, "instance_pool_id", "spark_pool")
             .and_then(|n| self.string(n, "`instance_pool_id`").map(str::to_string));
         let item_name = match field(entries, "item_name") {
-            Some(n) => Some(self.string_list(n, "item_name")?),
+            Some(n) => {
+                Some(self.string_list(n, "spark_pool item_name")?).filter(|f| !f.values.is_empty())
+            }
             None => None,
         };
         let replace = self

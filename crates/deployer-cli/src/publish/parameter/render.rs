@@ -341,13 +341,13 @@ fn err(part: &Part<'_>, message: String, origin: &Origin) -> RenderError {
 /// Whether every given filter accepts this part (an empty filter accepts everything).
 pub(crate) fn filters_match(f: &Filters, part: &Part<'_>) -> bool {
     let ok = |values: Option<&Vec<String>>, v: &str| {
-        values.is_none_or(|vals| vals.is_empty() || vals.iter().any(|x| x == v))
+        values.is_none_or(|vals| vals.iter().any(|x| x == v))
     };
     ok(f.item_type.as_ref().map(|f| &f.values), part.item_type)
         && ok(f.item_name.as_ref().map(|f| &f.values), part.item_name)
         && f.file_path
             .as_ref()
-            .is_none_or(|fp| fp.values.is_empty() || fp.values.iter().any(|p| p.matches(part.path)))
+            .is_none_or(|fp| fp.values.iter().any(|p| p.matches(part.path)))
 }
 
 /// The text as JSON, or else as a YAML mapping or list; `true` when it was JSON.

@@ -637,6 +637,30 @@ fn filters_are_anded_exact_and_case_sensitive() {
 }
 
 #[test]
+fn empty_filters_behave_as_in_fabric_cicd() {
+    let with = |filter: &str| {
+        let text = format!(
+            "find_replace:\n  - find_value: x\n    replace_value: {{_ALL_: y}}\n    {filter}\n"
+        );
+        let (p, w) = load_text(&text).expect("loads with a warning");
+        assert_eq!(w.len(), 1, "{w:?}");
+        render(&p, "e", nb(INGEST), "x").expect("renders")
+    };
+    assert_eq!(
+        with("file_path: \"\""),
+        "y",
+        "an empty file_path is no filter"
+    );
+    assert_eq!(with("file_path: []"), "y");
+    assert_eq!(
+        with("item_type: \"\""),
+        "x",
+        "an empty item_type matches nothing"
+    );
+    assert_eq!(with("item_name: []"), "x");
+}
+
+#[test]
 fn file_path_globs() {
     let cases: [(&str, &str, bool); 8] = [
         ("**/notebook-content.py", INGEST, true),
