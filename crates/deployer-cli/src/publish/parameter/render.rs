@@ -108,7 +108,7 @@ pub fn render_part(
         out = apply_parameters(p, target, part, &out, lookup)?;
     }
     if full {
-        out = replace_zero_workspace_ids(&out, target.workspace_id);
+        out = replace_zero_workspace_ids(&out, part.item_type, target.workspace_id);
     }
     Ok(out)
 }
@@ -143,29 +143,38 @@ pub fn replace_logical_ids(
 }
 
 /// Step 4: a `workspaceId`, `workspace` or `default_lakehouse_workspace_id` whose value is
-/// the zero GUID gets the target workspace id.
-pub fn replace_zero_workspace_ids(text: &str, workspace_id: &str) -> String {
+/// the zero GUID gets the target workspace id; in a Reflex, also the escaped
+/// `{\"name\":\"workspaceId\",\"type\":\"string\",\"value\":\"<zero>\"}` of its actions.
+pub fn replace_zero_workspace_ids(text: &str, item_type: &str, workspace_id: &str) -> String {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
             r#""?(default_lakehouse_workspace_id|workspaceId|workspace)"?\s*[:=]\s*"(.*?)""#,
         )
         .expect("the workspace id pattern is valid")
     });
-    RE.replace_all(text, |c: &regex::Captures<'_>| {
+    static REFLEX: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let pattern = format!(
+            r#"(\\"name\\":\\"workspaceId\\",\\"type\\":\\"string\\",\\"value\\":\\"){}(\\")"#,
+            regex::escape(ZERO_GUID)
+        );
+        regex::Regex::new(&pattern).expect("the Reflex workspace id pattern is valid")
+    });
+    // fabric-cicd replaces the zero GUID anywhere in a match whose value is the zero GUID.
+    let out = RE.replace_all(text, |c: &regex::Captures<'_>| {
         let whole = c.get(0).map_or("", |m| m.as_str());
         match c.get(2) {
-            Some(v) if v.as_str() == ZERO_GUID => {
-                let start = v.start() - c.get(0).map_or(0, |m| m.start());
-                format!(
-                    "{}{workspace_id}{}",
-                    &whole[..start],
-                    &whole[start + v.len()..]
-                )
-            }
+            Some(v) if v.as_str() == ZERO_GUID => whole.replace(ZERO_GUID, workspace_id),
             _ => whole.to_string(),
         }
-    })
-    .into_owned()
+    });
+    if item_type != "Reflex" {
+        return out.into_owned();
+    }
+    REFLEX
+        .replace_all(&out, |c: &regex::Captures<'_>| {
+            format!("{}{workspace_id}{}", &c[1], &c[2])
+        })
+        .into_owned()
 }
 
 /// The `instance_pool_id` of a `Sparkcompute.yml` text, if it has one.

@@ -1029,11 +1029,21 @@ fn zero_workspace_ids_become_the_target() {
         "\"workspaceId\": \"{ZERO_GUID}\", workspace = \"{ZERO_GUID}\", \"default_lakehouse_workspace_id\":\"{ZERO_GUID}\", \"workspaceId\": \"aaaa\", \"other\": \"{ZERO_GUID}\""
     );
     assert_eq!(
-        replace_zero_workspace_ids(&text, WS),
+        replace_zero_workspace_ids(&text, "Notebook", WS),
         format!(
             "\"workspaceId\": \"{WS}\", workspace = \"{WS}\", \"default_lakehouse_workspace_id\":\"{WS}\", \"workspaceId\": \"aaaa\", \"other\": \"{ZERO_GUID}\""
         )
     );
+}
+
+#[test]
+fn reflex_escaped_workspace_ids_become_the_target() {
+    let action = format!(
+        r#"{{"payload": "[{{\"name\":\"workspaceId\",\"type\":\"string\",\"value\":\"{ZERO_GUID}\"}}]"}}"#
+    );
+    let want = action.replace(ZERO_GUID, WS);
+    assert_eq!(replace_zero_workspace_ids(&action, "Reflex", WS), want);
+    assert_eq!(replace_zero_workspace_ids(&action, "Notebook", WS), action);
 }
 
 #[test]
