@@ -1,12 +1,14 @@
 //! Publishing Fabric items from git-format folders, compatible with Microsoft's fabric-cicd
-//! 1.4.0: reading the repository (`repo`), the per-type publish facts (`item_type`), the
-//! type-specific file rewrites (`rewrite`), fabric-cicd's `config.yml` (`cicd_config`) and
+//! 1.4.0. Reading the repository (`repo`), the per-type publish facts (`item_type`), the
+//! type-specific file rewrites (`rewrite`), fabric-cicd's `config.yml` (`cicd_config`),
+//! `parameter.yml` and the rendering of item parts for one environment (`parameter`), and
 //! writing a workspace back out as a repository (`export`) are pure: they read and write files,
 //! never the network. `publisher` plans and applies a repository's items as an engine kind.
 
 pub mod cicd_config;
 pub mod export;
 pub mod item_type;
+pub mod parameter;
 pub mod publisher;
 pub mod repo;
 pub mod rewrite;
