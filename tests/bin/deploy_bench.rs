@@ -200,7 +200,7 @@ async fn state_backends(bin: &Path, dir: &Path, config_path: &Path) -> String {
         }
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
-            if v.len() % 2 == 0 {
+            if v.len().is_multiple_of(2) {
                 (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
             } else {
                 v[v.len() / 2]
