@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -33,6 +33,8 @@ const ACCOUNT_KEY: &str =
 pub struct Azurite {
     port: u16,
     child: Option<Child>,
+    /// Our end of the shell's stdin: closing it stops Azurite.
+    stdin: Option<ChildStdin>,
     data: Option<tempfile::TempDir>,
     log: PathBuf,
 }
@@ -113,6 +115,7 @@ impl Azurite {
         let mut me = Self {
             port: 0,
             child: None,
+            stdin: None,
             data,
             log,
         };
@@ -131,8 +134,15 @@ impl Azurite {
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let main = ensure_installed()?;
         let log = File::create(&self.log).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("node");
-        cmd.arg(main)
+        // Node runs under a small shell that stops it (SIGTERM, so a persistent Azurite saves
+        // its data) as soon as our end of its stdin closes: when `stop` drops it, and when
+        // this process exits in any way, so no Azurite outlives its tests (a `static` one is
+        // never dropped). The shell exits when node does.
+        let script =
+            r#"exec 3<&0; node "$@" <&- & pid=$!; (read _ <&3; kill $pid 2>/dev/null) & wait $pid"#;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, "azurite"])
+            .arg(main)
             .args(["--blobHost", "127.0.0.1", "--blobPort"])
             .arg(self.port.to_string())
             .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose"]);
@@ -144,12 +154,13 @@ impl Azurite {
                 cmd.arg("--inMemoryPersistence");
             }
         }
-        let child = cmd
-            .stdin(Stdio::null())
+        let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start node: {e}"))?;
+            .map_err(|e| format!("cannot start node through sh: {e}"))?;
+        self.stdin = child.stdin.take();
         self.child = Some(child);
         self.wait_ready()
     }
@@ -163,6 +174,7 @@ impl Azurite {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                self.stdin = None;
                 return Err(format!(
                     "Azurite exited ({status}): {}",
                     fs::read_to_string(&self.log).unwrap_or_default()
@@ -218,19 +230,6 @@ impl Azurite {
     ///
     /// [`restart`]: Self::restart
     pub fn stop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    self.child = None;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
         self.kill();
     }
 
@@ -248,8 +247,18 @@ impl Azurite {
         panic!("Azurite did not restart on port {}: {last}", self.port);
     }
 
+    /// Closes node's lifeline (its shell then sends SIGTERM) and waits for it to exit; a
+    /// node that does not exit in 30 s has its shell killed.
     fn kill(&mut self) {
+        self.stdin = None;
         if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -56,8 +56,10 @@ impl Io {
         &self,
         fut: impl Future<Output = Result<T, StateError>> + Send + 'static,
     ) -> Result<T, StateError> {
-        self.handle()
-            .spawn(fut)
+        // Unconstrained: under `futures::executor::block_on` on a tokio thread (txn's sync
+        // API called from a task), tokio's cooperative budget would otherwise run out and
+        // wake the join handle at once, forever — a busy loop.
+        tokio::task::unconstrained(self.handle().spawn(fut))
             .await
             .unwrap_or_else(|e| Err(StateError::Invalid(format!("state store task failed: {e}"))))
     }

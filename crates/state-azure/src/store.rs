@@ -1074,6 +1074,45 @@ mod tests {
         assert_eq!(back.run_id, "r1");
     }
 
+    #[derive(Debug)]
+    struct Tokens;
+
+    #[async_trait]
+    impl TokenProvider for Tokens {
+        async fn token(
+            &self,
+            _: &[&str],
+        ) -> Result<fabrik_core::AccessToken, fabrik_core::AuthError> {
+            Err(fabrik_core::AuthError::Unavailable("test".into()))
+        }
+        fn describe(&self) -> String {
+            "test".into()
+        }
+    }
+
+    #[test]
+    fn entra_tokens_need_https_and_a_sas_needs_no_credential() {
+        let https = StateUrl::parse("https://acct.blob.core.windows.net/state").unwrap();
+        let mut o = AzureStateOptions::default();
+        let e = AzureBlobStore::new(https.clone(), o.clone()).unwrap_err();
+        assert!(e.to_string().contains("no SAS token"), "{e}");
+        o.tokens = Some(Arc::new(Tokens));
+        AzureBlobStore::new(https, o.clone()).unwrap();
+        let http = StateUrl::parse("http://127.0.0.1:1/acct/state").unwrap();
+        let e = AzureBlobStore::new(http, o.clone()).unwrap_err();
+        assert!(e.to_string().contains("only sent over https"), "{e}");
+        let sas = StateUrl::parse("http://127.0.0.1:1/acct/state?sig=S").unwrap();
+        AzureBlobStore::new(sas, AzureStateOptions::default()).unwrap();
+        let mut short = AzureStateOptions::default();
+        short.lease.duration_secs = 5;
+        let e = AzureBlobStore::new(
+            StateUrl::parse("http://127.0.0.1:1/acct/state?sig=S").unwrap(),
+            short,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("lease duration 5s"), "{e}");
+    }
+
     #[test]
     fn bad_keys_and_run_ids_are_named() {
         let e = validate_key("../x").unwrap_err().to_string();

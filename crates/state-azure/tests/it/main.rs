@@ -1,5 +1,6 @@
 //! Integration tests of the Azure Blob state store against a real Azurite on loopback.
 
+mod blocking;
 mod journal;
 mod locks;
 mod support;
