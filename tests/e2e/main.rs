@@ -14,9 +14,18 @@ async fn start() -> (
     RunOptions,
     tempfile::TempDir,
 ) {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    start_with(EmulatorConfig::default()).await
+}
+
+async fn start_with(
+    config: EmulatorConfig,
+) -> (
+    Emulator,
+    fabrik_client::FabricClient,
+    RunOptions,
+    tempfile::TempDir,
+) {
+    let emu = Emulator::start(config).await.expect("emulator");
     let token = emu.mint_token_as(
         "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
         "ServicePrincipal",
@@ -161,6 +170,7 @@ mod faults;
 mod live;
 mod plan_output;
 mod publish;
+mod publish_params;
 mod run_metrics;
 mod toy_kind;
 

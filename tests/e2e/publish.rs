@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use fabrik_cli::publish::inputs::Unpublish;
+use fabrik_cli::publish::pipeline::Parameterization;
 use fabrik_cli::publish::repo::{DiscoverOptions, Repository};
 use fabrik_client::models::CreateWorkspaceRequest;
 
@@ -29,10 +31,16 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
         .unwrap();
     let repo = fixture();
     let selected: Vec<_> = repo.selected().collect();
-    let (desired, plan) =
-        fabrik_cli::publish::publisher::plan(&client, Arc::clone(&repo), &ws.id, "test", false, 8)
-            .await
-            .unwrap();
+    let (desired, plan) = fabrik_cli::publish::publisher::plan(
+        &client,
+        Arc::clone(&repo),
+        Parameterization::none("test"),
+        &ws.id,
+        Unpublish::default(),
+        8,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         plan.change_count(),
         repo.folders.len() + selected.len(),
@@ -131,10 +139,16 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
             }
         }
     }
-    let (_, again) =
-        fabrik_cli::publish::publisher::plan(&client, Arc::clone(&repo), &ws.id, "test", false, 8)
-            .await
-            .unwrap();
+    let (_, again) = fabrik_cli::publish::publisher::plan(
+        &client,
+        Arc::clone(&repo),
+        Parameterization::none("test"),
+        &ws.id,
+        Unpublish::default(),
+        8,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         again.change_count(),
         0,

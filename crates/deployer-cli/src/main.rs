@@ -153,15 +153,30 @@ enum Command {
     },
     /// Publish the items of a git-format repository (Fabric Git integration's layout, as
     /// fabric-cicd publishes it) into a workspace: plan, skip what did not change, roll back on
-    /// failure. First slice: logicalIds and the zero workspace id are rewritten; parameter.yml
-    /// is not applied yet.
+    /// failure. Parts are rendered for `--env` as fabric-cicd renders them (logicalIds,
+    /// `parameter.yml`, the zero workspace id).
     Publish {
-        /// The repository folder.
+        /// The repository folder (or `core.repository_directory` of --cicd-config).
+        #[arg(long, required_unless_present = "cicd_config")]
+        repository: Option<PathBuf>,
+        /// The target workspace's id (or `core.workspace_id`/`core.workspace` of --cicd-config).
+        #[arg(long, required_unless_present = "cicd_config")]
+        workspace_id: Option<String>,
+        /// fabric-cicd's `config.yml`, resolved for --env: workspace, repository, item types,
+        /// parameter file, publish/unpublish filters and skips, features. Flags given beside it
+        /// win.
         #[arg(long)]
-        repository: PathBuf,
-        /// The target workspace's id.
+        cicd_config: Option<PathBuf>,
+        /// The `parameter.yml` (default: the repository's, when it has one).
         #[arg(long)]
-        workspace_id: String,
+        parameter: Option<PathBuf>,
+        /// Only these item types, comma-separated (default: all 31 fabric-cicd publishes).
+        #[arg(long, value_delimiter = ',')]
+        item_types: Vec<String>,
+        /// A fabric-cicd feature flag (`enable_environment_variable_replacement`,
+        /// `disable_workspace_folder_publish`); repeatable.
+        #[arg(long)]
+        cicd_feature: Vec<String>,
         /// Only show the plan.
         #[arg(long)]
         plan: bool,
@@ -386,20 +401,24 @@ async fn commands(cli: &Cli) -> ExitCode {
         Command::Publish {
             repository,
             workspace_id,
+            cicd_config,
+            parameter,
+            item_types,
+            cicd_feature,
             plan,
             unpublish,
             detailed_exitcode,
         } => {
-            let only_plan = *plan;
-            publish(
-                cli,
-                repository,
-                workspace_id,
-                only_plan,
-                *unpublish,
-                *detailed_exitcode,
-            )
-            .await
+            let args = fabrik_cli::publish::inputs::PublishArgs {
+                repository: repository.clone(),
+                workspace_id: workspace_id.clone(),
+                cicd_config: cicd_config.clone(),
+                parameter: parameter.clone(),
+                item_types: item_types.clone(),
+                features: cicd_feature.clone(),
+                unpublish: *unpublish,
+            };
+            publish(cli, args, *plan, *detailed_exitcode).await
         }
         Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
@@ -464,26 +483,34 @@ async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
 
 async fn publish(
     cli: &Cli,
-    repository: &std::path::Path,
-    workspace_id: &str,
+    args: fabrik_cli::publish::inputs::PublishArgs,
     only_plan: bool,
-    unpublish: bool,
     detailed_exitcode: bool,
 ) -> ExitCode {
-    use fabrik_cli::publish::repo::{DiscoverOptions, Repository};
-    let repo = match Repository::discover(repository, &DiscoverOptions::default()) {
-        Ok(r) => r,
+    use fabrik_cli::publish::{inputs, pipeline::EnvVars};
+    let (target, repo, how) = match inputs::resolve(&args, &cli.environment, EnvVars::process()) {
+        Ok(Some(r)) => {
+            for w in &r.warnings {
+                eprint!("{w}");
+            }
+            (r.target, r.repo, r.how)
+        }
+        Ok(None) => {
+            println!(
+                "config.yml skips publishing in environment {}",
+                cli.environment
+            );
+            return ExitCode::SUCCESS;
+        }
         Err(problems) => {
+            let errors = problems.iter().filter(|p| p.is_error()).count();
             for p in &problems {
                 eprint!("{p}");
             }
-            eprintln!("{} problem(s) found; nothing was published", problems.len());
+            eprintln!("{errors} problem(s) found; nothing was published");
             return ExitCode::from(INVALID_INPUT);
         }
     };
-    for w in &repo.warnings {
-        eprint!("{w}");
-    }
     let Ok(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
@@ -491,12 +518,16 @@ async fn publish(
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let workspace_id = match target.resolve(&client).await {
+        Ok(id) => id,
+        Err(e) => return fail(&e),
+    };
     let planned = fabrik_cli::publish::publisher::plan(
         &client,
         Arc::new(repo),
-        workspace_id,
-        &cli.environment,
-        unpublish,
+        how,
+        &workspace_id,
+        target.unpublish.clone(),
         cli.concurrency,
     )
     .await;

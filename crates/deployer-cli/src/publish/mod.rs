@@ -7,8 +7,10 @@
 
 pub mod cicd_config;
 pub mod export;
+pub mod inputs;
 pub mod item_type;
 pub mod parameter;
+pub mod pipeline;
 pub mod publisher;
 pub mod repo;
 pub mod rewrite;

@@ -4,9 +4,9 @@
 //! mention (any type, so no "referenced item is not yet deployed"), and apply with undo records
 //! (an update journals the previous definition; a create journals its delete).
 //!
-//! This is the first slice of issue 17: the text pipeline's logicalId → deployed id and zero
-//! workspace id → target steps are applied; `parameter.yml`, item moves between folders and the
-//! type-specific post-steps (environment publish, shortcuts, value sets, bindings) are not yet.
+//! Parts are rendered by [`pipeline::render`] (type step, logicalIds, `parameter.yml`, zero
+//! workspace id). Not yet: item moves between folders and the type-specific post-steps
+//! (environment publish, shortcuts, value sets, bindings).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +21,11 @@ use fabrik_txn::Intent;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::item_type::{ItemType, TextPipeline};
-use super::repo::{Part, RepoItem, Repository};
+use super::inputs::Unpublish;
+use super::item_type::ItemType;
+use super::parameter::ItemAttrs;
+use super::pipeline::{self, Parameterization, World};
+use super::repo::{RepoItem, Repository};
 use crate::config::{Desired, DesiredWorkspace};
 use crate::engine::kinds::{folder, workspace};
 use crate::engine::{
@@ -34,14 +37,16 @@ use crate::plan::{Action, Plan};
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
 
-/// The workspace id fabric-cicd's exports use as a placeholder for "the target workspace".
-const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
-
 /// Items of a repository published into one workspace.
 #[derive(Debug, Clone)]
 pub struct PublishKind {
     repo: Arc<Repository>,
-    unpublish: bool,
+    how: Parameterization,
+    unpublish: Unpublish,
+    /// For each repository item (by index), the items it waits for.
+    refs: Vec<Vec<usize>>,
+    /// `(type, name)` of items whose `$items` properties the parameters read.
+    read_by_parameters: std::collections::BTreeSet<(String, String)>,
 }
 
 /// A deployed item of a type the repository may hold.
@@ -57,8 +62,9 @@ pub struct LiveItem {
 /// What a publish read: the deployed items, and the workspace's id.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
-    workspace_id: String,
     items: Vec<LiveItem>,
+    /// The parts fabrik would send, for deployed items with a definition, by repository index.
+    rendered: BTreeMap<usize, Vec<(String, Vec<u8>)>>,
 }
 
 /// A publish change.
@@ -109,63 +115,134 @@ fn key(t: ItemType, name: &str) -> String {
 }
 
 impl PublishKind {
-    /// Publishes the selected items of `repo`; with `unpublish`, deletes deployed items of the
-    /// repository's types that it does not hold (fabric-cicd's guards: data-bearing types only
-    /// when their flag is on — not offered yet, so they are never deleted).
-    pub fn new(repo: Arc<Repository>, unpublish: bool) -> Self {
-        Self { repo, unpublish }
+    /// Publishes the selected items of `repo` rendered as `how` says; with `unpublish`, deletes
+    /// deployed items of the repository's types that it does not hold (fabric-cicd's guards:
+    /// data-bearing types only when their flag is on — not offered yet, so they are never
+    /// deleted). Fails on a reference that cannot be resolved (a report bound by path to no
+    /// model of the repository).
+    pub fn new(
+        repo: Arc<Repository>,
+        how: Parameterization,
+        unpublish: Unpublish,
+    ) -> Result<Self, String> {
+        let mut refs = Vec::with_capacity(repo.items.len());
+        for item in &repo.items {
+            let mut r = Vec::new();
+            if item.selected {
+                for o in pipeline::references(&repo, item, &how)? {
+                    if let Some(i) = repo.items.iter().position(|x| std::ptr::eq(x, o))
+                        && repo.items[i].selected
+                    {
+                        r.push(i);
+                    }
+                }
+            }
+            refs.push(r);
+        }
+        let read_by_parameters = pipeline::items_read_by_parameters(&repo, &how);
+        Ok(Self {
+            repo,
+            how,
+            unpublish,
+            refs,
+            read_by_parameters,
+        })
     }
 
-    /// Other selected items whose logicalId this item's text parts mention.
-    fn references(&self, item: &RepoItem) -> Vec<&RepoItem> {
-        self.repo
-            .selected()
-            .filter(|o| o.logical_id != item.logical_id && o.logical_id != ZERO_GUID)
-            .filter(|o| {
-                item.parts
-                    .iter()
-                    .filter_map(Part::text)
-                    .any(|t| t.contains(o.logical_id.as_str()))
-            })
-            .collect()
+    fn needs(&self, ws: &str, index: usize) -> impl Iterator<Item = Need> + '_ {
+        let ws = ws.to_string();
+        self.refs[index].iter().map(move |&o| {
+            let o = &self.repo.items[o];
+            Need::At(Address::new(&ws, NAME, key(o.item_type, &o.display_name)))
+        })
     }
 
-    /// The parts as fabric-cicd sends them: logicalIds of other items replaced by their
-    /// deployed ids (`id_of`), the zero workspace id by the target's (§2.3; VariableLibrary gets
-    /// neither). A logicalId whose item is not deployed stays as it is.
-    fn render(
+    /// The `$items` properties of the deployed items the parameters read: a lakehouse's SQL
+    /// endpoint (other types' endpoints are not read yet; their `$id` always works).
+    async fn attrs(
         &self,
-        item: &RepoItem,
-        workspace_id: &str,
-        id_of: &dyn Fn(&RepoItem) -> Option<String>,
-    ) -> Vec<(String, Vec<u8>)> {
-        let full = item.item_type.facts().text_pipeline == TextPipeline::Full;
-        let refs: Vec<(&str, String)> = if full {
-            self.repo
-                .items
-                .iter()
-                .filter(|o| o.logical_id != ZERO_GUID)
-                .filter_map(|o| Some((o.logical_id.as_str(), id_of(o)?)))
-                .collect()
+        client: &fabrik_client::FabricClient,
+        ws: &str,
+        id_of: &(dyn Fn(&str, &str) -> Option<String> + Sync),
+    ) -> Result<BTreeMap<(String, String), ItemAttrs>, EngineError> {
+        let mut out = BTreeMap::new();
+        for (t, n) in &self.read_by_parameters {
+            if t != "Lakehouse" {
+                continue;
+            }
+            let Some(id) = id_of(t, n) else { continue };
+            let l = client
+                .get_lakehouse(ws, &id)
+                .await
+                .map_err(ctx(format!("reading lakehouse {n}")))?;
+            let sql = l.properties.and_then(|p| p.sql_endpoint_properties);
+            out.insert(
+                (t.clone(), n.clone()),
+                ItemAttrs {
+                    id,
+                    sql_endpoint: sql.as_ref().and_then(|s| s.connection_string.clone()),
+                    sql_endpoint_id: sql.and_then(|s| s.id),
+                    query_service_uri: None,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn pools(
+        &self,
+        client: &fabrik_client::FabricClient,
+        ws: &str,
+    ) -> Result<Vec<fabrik_client::models::SparkPool>, EngineError> {
+        if !pipeline::needs_pools(&self.repo, &self.how) {
+            return Ok(Vec::new());
+        }
+        client
+            .list_spark_pools(ws)
+            .try_collect()
+            .await
+            .map_err(ctx("listing the workspace's Spark pools"))
+    }
+
+    async fn workspaces(
+        &self,
+        client: &fabrik_client::FabricClient,
+    ) -> Result<BTreeMap<String, String>, EngineError> {
+        if self.how.parameters.is_none() {
+            return Ok(BTreeMap::new());
+        }
+        let all: Vec<_> = client
+            .list_workspaces()
+            .try_collect()
+            .await
+            .map_err(ctx("listing workspaces for `$workspace.<name>` variables"))?;
+        Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
+    }
+
+    /// The parts to send, rendered with the ids this run knows (deployed or just created).
+    async fn render_now(
+        &self,
+        r: &RepoItem,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        let id_of = |t: &str, n: &str| cx.id_of(NAME, &format!("{t}:{n}"));
+        let attrs = self.attrs(cx.client, ws, &id_of).await?;
+        let pools = if r.item_type == ItemType::Environment {
+            self.pools(cx.client, ws).await?
         } else {
             Vec::new()
         };
-        item.parts
-            .iter()
-            .map(|p| match p.text() {
-                Some(text) if full => {
-                    let mut t = text.to_string();
-                    for (logical, id) in &refs {
-                        t = t.replace(logical, id);
-                    }
-                    (
-                        p.path.clone(),
-                        t.replace(ZERO_GUID, workspace_id).into_bytes(),
-                    )
-                }
-                _ => (p.path.clone(), p.bytes.clone()),
-            })
-            .collect()
+        let workspaces = self.workspaces(cx.client).await?;
+        let world = World {
+            workspace_id: ws,
+            workspace_name: cx.workspace,
+            ids: &id_of,
+            attrs: &attrs,
+            pools: &pools,
+            workspaces: &workspaces,
+        };
+        pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)
     }
 }
 
@@ -303,10 +380,47 @@ impl Kind for PublishKind {
         for (i, parts) in read {
             items[i].parts = Some(parts);
         }
-        Ok(Live {
-            workspace_id: ws.to_string(),
-            items,
-        })
+        let ids: BTreeMap<(String, String), String> = items
+            .iter()
+            .map(|l| {
+                (
+                    (l.item_type.as_str().to_string(), l.name.clone()),
+                    l.id.clone(),
+                )
+            })
+            .collect();
+        let deployed = |t: &str, n: &str| ids.get(&(t.to_string(), n.to_string())).cloned();
+        let attrs = self.attrs(cx.client, ws, &deployed).await?;
+        let pools = self.pools(cx.client, ws).await?;
+        let workspaces = self.workspaces(cx.client).await?;
+        // An item this run creates has no id yet: a placeholder stands for it, so a deployed item
+        // that mentions it differs, and every part is rendered (and checked) before any write.
+        let planned = |t: &str, n: &str| {
+            deployed(t, n).or_else(|| {
+                let found = self.repo.find(t.parse().ok()?, n).filter(|r| r.selected);
+                found.map(|_| format!("<id of {t} {n}, created by this publish>"))
+            })
+        };
+        let world = World {
+            workspace_id: ws,
+            workspace_name: &cx.desired.name,
+            ids: &planned,
+            attrs: &attrs,
+            pools: &pools,
+            workspaces: &workspaces,
+        };
+        let mut rendered = BTreeMap::new();
+        for (index, item) in self.repo.items.iter().enumerate() {
+            if !item.selected || item.item_type.is_shell() {
+                continue;
+            }
+            let parts = pipeline::render(&self.repo, item, &self.how, &world)
+                .map_err(EngineError::Invalid)?;
+            if deployed(item.item_type.as_str(), &item.display_name).is_some() {
+                rendered.insert(index, parts);
+            }
+        }
+        Ok(Live { items, rendered })
     }
 
     fn diff(&self, desired: &DesiredWorkspace, live: &Live, _: &DiffCx) -> Diff<PublishOp> {
@@ -316,11 +430,6 @@ impl Kind for PublishKind {
             .iter()
             .map(|l| (key(l.item_type, &l.name), l))
             .collect();
-        let id_of = |o: &RepoItem| {
-            deployed
-                .get(&key(o.item_type, &o.display_name))
-                .map(|l| l.id.clone())
-        };
         let mut d = Diff::default();
         for (index, item) in self
             .repo
@@ -345,9 +454,7 @@ impl Kind for PublishKind {
                     if let Some(f) = &folder {
                         needs.push(Need::At(folder::address(ws, f)));
                     }
-                    needs.extend(self.references(item).into_iter().map(|o| {
-                        Need::At(Address::new(ws, NAME, key(o.item_type, &o.display_name)))
-                    }));
+                    needs.extend(self.needs(ws, index));
                     d.changes.push(Planned {
                         action: Action::Create,
                         key: k.clone(),
@@ -362,9 +469,10 @@ impl Kind for PublishKind {
                     });
                 }
                 Some(l) => {
-                    let Some(have) = &l.parts else { continue };
-                    let want = self.render(item, &live.workspace_id, &id_of);
-                    let differs = differing(&want, have);
+                    let (Some(have), Some(want)) = (&l.parts, live.rendered.get(&index)) else {
+                        continue;
+                    };
+                    let differs = differing(want, have);
                     if differs.is_empty() {
                         continue;
                     }
@@ -373,13 +481,7 @@ impl Kind for PublishKind {
                         key: k.clone(),
                         target,
                         detail: Some(format!("parts differ: {}", differs.join(", "))),
-                        needs: self
-                            .references(item)
-                            .into_iter()
-                            .map(|o| {
-                                Need::At(Address::new(ws, NAME, key(o.item_type, &o.display_name)))
-                            })
-                            .collect(),
+                        needs: self.needs(ws, index).collect(),
                         op: PublishOp::Update {
                             item: k,
                             differs,
@@ -406,7 +508,9 @@ impl Kind for PublishKind {
                 continue;
             }
             let target = format!("{} {}", l.item_type.as_str().to_lowercase(), l.name);
-            if self.unpublish && l.item_type.facts().unpublish_flag.is_none() {
+            if self.unpublish.allows(l.item_type, &l.name)
+                && l.item_type.facts().unpublish_flag.is_none()
+            {
                 d.changes.push(Planned {
                     action: Action::Delete,
                     key: key(l.item_type, &l.name),
@@ -427,7 +531,6 @@ impl Kind for PublishKind {
 
     async fn apply(&self, op: &PublishOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
         let ws = cx.workspace_id()?;
-        let id_of = |o: &RepoItem| cx.id_of(NAME, &key(o.item_type, &o.display_name));
         match op {
             PublishOp::Create {
                 item,
@@ -453,7 +556,7 @@ impl Kind for PublishKind {
                 if r.item_type.is_shell() {
                     req.creation_payload = r.creation_payload();
                 } else {
-                    req.definition = Some(definition(r, &self.render(r, &ws, &id_of)));
+                    req.definition = Some(definition(r, &self.render_now(r, cx, &ws).await?));
                 }
                 let (outcome, created) = cx
                     .create(
@@ -511,13 +614,9 @@ impl Kind for PublishKind {
                     },
                 )
                 .await?;
+                let parts = self.render_now(r, cx, &ws).await?;
                 cx.client
-                    .update_item_definition(
-                        &ws,
-                        id,
-                        &definition(r, &self.render(r, &ws, &id_of)),
-                        true,
-                    )
+                    .update_item_definition(&ws, id, &definition(r, &parts), true)
                     .await
                     .map_err(cx.fabric(&format!("publishing {}", cx.target)))?;
                 Ok(Outcome::Updated)
@@ -543,17 +642,19 @@ impl Kind for PublishKind {
 pub async fn plan(
     client: &fabrik_client::FabricClient,
     repo: Arc<Repository>,
+    how: Parameterization,
     workspace_id: &str,
-    environment: &str,
-    unpublish: bool,
+    unpublish: Unpublish,
     concurrency: usize,
 ) -> Result<(Desired, Plan), EngineError> {
+    let environment = how.environment.clone();
+    let kind = PublishKind::new(Arc::clone(&repo), how, unpublish).map_err(EngineError::Invalid)?;
     let ws = client
         .get_workspace(workspace_id)
         .await
         .map_err(ctx(format!("reading workspace {workspace_id}")))?;
     let desired = Desired {
-        environment: environment.to_string(),
+        environment,
         workspaces: vec![DesiredWorkspace {
             name: ws.display_name.clone(),
             description: ws.description.clone(),
@@ -570,9 +671,7 @@ pub async fn plan(
         features: Default::default(),
         hash: format!("publish {}", repo.root.display()),
     };
-    let registry = Registry::empty()
-        .with(folder::FolderKind)
-        .with(PublishKind::new(repo, unpublish));
+    let registry = Registry::empty().with(folder::FolderKind).with(kind);
     let plan = crate::engine::plan_kinds(client, &desired, &registry, concurrency, false).await?;
     Ok((desired, plan))
 }

@@ -4,6 +4,7 @@
 mod folders;
 mod git;
 mod items;
+mod spark;
 mod workspaces;
 
 pub use items::ItemFilter;

@@ -269,6 +269,20 @@ pub struct UpdateItemRequest {
     pub description: Option<String>,
 }
 
+/// A Spark pool, as `GET /workspaces/{id}/spark/pools` lists it (node settings left out:
+/// deployment tools look pools up by name and type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SparkPool {
+    /// Pool id.
+    pub id: String,
+    /// Pool name.
+    pub name: String,
+    /// `Workspace` or `Capacity`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// A workspace folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,224 @@
+//! Publishing the shared fixture with its own `parameter.yml` for the environments it names
+//! (test and prod): every substitution the fixture notes list is in the deployed definitions,
+//! and a second publish plans nothing (rendering at plan time and at apply time agree).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fabrik_cli::publish::inputs::{self, PublishArgs};
+use fabrik_cli::publish::pipeline::EnvVars;
+use fabrik_client::FabricClient;
+use fabrik_client::models::CreateWorkspaceRequest;
+use fabrik_emulator::EmulatorConfig;
+use futures::TryStreamExt;
+
+fn fixture_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/git-format-repo")
+}
+
+/// The deployed part `path` of the item `name` of type `item_type`, as text.
+async fn part(client: &FabricClient, ws: &str, item_type: &str, name: &str, path: &str) -> String {
+    let items: Vec<_> = client
+        .list_items(ws, &fabrik_client::ItemFilter::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let item = items
+        .iter()
+        .find(|i| i.kind.as_str() == item_type && i.display_name == name)
+        .unwrap_or_else(|| panic!("{item_type} {name} is deployed"));
+    let d = client
+        .get_item_definition(ws, &item.id, None)
+        .await
+        .unwrap();
+    let p = d
+        .parts
+        .iter()
+        .find(|p| p.path == path)
+        .unwrap_or_else(|| panic!("{item_type} {name} has part {path}"));
+    use base64::Engine as _;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&p.payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn id_of(client: &FabricClient, ws: &str, item_type: &str, name: &str) -> String {
+    let items: Vec<_> = client
+        .list_items(ws, &fabrik_client::ItemFilter::default())
+        .try_collect()
+        .await
+        .unwrap();
+    items
+        .into_iter()
+        .find(|i| i.kind.as_str() == item_type && i.display_name == name)
+        .map(|i| i.id)
+        .unwrap_or_else(|| panic!("{item_type} {name} is deployed"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
+    let (emu, client, opts, _state) = crate::start_with(EmulatorConfig {
+        capacity_pools: vec!["ProdCapacityPool".into()],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let capacities: Vec<_> = client.list_capacities().try_collect().await.unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    for env in ["test", "prod"] {
+        let ws = client
+            .create_workspace(&CreateWorkspaceRequest {
+                display_name: format!("publish-{env}"),
+                description: None,
+                capacity_id: Some(capacities[0].id.clone()),
+                domain_id: None,
+            })
+            .await
+            .unwrap();
+        // The test environment's pool is a workspace pool (created here); prod's is the
+        // capacity's (seeded by the emulator).
+        let small: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/v1/workspaces/{}/spark/pools", emu.base_url(), ws.id))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": "SmallPool",
+                "nodeFamily": "MemoryOptimized",
+                "nodeSize": "Small",
+                "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 2},
+                "dynamicExecutorAllocation": {"enabled": false, "minExecutors": 1, "maxExecutors": 1},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pools: Vec<_> = client.list_spark_pools(&ws.id).try_collect().await.unwrap();
+        let expected_pool = match env {
+            "test" => small["id"].as_str().unwrap().to_string(),
+            _ => pools
+                .iter()
+                .find(|p| p.name == "ProdCapacityPool" && p.kind == "Capacity")
+                .map(|p| p.id.clone())
+                .expect("the capacity pool is listed"),
+        };
+
+        let args = PublishArgs {
+            repository: Some(fixture_root()),
+            workspace_id: Some(ws.id.clone()),
+            ..PublishArgs::default()
+        };
+        let r = inputs::resolve(&args, env, EnvVars::fixed(BTreeMap::new()))
+            .expect("the fixture and its parameter.yml are valid")
+            .expect("nothing is skipped");
+        assert!(
+            r.how.parameters.is_some(),
+            "the repository's parameter.yml is used"
+        );
+        let repo = Arc::new(r.repo);
+        let (desired, plan) = fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::clone(&repo),
+            r.how.clone(),
+            &ws.id,
+            r.target.unpublish.clone(),
+            8,
+        )
+        .await
+        .unwrap();
+        let report = fabrik_cli::run::apply(
+            &client,
+            &fabrik_flags::Flags::defaults(),
+            &desired,
+            &plan,
+            &opts,
+        )
+        .await
+        .unwrap();
+        assert!(report.errors.is_empty(), "{env}: {:?}", report.errors);
+
+        let bronze = id_of(&client, &ws.id, "Lakehouse", "Bronze").await;
+        let spark = id_of(&client, &ws.id, "Environment", "Spark").await;
+        let nb = part(&client, &ws.id, "Notebook", "Ingest", "notebook-content.py").await;
+        assert!(
+            nb.contains(&format!("\"default_lakehouse\": \"{bronze}\"")),
+            "{env}: {nb}"
+        );
+        assert!(nb.contains(&format!("\"id\": \"{bronze}\"")), "{env}: {nb}");
+        assert!(!nb.contains("bbbbbbbb-1111-4222-8333-555555555555"));
+        assert!(
+            nb.contains(&format!(
+                "\"default_lakehouse_workspace_id\": \"{}\"",
+                ws.id
+            )),
+            "{env}: {nb}"
+        );
+        assert!(nb.contains(&format!("\"environmentId\": \"{spark}\"")));
+        assert!(nb.contains(&format!("\"workspaceId\": \"{}\"", ws.id)));
+        assert!(nb.contains(&format!("@stdata{env}.dfs")) && !nb.contains("stdatadev"));
+
+        let schedules = part(&client, &ws.id, "DataPipeline", "Daily Load", ".schedules").await;
+        let schedules: serde_json::Value = serde_json::from_str(&schedules).unwrap();
+        assert_eq!(schedules["schedules"][0]["enabled"], env == "prod", "{env}");
+
+        let vars = part(
+            &client,
+            &ws.id,
+            "VariableLibrary",
+            "Config",
+            "variables.json",
+        )
+        .await;
+        let vars: serde_json::Value = serde_json::from_str(&vars).unwrap();
+        assert_eq!(vars["variables"][0]["value"], format!("stdata{env}"));
+
+        let compute = part(
+            &client,
+            &ws.id,
+            "Environment",
+            "Spark",
+            "Setting/Sparkcompute.yml",
+        )
+        .await;
+        assert!(
+            compute.contains(&format!("instance_pool_id: {expected_pool}")),
+            "{env}: {compute}"
+        );
+
+        let model = id_of(&client, &ws.id, "SemanticModel", "Sales").await;
+        let pbir = part(&client, &ws.id, "Report", "Sales", "definition.pbir").await;
+        let pbir: serde_json::Value = serde_json::from_str(&pbir).unwrap();
+        let by = &pbir["datasetReference"]["byConnection"];
+        assert_eq!(by["pbiModelDatabaseName"], model.as_str(), "{pbir}");
+        assert!(pbir["datasetReference"].get("byPath").is_none());
+
+        // Rendering at plan time (placeholders, then deployed ids) and at apply time agree.
+        let (_, again) = fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::clone(&repo),
+            r.how.clone(),
+            &ws.id,
+            r.target.unpublish.clone(),
+            8,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            again.change_count(),
+            0,
+            "{env}: {}",
+            fabrik_cli::render::text(&again)
+        );
+    }
+    emu.shutdown().await.unwrap();
+}
