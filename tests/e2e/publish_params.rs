@@ -222,3 +222,137 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
     }
     emu.shutdown().await.unwrap();
 }
+
+/// Every deployed item's definition by `Type:Name` (shell items by name only).
+async fn definitions(
+    client: &FabricClient,
+    ws: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let items: Vec<_> = client
+        .list_items(ws, &fabrik_client::ItemFilter::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for i in items {
+        let key = format!("{}:{}", i.kind.as_str(), i.display_name);
+        let mut parts = BTreeMap::new();
+        if !matches!(i.kind.as_str(), "Lakehouse" | "Warehouse") {
+            let d = client.get_item_definition(ws, &i.id, None).await.unwrap();
+            for p in d.parts.into_iter().filter(|p| p.path != ".platform") {
+                parts.insert(p.path, p.payload);
+            }
+        }
+        out.insert(key, parts);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes_what_it_created() {
+    let (emu, client, opts, _state) = crate::start_with(EmulatorConfig {
+        capacity_pools: vec!["SmallPool".into(), "ProdCapacityPool".into()],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let capacities: Vec<_> = client.list_capacities().try_collect().await.unwrap();
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "publish-rollback".into(),
+            description: None,
+            capacity_id: Some(capacities[0].id.clone()),
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let publish = |env: &'static str, item_types: Vec<String>| {
+        let client = client.clone();
+        let opts = opts.clone();
+        let ws = ws.id.clone();
+        async move {
+            let args = PublishArgs {
+                repository: Some(fixture_root()),
+                workspace_id: Some(ws.clone()),
+                item_types,
+                ..PublishArgs::default()
+            };
+            let r = inputs::resolve(&args, env, EnvVars::fixed(BTreeMap::new()))
+                .unwrap()
+                .unwrap();
+            let (desired, plan) = fabrik_cli::publish::publisher::plan(
+                &client,
+                Arc::new(r.repo),
+                r.how,
+                &ws,
+                r.target.unpublish,
+                8,
+            )
+            .await
+            .unwrap();
+            fabrik_cli::run::apply(
+                &client,
+                &fabrik_flags::Flags::defaults(),
+                &desired,
+                &plan,
+                &opts,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // First publish: everything but the pipelines and the report, for prod.
+    let some: Vec<String> = [
+        "VariableLibrary",
+        "Lakehouse",
+        "Warehouse",
+        "Environment",
+        "Notebook",
+        "SemanticModel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let first = publish("prod", some).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let before = definitions(&client, &ws.id).await;
+
+    // Then all of it for an environment parameter.yml has no values for (only its `_ALL_`
+    // entries apply): updates (notebook, variable library, environment) and creates
+    // (pipelines, report); the second definition update is refused.
+    emu.set_faults(
+        "POST /v1/workspaces/*/items/*/updateDefinition#2=403"
+            .parse()
+            .unwrap(),
+    );
+    let failed = publish("test-as-prod", Vec::new()).await;
+    assert!(
+        !failed.errors.is_empty(),
+        "the refused update fails the run"
+    );
+    assert!(
+        failed
+            .errors
+            .iter()
+            .any(|e| e.contains("403") || e.contains("orbidden")),
+        "{:?}",
+        failed.errors
+    );
+    assert!(
+        failed.rolled_back.len() >= 2,
+        "an update and the creates before the refusal were undone: {:?}",
+        failed.rolled_back
+    );
+    let stats = emu.fault_stats();
+    assert_eq!(stats.faulted, 1, "exactly one write was refused");
+    emu.set_faults(fabrik_emulator::FaultConfig::default());
+    let after = definitions(&client, &ws.id).await;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "what the failed publish created is gone"
+    );
+    for (k, parts) in &before {
+        assert_eq!(&after[k], parts, "{k} has its previous definition back");
+    }
+    emu.shutdown().await.unwrap();
+}

@@ -1,0 +1,362 @@
+//! `fabrik publish` as a user runs it, against the in-process emulator: problems in
+//! `parameter.yml` and reference cycles are reported at their place before any request, the
+//! plan names the parts that differ, and a publish killed with SIGKILL is undone by
+//! `fabrik rollback RUN_ID`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fabrik_emulator::{Emulator, EmulatorConfig, FaultConfig};
+
+fn fabrik() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fabrik"));
+    c.env_remove("FABRIC_API_BASE_URL")
+        .env("FABRIK_LOG", "off")
+        .stdin(Stdio::null());
+    c
+}
+
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/git-format-repo")
+}
+
+async fn emulator(faults: FaultConfig) -> (Emulator, String) {
+    let emu = Emulator::start(EmulatorConfig {
+        faults,
+        capacity_pools: vec!["ProdCapacityPool".into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    (emu, token)
+}
+
+async fn requests(emu: &Emulator) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"].as_array().cloned().unwrap_or_default()
+}
+
+/// A workspace on the emulator's capacity (whose pools prod's `spark_pool` entry names).
+async fn workspace(emu: &Emulator, token: &str, name: &str) -> String {
+    let http = reqwest::Client::new();
+    let caps: serde_json::Value = http
+        .get(format!("{}/v1/capacities", emu.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws: serde_json::Value = http
+        .post(format!("{}/v1/workspaces", emu.base_url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"displayName": name, "capacityId": caps["value"][0]["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ws["id"].as_str().unwrap().to_string()
+}
+
+fn publish(base: &str, token: &str, ws: &str, state: &Path) -> Command {
+    let mut c = fabrik();
+    c.arg("publish")
+        .arg("--repository")
+        .arg(fixture_root())
+        .args(["--workspace-id", ws, "--base-url", base])
+        .arg("--state-dir")
+        .arg(state)
+        .env("FABRIC_TOKEN", token);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_file_mistakes_are_reported_at_their_place_and_send_no_request() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let dir = tempfile::tempdir().unwrap();
+    // The negatives of the fixture's notes, each with the line it is reported at.
+    let cases = [
+        (
+            "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      prod: \"a\"\n      PROD: \"b\"\n",
+            5,
+            "PROD",
+        ),
+        (
+            "find_replace:\n  - find_value: \"$items.Notebook.Ingest.$id\"\n    replace_value:\n      prod: \"x\"\n",
+            2,
+            "$items",
+        ),
+        (
+            "find_replace:\n  - find_value: '(a)(b)'\n    is_regex: \"true\"\n    replace_value:\n      prod: \"x\"\n",
+            2,
+            "group",
+        ),
+        (
+            "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      _ALL_: \"a\"\n      prod: \"b\"\n",
+            5,
+            "_ALL_",
+        ),
+    ];
+    for (n, (text, line, word)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("parameter-{n}.yml"));
+        std::fs::write(&file, text).unwrap();
+        let out = publish(
+            &base,
+            &token,
+            "11111111-2222-4333-8444-555555555555",
+            dir.path(),
+        )
+        .arg("--parameter")
+        .arg(&file)
+        .args(["--env", "prod"])
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "case {n}: {stderr}");
+        let at = format!("{}:{line}:", file.display());
+        assert!(stderr.contains(&at), "case {n}: expected {at} in\n{stderr}");
+        assert!(
+            stderr.contains(word),
+            "case {n}: expected {word} in\n{stderr}"
+        );
+        assert!(stderr.contains("nothing was published"), "{stderr}");
+    }
+    assert_eq!(requests(&emu).await, Vec::<serde_json::Value>::new());
+    emu.shutdown().await.unwrap();
+}
+
+/// A repository of two pipelines that run each other.
+fn cyclic_repo(root: &Path) {
+    for (name, me, other) in [
+        (
+            "A",
+            "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d01",
+            "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d02",
+        ),
+        (
+            "B",
+            "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d02",
+            "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d01",
+        ),
+    ] {
+        let dir = root.join(format!("{name}.DataPipeline"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(".platform"),
+            serde_json::json!({
+                "$schema": "https://developer.microsoft.com/json-schemas/fabric/gitIntegration/platformProperties/2.0.0/schema.json",
+                "metadata": {"type": "DataPipeline", "displayName": name},
+                "config": {"version": "2.0", "logicalId": me},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("pipeline-content.json"),
+            serde_json::json!({"properties": {"activities": [{"name": "run", "type": "ExecutePipeline",
+                "typeProperties": {"pipeline": {"referenceName": other, "type": "PipelineReference"}}}]}})
+            .to_string(),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_cycle_is_an_error_naming_its_items_and_nothing_is_written() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "cycle").await;
+    let repo = tempfile::tempdir().unwrap();
+    cyclic_repo(repo.path());
+    let state = tempfile::tempdir().unwrap();
+    let out = fabrik()
+        .arg("publish")
+        .arg("--repository")
+        .arg(repo.path())
+        .args(["--workspace-id", &ws, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("cycle"), "{stderr}");
+    assert!(
+        stderr.contains("DataPipeline:A") && stderr.contains("DataPipeline:B"),
+        "{stderr}"
+    );
+    let writes = requests(&emu)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["method"] != "GET" && !r["path"].as_str().unwrap_or("").ends_with("getDefinition")
+        })
+        .count();
+    assert_eq!(writes, 1, "only the test's own workspace create");
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_names_the_parts_that_differ_and_the_exit_code_says_changes_are_pending() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "plan").await;
+    let state = tempfile::tempdir().unwrap();
+    let out = publish(&base, &token, &ws, state.path())
+        .args(["--env", "prod"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let same = publish(&base, &token, &ws, state.path())
+        .args(["--env", "prod", "--plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    // Another environment changes the storage account in the notebook, the schedule and the
+    // variable library.
+    let other = publish(&base, &token, &ws, state.path())
+        .args([
+            "--env",
+            "staging",
+            "--plan",
+            "--detailed-exitcode",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        other.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    let text = plan.to_string();
+    for part in ["notebook-content.py", ".schedules", "variables.json"] {
+        assert!(text.contains(part), "{part} differs in {text}");
+    }
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_killed_mid_way_is_undone_by_rollback_run_id() {
+    // Every write is slowed, so the publish is still going when it is killed.
+    let (emu, token) = emulator("writes:latency=40ms".parse().unwrap()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "killed").await;
+    let state_url = format!("{}/_emulator/state", emu.base_url());
+    let before: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = publish(&base, &token, &ws, dir.path())
+        .args(["--env", "prod", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut writes = 0;
+    for _ in 0..4000 {
+        writes = requests(&emu)
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == "POST"
+                    && !r["path"].as_str().unwrap_or("").ends_with("getDefinition")
+            })
+            .count();
+        if writes >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(writes >= 8, "the publish did not get going");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let during: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(
+        live(during),
+        live(before.clone()),
+        "the killed publish left items behind"
+    );
+
+    let status = fabrik()
+        .arg("status")
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout);
+    let run_id = listing
+        .split_whitespace()
+        .next()
+        .expect("a run is listed")
+        .to_string();
+    let out = fabrik()
+        .args(["rollback", &run_id, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: serde_json::Value = reqwest::get(&state_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live(after), live(before));
+    emu.shutdown().await.unwrap();
+}
+
+/// The emulator keeps soft-deleted items apart; compare what is live.
+fn live(mut state: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = state.as_object_mut() {
+        o.retain(|k, _| {
+            !k.to_lowercase().contains("deleted") && !k.to_lowercase().contains("recycle")
+        });
+    }
+    state
+}
