@@ -166,6 +166,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
     emu.shutdown().await.unwrap();
 }
 
+mod export;
 mod faults;
 mod live;
 mod plan_output;

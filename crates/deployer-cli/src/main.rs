@@ -188,6 +188,17 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Write a workspace's items as a git-format repository (folders as directories,
+    /// `.platform` with the deployed ids as logicalIds, definition parts, the workspace's own
+    /// id as the zero GUID), ready for `fabrik publish` into another workspace.
+    Export {
+        /// The workspace to export.
+        #[arg(long)]
+        workspace_id: String,
+        /// A new or empty directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Force-release the deployment locks held by a run that is dead (shared state only).
     Unlock {
         /// The run whose locks to release.
@@ -420,6 +431,7 @@ async fn commands(cli: &Cli) -> ExitCode {
             };
             publish(cli, args, *plan, *detailed_exitcode).await
         }
+        Command::Export { workspace_id, out } => export(cli, workspace_id, out).await,
         Command::Emulator { args } => emulator(args).await,
         Command::Demo { example } => demo(cli, example).await,
         Command::Auth {
@@ -553,6 +565,31 @@ async fn publish(
         .await;
     session.finish().await;
     code
+}
+
+async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path) -> ExitCode {
+    use fabrik_cli::publish::{export, snapshot};
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let items = match snapshot::read_workspace(&client, workspace_id, cli.concurrency).await {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let opts = export::ExportOptions {
+        workspace_id: Some(workspace_id.to_string()),
+    };
+    match export::export(out, &items, &opts) {
+        Ok(dirs) => {
+            println!("exported {} item(s) to {}", dirs.len(), out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
 }
 
 async fn unlock(cli: &Cli, run_id: &str, yes: bool) -> ExitCode {
