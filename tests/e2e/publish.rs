@@ -157,3 +157,111 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
     );
     emu.shutdown().await.unwrap();
 }
+
+async fn folder_of(
+    client: &fabrik_client::FabricClient,
+    ws: &str,
+    name: &str,
+) -> (String, Option<String>) {
+    let items: Vec<fabrik_client::models::Item> = futures::TryStreamExt::try_collect(
+        client.list_items(ws, &fabrik_client::ItemFilter::default()),
+    )
+    .await
+    .unwrap();
+    let i = items.into_iter().find(|i| i.display_name == name).unwrap();
+    (i.id, i.folder_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_in_another_folder_is_moved_not_recreated_and_a_failed_run_moves_it_back() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "moves".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let repo = fixture();
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = || {
+        fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::clone(&repo),
+            Parameterization::none("test"),
+            &ws.id,
+            Unpublish::default(),
+            8,
+        )
+    };
+    let (desired, first) = plan().await.unwrap();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &first, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let (utils, shared) = folder_of(&client, &ws.id, "Utils").await;
+    assert!(shared.is_some());
+
+    // Someone moved it to the root by hand: the plan moves it back, keeping the item.
+    client.move_item(&ws.id, &utils, None).await.unwrap();
+    let (desired, moved) = plan().await.unwrap();
+    let changes: Vec<_> = moved.changes().map(|(_, c)| c).collect();
+    assert_eq!(changes.len(), 1, "{}", fabrik_cli::render::text(&moved));
+    assert_eq!(changes[0].address.key, "Notebook:Utils");
+    assert_eq!(
+        changes[0].detail.as_deref(),
+        Some("moved from the workspace root to /notebooks/shared")
+    );
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &moved, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        folder_of(&client, &ws.id, "Utils").await,
+        (utils.clone(), shared.clone())
+    );
+    assert_eq!(plan().await.unwrap().1.change_count(), 0);
+
+    // A run that moves it and then fails moves it back.
+    client.move_item(&ws.id, &utils, None).await.unwrap();
+    let (daily, _) = folder_of(&client, &ws.id, "Daily Load").await;
+    let def = client
+        .get_item_definition(&ws.id, &daily, None)
+        .await
+        .unwrap();
+    let mut changed = def.clone();
+    changed.parts.retain(|p| p.path != ".schedules");
+    client
+        .update_item_definition(&ws.id, &daily, &changed, false)
+        .await
+        .unwrap();
+    emu.set_faults(
+        "POST /v1/workspaces/*/items/*/updateDefinition#1=403"
+            .parse()
+            .unwrap(),
+    );
+    let (desired, both) = plan().await.unwrap();
+    assert_eq!(
+        both.change_count(),
+        2,
+        "{}",
+        fabrik_cli::render::text(&both)
+    );
+    let one_at_a_time = fabrik_cli::run::RunOptions {
+        concurrency: 1,
+        ..opts.clone()
+    };
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &both, &one_at_a_time)
+        .await
+        .unwrap();
+    assert!(!report.errors.is_empty());
+    assert!(
+        report.rolled_back.iter().any(|r| r.contains("Utils")),
+        "the move ran before the refusal and was undone: {:?}",
+        report.rolled_back
+    );
+    assert_eq!(folder_of(&client, &ws.id, "Utils").await, (utils, None));
+    emu.shutdown().await.unwrap();
+}

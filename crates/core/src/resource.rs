@@ -185,6 +185,17 @@ pub enum Undo {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         format: Option<String>,
     },
+    /// Move an item back to the folder it was in.
+    #[serde(rename_all = "camelCase")]
+    MoveItem {
+        /// Its workspace.
+        workspace_id: String,
+        /// The item.
+        item_id: String,
+        /// The previous folder; `None` is the workspace root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        folder_id: Option<String>,
+    },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
     UnassignCapacity {

@@ -107,6 +107,14 @@ impl Undoer for FabricUndoer {
                 c.update_item_definition(workspace_id, item_id, &definition, false)
                     .await
             }
+            Undo::MoveItem {
+                workspace_id,
+                item_id,
+                folder_id,
+            } => {
+                c.move_item(workspace_id, item_id, folder_id.as_deref())
+                    .await
+            }
             Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
             Undo::AssignCapacity {
                 workspace_id,

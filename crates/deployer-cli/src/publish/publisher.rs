@@ -55,8 +55,28 @@ pub struct LiveItem {
     id: String,
     item_type: ItemType,
     name: String,
+    /// Its folder (`a/b`) and the folder's id; `None` at the root.
+    folder: Option<(String, String)>,
     /// Decoded parts, for items the repository publishes with a definition.
     parts: Option<Vec<(String, Vec<u8>)>>,
+}
+
+/// An item moved between workspace folders (paths `a/b`; `None` is the root).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderMove {
+    /// Where it is.
+    pub from: Option<String>,
+    /// Where the repository has it.
+    pub to: Option<String>,
+    /// The id of the folder it is in, for the undo.
+    #[serde(skip)]
+    pub from_id: Option<String>,
+}
+
+fn show_folder(f: &Option<String>) -> String {
+    f.as_deref()
+        .map_or_else(|| "the workspace root".to_string(), |f| format!("/{f}"))
 }
 
 /// What a publish read: the deployed items, and the workspace's id.
@@ -89,6 +109,9 @@ pub enum PublishOp {
         item: String,
         /// Paths of the parts that differ.
         differs: Vec<String>,
+        /// The folder move, when the item is in another folder than the repository says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moved: Option<FolderMove>,
         /// Deployed id.
         #[serde(skip)]
         id: String,
@@ -219,6 +242,40 @@ impl PublishKind {
         Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
     }
 
+    /// Moves a deployed item to the folder the repository has it in; the undo moves it back.
+    async fn move_item(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        id: &str,
+        name: &str,
+        m: &FolderMove,
+    ) -> Result<(), EngineError> {
+        let to = match &m.to {
+            Some(f) => Some(
+                cx.id_of(folder::NAME, f)
+                    .ok_or_else(|| EngineError::Unresolved {
+                        target: cx.target.to_string(),
+                        missing: format!("folder {f}"),
+                    })?,
+            ),
+            None => None,
+        };
+        cx.track(
+            ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(name.to_string())),
+            Undo::MoveItem {
+                workspace_id: ws.to_string(),
+                item_id: id.to_string(),
+                folder_id: m.from_id.clone(),
+            },
+        )
+        .await?;
+        cx.client
+            .move_item(ws, id, to.as_deref())
+            .await
+            .map_err(cx.fabric(&format!("moving {} to {}", cx.target, show_folder(&m.to))))
+    }
+
     /// The parts to send, rendered with the ids this run knows (deployed or just created).
     async fn render_now(
         &self,
@@ -320,6 +377,12 @@ impl Kind for PublishKind {
         let Some(ws) = cx.workspace_id() else {
             return Ok(Live::default());
         };
+        let folders: BTreeMap<String, String> = cx
+            .folder_paths()
+            .await?
+            .into_iter()
+            .map(|(path, id)| (id, path))
+            .collect();
         let mut items = Vec::new();
         for it in cx.items().await? {
             let Ok(t) = it.kind.as_str().parse::<ItemType>() else {
@@ -333,6 +396,10 @@ impl Kind for PublishKind {
                 id: it.id.clone(),
                 item_type: t,
                 name: it.display_name.clone(),
+                folder: it
+                    .folder_id
+                    .as_ref()
+                    .and_then(|f| Some((folders.get(f)?.clone(), f.clone()))),
                 parts: None,
             });
         }
@@ -469,33 +536,59 @@ impl Kind for PublishKind {
                     });
                 }
                 Some(l) => {
-                    let (Some(have), Some(want)) = (&l.parts, live.rendered.get(&index)) else {
-                        continue;
+                    let differs = match (&l.parts, live.rendered.get(&index)) {
+                        (Some(have), Some(want)) => differing(want, have),
+                        _ => Vec::new(),
                     };
-                    let differs = differing(want, have);
-                    if differs.is_empty() {
+                    let deployed_folder = l.folder.as_ref().map(|(p, _)| p.clone());
+                    let moved = (deployed_folder != folder).then(|| FolderMove {
+                        from: deployed_folder,
+                        to: folder.clone(),
+                        from_id: l.folder.as_ref().map(|(_, id)| id.clone()),
+                    });
+                    if differs.is_empty() && moved.is_none() {
                         continue;
                     }
+                    let mut needs: Vec<Need> = self.needs(ws, index).collect();
+                    let mut detail = Vec::new();
+                    if let Some(m) = &moved {
+                        if let Some(f) = &m.to {
+                            needs.push(Need::At(folder::address(ws, f)));
+                        }
+                        detail.push(format!(
+                            "moved from {} to {}",
+                            show_folder(&m.from),
+                            show_folder(&m.to)
+                        ));
+                    }
+                    if !differs.is_empty() {
+                        detail.push(format!("parts differ: {}", differs.join(", ")));
+                    }
+                    let previous = match &l.parts {
+                        Some(have) if !differs.is_empty() => have
+                            .iter()
+                            .map(|(p, b)| {
+                                (
+                                    p.clone(),
+                                    base64::engine::general_purpose::STANDARD.encode(b),
+                                )
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     d.changes.push(Planned {
                         action: Action::Update,
                         key: k.clone(),
                         target,
-                        detail: Some(format!("parts differ: {}", differs.join(", "))),
-                        needs: self.needs(ws, index).collect(),
+                        detail: Some(detail.join("; ")),
+                        needs,
                         op: PublishOp::Update {
                             item: k,
                             differs,
+                            moved,
                             id: l.id.clone(),
                             index,
-                            previous: have
-                                .iter()
-                                .map(|(p, b)| {
-                                    (
-                                        p.clone(),
-                                        base64::engine::general_purpose::STANDARD.encode(b),
-                                    )
-                                })
-                                .collect(),
+                            previous,
                         },
                     });
                 }
@@ -590,9 +683,17 @@ impl Kind for PublishKind {
                 id,
                 index,
                 previous,
+                differs,
+                moved,
                 ..
             } => {
                 let r = &self.repo.items[*index];
+                if let Some(m) = moved {
+                    self.move_item(cx, &ws, id, &r.display_name, m).await?;
+                }
+                if differs.is_empty() {
+                    return Ok(Outcome::Updated);
+                }
                 cx.track(
                     ResourceRef::in_workspace(
                         ResourceKind::Item,

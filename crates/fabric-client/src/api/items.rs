@@ -42,6 +42,8 @@ struct Routes {
     typed_create: bool,
 }
 
+const MOVE_ITEM: &str = "/workspaces/{workspaceId}/items/{itemId}/move";
+
 const ITEMS: Routes = Routes {
     list: "/workspaces/{workspaceId}/items",
     one: "/workspaces/{workspaceId}/items/{itemId}",
@@ -197,6 +199,21 @@ impl FabricClient {
     ) -> Result<ItemDefinition, FabricError> {
         self.get_definition_in(&ITEMS, workspace_id, item_id, format)
             .await
+    }
+
+    /// Moves an item into a folder (`None`: the workspace root).
+    pub async fn move_item(
+        &self,
+        workspace_id: &str,
+        item_id: &str,
+        target_folder_id: Option<&str>,
+    ) -> Result<(), FabricError> {
+        let body = crate::models::MoveFolderRequest {
+            target_folder_id: target_folder_id.map(str::to_owned),
+        };
+        let call = self.call(Method::POST, MOVE_ITEM, &[workspace_id, item_id]);
+        // Moving to where the item already is changes nothing: safe to repeat.
+        self.send_only(call.json(&body)?.idempotent(true)).await
     }
 
     /// Replaces an item's definition (long-running); with `update_metadata`, the `.platform`

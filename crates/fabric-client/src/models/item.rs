@@ -318,7 +318,7 @@ pub struct UpdateFolderRequest {
     pub display_name: String,
 }
 
-/// Body of `POST /workspaces/{id}/folders/{id}/move`.
+/// Body of `POST …/folders/{id}/move` and `POST …/items/{id}/move`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MoveFolderRequest {
