@@ -81,6 +81,7 @@ fn big_config() -> Desired {
                 })
                 .collect(),
             git: None,
+            publish: None,
         })
         .collect();
     Desired {

@@ -105,6 +105,7 @@ fn desired(t: &Target, run: &str) -> Desired {
                 role: "Viewer".into(),
             }],
             git: None,
+            publish: None,
         }],
         features: Default::default(),
         hash: run.into(),

@@ -350,6 +350,7 @@ async fn a_403_on_the_seventh_workspace_rolls_everything_back() {
                 role: "Viewer".into(),
             }],
             git: None,
+            publish: None,
         })
         .collect();
     let desired = config::Desired {

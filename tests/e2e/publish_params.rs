@@ -356,3 +356,116 @@ async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes
     }
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
+    let (emu, client, opts, _state) = crate::start_with(EmulatorConfig {
+        capacity_pools: vec!["ProdCapacityPool".into()],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let capacities: Vec<_> = client.list_capacities().try_collect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fabrik.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "project: {{name: Sales, prefix: sales}}\nworkspaces:\n  - name: content\n    capacity: {}\n    folders: [extra]\n    lakehouses:\n      - name: Scratch\n    repository:\n      path: {}\n",
+            capacities[0].id,
+            fixture_root().display()
+        ),
+    )
+    .unwrap();
+    let load = |env: &str| {
+        fabrik_cli::config::load(
+            &config,
+            &fabrik_cli::config::LoadOptions {
+                environment: env.into(),
+                ..Default::default()
+            },
+        )
+        .expect("the config and its repository are valid")
+        .0
+    };
+    let desired = load("prod");
+    let ws = &desired.workspaces[0];
+    assert!(ws.publish.is_some());
+    for f in [
+        "extra",
+        "notebooks",
+        "notebooks/shared",
+        "pipelines",
+        "reporting",
+    ] {
+        assert!(
+            ws.folders.contains(&f.to_string()),
+            "{f} in {:?}",
+            ws.folders
+        );
+    }
+    let plan = fabrik_cli::engine::plan(&client, &desired, 8)
+        .await
+        .unwrap();
+    let report = fabrik_cli::run::apply(
+        &client,
+        &fabrik_flags::Flags::defaults(),
+        &desired,
+        &plan,
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let workspaces: Vec<_> = client.list_workspaces().try_collect().await.unwrap();
+    let target = workspaces
+        .iter()
+        .find(|w| w.display_name == ws.name)
+        .expect("the workspace was created");
+    let nb = part(
+        &client,
+        &target.id,
+        "Notebook",
+        "Ingest",
+        "notebook-content.py",
+    )
+    .await;
+    assert!(nb.contains("@stdataprod.dfs"), "{nb}");
+    assert!(nb.contains(&format!("\"workspaceId\": \"{}\"", target.id)));
+    id_of(&client, &target.id, "Lakehouse", "Scratch").await;
+
+    // The published items are the publisher's: a pruning plan leaves them (and the config's
+    // own lakehouse) alone, and plans nothing.
+    let again = fabrik_cli::engine::plan_with(&client, &desired, 8, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.change_count(),
+        0,
+        "{}",
+        fabrik_cli::render::text(&again)
+    );
+
+    // A mistake in the repository's parameter file is a config problem, found before any
+    // request, at its place.
+    let bad = dir.path().join("bad-parameter.yml");
+    std::fs::write(&bad, "find_replace:\n  - find_value: '(a)(b)'\n    is_regex: \"true\"\n    replace_value:\n      prod: x\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "project: {{name: Sales, prefix: sales}}\nworkspaces:\n  - name: content\n    repository:\n      path: {}\n      parameter: bad-parameter.yml\n",
+            fixture_root().display()
+        ),
+    )
+    .unwrap();
+    let problems = fabrik_cli::config::load(
+        &config,
+        &fabrik_cli::config::LoadOptions {
+            environment: "prod".into(),
+            ..Default::default()
+        },
+    )
+    .expect_err("the parameter file is refused");
+    let text: String = problems.iter().map(|p| p.to_string()).collect();
+    assert!(text.contains("bad-parameter.yml:2:"), "{text}");
+    emu.shutdown().await.unwrap();
+}

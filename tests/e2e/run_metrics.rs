@@ -25,6 +25,7 @@ fn workspaces(names: &[&str]) -> Desired {
                 }],
                 principals: vec![],
                 git: None,
+                publish: None,
             })
             .collect(),
         features: Default::default(),

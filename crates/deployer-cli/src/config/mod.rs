@@ -224,6 +224,21 @@ pub struct DesiredWorkspace {
     pub principals: Vec<DesiredPrincipal>,
     /// Git connection.
     pub git: Option<model::Git>,
+    /// The repository whose items this workspace publishes, if any.
+    pub publish: Option<PublishSource>,
+}
+
+/// A repository a workspace publishes, checked when the config was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSource {
+    /// The repository folder.
+    pub repository: std::path::PathBuf,
+    /// The parameter file, if any.
+    pub parameter: Option<std::path::PathBuf>,
+    /// Item types in scope (`None`: all).
+    pub item_types: Option<Vec<String>>,
+    /// `(type, name)` of the items it publishes: the item kinds leave them to the publisher.
+    pub items: Vec<(String, String)>,
 }
 
 /// What one environment of the config asks for.

@@ -139,6 +139,25 @@ pub struct Workspace {
     /// Git connection.
     #[serde(default)]
     pub git: Option<Git>,
+    /// A git-format repository folder whose items this workspace publishes (as
+    /// `fabrik publish` does), after creating the workspace and its folders.
+    #[serde(default)]
+    pub repository: Option<RepositorySource>,
+}
+
+/// Items a workspace publishes from a git-format repository folder.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySource {
+    /// The repository folder (relative to the config file).
+    pub path: String,
+    /// Its `parameter.yml` (relative to the config file); default: the repository's own, when
+    /// it has one.
+    #[serde(default)]
+    pub parameter: Option<String>,
+    /// Only these item types (default: all 31 fabric-cicd publishes).
+    #[serde(default)]
+    pub item_types: Option<Vec<String>>,
 }
 
 /// A lakehouse.

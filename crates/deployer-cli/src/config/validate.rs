@@ -188,11 +188,15 @@ fn workspace(
                 CapacityRef::Name(c)
             }
         });
-    let folders = folders(c, wi, ws);
+    let mut folders = folders(c, wi, ws);
     let mut items = Vec::new();
     let mut item_names = BTreeSet::new();
     lakehouses(c, shared, wi, ws, &folders, &mut item_names, &mut items);
     notebooks(c, shared, wi, ws, &folders, &mut item_names, &mut items);
+    let publish = ws
+        .repository
+        .as_ref()
+        .and_then(|r| repository(c, shared, &at("repository"), r, &items, &mut folders));
     let principals = workspace_principals(c, shared, files, wi, ws);
     if let Some(g) = &ws.git {
         git(c, &at("git"), g);
@@ -205,7 +209,84 @@ fn workspace(
         items,
         principals,
         git: ws.git.clone(),
+        publish,
     }
+}
+
+/// Reads a workspace's `repository:` and its parameter file as `fabrik publish` would, so
+/// their problems are reported with the config's; adds the repository's folders.
+fn repository(
+    c: &mut Check<'_>,
+    shared: &Shared<'_>,
+    at: &str,
+    r: &model::RepositorySource,
+    items: &[DesiredItem],
+    folders: &mut Vec<String>,
+) -> Option<super::PublishSource> {
+    use crate::publish::inputs::{self, PublishArgs};
+    use crate::publish::pipeline::EnvVars;
+    let root = shared.base.join(&r.path);
+    if !root.is_dir() {
+        c.err(
+            &format!("{at}.path"),
+            format!("repository folder {} does not exist", root.display()),
+            None,
+        );
+        return None;
+    }
+    let args = PublishArgs {
+        repository: Some(root.clone()),
+        workspace_id: Some(String::new()),
+        parameter: r.parameter.as_ref().map(|p| shared.base.join(p)),
+        item_types: r.item_types.clone().unwrap_or_default(),
+        ..PublishArgs::default()
+    };
+    // `$ENV:` needs fabric-cicd's feature flag, which a config does not give: values are
+    // checked against no variables, so a file using them is refused here.
+    let resolved = match inputs::resolve(&args, shared.env_name, EnvVars::fixed(Default::default()))
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(problems) => {
+            c.problems.extend(problems);
+            return None;
+        }
+    };
+    c.problems
+        .extend(resolved.warnings.into_iter().filter(|p| !p.is_error()));
+    let mut published = Vec::new();
+    for item in resolved.repo.selected() {
+        let t = item.item_type.as_str();
+        if items
+            .iter()
+            .any(|i| i.item_type == t && i.name.eq_ignore_ascii_case(&item.display_name))
+        {
+            c.err(
+                at,
+                format!(
+                    "{t} '{}' is both in this workspace's config and in its repository {}",
+                    item.display_name,
+                    root.display()
+                ),
+                Some("keep one of them".into()),
+            );
+        }
+        published.push((t.to_string(), item.display_name.clone()));
+    }
+    for f in &resolved.repo.folders {
+        let f = f.trim_start_matches('/').to_string();
+        if !folders.contains(&f) {
+            folders.push(f);
+        }
+    }
+    // Parents before children, as the folder kind expects.
+    folders.sort_by_key(|f| f.matches('/').count());
+    Some(super::PublishSource {
+        repository: root,
+        parameter: args.parameter,
+        item_types: r.item_types.clone(),
+        items: published,
+    })
 }
 
 /// Every parent of a nested path is a folder too, listed before its children.

@@ -193,7 +193,11 @@ pub async fn plan_with(
     concurrency: usize,
     prune: bool,
 ) -> Result<Plan, EngineError> {
-    plan_kinds(client, desired, &Registry::builtin(), concurrency, prune).await
+    let mut registry = Registry::builtin();
+    if let Some(content) = crate::publish::publisher::ContentKind::for_desired(desired)? {
+        registry = registry.with(content);
+    }
+    plan_kinds(client, desired, &registry, concurrency, prune).await
 }
 
 /// Plans the kinds of `registry`.

@@ -738,6 +738,86 @@ impl Kind for PublishKind {
     }
 }
 
+/// The repositories the workspaces of a config publish (`repository:`), one publish per
+/// workspace, planned and applied with the rest of the config.
+#[derive(Debug, Clone, Default)]
+pub struct ContentKind {
+    by_workspace: BTreeMap<String, PublishKind>,
+}
+
+impl ContentKind {
+    /// The publishes `desired` asks for (`None` when no workspace has a repository). The
+    /// repositories and parameter files were checked when the config was loaded; reading them
+    /// again fails only if they changed since.
+    pub fn for_desired(desired: &Desired) -> Result<Option<Self>, EngineError> {
+        use super::inputs::{PublishArgs, resolve};
+        let mut by_workspace = BTreeMap::new();
+        for ws in &desired.workspaces {
+            let Some(p) = &ws.publish else { continue };
+            let args = PublishArgs {
+                repository: Some(p.repository.clone()),
+                workspace_id: Some(String::new()),
+                parameter: p.parameter.clone(),
+                item_types: p.item_types.clone().unwrap_or_default(),
+                ..PublishArgs::default()
+            };
+            let invalid = |problems: Vec<crate::config::Problem>| {
+                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                EngineError::Invalid(text.concat())
+            };
+            let env = pipeline::EnvVars::fixed(Default::default());
+            let Some(r) = resolve(&args, &desired.environment, env).map_err(invalid)? else {
+                continue;
+            };
+            let kind = PublishKind::new(Arc::new(r.repo), r.how, Unpublish::default())
+                .map_err(EngineError::Invalid)?;
+            by_workspace.insert(ws.name.clone(), kind);
+        }
+        Ok((!by_workspace.is_empty()).then_some(Self { by_workspace }))
+    }
+}
+
+#[async_trait]
+impl Kind for ContentKind {
+    type Live = Option<Live>;
+    type Op = PublishOp;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn resource_kind(&self) -> ResourceKind {
+        ResourceKind::Item
+    }
+
+    async fn read(&self, cx: &ReadCx<'_>) -> Result<Option<Live>, EngineError> {
+        match self.by_workspace.get(&cx.desired.name) {
+            Some(k) => k.read(cx).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn diff(
+        &self,
+        desired: &DesiredWorkspace,
+        live: &Option<Live>,
+        cx: &DiffCx,
+    ) -> Diff<PublishOp> {
+        match (self.by_workspace.get(&desired.name), live) {
+            (Some(k), Some(l)) => k.diff(desired, l, cx),
+            _ => Diff::default(),
+        }
+    }
+
+    async fn apply(&self, op: &PublishOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
+        let k = self
+            .by_workspace
+            .get(cx.workspace)
+            .ok_or_else(|| EngineError::Invalid(format!("{}: no repository", cx.workspace)))?;
+        k.apply(op, cx).await
+    }
+}
+
 /// Plans publishing `repo` into the workspace `workspace_id`: its folders, then its items.
 /// Returns the desired state (for the run's journal) and the plan.
 pub async fn plan(
@@ -768,6 +848,7 @@ pub async fn plan(
             items: vec![],
             principals: vec![],
             git: None,
+            publish: None,
         }],
         features: Default::default(),
         hash: format!("publish {}", repo.root.display()),

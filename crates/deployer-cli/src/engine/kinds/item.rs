@@ -189,6 +189,14 @@ impl Kind for ItemKind {
             if !self.owns(item_type, &cx.claimed_item_types) {
                 continue;
             }
+            // The workspace's repository publishes it: the publisher owns it.
+            if cx.desired.publish.as_ref().is_some_and(|p| {
+                p.items
+                    .iter()
+                    .any(|(t, n)| t == item_type && n == &it.display_name)
+            }) {
+                continue;
+            }
             cx.know(
                 Address::new(&cx.desired.name, self.name, &it.display_name),
                 it.id.clone(),

@@ -41,6 +41,7 @@ pub(crate) mod tests {
                 role: "Admin".into(),
             }],
             git: None,
+            publish: None,
         }
     }
 }
