@@ -43,7 +43,13 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
     .unwrap();
     assert_eq!(
         plan.change_count(),
-        repo.folders.len() + selected.len(),
+        // Folders, items, and each variable library's active value set.
+        repo.folders.len()
+            + selected.len()
+            + selected
+                .iter()
+                .filter(|r| r.item_type.as_str() == "VariableLibrary")
+                .count(),
         "{}",
         fabrik_cli::render::text(&plan)
     );

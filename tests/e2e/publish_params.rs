@@ -182,6 +182,37 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
         let vars: serde_json::Value = serde_json::from_str(&vars).unwrap();
         assert_eq!(vars["variables"][0]["value"], format!("stdata{env}"));
 
+        // The environment's staged definition was published, once.
+        let log: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let publishes = log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "POST")
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(&ws.id) && p.ends_with("/staging/publish"))
+            })
+            .count();
+        assert_eq!(publishes, 1, "{env}");
+
+        let config = id_of(&client, &ws.id, "VariableLibrary", "Config").await;
+        assert_eq!(
+            client
+                .active_value_set(&ws.id, &config)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(env),
+            "the environment's value set is active"
+        );
+
         let compute = part(
             &client,
             &ws.id,
@@ -354,6 +385,15 @@ async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes
     for (k, parts) in &before {
         assert_eq!(&after[k], parts, "{k} has its previous definition back");
     }
+    let config = id_of(&client, &ws.id, "VariableLibrary", "Config").await;
+    assert_eq!(
+        client
+            .active_value_set(&ws.id, &config)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("prod")
+    );
     emu.shutdown().await.unwrap();
 }
 

@@ -196,6 +196,16 @@ pub enum Undo {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         folder_id: Option<String>,
     },
+    /// Put back a VariableLibrary's previous active value set.
+    #[serde(rename_all = "camelCase")]
+    RestoreActiveValueSet {
+        /// Its workspace.
+        workspace_id: String,
+        /// The library.
+        item_id: String,
+        /// The previous value set.
+        value_set: String,
+    },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
     UnassignCapacity {

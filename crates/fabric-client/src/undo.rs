@@ -115,6 +115,14 @@ impl Undoer for FabricUndoer {
                 c.move_item(workspace_id, item_id, folder_id.as_deref())
                     .await
             }
+            Undo::RestoreActiveValueSet {
+                workspace_id,
+                item_id,
+                value_set,
+            } => {
+                c.set_active_value_set(workspace_id, item_id, value_set)
+                    .await
+            }
             Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
             Undo::AssignCapacity {
                 workspace_id,

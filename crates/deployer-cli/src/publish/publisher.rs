@@ -59,6 +59,33 @@ pub struct LiveItem {
     folder: Option<(String, String)>,
     /// Decoded parts, for items the repository publishes with a definition.
     parts: Option<Vec<(String, Vec<u8>)>>,
+    /// A VariableLibrary's active value set.
+    value_set: Option<String>,
+}
+
+/// The value set fabric-cicd activates when the environment is not one of the library's.
+pub const DEFAULT_VALUE_SET: &str = "Default value set";
+
+/// The value set a VariableLibrary is to have active in `environment`: the environment's own
+/// when `settings.json` lists it in `valueSetsOrder`, else the default (as fabric-cicd does).
+fn value_set_for(item: &RepoItem, environment: &str) -> String {
+    let listed = item
+        .part("settings.json")
+        .and_then(|p| p.text())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.get("valueSetsOrder").cloned())
+        .and_then(|v| v.as_array().cloned())
+        .is_some_and(|sets| sets.iter().any(|s| s.as_str() == Some(environment)));
+    if listed {
+        environment.to_string()
+    } else {
+        DEFAULT_VALUE_SET.to_string()
+    }
+}
+
+/// The address key of a library's active value set.
+fn value_set_key(item_key: &str) -> String {
+    format!("{item_key}#activeValueSet")
 }
 
 /// An item moved between workspace folders (paths `a/b`; `None` is the root).
@@ -121,6 +148,16 @@ pub enum PublishOp {
         /// The deployed parts (base64), journaled for the undo.
         #[serde(skip)]
         previous: Vec<(String, String)>,
+    },
+    /// Activate a VariableLibrary's value set for the environment.
+    #[serde(rename_all = "camelCase")]
+    ValueSet {
+        /// `Type:Name` of the library.
+        item: String,
+        /// The active value set now (`None` for a library this run creates).
+        from: Option<String>,
+        /// The one to activate.
+        to: String,
     },
     /// Delete an orphan (`--unpublish`).
     #[serde(rename_all = "camelCase")]
@@ -240,6 +277,25 @@ impl PublishKind {
             .await
             .map_err(ctx("listing workspaces for `$workspace.<name>` variables"))?;
         Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
+    }
+
+    /// What fabric-cicd does once an item's definition is in: an Environment's staged
+    /// definition is published, and the run waits for the publish to end (a failed publish
+    /// fails the change).
+    async fn after_definition(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        r: &RepoItem,
+        id: &str,
+    ) -> Result<(), EngineError> {
+        if r.item_type == ItemType::Environment {
+            cx.client
+                .publish_environment(ws, id)
+                .await
+                .map_err(cx.fabric(&format!("publishing environment {}", r.display_name)))?;
+        }
+        Ok(())
     }
 
     /// Moves a deployed item to the folder the repository has it in; the undo moves it back.
@@ -401,6 +457,7 @@ impl Kind for PublishKind {
                     .as_ref()
                     .and_then(|f| Some((folders.get(f)?.clone(), f.clone()))),
                 parts: None,
+                value_set: None,
             });
         }
         // Definitions of the deployed items the repository publishes with one, several at once.
@@ -446,6 +503,19 @@ impl Kind for PublishKind {
             .await?;
         for (i, parts) in read {
             items[i].parts = Some(parts);
+        }
+        for l in items.iter_mut() {
+            let selected = self
+                .repo
+                .find(l.item_type, &l.name)
+                .is_some_and(|r| r.selected);
+            if l.item_type == ItemType::VariableLibrary && selected {
+                l.value_set = cx
+                    .client
+                    .active_value_set(ws, &l.id)
+                    .await
+                    .map_err(ctx(format!("reading the active value set of {}", l.name)))?;
+            }
         }
         let ids: BTreeMap<(String, String), String> = items
             .iter()
@@ -515,6 +585,27 @@ impl Kind for PublishKind {
                 item.item_type.as_str().to_lowercase(),
                 item.display_name
             );
+            if item.item_type == ItemType::VariableLibrary {
+                let to = value_set_for(item, &self.how.environment);
+                let from = deployed.get(&k).and_then(|l| l.value_set.clone());
+                if from.as_deref() != Some(to.as_str()) {
+                    d.changes.push(Planned {
+                        action: Action::Update,
+                        key: value_set_key(&k),
+                        target: format!("active value set of {target}"),
+                        detail: Some(match &from {
+                            Some(f) => format!("{f} → {to}"),
+                            None => format!("→ {to}"),
+                        }),
+                        needs: vec![Need::At(Address::new(ws, NAME, &k))],
+                        op: PublishOp::ValueSet {
+                            item: k.clone(),
+                            from,
+                            to,
+                        },
+                    });
+                }
+            }
             match deployed.get(&k) {
                 None => {
                     let mut needs = vec![Need::At(Address::new(ws, workspace::NAME, ws))];
@@ -677,6 +768,7 @@ impl Kind for PublishKind {
                     )
                     .await?;
                 cx.set_id(NAME, item, &created.id);
+                self.after_definition(cx, &ws, r, &created.id).await?;
                 Ok(outcome)
             }
             PublishOp::Update {
@@ -720,6 +812,29 @@ impl Kind for PublishKind {
                     .update_item_definition(&ws, id, &definition(r, &parts), true)
                     .await
                     .map_err(cx.fabric(&format!("publishing {}", cx.target)))?;
+                self.after_definition(cx, &ws, r, id).await?;
+                Ok(Outcome::Updated)
+            }
+            PublishOp::ValueSet { item, from, to } => {
+                let id = cx
+                    .id_of(NAME, item)
+                    .ok_or_else(|| EngineError::Unresolved {
+                        target: cx.target.to_string(),
+                        missing: item.clone(),
+                    })?;
+                cx.track(
+                    ResourceRef::in_workspace(ResourceKind::Item, &ws, &id, Some(item.clone())),
+                    Undo::RestoreActiveValueSet {
+                        workspace_id: ws.clone(),
+                        item_id: id.clone(),
+                        value_set: from.clone().unwrap_or_else(|| DEFAULT_VALUE_SET.into()),
+                    },
+                )
+                .await?;
+                cx.client
+                    .set_active_value_set(&ws, &id, to)
+                    .await
+                    .map_err(cx.fabric(&format!("activating value set {to} of {item}")))?;
                 Ok(Outcome::Updated)
             }
             PublishOp::Delete { id, .. } => {

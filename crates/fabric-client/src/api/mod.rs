@@ -5,6 +5,7 @@ mod folders;
 mod git;
 mod items;
 mod spark;
+mod typed;
 mod workspaces;
 
 pub use items::ItemFilter;
