@@ -271,3 +271,109 @@ async fn an_item_in_another_folder_is_moved_not_recreated_and_a_failed_run_moves
     assert_eq!(folder_of(&client, &ws.id, "Utils").await, (utils, None));
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublish_deletes_orphans_and_the_folders_they_leave_empty_but_keeps_guarded_ones() {
+    use fabrik_client::models::{CreateFolderRequest, CreateItemRequest, ItemType};
+    let (emu, client, opts, _state) = crate::start().await;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "orphans".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let repo = fixture();
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = |unpublish: Unpublish| {
+        fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::clone(&repo),
+            Parameterization::none("test"),
+            &ws.id,
+            unpublish,
+            8,
+        )
+    };
+    let (desired, first) = plan(Unpublish::default()).await.unwrap();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &first, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+
+    // Made by hand: a notebook two folders deep, one the exclude regex keeps, and a lakehouse
+    // (data-bearing: deleted only with its flag).
+    let old = client
+        .create_folder(
+            &ws.id,
+            &CreateFolderRequest {
+                display_name: "old".into(),
+                parent_folder_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let deeper = client
+        .create_folder(
+            &ws.id,
+            &CreateFolderRequest {
+                display_name: "deeper".into(),
+                parent_folder_id: Some(old.id.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let mut stale = CreateItemRequest::new("Stale", ItemType::from("Notebook"));
+    stale.folder_id = Some(deeper.id.clone());
+    client.create_item(&ws.id, &stale).await.unwrap();
+    let keep = CreateItemRequest::new("KEEP_me", ItemType::from("Notebook"));
+    client.create_item(&ws.id, &keep).await.unwrap();
+    let scratch = CreateItemRequest::new("Scratch", ItemType::from("Lakehouse"));
+    client.create_item(&ws.id, &scratch).await.unwrap();
+
+    let unpublish = Unpublish {
+        enabled: true,
+        exclude_regex: Some(regex::Regex::new("^KEEP_").unwrap()),
+        ..Unpublish::default()
+    };
+    let (desired, orphans) = plan(unpublish.clone()).await.unwrap();
+    let mut deletes: Vec<String> = orphans
+        .changes()
+        .map(|(_, c)| c.address.key.clone())
+        .collect();
+    deletes.sort();
+    assert_eq!(
+        deletes,
+        ["Notebook:Stale", "folder:old", "folder:old/deeper"],
+        "{}",
+        fabrik_cli::render::text(&orphans)
+    );
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &orphans, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let items: Vec<fabrik_client::models::Item> = futures::TryStreamExt::try_collect(
+        client.list_items(&ws.id, &fabrik_client::ItemFilter::default()),
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i.display_name.as_str()).collect();
+    assert!(!names.contains(&"Stale") && names.contains(&"KEEP_me") && names.contains(&"Scratch"));
+    let folders: Vec<fabrik_client::models::Folder> =
+        futures::TryStreamExt::try_collect(client.list_folders(&ws.id))
+            .await
+            .unwrap();
+    assert_eq!(folders.len(), repo.folders.len(), "{folders:?}");
+
+    // With its flag, the lakehouse goes too.
+    let with_flag = Unpublish {
+        features: vec!["enable_lakehouse_unpublish".into()],
+        ..unpublish
+    };
+    let (_, more) = plan(with_flag).await.unwrap();
+    let keys: Vec<String> = more.changes().map(|(_, c)| c.address.key.clone()).collect();
+    assert_eq!(keys, ["Lakehouse:Scratch"]);
+    emu.shutdown().await.unwrap();
+}

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use regex::Regex;
 
 use super::cicd_config::{CicdConfig, WorkspaceRef};
-use super::item_type::ItemType;
+use super::item_type::{FEATURE_FLAGS, ItemType};
 use super::pipeline::{EnvVars, Parameterization};
 use super::repo::Repository;
 use crate::config::Problem;
@@ -40,6 +40,8 @@ pub struct Unpublish {
     pub exclude_regex: Option<Regex>,
     /// `unpublish.items_to_include`: only these `Name.Type` orphans go.
     pub items_to_include: Option<Vec<String>>,
+    /// Feature flags given (`enable_lakehouse_unpublish` lets lakehouse orphans go, …).
+    pub features: Vec<String>,
 }
 
 impl Unpublish {
@@ -53,7 +55,11 @@ impl Unpublish {
             let me = format!("{name}.{item_type}").to_lowercase();
             list.iter().any(|i| i.to_lowercase() == me)
         });
-        self.enabled && !kept && listed
+        let guarded = item_type
+            .facts()
+            .unpublish_flag
+            .is_some_and(|flag| !self.features.iter().any(|f| f == flag));
+        self.enabled && !kept && listed && !guarded
     }
 }
 
@@ -86,15 +92,17 @@ impl Target {
     }
 }
 
-/// fabric-cicd feature flags fabrik honours.
-const FEATURES: &[&str] = &[
+/// fabric-cicd feature flags fabrik acts on; the others it knows are accepted with a warning.
+const HONOURED: &[&str] = &[
     "enable_environment_variable_replacement",
     "disable_workspace_folder_publish",
-    // Accepted because fabric-cicd users have them in config.yml; their behaviours (shortcut
-    // publish, data-bearing unpublish, …) are listed in docs/PUBLISHING.md.
-    "enable_shortcut_publish",
-    "enable_config_deploy",
-    "enable_experimental_features",
+    "enable_lakehouse_unpublish",
+    "enable_warehouse_unpublish",
+    "enable_sqldatabase_unpublish",
+    "enable_eventhouse_unpublish",
+    "enable_kqldatabase_unpublish",
+    "enable_cosmosdbdatabase_unpublish",
+    "enable_graphmodel_unpublish",
 ];
 
 fn problem(file: PathBuf, message: String) -> Problem {
@@ -163,14 +171,24 @@ pub fn resolve(
         .unwrap_or_default();
     features.extend(args.features.iter().cloned());
     for f in &features {
-        if !FEATURES.contains(&f.as_str()) {
+        if !FEATURE_FLAGS.contains(&f.as_str()) {
             problems.push(problem(
                 PathBuf::from("--cicd-feature"),
                 format!(
                     "unknown fabric-cicd feature `{f}` (known: {})",
-                    FEATURES.join(", ")
+                    FEATURE_FLAGS.join(", ")
                 ),
             ));
+        } else if !HONOURED.contains(&f.as_str()) {
+            problems.push(Problem {
+                warning: true,
+                ..problem(
+                    PathBuf::from("--cicd-feature"),
+                    format!(
+                        "fabric-cicd feature `{f}` is not applied by fabrik yet (docs/PUBLISHING.md)"
+                    ),
+                )
+            });
         }
     }
     if features
@@ -239,6 +257,7 @@ pub fn resolve(
         items_to_include: cicd
             .as_ref()
             .and_then(|c| c.unpublish.items_to_include.clone()),
+        features: features.clone(),
     };
     Ok(Some(Resolved {
         target: Target {

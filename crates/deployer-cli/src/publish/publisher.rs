@@ -110,6 +110,8 @@ fn show_folder(f: &Option<String>) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     items: Vec<LiveItem>,
+    /// The workspace's folders: (`a/b`, id).
+    folders: Vec<(String, String)>,
     /// The parts fabrik would send, for deployed items with a definition, by repository index.
     rendered: BTreeMap<usize, Vec<(String, Vec<u8>)>>,
 }
@@ -158,6 +160,15 @@ pub enum PublishOp {
         from: Option<String>,
         /// The one to activate.
         to: String,
+    },
+    /// Delete a folder `--unpublish` leaves empty (and that the repository does not have).
+    #[serde(rename_all = "camelCase")]
+    DeleteFolder {
+        /// Its path, `a/b`.
+        path: String,
+        /// Its id.
+        #[serde(skip)]
+        id: String,
     },
     /// Delete an orphan (`--unpublish`).
     #[serde(rename_all = "camelCase")]
@@ -277,6 +288,72 @@ impl PublishKind {
             .await
             .map_err(ctx("listing workspaces for `$workspace.<name>` variables"))?;
         Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
+    }
+
+    /// Plans deleting the folders that hold nothing once the planned orphans are gone and
+    /// that the repository does not have (as fabric-cicd's unpublish does), deepest first.
+    fn empty_folders(&self, ws: &str, live: &Live, d: &mut Diff<PublishOp>) {
+        let deleted: Vec<(String, String)> = d
+            .changes
+            .iter()
+            .filter_map(|c| match &c.op {
+                PublishOp::Delete { id, .. } => Some((id.clone(), c.key.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut kept: std::collections::BTreeSet<String> = self
+            .repo
+            .folders
+            .iter()
+            .map(|f| f.trim_start_matches('/').to_string())
+            .collect();
+        for l in &live.items {
+            if !deleted.iter().any(|(id, _)| *id == l.id)
+                && let Some((path, _)) = &l.folder
+            {
+                kept.insert(path.clone());
+            }
+        }
+        // A kept folder keeps its parents.
+        for f in kept.clone() {
+            let mut p = f.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                kept.insert(parent.to_string());
+                p = parent;
+            }
+        }
+        let mut gone: Vec<&(String, String)> = live
+            .folders
+            .iter()
+            .filter(|(p, _)| !kept.contains(p))
+            .collect();
+        gone.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, id) in gone {
+            let mut needs: Vec<Need> = live
+                .items
+                .iter()
+                .filter(|l| l.folder.as_ref().is_some_and(|(p, _)| p == path))
+                .filter_map(|l| deleted.iter().find(|(id, _)| *id == l.id))
+                .map(|(_, key)| Need::At(Address::new(ws, NAME, key)))
+                .collect();
+            needs.extend(
+                live.folders
+                    .iter()
+                    .filter(|(p, _)| p.rsplit_once('/').is_some_and(|(parent, _)| parent == path))
+                    .map(|(p, _)| Need::At(Address::new(ws, NAME, format!("folder:{p}")))),
+            );
+            d.changes.push(Planned {
+                action: Action::Delete,
+                key: format!("folder:{path}"),
+                target: format!("folder {path}"),
+                detail: Some("empty once the orphans are gone".into()),
+                needs,
+                op: PublishOp::DeleteFolder {
+                    path: path.clone(),
+                    id: id.clone(),
+                },
+            });
+        }
     }
 
     /// What fabric-cicd does once an item's definition is in: an Environment's staged
@@ -557,7 +634,12 @@ impl Kind for PublishKind {
                 rendered.insert(index, parts);
             }
         }
-        Ok(Live { items, rendered })
+        let folders = folders.into_iter().map(|(id, path)| (path, id)).collect();
+        Ok(Live {
+            items,
+            folders,
+            rendered,
+        })
     }
 
     fn diff(&self, desired: &DesiredWorkspace, live: &Live, _: &DiffCx) -> Diff<PublishOp> {
@@ -692,9 +774,7 @@ impl Kind for PublishKind {
                 continue;
             }
             let target = format!("{} {}", l.item_type.as_str().to_lowercase(), l.name);
-            if self.unpublish.allows(l.item_type, &l.name)
-                && l.item_type.facts().unpublish_flag.is_none()
-            {
+            if self.unpublish.allows(l.item_type, &l.name) {
                 d.changes.push(Planned {
                     action: Action::Delete,
                     key: key(l.item_type, &l.name),
@@ -709,6 +789,9 @@ impl Kind for PublishKind {
             } else {
                 d.unmanaged.push(target);
             }
+        }
+        if self.unpublish.enabled {
+            self.empty_folders(ws, live, &mut d);
         }
         d
     }
@@ -836,6 +919,22 @@ impl Kind for PublishKind {
                     .await
                     .map_err(cx.fabric(&format!("activating value set {to} of {item}")))?;
                 Ok(Outcome::Updated)
+            }
+            PublishOp::DeleteFolder { id, path } => {
+                cx.track_without_undo(ResourceRef::in_workspace(
+                    ResourceKind::Folder,
+                    &ws,
+                    id,
+                    Some(path.clone()),
+                ))
+                .await?;
+                match cx.client.delete_folder(&ws, id).await {
+                    Ok(()) => Ok(Outcome::Deleted),
+                    Err(e) if e.is_not_found() => Ok(Outcome::Deleted),
+                    Err(e) => Err(ctx(format!("deleting folder /{path} in {}", cx.workspace))(
+                        e,
+                    )),
+                }
             }
             PublishOp::Delete { id, .. } => {
                 cx.track_without_undo(ResourceRef::in_workspace(ResourceKind::Item, &ws, id, None))
