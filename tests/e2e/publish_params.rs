@@ -116,6 +116,7 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
         let args = PublishArgs {
             repository: Some(fixture_root()),
             workspace_id: Some(ws.id.clone()),
+            features: vec!["enable_shortcut_publish".into()],
             ..PublishArgs::default()
         };
         let r = inputs::resolve(&args, env, EnvVars::fixed(BTreeMap::new()))
@@ -181,6 +182,21 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
         .await;
         let vars: serde_json::Value = serde_json::from_str(&vars).unwrap();
         assert_eq!(vars["variables"][0]["value"], format!("stdata{env}"));
+
+        // Silver's shortcut points at the deployed Bronze in this workspace.
+        let silver = id_of(&client, &ws.id, "Lakehouse", "Silver").await;
+        let shortcuts: Vec<serde_json::Value> = client
+            .list_shortcuts(&ws.id, &silver)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(shortcuts.len(), 1, "{shortcuts:?}");
+        assert_eq!(shortcuts[0]["name"], "sales_raw");
+        assert_eq!(shortcuts[0]["target"]["oneLake"]["itemId"], bronze.as_str());
+        assert_eq!(
+            shortcuts[0]["target"]["oneLake"]["workspaceId"],
+            ws.id.as_str()
+        );
 
         // The environment's staged definition was published, once.
         let log: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", emu.base_url()))
@@ -251,6 +267,28 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
             fabrik_cli::render::text(&again)
         );
     }
+    // Reads do not grow with the items written: workspaces are listed once per publish, and a
+    // lakehouse whose `$items` properties a part uses is read once per item that uses it.
+    let log: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gets = |pred: &dyn Fn(&str) -> bool| {
+        log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "GET" && r["path"].as_str().is_some_and(pred))
+            .count()
+    };
+    // Two environments, each a publish and a second plan, each listing workspaces twice: the
+    // engine finding its workspace, and the parameters' `$workspace.<name>` lookup.
+    let lists = gets(&|p| p == "/v1/workspaces");
+    assert!(lists <= 8, "{lists} workspace listings");
+    let lakehouse_reads = gets(&|p| p.contains("/lakehouses/"));
+    assert!(lakehouse_reads <= 4, "{lakehouse_reads} lakehouse reads");
     emu.shutdown().await.unwrap();
 }
 

@@ -206,6 +206,22 @@ pub enum Undo {
         /// The previous value set.
         value_set: String,
     },
+    /// Put back one OneLake shortcut of an item as it was: the previous shortcut (its JSON),
+    /// or none (delete it).
+    #[serde(rename_all = "camelCase")]
+    RestoreShortcut {
+        /// Its workspace.
+        workspace_id: String,
+        /// The item holding the shortcut.
+        item_id: String,
+        /// The shortcut's path (`Tables/dbo`).
+        path: String,
+        /// Its name.
+        name: String,
+        /// The previous shortcut as JSON; `None` when there was none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
     UnassignCapacity {

@@ -123,6 +123,26 @@ impl Undoer for FabricUndoer {
                 c.set_active_value_set(workspace_id, item_id, value_set)
                     .await
             }
+            Undo::RestoreShortcut {
+                workspace_id,
+                item_id,
+                path,
+                name,
+                previous,
+            } => match previous {
+                Some(json) => match serde_json::from_str(json) {
+                    Ok(v) => c.put_shortcut(workspace_id, item_id, &v).await,
+                    Err(e) => {
+                        return Err(UndoError {
+                            message: format!(
+                                "the journaled shortcut {path}/{name} is not JSON: {e}"
+                            ),
+                            class: fabrik_core::ErrorClass::Permanent,
+                        });
+                    }
+                },
+                None => c.delete_shortcut(workspace_id, item_id, path, name).await,
+            },
             Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
             Undo::AssignCapacity {
                 workspace_id,

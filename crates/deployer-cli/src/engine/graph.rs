@@ -44,11 +44,16 @@ impl Graph {
     /// Builds the graph and checks it has no cycle.
     pub fn build(nodes: &[NodeSpec]) -> Result<Self, Cycle> {
         let mut at: HashMap<&Address, Vec<usize>> = HashMap::new();
+        // Deletes are found only by other deletes (a folder's waits for its items'): every
+        // other change runs before any delete anyway.
+        let mut deletes_at: HashMap<&Address, Vec<usize>> = HashMap::new();
         let mut in_ws: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, n) in nodes.iter().enumerate() {
             if n.action != Action::Delete {
                 at.entry(&n.address).or_default().push(i);
                 in_ws.entry(&n.address.workspace).or_default().push(i);
+            } else {
+                deletes_at.entry(&n.address).or_default().push(i);
             }
         }
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
@@ -62,6 +67,11 @@ impl Graph {
                 match need {
                     Need::At(a) => {
                         if let Some(js) = at.get(a) {
+                            d.extend(js.iter().copied().filter(|&j| j != i));
+                        }
+                        if n.action == Action::Delete
+                            && let Some(js) = deletes_at.get(a)
+                        {
                             d.extend(js.iter().copied().filter(|&j| j != i));
                         }
                     }
@@ -448,6 +458,27 @@ mod tests {
             !done.contains(&7),
             "nothing new starts after a failure: {done:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_needs_other_deletes_waits_for_them() {
+        let delete = |key: &str, needs: Vec<Need>| NodeSpec {
+            address: Address::new("w", "published", key),
+            action: Action::Delete,
+            needs,
+        };
+        let at = |key: &str| Need::At(Address::new("w", "published", key));
+        // The parent folder first in plan order, so only the edges can hold it back.
+        let nodes = vec![
+            delete("folder:a", vec![at("folder:a/b")]),
+            delete("folder:a/b", vec![at("Notebook:n")]),
+            delete("Notebook:n", vec![]),
+        ];
+        let g = Graph::build(&nodes).unwrap();
+        assert_eq!(g.deps(0), &[1]);
+        let w = walk(&g, 8, || false, |i| async move { Ok::<_, ()>(i) }).await;
+        let order: Vec<usize> = w.done.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, [2, 1, 0]);
     }
 
     #[tokio::test]

@@ -94,6 +94,8 @@ impl Target {
 
 /// fabric-cicd feature flags fabrik acts on; the others it knows are accepted with a warning.
 const HONOURED: &[&str] = &[
+    "enable_shortcut_publish",
+    "enable_shortcut_exclude",
     "enable_environment_variable_replacement",
     "disable_workspace_folder_publish",
     "enable_lakehouse_unpublish",
@@ -230,7 +232,7 @@ pub fn resolve(
     let env_enabled = features
         .iter()
         .any(|f| f == "enable_environment_variable_replacement");
-    let how =
+    let mut how =
         match Parameterization::load(&repo, parameter.as_deref(), environment, env_enabled, env) {
             Ok((how, warnings)) => {
                 problems.extend(warnings);
@@ -245,6 +247,11 @@ pub fn resolve(
         return Err(problems);
     }
     let re = |s: Option<&String>| s.and_then(|s| Regex::new(s).ok());
+    if features.iter().any(|f| f == "enable_shortcut_publish") {
+        how.shortcuts = Some(re(cicd
+            .as_ref()
+            .and_then(|c| c.publish.shortcut_exclude_regex.as_ref())));
+    }
     let unpublish = Unpublish {
         // As fabric-cicd's `deploy_with_config`: a config unpublishes unless it skips it.
         enabled: match &cicd {

@@ -54,6 +54,9 @@ pub struct Parameterization {
     pub parameters: Option<Arc<Parameters>>,
     /// `$ENV:` values.
     pub env: EnvVars,
+    /// Publish lakehouse shortcuts (`enable_shortcut_publish`), except those whose name the
+    /// regex matches (`shortcut_exclude_regex`).
+    pub shortcuts: Option<Option<regex::Regex>>,
 }
 
 impl Parameterization {
@@ -73,6 +76,7 @@ impl Parameterization {
                     environment: environment.to_string(),
                     parameters: None,
                     env,
+                    shortcuts: None,
                 },
                 Vec::new(),
             ));
@@ -103,6 +107,7 @@ impl Parameterization {
             environment: environment.to_string(),
             parameters: Some(Arc::new(params)),
             env,
+            shortcuts: None,
         };
         let (no_attrs, no_workspaces) = (BTreeMap::new(), BTreeMap::new());
         let look = Look {
@@ -134,6 +139,7 @@ impl Parameterization {
             environment: environment.to_string(),
             parameters: None,
             env: EnvVars::process(),
+            shortcuts: None,
         }
     }
 }
@@ -146,7 +152,7 @@ pub struct World<'a> {
     pub workspace_name: &'a str,
     /// Deployed id of an item by `(type, name)` (in plans, a placeholder for one this run
     /// creates).
-    pub ids: &'a dyn Fn(&str, &str) -> Option<String>,
+    pub ids: &'a (dyn Fn(&str, &str) -> Option<String> + Sync),
     /// Properties `$items` variables read, for the items that have them, by `(type, name)`.
     pub attrs: &'a BTreeMap<(String, String), ItemAttrs>,
     /// Spark pools the workspace sees (only listed when an Environment needs one).
@@ -399,29 +405,33 @@ pub fn items_read_by_parameters(
     repo: &Repository,
     how: &Parameterization,
 ) -> BTreeSet<(String, String)> {
+    repo.selected()
+        .flat_map(|item| items_read_by(item, how))
+        .collect()
+}
+
+/// `(type, name)` of the items whose `$items` variables `item`'s parameters insert.
+pub fn items_read_by(item: &RepoItem, how: &Parameterization) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     if how.parameters.is_none() {
         return out;
     }
-    let lids: Vec<&str> = Vec::new();
-    for item in repo.selected() {
-        for p in &item.parts {
-            let Some(text) = p.text() else { continue };
-            let path = repo_path(item, &p.path);
-            let part = parameter::Part {
-                item_type: item.item_type.as_str(),
-                item_name: &item.display_name,
-                path: &path,
-            };
-            let r = parameter::references(
-                how.parameters.as_deref(),
-                &how.environment,
-                &part,
-                text,
-                &lids,
-            );
-            out.extend(r.items);
-        }
+    for p in &item.parts {
+        let Some(text) = p.text() else { continue };
+        let path = repo_path(item, &p.path);
+        let part = parameter::Part {
+            item_type: item.item_type.as_str(),
+            item_name: &item.display_name,
+            path: &path,
+        };
+        let r = parameter::references(
+            how.parameters.as_deref(),
+            &how.environment,
+            &part,
+            text,
+            &[],
+        );
+        out.extend(r.items);
     }
     out
 }

@@ -37,6 +37,9 @@ use crate::plan::{Action, Plan};
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
 
+/// The zero GUID: in a shortcut's OneLake `itemId`, the lakehouse itself.
+const ZERO: &str = super::parameter::ZERO_GUID;
+
 /// Items of a repository published into one workspace.
 #[derive(Debug, Clone)]
 pub struct PublishKind {
@@ -47,6 +50,8 @@ pub struct PublishKind {
     refs: Vec<Vec<usize>>,
     /// `(type, name)` of items whose `$items` properties the parameters read.
     read_by_parameters: std::collections::BTreeSet<(String, String)>,
+    /// Other workspaces by name, listed once per run (for `$workspace.<name>`).
+    workspaces: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
 }
 
 /// A deployed item of a type the repository may hold.
@@ -114,6 +119,58 @@ pub struct Live {
     folders: Vec<(String, String)>,
     /// The parts fabrik would send, for deployed items with a definition, by repository index.
     rendered: BTreeMap<usize, Vec<(String, Vec<u8>)>>,
+    /// For deployed lakehouses whose shortcuts are published: (wanted, deployed) shortcuts.
+    shortcuts: BTreeMap<usize, (Vec<serde_json::Value>, Vec<serde_json::Value>)>,
+}
+
+/// The file a lakehouse's shortcuts are written in.
+const SHORTCUTS_FILE: &str = "shortcuts.metadata.json";
+
+/// A shortcut's identity: its path (without surrounding `/`) and name.
+fn shortcut_id(v: &serde_json::Value) -> (String, String) {
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    (text("path").trim_matches('/').to_string(), text("name"))
+}
+
+/// A shortcut's target as the service keeps it: without `type` (the service derives it) and
+/// OneLake's `artifactType`, paths without surrounding `/`.
+fn shortcut_target(v: &serde_json::Value) -> serde_json::Value {
+    let mut t = v.get("target").cloned().unwrap_or_default();
+    if let Some(o) = t.as_object_mut() {
+        o.remove("type");
+        if let Some(ol) = o.get_mut("oneLake").and_then(|x| x.as_object_mut()) {
+            ol.remove("artifactType");
+            if let Some(p) = ol.get("path").and_then(|x| x.as_str()) {
+                let p = p.trim_matches('/').to_string();
+                ol.insert("path".into(), serde_json::Value::String(p));
+            }
+        }
+    }
+    t
+}
+
+/// What to put (new or changed) and delete to turn `have` into `want`; nothing is deleted
+/// when `want` is empty (as fabric-cicd: an empty file leaves deployed shortcuts alone).
+fn shortcut_changes<'a>(
+    want: &'a [serde_json::Value],
+    have: &'a [serde_json::Value],
+) -> (Vec<&'a serde_json::Value>, Vec<&'a serde_json::Value>) {
+    let puts = want
+        .iter()
+        .filter(|w| {
+            !have.iter().any(|h| {
+                shortcut_id(h) == shortcut_id(w) && shortcut_target(h) == shortcut_target(w)
+            })
+        })
+        .collect();
+    let deletes = if want.is_empty() {
+        Vec::new()
+    } else {
+        have.iter()
+            .filter(|h| !want.iter().any(|w| shortcut_id(w) == shortcut_id(h)))
+            .collect()
+    };
+    (puts, deletes)
 }
 
 /// A publish change.
@@ -160,6 +217,18 @@ pub enum PublishOp {
         from: Option<String>,
         /// The one to activate.
         to: String,
+    },
+    /// Bring a lakehouse's shortcuts to what its `shortcuts.metadata.json` says.
+    #[serde(rename_all = "camelCase")]
+    Shortcuts {
+        /// `Type:Name` of the lakehouse.
+        item: String,
+        /// Index into the repository's items.
+        #[serde(skip)]
+        index: usize,
+        /// The deployed shortcuts, journaled for the undo.
+        #[serde(skip)]
+        previous: Vec<serde_json::Value>,
     },
     /// Delete a folder `--unpublish` leaves empty (and that the repository does not have).
     #[serde(rename_all = "camelCase")]
@@ -217,6 +286,7 @@ impl PublishKind {
             unpublish,
             refs,
             read_by_parameters,
+            workspaces: Arc::default(),
         })
     }
 
@@ -235,9 +305,10 @@ impl PublishKind {
         client: &fabrik_client::FabricClient,
         ws: &str,
         id_of: &(dyn Fn(&str, &str) -> Option<String> + Sync),
+        which: &std::collections::BTreeSet<(String, String)>,
     ) -> Result<BTreeMap<(String, String), ItemAttrs>, EngineError> {
         let mut out = BTreeMap::new();
-        for (t, n) in &self.read_by_parameters {
+        for (t, n) in which {
             if t != "Lakehouse" {
                 continue;
             }
@@ -282,12 +353,113 @@ impl PublishKind {
         if self.how.parameters.is_none() {
             return Ok(BTreeMap::new());
         }
-        let all: Vec<_> = client
-            .list_workspaces()
-            .try_collect()
+        self.workspaces
+            .get_or_try_init(|| async {
+                let all: Vec<_> = client
+                    .list_workspaces()
+                    .try_collect()
+                    .await
+                    .map_err(ctx("listing workspaces for `$workspace.<name>` variables"))?;
+                Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
+            })
             .await
-            .map_err(ctx("listing workspaces for `$workspace.<name>` variables"))?;
-        Ok(all.into_iter().map(|w| (w.display_name, w.id)).collect())
+            .cloned()
+    }
+
+    /// Whether `item` is a lakehouse whose shortcuts this publish brings in.
+    fn publishes_shortcuts(&self, item: &RepoItem) -> bool {
+        self.how.shortcuts.is_some()
+            && item.selected
+            && item.item_type == ItemType::Lakehouse
+            && item.part(SHORTCUTS_FILE).is_some()
+    }
+
+    /// The shortcuts the rendered `shortcuts.metadata.json` gives the lakehouse `own_id`:
+    /// excluded names left out, a zero OneLake `itemId` made the lakehouse's own (as
+    /// fabric-cicd does).
+    fn wanted_shortcuts(
+        &self,
+        item: &RepoItem,
+        parts: &[(String, Vec<u8>)],
+        own_id: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let Some((_, bytes)) = parts.iter().find(|(p, _)| p == SHORTCUTS_FILE) else {
+            return Ok(Vec::new());
+        };
+        let list: Vec<serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "{}/{SHORTCUTS_FILE}: not a JSON list of shortcuts: {e}",
+                item.dir
+            )
+        })?;
+        let exclude = self.how.shortcuts.as_ref().and_then(|r| r.as_ref());
+        Ok(list
+            .into_iter()
+            .filter(|v| !exclude.is_some_and(|re| re.is_match(&shortcut_id(v).1)))
+            .map(|mut v| {
+                if let Some(ol) = v.pointer_mut("/target/oneLake")
+                    && ol.get("itemId").and_then(|x| x.as_str()) == Some(ZERO)
+                {
+                    ol["itemId"] = serde_json::Value::String(own_id.to_string());
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// Puts and deletes shortcuts of the lakehouse `id` until it has `want`; each change is
+    /// journaled first with the shortcut it replaces.
+    async fn sync_shortcuts(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        id: &str,
+        want: &[serde_json::Value],
+        previous: &[serde_json::Value],
+    ) -> Result<(), EngineError> {
+        let (puts, deletes) = shortcut_changes(want, previous);
+        let undo = |v: &serde_json::Value| {
+            let (path, name) = shortcut_id(v);
+            let before = previous
+                .iter()
+                .find(|p| shortcut_id(p) == (path.clone(), name.clone()));
+            Undo::RestoreShortcut {
+                workspace_id: ws.to_string(),
+                item_id: id.to_string(),
+                path,
+                name,
+                previous: before.map(|b| b.to_string()),
+            }
+        };
+        let what = |v: &serde_json::Value| {
+            let (path, name) = shortcut_id(v);
+            format!("shortcut {path}/{name} of {}", cx.target)
+        };
+        for v in puts {
+            cx.track(
+                ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(what(v))),
+                undo(v),
+            )
+            .await?;
+            cx.client
+                .put_shortcut(ws, id, v)
+                .await
+                .map_err(cx.fabric(&format!("publishing {}", what(v))))?;
+        }
+        for v in deletes {
+            cx.track(
+                ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(what(v))),
+                undo(v),
+            )
+            .await?;
+            let (path, name) = shortcut_id(v);
+            match cx.client.delete_shortcut(ws, id, &path, &name).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(cx.fabric(&format!("deleting {}", what(v)))(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Plans deleting the folders that hold nothing once the planned orphans are gone and
@@ -417,7 +589,14 @@ impl PublishKind {
         ws: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
         let id_of = |t: &str, n: &str| cx.id_of(NAME, &format!("{t}:{n}"));
-        let attrs = self.attrs(cx.client, ws, &id_of).await?;
+        let attrs = self
+            .attrs(
+                cx.client,
+                ws,
+                &id_of,
+                &pipeline::items_read_by(r, &self.how),
+            )
+            .await?;
         let pools = if r.item_type == ItemType::Environment {
             self.pools(cx.client, ws).await?
         } else {
@@ -604,7 +783,9 @@ impl Kind for PublishKind {
             })
             .collect();
         let deployed = |t: &str, n: &str| ids.get(&(t.to_string(), n.to_string())).cloned();
-        let attrs = self.attrs(cx.client, ws, &deployed).await?;
+        let attrs = self
+            .attrs(cx.client, ws, &deployed, &self.read_by_parameters)
+            .await?;
         let pools = self.pools(cx.client, ws).await?;
         let workspaces = self.workspaces(cx.client).await?;
         // An item this run creates has no id yet: a placeholder stands for it, so a deployed item
@@ -624,13 +805,33 @@ impl Kind for PublishKind {
             workspaces: &workspaces,
         };
         let mut rendered = BTreeMap::new();
+        let mut shortcuts = BTreeMap::new();
         for (index, item) in self.repo.items.iter().enumerate() {
-            if !item.selected || item.item_type.is_shell() {
+            let with_shortcuts = self.publishes_shortcuts(item);
+            if !item.selected || (item.item_type.is_shell() && !with_shortcuts) {
                 continue;
             }
             let parts = pipeline::render(&self.repo, item, &self.how, &world)
                 .map_err(EngineError::Invalid)?;
-            if deployed(item.item_type.as_str(), &item.display_name).is_some() {
+            let Some(id) = deployed(item.item_type.as_str(), &item.display_name) else {
+                continue;
+            };
+            if with_shortcuts {
+                let want = self
+                    .wanted_shortcuts(item, &parts, &id)
+                    .map_err(EngineError::Invalid)?;
+                let have: Vec<serde_json::Value> = cx
+                    .client
+                    .list_shortcuts(ws, &id)
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!(
+                        "listing the shortcuts of {}",
+                        item.display_name
+                    )))?;
+                shortcuts.insert(index, (want, have));
+            }
+            if !item.item_type.is_shell() {
                 rendered.insert(index, parts);
             }
         }
@@ -639,6 +840,7 @@ impl Kind for PublishKind {
             items,
             folders,
             rendered,
+            shortcuts,
         })
     }
 
@@ -684,6 +886,53 @@ impl Kind for PublishKind {
                             item: k.clone(),
                             from,
                             to,
+                        },
+                    });
+                }
+            }
+            if self.publishes_shortcuts(item) {
+                let planned = match live.shortcuts.get(&index) {
+                    Some((want, have)) => {
+                        let (puts, deletes) = shortcut_changes(want, have);
+                        let name = |v: &&serde_json::Value| {
+                            let (p, n) = shortcut_id(v);
+                            format!("{p}/{n}")
+                        };
+                        let mut detail = Vec::new();
+                        if !puts.is_empty() {
+                            let names: Vec<String> = puts.iter().map(name).collect();
+                            detail.push(format!("put {}", names.join(", ")));
+                        }
+                        if !deletes.is_empty() {
+                            let names: Vec<String> = deletes.iter().map(name).collect();
+                            detail.push(format!("delete {}", names.join(", ")));
+                        }
+                        (!detail.is_empty()).then(|| (detail.join("; "), have.clone()))
+                    }
+                    // A lakehouse this run creates gets every shortcut of its file.
+                    None => {
+                        let listed = item
+                            .part(SHORTCUTS_FILE)
+                            .and_then(|p| {
+                                serde_json::from_slice::<Vec<serde_json::Value>>(&p.bytes).ok()
+                            })
+                            .map_or(1, |l| l.len());
+                        (listed > 0).then(|| (format!("from {SHORTCUTS_FILE}"), Vec::new()))
+                    }
+                };
+                if let Some((detail, previous)) = planned {
+                    let mut needs = vec![Need::At(Address::new(ws, NAME, &k))];
+                    needs.extend(self.needs(ws, index));
+                    d.changes.push(Planned {
+                        action: Action::Update,
+                        key: format!("{k}#shortcuts"),
+                        target: format!("shortcuts of {target}"),
+                        detail: Some(detail),
+                        needs,
+                        op: PublishOp::Shortcuts {
+                            item: k.clone(),
+                            index,
+                            previous,
                         },
                     });
                 }
@@ -918,6 +1167,25 @@ impl Kind for PublishKind {
                     .set_active_value_set(&ws, &id, to)
                     .await
                     .map_err(cx.fabric(&format!("activating value set {to} of {item}")))?;
+                Ok(Outcome::Updated)
+            }
+            PublishOp::Shortcuts {
+                item,
+                index,
+                previous,
+            } => {
+                let r = &self.repo.items[*index];
+                let id = cx
+                    .id_of(NAME, item)
+                    .ok_or_else(|| EngineError::Unresolved {
+                        target: cx.target.to_string(),
+                        missing: item.clone(),
+                    })?;
+                let parts = self.render_now(r, cx, &ws).await?;
+                let want = self
+                    .wanted_shortcuts(r, &parts, &id)
+                    .map_err(EngineError::Invalid)?;
+                self.sync_shortcuts(cx, &ws, &id, &want, previous).await?;
                 Ok(Outcome::Updated)
             }
             PublishOp::DeleteFolder { id, path } => {

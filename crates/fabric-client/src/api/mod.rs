@@ -4,6 +4,7 @@
 mod folders;
 mod git;
 mod items;
+mod shortcuts;
 mod spark;
 mod typed;
 mod workspaces;
