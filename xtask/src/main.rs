@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! live-test | release | semver-checks | cicd-check`.
+//! live-test | release | semver-checks | cicd-check | cicd-crosscheck`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -318,9 +318,10 @@ fn main() -> ExitCode {
         "semver-checks" => semver_checks(rest),
         "live-test" => live_test(),
         "cicd-check" => cicd::check(rest),
+        "cicd-crosscheck" => cicd::crosscheck(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
                 release::USAGE
             );
             return if cmd == "help" {
