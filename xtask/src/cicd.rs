@@ -89,6 +89,7 @@ pub(crate) fn write_drivers(dir: &Path) -> Result<(), String> {
         ("cicd_common.py", COMMON),
         ("cicd_check.py", DRIVER),
         ("cicd_crosscheck.py", CROSSCHECK),
+        ("publish_bench.py", crate::publish_bench::DRIVER),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
