@@ -18,9 +18,11 @@ use crate::{cargo, root, step};
 
 const FABRIC_CICD: &str = "fabric-cicd==1.4.0";
 const DRIVER: &str = include_str!("cicd_check.py");
+const COMMON: &str = include_str!("cicd_common.py");
+const CROSSCHECK: &str = include_str!("cicd_crosscheck.py");
 
 /// Kills the emulator this task started when the task ends, however it ends.
-struct Emulator(Child);
+pub(crate) struct Emulator(Child);
 
 impl Drop for Emulator {
     fn drop(&mut self) {
@@ -34,7 +36,7 @@ fn venv_python(venv: &Path) -> PathBuf {
 }
 
 /// Creates the virtualenv and installs fabric-cicd 1.4.0 unless it is already there.
-fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
+pub(crate) fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     let python = venv_python(venv);
     if !python.exists() {
         let mut c = Command::new("python3");
@@ -57,20 +59,12 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     Ok(python)
 }
 
-/// Starts the emulator binary on a free port and returns it with its base URL.
-fn start_emulator(bin: &Path) -> Result<(Emulator, String), String> {
+/// Starts the emulator binary on a free port with `args` (besides `--port 0`) and returns
+/// it with its base URL.
+pub(crate) fn start_emulator(bin: &Path, args: &[&str]) -> Result<(Emulator, String), String> {
     let mut child = Command::new(bin)
-        .args([
-            "--port",
-            "0",
-            "--accept-any-token",
-            "--capacity-pool",
-            "ProdCapacityPool",
-            // Long enough that fabric-cicd polls operations, SQL endpoints and the
-            // environment publish at least once.
-            "--lro-delay",
-            "300",
-        ])
+        .args(["--port", "0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -89,18 +83,36 @@ fn start_emulator(bin: &Path) -> Result<(Emulator, String), String> {
     Ok((emulator, url))
 }
 
+/// Writes the Python drivers beside each other in `dir` (they import `cicd_common`).
+pub(crate) fn write_drivers(dir: &Path) -> Result<(), String> {
+    for (name, text) in [
+        ("cicd_common.py", COMMON),
+        ("cicd_check.py", DRIVER),
+        ("cicd_crosscheck.py", CROSSCHECK),
+        ("publish_bench.py", crate::publish_bench::DRIVER),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The shared fixture, or the repository given with `--repo PATH`.
+fn repo_arg(args: &[String], task: &str) -> Result<PathBuf, String> {
+    let repo = match args {
+        [flag, path] if flag == "--repo" => PathBuf::from(path),
+        [] => root().join("../shared/fixtures/git-format-repo"),
+        _ => return Err(format!("usage: cargo xtask {task} [--repo PATH]")),
+    };
+    repo.canonicalize()
+        .map_err(|e| format!("fixture repository {}: {e}", repo.display()))
+}
+
 /// The task.
 pub(crate) fn check(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let root = root();
-    let repo = match args {
-        [flag, path] if flag == "--repo" => PathBuf::from(path),
-        [] => root.join("../shared/fixtures/git-format-repo"),
-        _ => return Err("usage: cargo xtask cicd-check [--repo PATH]".into()),
-    };
-    let repo = repo
-        .canonicalize()
-        .map_err(|e| format!("fixture repository {}: {e}", repo.display()))?;
+    let repo = repo_arg(args, "cicd-check")?;
     let dir = root.join("target/cicd");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -109,10 +121,21 @@ pub(crate) fn check(args: &[String]) -> Result<(), String> {
     let mut build = cargo();
     build.args(["build", "-p", "fabrik-emulator", "--bin", "fabrik-emulator"]);
     step("build fabrik-emulator", build)?;
-    let (_emulator, url) = start_emulator(&root.join("target/debug/fabrik-emulator"))?;
+    let (_emulator, url) = start_emulator(
+        &root.join("target/debug/fabrik-emulator"),
+        &[
+            "--accept-any-token",
+            "--capacity-pool",
+            "ProdCapacityPool",
+            // Long enough that fabric-cicd polls operations, SQL endpoints and the
+            // environment publish at least once.
+            "--lro-delay",
+            "300",
+        ],
+    )?;
 
+    write_drivers(&dir)?;
     let driver = dir.join("cicd_check.py");
-    std::fs::write(&driver, DRIVER).map_err(|e| format!("{}: {e}", driver.display()))?;
     let log_path = dir.join("check.log");
     println!("==> fabric-cicd 1.4.0 against {url} ({})", repo.display());
     let out = Command::new(&python)
@@ -143,6 +166,89 @@ pub(crate) fn check(args: &[String]) -> Result<(), String> {
     println!("{summary}");
     println!(
         "<== cicd-check: ok in {:.1}s (log: {})",
+        started.elapsed().as_secs_f64(),
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask cicd-crosscheck [--repo PATH]`: fabric-cicd 1.4.0 and fabrik publish the same
+/// repository (the shared fixture by default) for environments test and prod into two
+/// workspaces of one emulator each; the deployed folders, items, definitions and item state
+/// are compared with every id replaced by the name it stands for (`cicd_crosscheck.py`, whose
+/// `EXPECTED` lists the known differences: fabric-cicd's post-steps fabrik does not do yet).
+/// Fails on any other difference, printing them all.
+pub(crate) fn crosscheck(args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let root = root();
+    let repo = repo_arg(args, "cicd-crosscheck")?;
+    let dir = root.join("target/cicd");
+    let work = dir.join("crosscheck");
+    // Fresh state directories for fabrik's runs.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let python = ensure_venv(&dir.join("venv"))?;
+
+    let mut build = cargo();
+    build.args([
+        "build",
+        "-p",
+        "fabrik-cli",
+        "-p",
+        "fabrik-emulator",
+        "--bin",
+        "fabrik",
+        "--bin",
+        "fabrik-emulator",
+    ]);
+    step("build fabrik and fabrik-emulator", build)?;
+    let (_emulator, url) = start_emulator(
+        &root.join("target/debug/fabrik-emulator"),
+        &["--accept-any-token", "--capacity-pool", "ProdCapacityPool"],
+    )?;
+
+    write_drivers(&dir)?;
+    let log_path = dir.join("crosscheck.log");
+    let report = work.join("report.txt");
+    println!(
+        "==> fabric-cicd 1.4.0 and fabrik publish {} against {url}",
+        repo.display()
+    );
+    let out = Command::new(&python)
+        .arg(dir.join("cicd_crosscheck.py"))
+        .arg(&url)
+        .arg(&repo)
+        .arg(root.join("target/debug/fabrik"))
+        .arg(&work)
+        .arg(&report)
+        // What is compared is what was deployed, not how fast: poll every 0.1 s.
+        .env("FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS", "0.1")
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let mut log = out.stdout.clone();
+    log.extend_from_slice(&out.stderr);
+    std::fs::write(&log_path, &log).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    match std::fs::read_to_string(&report) {
+        Ok(text) => print!("{text}"),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&log);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            return Err(format!(
+                "the cross-check did not finish (full log: {}):\n{tail}",
+                log_path.display()
+            ));
+        }
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "fabric-cicd and fabrik deployed differently (above; full log: {})",
+            log_path.display()
+        ));
+    }
+    println!(
+        "<== cicd-crosscheck: ok in {:.1}s (log: {})",
         started.elapsed().as_secs_f64(),
         log_path.display()
     );

@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! live-test | release | semver-checks | cicd-check`.
+//! bench-publish | live-test | release | semver-checks | cicd-check | cicd-crosscheck`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -12,6 +12,7 @@
 
 mod changelog;
 mod cicd;
+mod publish_bench;
 mod release;
 mod tidy;
 
@@ -141,7 +142,9 @@ fn live_test() -> Result<(), String> {
 
 /// Benchmarks: the deployment benchmark (release `fabrik` against the emulator process, which
 /// rewrites docs/benchmarks/deploy.md) and every crate's criterion benches; then
-/// docs/BENCHMARKS.md is regenerated from docs/benchmarks/*.md.
+/// docs/BENCHMARKS.md is regenerated from docs/benchmarks/*.md. With `--publish`, also the
+/// publish benchmark against fabric-cicd (`cargo xtask bench-publish`, several minutes and a
+/// Python virtualenv, so not run by default).
 fn bench(args: &[String]) -> Result<(), String> {
     let mut build = cargo();
     build.args([
@@ -162,7 +165,11 @@ fn bench(args: &[String]) -> Result<(), String> {
         criterion.args(["bench", "--workspace"]);
         step("criterion benches", criterion)?;
     }
-    write_benchmarks_index()
+    write_benchmarks_index()?;
+    if args.iter().any(|a| a == "--publish") {
+        publish_bench::run(&[])?;
+    }
+    Ok(())
 }
 
 fn write_benchmarks_index() -> Result<(), String> {
@@ -313,14 +320,16 @@ fn main() -> ExitCode {
         "docs" => docs(),
         "bench" => bench(rest),
         "bench-index" => write_benchmarks_index(),
+        "bench-publish" => publish_bench::run(rest),
         "coverage" => coverage(),
         "release" => release(rest),
         "semver-checks" => semver_checks(rest),
         "live-test" => live_test(),
         "cicd-check" => cicd::check(rest),
+        "cicd-crosscheck" => cicd::crosscheck(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] | bench-index | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
                 release::USAGE
             );
             return if cmd == "help" {

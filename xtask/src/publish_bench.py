@@ -1,0 +1,164 @@
+"""Measures fabric-cicd 1.4.0's and fabrik's publish of one repository against one
+fabrik-emulator (run by `cargo xtask bench-publish`, which reads RESULTS_JSON).
+
+Usage: python publish_bench.py EMULATOR_URL REPOSITORY FABRIK_BINARY WORK_DIR ENV ITEMS FOLDERS RESULTS_JSON
+
+Each tool publishes into a fresh workspace twice (the second time the repository is
+unchanged). Before each run the emulator's request log is cleared; after it the run's
+requests are counted (writes: anything but GET, getDefinition excluded). A run fails the
+benchmark (exit 1) when it exits non-zero, when the request log overflowed, or when the first
+publish leaves other than ITEMS items and FOLDERS folders.
+
+fabric-cicd runs in a child process of its own (`python publish_bench.py cicd-run ...`),
+timed around `FabricWorkspace(...)` + `publish_all_items(...)` with its defaults; a last pair
+of runs sets FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS and is labelled so (not used for the
+bars). fabrik is timed as a whole process, its peak RSS sampled from /proc every 10 ms.
+"""
+
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cicd_common import Api, EmulatorCredential, point_at  # noqa: E402
+
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# The labelled extra: fabric-cicd polling as often as the emulator's operations finish.
+OVERRIDE_SECONDS = "0.05"
+
+
+def cicd_run(url, repo, ws, env, result_file):
+    """In the child: one fabric-cicd publish, timed; the seconds go to `result_file`."""
+    point_at(url)
+    from fabric_cicd import FabricWorkspace, publish_all_items
+
+    started = time.perf_counter()
+    target = FabricWorkspace(workspace_id=ws, repository_directory=repo, environment=env,
+                             token_credential=EmulatorCredential())
+    publish_all_items(target)
+    Path(result_file).write_text(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+def vmhwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Bench:
+    def __init__(self, url, repo, fabrik, work, env, items, folders):
+        self.url, self.repo, self.fabrik, self.work = url, repo, fabrik, Path(work)
+        self.env, self.items, self.folders = env, items, folders
+        self.api = Api(url)
+        self.capacity = self.api.capacity()
+        self.runs = []
+
+    def fail(self, what, log):
+        tail = "".join(Path(log).read_text(errors="replace").splitlines(True)[-20:])
+        print(f"FAILED: {what} (log: {log})\n{tail}", flush=True)
+        sys.exit(1)
+
+    def requests(self, tag):
+        log = self.api.admin("GET", "/requests")
+        if log["dropped"]:
+            self.fail(f"{tag}: the emulator's request log overflowed ({log['dropped']} dropped)",
+                      self.work / f"{tag}.log")
+        reqs = log["requests"]
+        get_definitions = sum(1 for r in reqs if r["path"].endswith("/getDefinition"))
+        writes = sum(1 for r in reqs if r["method"] != "GET" and not r["path"].endswith("/getDefinition"))
+        kinds = collections.Counter(f"{r['method']} {GUID.sub('{id}', r['path'])}" for r in reqs)
+        return len(reqs), writes, get_definitions, [[n, k] for k, n in kinds.most_common(4)]
+
+    def check_deployed(self, ws, tag):
+        items = self.api.list(f"/workspaces/{ws}/items")
+        folders = self.api.list(f"/workspaces/{ws}/folders")
+        if len(items) != self.items or len(folders) != self.folders:
+            self.fail(f"{tag}: {len(items)} items and {len(folders)} folders deployed, "
+                      f"{self.items} and {self.folders} expected", self.work / f"{tag}.log")
+
+    def record(self, tool, label, run, wall, process_wall, tag, peak=None):
+        total, writes, get_definitions, top = self.requests(tag)
+        r = {"tool": tool, "label": label, "run": run, "wall": wall, "processWall": process_wall,
+             "requests": total, "writes": writes, "getDefinitions": get_definitions, "top": top,
+             "peakRssKb": peak, "load": os.getloadavg()[0]}
+        self.runs.append(r)
+        print(f"{tool}{' (' + label + ')' if label else ''} {run} publish: {wall:.2f} s, "
+              f"{total} requests, {writes} writes, {get_definitions} getDefinition"
+              + (f", peak RSS {peak / 1024:.1f} MB" if peak else ""), flush=True)
+
+    def cicd(self, label, extra_env):
+        tag_base = "cicd" + ("-override" if label else "")
+        ws = self.api.new_workspace(f"bench-{tag_base}", self.capacity, False)
+        for run in ("first", "second"):
+            tag = f"{tag_base}-{run}"
+            log, result = self.work / f"{tag}.log", self.work / f"{tag}.json"
+            env = dict(os.environ, **extra_env)
+            self.api.admin("DELETE", "/requests")
+            started = time.perf_counter()
+            with open(log, "w") as out:
+                p = subprocess.run([sys.executable, __file__, "cicd-run", self.url, str(self.repo), ws,
+                                    self.env, str(result)], stdout=out, stderr=subprocess.STDOUT, env=env)
+            process_wall = time.perf_counter() - started
+            if p.returncode != 0:
+                self.fail(f"fabric-cicd {run} publish exited {p.returncode}", log)
+            wall = json.loads(result.read_text())["seconds"]
+            self.record("fabric-cicd", label, run, wall, process_wall, tag)
+            if run == "first":
+                self.check_deployed(ws, tag)
+
+    def fabrik_runs(self):
+        ws = self.api.new_workspace("bench-fabrik", self.capacity, False)
+        env = dict(os.environ, FABRIC_TOKEN="bench", FABRIK_LOG="off")
+        for run in ("first", "second"):
+            tag = f"fabrik-{run}"
+            log = self.work / f"{tag}.log"
+            self.api.admin("DELETE", "/requests")
+            with open(log, "w") as out:
+                started = time.perf_counter()
+                p = subprocess.Popen([self.fabrik, "publish", "--repository", str(self.repo),
+                                      "--workspace-id", ws, "--env", self.env,
+                                      "--base-url", f"{self.url}/v1",
+                                      "--state-dir", str(self.work / "fabrik-state")],
+                                     stdout=out, stderr=subprocess.STDOUT, env=env)
+                peak = 0
+                while True:
+                    peak = max(peak, vmhwm_kb(p.pid))
+                    try:
+                        p.wait(timeout=0.01)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                wall = time.perf_counter() - started
+            if p.returncode != 0:
+                self.fail(f"fabrik {run} publish exited {p.returncode}", log)
+            self.record("fabrik", "", run, wall, None, tag, peak)
+            if run == "first":
+                self.check_deployed(ws, tag)
+
+
+def main():
+    if sys.argv[1] == "cicd-run":
+        cicd_run(*sys.argv[2:7])
+        return
+    url, repo, fabrik, work, env, items, folders, results = sys.argv[1:9]
+    b = Bench(url.rstrip("/"), Path(repo), fabrik, work, env, int(items), int(folders))
+    b.cicd("", {})
+    b.fabrik_runs()
+    b.cicd(f"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS={OVERRIDE_SECONDS}",
+           {"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS": OVERRIDE_SECONDS})
+    Path(results).write_text(json.dumps({"runs": b.runs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,720 @@
+//! `cargo xtask bench-publish [--debug]`: fabrik's `publish` against fabric-cicd 1.4.0 on a
+//! 300-item repository (the shared git-format fixture scaled up, generated under
+//! `target/bench-publish/repo`), both against one fabrik-emulator (`--lro-delay 50`, no
+//! throttling), each run into a fresh workspace: first publish and second publish (unchanged
+//! repository) wall time, the write requests of each second publish, and fabrik's peak RSS.
+//! Writes `docs/benchmarks/publish.md` and regenerates docs/BENCHMARKS.md. Fails when a run
+//! fails, and when a bar is missed (after writing the figures).
+//!
+//! The measuring is in `publish_bench.py` (it drives fabric-cicd in Python); this file
+//! generates the repository, builds, starts the emulator, and writes the report.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::cicd::{ensure_venv, start_emulator, write_drivers};
+use crate::{cargo, root, step, write_benchmarks_index};
+
+pub(crate) const DRIVER: &str = include_str!("publish_bench.py");
+
+/// Copies of the fixture's 11 items.
+const UNITS: usize = 27;
+/// Extra notebooks (copies of `Utils`) that bring the count to 300.
+const EXTRA_NOTEBOOKS: usize = 3;
+/// Top-level folders the copies are spread over (each holds the fixture's four folders).
+const AREAS: [&str; 3] = ["sales", "finance", "operations"];
+/// The environment published (its Spark pool is the capacity's, so no workspace set-up).
+const ENV: &str = "prod";
+/// fabrik's default `--concurrency` (crates/deployer-cli/src/run.rs), which the benchmark keeps.
+const FABRIK_CONCURRENCY: u64 = 16;
+/// The fixture's dev Bronze lakehouse id, which its notebooks hold and parameter.yml maps.
+const DEV_BRONZE: &str = "bbbbbbbb-1111-4222-8333-555555555555";
+
+/// One generated repository's shape.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Generated {
+    pub items: usize,
+    pub folders: usize,
+}
+
+/// Item directories of the fixture (those holding a `.platform`), relative to it, sorted.
+fn fixture_items(fixture: &Path) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        if entries.iter().any(|p| p.ends_with(".platform")) {
+            out.push(dir.strip_prefix(base).unwrap_or(dir).to_path_buf());
+            return Ok(());
+        }
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, base, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(fixture, fixture, &mut out)?;
+    Ok(out)
+}
+
+/// Every file under `dir`, relative to it.
+fn files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let p = e.map_err(|e| e.to_string())?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap_or(&p).to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The fixture's logicalIds are `3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4cNN`; copy `k` gets
+/// `…-0e1fKKKK4cNN`.
+fn logical_prefix(k: usize) -> String {
+    format!("0e1f{k:04x}4c")
+}
+
+fn dev_bronze(k: usize) -> String {
+    format!("bbbbbbbb-1111-4222-8333-5555555555{k:02x}")
+}
+
+/// Copy `k` of one fixture item: renamed `Name_KK`, its own logicalIds and dev lakehouse id,
+/// its name references (the notebook's lakehouse name, the report's model path) following.
+fn copy_item(fixture: &Path, rel: &Path, k: usize, out: &Path) -> Result<(), String> {
+    let leaf = rel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("item directory name")?;
+    let (name, kind) = leaf.rsplit_once('.').ok_or("Name.Type directory")?;
+    let suffix = format!("_{k:02}");
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let dest = out
+        .join(AREAS[k % AREAS.len()])
+        .join(parent)
+        .join(format!("{name}{suffix}.{kind}"));
+    let src = fixture.join(rel);
+    for file in files(&src)? {
+        let text = std::fs::read_to_string(src.join(&file))
+            .map_err(|e| format!("{}: {e}", src.join(&file).display()))?;
+        let mut text = text
+            .replace("0e1f2a3b4c", &logical_prefix(k))
+            .replace(DEV_BRONZE, &dev_bronze(k))
+            .replace(
+                "\"default_lakehouse_name\": \"Bronze\"",
+                &format!("\"default_lakehouse_name\": \"Bronze{suffix}\""),
+            )
+            .replace(
+                "../Sales.SemanticModel",
+                &format!("../Sales{suffix}.SemanticModel"),
+            );
+        if file == Path::new(".platform") {
+            text = text.replace(
+                &format!("\"displayName\": \"{name}\""),
+                &format!("\"displayName\": \"{name}{suffix}\""),
+            );
+        }
+        if name == "Orchestrate" && file == Path::new("pipeline-content.json") && k > 0 {
+            text = also_run_previous_daily_load(&text, k)?;
+        }
+        let path = dest.join(&file);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A cross-copy reference: copy `k`'s Orchestrate also runs copy `k - 1`'s Daily Load (by
+/// logicalId), so the ordering spans copies; it stays acyclic (Daily Load refers only to its
+/// own notebook).
+fn also_run_previous_daily_load(text: &str, k: usize) -> Result<String, String> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let activities = v["properties"]["activities"]
+        .as_array_mut()
+        .ok_or("Orchestrate has activities")?;
+    activities.push(serde_json::json!({
+        "name": "Run previous Daily Load",
+        "type": "ExecutePipeline",
+        "dependsOn": [{"activity": "Run Daily Load", "dependencyConditions": ["Succeeded"]}],
+        "policy": {"secureInput": false},
+        "typeProperties": {
+            "pipeline": {
+                "referenceName": format!("3b1f2c4d-5e6f-4a7b-8c9d-{}08", logical_prefix(k - 1)),
+                "type": "PipelineReference"
+            },
+            "waitOnCompletion": true
+        }
+    }));
+    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())
+}
+
+/// The fixture's parameter.yml, applying to every copy: each copy's dev lakehouse id becomes
+/// its deployed Bronze (`$items`), the dev workspace id the target's (regex), the storage
+/// account per environment; schedules and variable values per environment; every
+/// environment's pool the environment's.
+fn parameter_yml(units: usize) -> String {
+    let mut y = String::from("find_replace:\n");
+    for k in 0..units {
+        let _ = write!(
+            y,
+            "  - find_value: \"{}\"\n    replace_value:\n      _ALL_: \"$items.Lakehouse.Bronze_{k:02}.$id\"\n    item_type: \"Notebook\"\n    item_name: \"Ingest_{k:02}\"\n",
+            dev_bronze(k)
+        );
+    }
+    y.push_str(
+        r#"  - find_value: '"default_lakehouse_workspace_id":\s*"([0-9a-fA-F-]{36})"'
+    replace_value:
+      _ALL_: "$workspace.$id"
+    is_regex: "true"
+    file_path: "**/notebook-content.py"
+  - find_value: "stdatadev"
+    replace_value:
+      test: "stdatatest"
+      prod: "stdataprod"
+    item_type: "Notebook"
+    file_path: "**/notebook-content.py"
+
+key_value_replace:
+  - find_key: $.schedules[?(@.jobType=="Execute")].enabled
+    replace_value:
+      test: false
+      prod: true
+    item_type: "DataPipeline"
+    file_path: "**/.schedules"
+  - find_key: $.variables[?(@.name=="StorageAccount")].value
+    replace_value:
+      test: "stdatatest"
+      prod: "stdataprod"
+    item_type: "VariableLibrary"
+
+spark_pool:
+  - instance_pool_id: "cccccccc-1111-4222-8333-666666666666"
+    replace_value:
+      test:
+        type: "Workspace"
+        name: "SmallPool"
+      prod:
+        type: "Capacity"
+        name: "ProdCapacityPool"
+"#,
+    );
+    y
+}
+
+/// Writes the scaled repository into `out` (which must not exist): `UNITS` copies of the
+/// fixture's items spread over the `AREAS` folders, `EXTRA_NOTEBOOKS` more copies of
+/// `Utils`, and a parameter.yml for them all.
+pub(crate) fn generate(fixture: &Path, out: &Path) -> Result<Generated, String> {
+    let items = fixture_items(fixture)?;
+    let mut count = 0;
+    for k in 0..UNITS {
+        for rel in &items {
+            copy_item(fixture, rel, k, out)?;
+            count += 1;
+        }
+    }
+    let utils = items
+        .iter()
+        .find(|p| p.ends_with("Utils.Notebook"))
+        .ok_or("the fixture has notebooks/shared/Utils.Notebook")?;
+    for k in UNITS..UNITS + EXTRA_NOTEBOOKS {
+        copy_item(fixture, utils, k, out)?;
+        count += 1;
+    }
+    std::fs::write(out.join("parameter.yml"), parameter_yml(UNITS)).map_err(|e| e.to_string())?;
+    // Folders: every strict ancestor directory of an item directory.
+    let mut folders = std::collections::BTreeSet::new();
+    for area in AREAS {
+        for rel in &items {
+            let mut p = rel.parent();
+            while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+                folders.insert(Path::new(area).join(d));
+                p = d.parent();
+            }
+        }
+        folders.insert(PathBuf::from(area));
+    }
+    Ok(Generated {
+        items: count,
+        folders: folders.len(),
+    })
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The task.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let debug = match args {
+        [] => false,
+        [flag] if flag == "--debug" => true,
+        _ => return Err("usage: cargo xtask bench-publish [--debug]".into()),
+    };
+    let root = root();
+    let dir = root.join("target/bench-publish");
+    let repo = dir.join("repo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let shape = generate(&root.join("../shared/fixtures/git-format-repo"), &repo)?;
+    println!(
+        "generated {} items in {} folders under {}",
+        shape.items,
+        shape.folders,
+        repo.display()
+    );
+    let cicd_dir = root.join("target/cicd");
+    let python = ensure_venv(&cicd_dir.join("venv"))?;
+    let profile = if debug { "debug" } else { "release" };
+    let mut build = cargo();
+    build.arg("build");
+    if !debug {
+        build.arg("--release");
+    }
+    build.args([
+        "-p",
+        "fabrik-cli",
+        "-p",
+        "fabrik-emulator",
+        "--bin",
+        "fabrik",
+        "--bin",
+        "fabrik-emulator",
+    ]);
+    step(
+        &format!("build {profile} fabrik and fabrik-emulator"),
+        build,
+    )?;
+    let bin = root.join("target").join(profile);
+    let emulator_args = [
+        "--accept-any-token",
+        "--capacity-pool",
+        "ProdCapacityPool",
+        "--lro-delay",
+        "50",
+        // fabric-cicd 1.4.0 reads `GET /items` without following `continuationToken`
+        // (`_refresh_deployed_items`); at the emulator's default 100 per page it cannot find
+        // most of 300 items. One page, as a server may choose, lets it work; fabrik pages
+        // either way.
+        "--page-size",
+        "1000",
+    ];
+    let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &emulator_args)?;
+    write_drivers(&cicd_dir)?;
+    let load_before = load_average();
+    let results = dir.join("results.json");
+    let mut driver = Command::new(&python);
+    driver
+        .arg(cicd_dir.join("publish_bench.py"))
+        .arg(&url)
+        .arg(&repo)
+        .arg(bin.join("fabrik"))
+        .arg(&dir)
+        .arg(ENV)
+        .arg(shape.items.to_string())
+        .arg(shape.folders.to_string())
+        .arg(&results)
+        .env("NO_COLOR", "1")
+        // fabric-cicd runs with its defaults; the driver sets the one labelled exception.
+        .env_remove("FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS")
+        .env_remove("FABRIC_CICD_PARALLEL_MAX_WORKERS");
+    step("measure fabric-cicd 1.4.0 and fabrik publish", driver)?;
+    let load_after = load_average();
+    let text =
+        std::fs::read_to_string(&results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", results.display()))?;
+    let report = Report::from_json(&v)?;
+    let machine = format!(
+        "{} cores ({}), load average {load_before} before and {load_after} after (1, 5, 15 min); other builds may share the cores",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        cpu_model()
+    );
+    let md = report.markdown(
+        &shape,
+        profile,
+        &emulator_args.join(" "),
+        &machine,
+        &time::OffsetDateTime::now_utc().date().to_string(),
+    );
+    let out = root.join("docs/benchmarks/publish.md");
+    std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("wrote {}", out.display());
+    write_benchmarks_index()?;
+    for b in &report.bars() {
+        println!(
+            "{}: {} ({})",
+            b.name,
+            b.measured,
+            if b.met { "met" } else { "MISSED" }
+        );
+    }
+    println!(
+        "<== bench-publish in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    let missed: Vec<String> = report
+        .bars()
+        .into_iter()
+        .filter(|b| !b.met)
+        .map(|b| b.name)
+        .collect();
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bar(s) missed, figures written to docs/benchmarks/publish.md: {}",
+            missed.join("; ")
+        ))
+    }
+}
+
+/// One measured run, as the driver reports it.
+#[derive(Debug, Clone)]
+struct RunFigures {
+    tool: String,
+    label: String,
+    run: String,
+    /// The publish itself: fabric-cicd's `FabricWorkspace(...)` + `publish_all_items`
+    /// in-process, fabrik's whole process.
+    wall: f64,
+    /// fabric-cicd's whole process, Python start-up and imports included.
+    process_wall: Option<f64>,
+    requests: u64,
+    writes: u64,
+    get_definitions: u64,
+    peak_rss_kb: Option<u64>,
+    /// The most frequent requests: (count, `METHOD /path` with ids as `{id}`).
+    top: Vec<(u64, String)>,
+}
+
+struct Report {
+    runs: Vec<RunFigures>,
+}
+
+struct Bar {
+    name: String,
+    measured: String,
+    met: bool,
+}
+
+impl Report {
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let runs = v["runs"]
+            .as_array()
+            .ok_or("results.json has no runs")?
+            .iter()
+            .map(|r| {
+                Ok(RunFigures {
+                    tool: r["tool"].as_str().ok_or("tool")?.to_string(),
+                    label: r["label"].as_str().unwrap_or_default().to_string(),
+                    run: r["run"].as_str().ok_or("run")?.to_string(),
+                    wall: r["wall"].as_f64().ok_or("wall")?,
+                    process_wall: r["processWall"].as_f64(),
+                    requests: r["requests"].as_u64().ok_or("requests")?,
+                    writes: r["writes"].as_u64().ok_or("writes")?,
+                    get_definitions: r["getDefinitions"].as_u64().ok_or("getDefinitions")?,
+                    peak_rss_kb: r["peakRssKb"].as_u64(),
+                    top: r["top"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| Some((t[0].as_u64()?, t[1].as_str()?.to_string())))
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, &str>>()
+            .map_err(|f| format!("results.json: a run without {f}"))?;
+        Ok(Self { runs })
+    }
+
+    fn find(&self, tool: &str, run: &str) -> Option<&RunFigures> {
+        self.runs
+            .iter()
+            .find(|r| r.tool == tool && r.run == run && r.label.is_empty())
+    }
+
+    fn bars(&self) -> Vec<Bar> {
+        let mut bars = Vec::new();
+        let pair = |run: &str| Some((self.find("fabric-cicd", run)?, self.find("fabrik", run)?));
+        if let Some((c, f)) = pair("first") {
+            let x = c.wall / f.wall;
+            bars.push(Bar {
+                name: "fabrik's first publish ≥ 5× faster than fabric-cicd's".into(),
+                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
+                met: x >= 5.0,
+            });
+        }
+        if let Some((c, f)) = pair("second") {
+            let x = c.wall / f.wall;
+            bars.push(Bar {
+                name: "fabrik's second publish ≥ 50× faster than fabric-cicd's".into(),
+                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
+                met: x >= 50.0,
+            });
+            bars.push(Bar {
+                name: "fabrik's second publish sends no write".into(),
+                measured: format!("{} writes (fabric-cicd's: {})", f.writes, c.writes),
+                met: f.writes == 0,
+            });
+        }
+        let peak = self
+            .runs
+            .iter()
+            .filter(|r| r.tool == "fabrik")
+            .filter_map(|r| r.peak_rss_kb)
+            .max();
+        if let Some(kb) = peak {
+            bars.push(Bar {
+                name: "fabrik's peak RSS < 100 MB".into(),
+                measured: format!("{:.1} MB", kb as f64 / 1024.0),
+                met: kb < 100 * 1024,
+            });
+        }
+        bars
+    }
+
+    fn markdown(
+        &self,
+        shape: &Generated,
+        profile: &str,
+        emulator_args: &str,
+        machine: &str,
+        date: &str,
+    ) -> String {
+        let items = shape.items as u64;
+        let mut md = String::from("# Publish benchmark: fabrik against fabric-cicd 1.4.0\n\n");
+        let _ = write!(
+            md,
+            "Command: `cargo xtask bench-publish` ({}builds {profile} `fabrik` and `fabrik-emulator`, \
+installs fabric-cicd 1.4.0 into target/cicd/venv, generates the repository, measures, writes this \
+file and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it after the other benchmarks). \
+Measured {date} on {machine}.\n\n",
+            if profile == "debug" {
+                "with `--debug`: "
+            } else {
+                ""
+            }
+        );
+        let _ = write!(
+            md,
+            "**Repository** (generated under target/bench-publish/repo): the shared fixture \
+(shared/fixtures/git-format-repo, 11 items of 8 types) scaled to {} items: {UNITS} copies of its \
+items (names suffixed `_00`…`_{:02}`, their own logicalIds, references kept within each copy: \
+notebook → environment, pipeline → notebook, pipeline → pipeline, report → model by path, \
+shortcut → lakehouse) plus {EXTRA_NOTEBOOKS} more copies of `Utils`; each copy's Orchestrate \
+pipeline also runs the previous copy's Daily Load. {} folders ({} top folders, each holding the \
+fixture's four). Its parameter.yml maps each copy's dev lakehouse id to its Bronze \
+(`$items.Lakehouse.Bronze_KK.$id`, one entry per copy), the dev workspace id (regex, \
+`$workspace.$id`), the storage account, the schedules, the variable value and the environments' \
+Spark pool. Environment `{ENV}`.\n\n",
+            shape.items,
+            UNITS - 1,
+            shape.folders,
+            AREAS.len()
+        );
+        let _ = write!(
+            md,
+            "**Emulator**: one `fabrik-emulator {emulator_args}` ({profile} build), no throttling. \
+Item creates answer 201 at once; getDefinition, updateDefinition and the environment publish are \
+50 ms long-running operations whose 202 carries `Retry-After: 1`. Lists answer up to 1,000 per \
+page: fabric-cicd 1.4.0 reads `GET /items` without following its continuation, and at the \
+emulator's default of 100 per page its first publish fails (\"Item 'Bronze_20' not found as a \
+deployed Lakehouse\"). Every run publishes into its own \
+fresh workspace; the request log is cleared before each run.\n\n\
+**Timing**: fabrik is timed as a whole process (`fabrik publish --repository … --workspace-id … \
+--env {ENV} --base-url … --state-dir …`, defaults otherwise, `--concurrency 16`), its peak RSS \
+sampled from /proc/PID/status VmHWM every 10 ms. fabric-cicd is timed inside its own Python \
+process around `FabricWorkspace(...)` + `publish_all_items(...)`, with its defaults (no feature \
+flag, 8 workers, its 1 s pause before polling an operation); the process's wall time with \
+Python's start-up and imports is shown beside it. A run fails the benchmark if it exits non-zero \
+or leaves other than {} items and {} folders.\n\n",
+            shape.items, shape.folders
+        );
+        md.push_str(
+            "| tool | publish | wall | (process) | requests | writes | getDefinition | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.runs {
+            let tool = if r.label.is_empty() {
+                r.tool.clone()
+            } else {
+                format!("{} ({})", r.tool, r.label)
+            };
+            let _ = writeln!(
+                md,
+                "| {tool} | {} | {:.2} s | {} | {} | {} | {} | {} |",
+                r.run,
+                r.wall,
+                r.process_wall
+                    .map_or_else(|| "".into(), |w| format!("{w:.2} s")),
+                r.requests,
+                r.writes,
+                r.get_definitions,
+                r.peak_rss_kb
+                    .map_or_else(|| "".into(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
+            );
+        }
+        md.push_str("\nWrites: requests other than GET, `getDefinition` excluded (it reads). The most frequent requests of each run:\n\n| tool | publish | most frequent requests |\n|---|---|---|\n");
+        for r in &self.runs {
+            let tool = if r.label.is_empty() {
+                r.tool.clone()
+            } else {
+                format!("{} (override)", r.tool)
+            };
+            let top: Vec<String> = r.top.iter().map(|(n, k)| format!("{n} × `{k}`")).collect();
+            let _ = writeln!(md, "| {tool} | {} | {} |", r.run, top.join(", "));
+        }
+        md.push_str("\n| bar | measured | result |\n|---|---|---|\n");
+        for b in self.bars() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                b.name,
+                b.measured,
+                if b.met { "met" } else { "**missed**" }
+            );
+        }
+        if let Some(f) = self.find("fabrik", "second") {
+            let rounds = f.get_definitions.div_ceil(FABRIK_CONCURRENCY);
+            let _ = write!(
+                md,
+                "\nReading: fabrik's second publish compares the rendered parts with the {} deployed \
+definitions it reads (`getDefinition`, a long-running operation whose 202 asks for the first poll \
+after 1 s), {FABRIK_CONCURRENCY} at a time: at least {rounds} × 1 s of waiting, against {:.2} s \
+measured. fabric-cicd's second publish rewrites every item (`updateDefinition`, also polled) and \
+re-runs its post-steps.\n",
+                f.get_definitions, f.wall
+            );
+        }
+        let lakehouse_reads = self.find("fabrik", "first").and_then(|f| {
+            f.top
+                .iter()
+                .find(|(_, k)| k == "GET /v1/workspaces/{id}/lakehouses/{id}")
+                .map(|(n, _)| *n)
+        });
+        if let Some(n) = lakehouse_reads.filter(|&n| n > items) {
+            let _ = write!(
+                md,
+                "\nfabrik's first publish reads lakehouses {n} times for {items} items: each item it \
+renders at apply time reads again every deployed lakehouse whose `$items` properties \
+parameter.yml uses (and lists the workspaces), whether or not that item's parts use them.\n"
+            );
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_judged_on_the_runs_with_defaults_and_a_miss_is_reported() {
+        let run = |tool: &str, label: &str, run: &str, wall: f64, writes: u64| {
+            serde_json::json!({"tool": tool, "label": label, "run": run, "wall": wall,
+                "requests": 10, "writes": writes, "getDefinitions": 0, "peakRssKb": 20480})
+        };
+        let v = serde_json::json!({"runs": [
+            run("fabric-cicd", "", "first", 10.0, 5),
+            run("fabric-cicd", "", "second", 10.0, 5),
+            run("fabrik", "", "first", 1.0, 5),
+            run("fabrik", "", "second", 1.0, 0),
+            run("fabric-cicd", "OVERRIDE=0", "second", 1000.0, 5),
+        ]});
+        let report = Report::from_json(&v).unwrap();
+        let met: Vec<bool> = report.bars().iter().map(|b| b.met).collect();
+        // 10× first (met), 10× second (missed: the labelled run is not used), 0 writes, 20 MB.
+        assert_eq!(met, [true, false, true, true]);
+        let md = report.markdown(
+            &Generated {
+                items: 300,
+                folders: 15,
+            },
+            "release",
+            "--lro-delay 50",
+            "a machine",
+            "2026-01-01",
+        );
+        assert!(md.contains("| **missed** |"), "{md}");
+        assert!(
+            md.contains("fabric-cicd (OVERRIDE=0) | second | 1000.00 s"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_scaled_repository_has_300_items_in_15_folders() {
+        let fixture = root().join("../shared/fixtures/git-format-repo");
+        let out = tempfile::tempdir().unwrap();
+        let repo = out.path().join("repo");
+        let shape = generate(&fixture, &repo).unwrap();
+        assert_eq!(
+            shape,
+            Generated {
+                items: 300,
+                folders: 15
+            }
+        );
+        let platforms = files(&repo)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.ends_with(".platform"))
+            .count();
+        assert_eq!(platforms, 300);
+        let nb = std::fs::read_to_string(
+            repo.join("finance/notebooks/Ingest_01.Notebook/notebook-content.py"),
+        )
+        .unwrap();
+        assert!(nb.contains("3b1f2c4d-5e6f-4a7b-8c9d-0e1f00014c05"), "{nb}");
+        assert!(nb.contains(&dev_bronze(1)) && nb.contains("\"Bronze_01\""));
+        let pbir =
+            std::fs::read_to_string(repo.join("finance/reporting/Sales_01.Report/definition.pbir"))
+                .unwrap();
+        assert!(pbir.contains("../Sales_01.SemanticModel"));
+        assert!(
+            repo.join("finance/reporting/Sales_01.SemanticModel/.platform")
+                .is_file()
+        );
+        let orchestrate = std::fs::read_to_string(
+            repo.join("operations/pipelines/Orchestrate_02.DataPipeline/pipeline-content.json"),
+        )
+        .unwrap();
+        assert!(orchestrate.contains("3b1f2c4d-5e6f-4a7b-8c9d-0e1f00024c08"));
+        assert!(orchestrate.contains("3b1f2c4d-5e6f-4a7b-8c9d-0e1f00014c08"));
+        let platform =
+            std::fs::read_to_string(repo.join("sales/Config_00.VariableLibrary/.platform"))
+                .unwrap();
+        assert!(platform.contains("\"displayName\": \"Config_00\""));
+    }
+}
