@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sleeper: Arc<dyn Sleeper>,
     pub(crate) lro_poll_interval: Duration,
+    /// Bounds the HTTP exchanges in flight (held during one attempt's send, never while
+    /// waiting out a back-off or an operation's `Retry-After`).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl fmt::Debug for FabricClient {
@@ -92,6 +95,7 @@ pub struct FabricClientBuilder {
     connect_timeout: Duration,
     user_agent: String,
     extra_roots: Vec<Vec<u8>>,
+    max_in_flight: Option<usize>,
 }
 
 impl fmt::Debug for FabricClientBuilder {
@@ -125,6 +129,7 @@ impl FabricClient {
             connect_timeout: Duration::from_secs(30),
             user_agent: concat!("fabrik/", env!("CARGO_PKG_VERSION")).to_owned(),
             extra_roots: Vec::new(),
+            max_in_flight: None,
         }
     }
 
@@ -189,6 +194,14 @@ impl FabricClientBuilder {
     /// Deadline for a long-running operation, from its first request (default 30 min).
     pub fn lro_deadline(mut self, deadline: Duration) -> Self {
         self.lro_deadline = deadline;
+        self
+    }
+
+    /// At most `n` HTTP exchanges in flight at once, however many calls wait (default: no
+    /// bound). Waiting for a retry or for a long-running operation holds no slot, so many
+    /// operations can be polled while few requests are on the wire.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n.max(1));
         self
     }
 
@@ -272,6 +285,9 @@ impl FabricClientBuilder {
                 clock: self.clock,
                 sleeper: self.sleeper,
                 lro_poll_interval: self.lro_poll_interval,
+                in_flight: self
+                    .max_in_flight
+                    .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
             }),
             call_timeout: self.call_timeout,
             lro_deadline: self.lro_deadline,
@@ -499,6 +515,11 @@ impl FabricClient {
         span.record("attempt", n);
         let tokens = &self.inner.tokens;
         let mut auth = tokens.header().await?;
+        // The semaphore is never closed, so acquiring cannot fail; the slot is this attempt's.
+        let _slot = match &self.inner.in_flight {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let mut resp = self
             .send(call, &auth, operation, client_request_id, deadline)
             .await?;

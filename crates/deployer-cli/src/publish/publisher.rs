@@ -37,6 +37,10 @@ use crate::plan::{Action, Plan};
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
 
+/// Definition reads waiting at once per `--concurrency` slot: a read is two quick requests
+/// around a wait of a second or more (the operation's Retry-After), so one slot serves many.
+const DEFINITION_READS_PER_SLOT: usize = 16;
+
 /// The zero GUID: in a shortcut's OneLake `itemId`, the lakehouse itself.
 const ZERO: &str = super::parameter::ZERO_GUID;
 
@@ -754,7 +758,9 @@ impl Kind for PublishKind {
                     Ok::<_, EngineError>((i, parts))
                 }
             })
-            .buffer_unordered(cx.concurrency)
+            // Most of a definition read is the wait for its operation (Retry-After); the
+            // client keeps the requests on the wire within --concurrency.
+            .buffer_unordered(cx.concurrency.saturating_mul(DEFINITION_READS_PER_SLOT))
             .try_collect()
             .await?;
         for (i, parts) in read {

@@ -302,3 +302,63 @@ async fn pages_follow_a_bare_continuation_token_and_requests_carry_auth_and_a_cl
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
+
+/// A server that answers every request with a workspace after `hold`, counting the most
+/// requests it was ever in the middle of at once.
+async fn counting_server(hold: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (now, most) = (now.clone(), most.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut len = 0;
+                while !String::from_utf8_lossy(&buf[..len]).contains("\r\n\r\n") {
+                    match sock.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => len += n,
+                    }
+                }
+                let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(in_flight, Ordering::SeqCst);
+                // Held open so concurrent requests overlap; the assertion is on the count.
+                tokio::time::sleep(hold).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let body = r#"{"id":"0b6f8a3e-7c4d-4e2f-9a1b-3c5d7e9f1a2b","displayName":"w","description":"","type":"Workspace"}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_bounds_the_requests_on_the_wire() {
+    use std::sync::atomic::Ordering;
+    let (base, most) = counting_server(Duration::from_millis(30)).await;
+    let client = FabricClient::builder(base)
+        .token_provider(Arc::new(StaticTokenProvider::never_expiring(
+            "t".to_owned().into(),
+        )))
+        .max_in_flight(2)
+        .build()
+        .unwrap();
+    let calls = (0..10).map(|_| client.get_workspace("0b6f8a3e-7c4d-4e2f-9a1b-3c5d7e9f1a2b"));
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&most),
+        "{most} requests were in flight at once"
+    );
+}
