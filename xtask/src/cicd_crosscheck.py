@@ -78,32 +78,8 @@ runtime_version: 1.3
 # value). A difference not listed here fails the cross-check; an entry that no longer
 # differs is reported so it can be removed.
 EXPECTED = [
-    # fabric-cicd activates the environment's value set after publishing a variable library:
-    # PATCH /variableLibraries/{id} {"properties": {"activeValueSetName": env}}
-    # (_variablelibrary.activate_value_set). fabrik publishes the definition only.
-    {"item": "VariableLibrary Config", "where": "state $.extra.activeValueSet",
-     "cicd": "{env}", "fabrik": MISSING},
-    # fabric-cicd publishes an environment's staged settings after its definition:
-    # POST /environments/{id}/staging/publish, then polls until no publish runs
-    # (_environment.py). fabrik leaves the settings staged, so nothing is published.
-    {"item": "Environment Spark", "where": "state $.extra.publish.fails",
-     "cicd": False, "fabrik": MISSING},
-    {"item": "Environment Spark",
-     "where": 'state $.extra.published.parts["Libraries/PublicLibraries/environment.yml"].text',
-     "cicd": "dependencies:\n  - pip:\n      - pyyaml==6.0.2\n", "fabrik": MISSING},
-    {"item": "Environment Spark", "where": 'state $.extra.published.parts["Setting/Sparkcompute.yml"].text',
-     "cicd": PerEnv(test=SPARKCOMPUTE.format(pool="<Workspace pool SmallPool>"),
-                    prod=SPARKCOMPUTE.format(pool="<Capacity pool ProdCapacityPool>")),
-     "fabrik": MISSING},
-    # With enable_shortcut_publish, fabric-cicd creates the shortcuts of
-    # shortcuts.metadata.json after all lakehouses (POST /items/{id}/shortcuts,
-    # _lakehouse.ShortcutPublisher); Silver's points at Bronze. fabrik does not publish
-    # shortcuts.
-    {"item": "Lakehouse Silver", "where": "state $.extra.shortcuts",
-     "cicd": [{"name": "sales_raw", "path": "Tables/dbo", "target": {"oneLake": {
-         "artifactType": "Lakehouse", "itemId": "<Lakehouse Bronze>", "path": "Tables/sales_raw",
-         "workspaceId": "<workspace>"}, "type": "OneLake"}}],
-     "fabrik": MISSING},
+    # None: fabrik now does fabric-cicd's post-steps the fixture exercises (the active value
+    # set, the Environment's staging publish, lakehouse shortcuts).
     # semantic_model_binding (POST /semanticModels/{id}/bindConnection): the fixture's
     # parameter.yml has no binding, so neither tool binds and no entry is needed.
 ]
@@ -315,6 +291,7 @@ def main():
         publish_all_items(FabricWorkspace(workspace_id=ws_cicd, repository_directory=str(REPO),
                                           environment=env, token_credential=EmulatorCredential()))
         common = ["--repository", str(REPO), "--workspace-id", ws_fabrik, "--env", env,
+                  "--cicd-feature", "enable_shortcut_publish",
                   "--base-url", f"{URL}/v1", "--state-dir", str(WORK / f"state-{env}")]
         p = run_fabrik(["publish", *common], fabrik_log)
         if p.returncode != 0:

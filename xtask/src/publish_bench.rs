@@ -606,14 +606,15 @@ or leaves other than {} items and {} folders.\n\n",
             );
         }
         if let Some(f) = self.find("fabrik", "second") {
-            let rounds = f.get_definitions.div_ceil(FABRIK_CONCURRENCY);
             let _ = write!(
                 md,
                 "\nReading: fabrik's second publish compares the rendered parts with the {} deployed \
 definitions it reads (`getDefinition`, a long-running operation whose 202 asks for the first poll \
-after 1 s), {FABRIK_CONCURRENCY} at a time: at least {rounds} × 1 s of waiting, against {:.2} s \
-measured. fabric-cicd's second publish rewrites every item (`updateDefinition`, also polled) and \
-re-runs its post-steps.\n",
+after 1 s). The reads wait for their operations together: `--concurrency` ({FABRIK_CONCURRENCY}) \
+bounds the requests on the wire, not the operations waited for, so the waiting is about one \
+round of 1 s ({:.2} s measured). fabric-cicd's second publish rewrites every item \
+(`updateDefinition`, also polled) and re-runs its post-steps. fabrik's first publish waits for \
+each Environment's staging publish, as fabric-cicd does.\n",
                 f.get_definitions, f.wall
             );
         }
