@@ -547,3 +547,137 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
     assert!(text.contains("bad-parameter.yml:2:"), "{text}");
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_model_binding_binds_the_model_and_a_failed_bind_is_rolled_back() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let connection: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/connections", emu.base_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "connectivityType": "ShareableCloud",
+            "displayName": "sales-sql",
+            "connectionDetails": {"type": "SQL", "creationMethod": "SQL",
+                "parameters": [{"dataType": "Text", "name": "server", "value": "sql.contoso.net"},
+                               {"dataType": "Text", "name": "database", "value": "sales"}]},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = connection["id"].as_str().unwrap().to_string();
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "binding".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("parameter.yml");
+    std::fs::write(
+        &params,
+        format!(
+            "semantic_model_binding:\n  models:\n    - semantic_model_name: Sales\n      connection_id:\n        staging: {cid}\n"
+        ),
+    )
+    .unwrap();
+    let publish = |env: &'static str| {
+        let args = PublishArgs {
+            repository: Some(fixture_root()),
+            workspace_id: Some(ws.id.clone()),
+            parameter: Some(params.clone()),
+            item_types: vec!["SemanticModel".into()],
+            ..PublishArgs::default()
+        };
+        let r = inputs::resolve(&args, env, EnvVars::fixed(BTreeMap::new()))
+            .unwrap()
+            .unwrap();
+        let (client, opts, ws) = (client.clone(), opts.clone(), ws.id.clone());
+        async move {
+            let (desired, plan) = fabrik_cli::publish::publisher::plan(
+                &client,
+                Arc::new(r.repo),
+                r.how,
+                &ws,
+                r.target.unpublish,
+                8,
+            )
+            .await
+            .unwrap();
+            let report = fabrik_cli::run::apply(
+                &client,
+                &fabrik_flags::Flags::defaults(),
+                &desired,
+                &plan,
+                &opts,
+            )
+            .await
+            .unwrap();
+            (plan, report)
+        }
+    };
+    let bound = |ws: String| {
+        let client = client.clone();
+        async move {
+            let model = id_of(&client, &ws, "SemanticModel", "Sales").await;
+            let now: Vec<serde_json::Value> = client
+                .item_connections(&ws, &model)
+                .try_collect()
+                .await
+                .unwrap();
+            now.iter()
+                .filter_map(|c| c["id"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The model, published for an environment the file binds nothing in.
+    let (_, first) = publish("other").await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(bound(ws.id.clone()).await, Vec::<String>::new());
+
+    // A bind the service carries out and then refuses fails the run; rollback unbinds.
+    emu.set_faults(
+        "POST /v1/workspaces/*/semanticModels/*/bindConnection#1=apply-then-403"
+            .parse()
+            .unwrap(),
+    );
+    let (_, failed) = publish("staging").await;
+    emu.set_faults(fabrik_emulator::FaultConfig::default());
+    assert!(!failed.errors.is_empty(), "the refused bind fails the run");
+    assert_eq!(
+        bound(ws.id.clone()).await,
+        Vec::<String>::new(),
+        "rolled back"
+    );
+
+    let (plan, report) = publish("staging").await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(
+        plan.changes()
+            .any(|(_, c)| c.address.key == "SemanticModel:Sales#connections"),
+        "{}",
+        fabrik_cli::render::text(&plan)
+    );
+    assert_eq!(bound(ws.id.clone()).await, [cid]);
+    let (again, _) = publish("staging").await;
+    assert_eq!(
+        again.change_count(),
+        0,
+        "{}",
+        fabrik_cli::render::text(&again)
+    );
+    emu.shutdown().await.unwrap();
+}

@@ -222,6 +222,20 @@ pub enum Undo {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<String>,
     },
+    /// Put back a semantic model's binding for one data source: to the connection it had (its
+    /// JSON as listed), or unbound.
+    #[serde(rename_all = "camelCase")]
+    RestoreBinding {
+        /// Its workspace.
+        workspace_id: String,
+        /// The semantic model.
+        item_id: String,
+        /// The data source, `{"type", "path"}` as JSON.
+        details: String,
+        /// The connection it was bound to, as JSON; `None` when it was not bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+    },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
     UnassignCapacity {

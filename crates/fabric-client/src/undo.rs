@@ -143,6 +143,23 @@ impl Undoer for FabricUndoer {
                 },
                 None => c.delete_shortcut(workspace_id, item_id, path, name).await,
             },
+            Undo::RestoreBinding {
+                workspace_id,
+                item_id,
+                details,
+                connection,
+            } => {
+                let parse = |text: &str| {
+                    serde_json::from_str::<serde_json::Value>(text).map_err(|e| UndoError {
+                        message: format!("a journaled binding is not JSON: {e}"),
+                        class: fabrik_core::ErrorClass::Permanent,
+                    })
+                };
+                let details = parse(details)?;
+                let connection = connection.as_deref().map(parse).transpose()?;
+                c.bind_connection(workspace_id, item_id, &details, connection.as_ref())
+                    .await
+            }
             Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
             Undo::AssignCapacity {
                 workspace_id,

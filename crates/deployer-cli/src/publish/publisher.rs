@@ -54,6 +54,8 @@ pub struct PublishKind {
     refs: Vec<Vec<usize>>,
     /// `(type, name)` of items whose `$items` properties the parameters read.
     read_by_parameters: std::collections::BTreeSet<(String, String)>,
+    /// Connection ids each semantic model (by repository index) is to be bound to.
+    bindings: BTreeMap<usize, Vec<String>>,
     /// Other workspaces by name, listed once per run (for `$workspace.<name>`).
     workspaces: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
 }
@@ -123,6 +125,10 @@ pub struct Live {
     folders: Vec<(String, String)>,
     /// The parts fabrik would send, for deployed items with a definition, by repository index.
     rendered: BTreeMap<usize, Vec<(String, Vec<u8>)>>,
+    /// The connections the caller can use (listed when a semantic model is to be bound).
+    connections: Vec<serde_json::Value>,
+    /// For deployed semantic models to be bound: the connections they are bound to.
+    bound: BTreeMap<usize, Vec<serde_json::Value>>,
     /// For deployed lakehouses whose shortcuts are published: (wanted, deployed) shortcuts.
     shortcuts: BTreeMap<usize, (Vec<serde_json::Value>, Vec<serde_json::Value>)>,
 }
@@ -234,6 +240,18 @@ pub enum PublishOp {
         #[serde(skip)]
         previous: Vec<serde_json::Value>,
     },
+    /// Bind a semantic model's data sources to the connections `semantic_model_binding` names.
+    #[serde(rename_all = "camelCase")]
+    Bind {
+        /// `Type:Name` of the model.
+        item: String,
+        /// The connections to bind (as listed).
+        #[serde(skip)]
+        connections: Vec<serde_json::Value>,
+        /// The connections bound before, journaled for the undo.
+        #[serde(skip)]
+        previous: Vec<serde_json::Value>,
+    },
     /// Delete a folder `--unpublish` leaves empty (and that the repository does not have).
     #[serde(rename_all = "camelCase")]
     DeleteFolder {
@@ -284,12 +302,24 @@ impl PublishKind {
             refs.push(r);
         }
         let read_by_parameters = pipeline::items_read_by_parameters(&repo, &how);
+        let mut bindings = BTreeMap::new();
+        if let Some(p) = &how.parameters {
+            for (index, item) in repo.items.iter().enumerate() {
+                if item.selected && item.item_type == ItemType::SemanticModel {
+                    let b = p.semantic_model_bindings(&how.environment, &[&item.display_name]);
+                    if let Some((_, ids)) = b.into_iter().next() {
+                        bindings.insert(index, ids);
+                    }
+                }
+            }
+        }
         Ok(Self {
             repo,
             how,
             unpublish,
             refs,
             read_by_parameters,
+            bindings,
             workspaces: Arc::default(),
         })
     }
@@ -368,6 +398,58 @@ impl PublishKind {
             })
             .await
             .cloned()
+    }
+
+    /// The connections (listed once) and, for deployed models to be bound, what they are bound
+    /// to. A connection `semantic_model_binding` names that the caller cannot see is an error
+    /// here, before any write (fabric-cicd logs it and goes on).
+    async fn read_bindings(
+        &self,
+        cx: &ReadCx<'_>,
+        ws: &str,
+        ids: &BTreeMap<(String, String), String>,
+    ) -> Result<
+        (
+            Vec<serde_json::Value>,
+            BTreeMap<usize, Vec<serde_json::Value>>,
+        ),
+        EngineError,
+    > {
+        if self.bindings.is_empty() {
+            return Ok((Vec::new(), BTreeMap::new()));
+        }
+        let connections: Vec<serde_json::Value> = cx
+            .client
+            .list_connections()
+            .try_collect()
+            .await
+            .map_err(ctx("listing connections for semantic_model_binding"))?;
+        let mut bound = BTreeMap::new();
+        for (&index, wanted) in &self.bindings {
+            let model = &self.repo.items[index];
+            for id in wanted {
+                if !connections.iter().any(|c| c["id"].as_str() == Some(id)) {
+                    return Err(EngineError::Invalid(format!(
+                        "semantic_model_binding: connection {id} (for semantic model {}) is not a connection this identity can use",
+                        model.display_name
+                    )));
+                }
+            }
+            let key = ("SemanticModel".to_string(), model.display_name.clone());
+            if let Some(id) = ids.get(&key) {
+                let now: Vec<serde_json::Value> = cx
+                    .client
+                    .item_connections(ws, id)
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!(
+                        "reading the connections of {}",
+                        model.display_name
+                    )))?;
+                bound.insert(index, now);
+            }
+        }
+        Ok((connections, bound))
     }
 
     /// Whether `item` is a lakehouse whose shortcuts this publish brings in.
@@ -691,7 +773,13 @@ impl Kind for PublishKind {
 
     async fn read(&self, cx: &ReadCx<'_>) -> Result<Live, EngineError> {
         let Some(ws) = cx.workspace_id() else {
-            return Ok(Live::default());
+            // A workspace this run creates: nothing deployed, but the connections to bind to
+            // are checked now all the same.
+            let (connections, _) = self.read_bindings(cx, "", &BTreeMap::new()).await?;
+            return Ok(Live {
+                connections,
+                ..Live::default()
+            });
         };
         let folders: BTreeMap<String, String> = cx
             .folder_paths()
@@ -842,10 +930,13 @@ impl Kind for PublishKind {
             }
         }
         let folders = folders.into_iter().map(|(id, path)| (path, id)).collect();
+        let (connections, bound) = self.read_bindings(cx, ws, &ids).await?;
         Ok(Live {
             items,
             folders,
             rendered,
+            connections,
+            bound,
             shortcuts,
         })
     }
@@ -938,6 +1029,37 @@ impl Kind for PublishKind {
                         op: PublishOp::Shortcuts {
                             item: k.clone(),
                             index,
+                            previous,
+                        },
+                    });
+                }
+            }
+            if let Some(wanted) = self.bindings.get(&index) {
+                let previous = live.bound.get(&index).cloned().unwrap_or_default();
+                let missing: Vec<serde_json::Value> = wanted
+                    .iter()
+                    .filter(|id| {
+                        !previous
+                            .iter()
+                            .any(|c| c["id"].as_str() == Some(id.as_str()))
+                    })
+                    .filter_map(|id| {
+                        live.connections
+                            .iter()
+                            .find(|c| c["id"].as_str() == Some(id.as_str()))
+                            .cloned()
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    d.changes.push(Planned {
+                        action: Action::Update,
+                        key: format!("{k}#connections"),
+                        target: format!("connections of {target}"),
+                        detail: Some(format!("bind {}", wanted.join(", "))),
+                        needs: vec![Need::At(Address::new(ws, NAME, &k))],
+                        op: PublishOp::Bind {
+                            item: k.clone(),
+                            connections: missing,
                             previous,
                         },
                     });
@@ -1192,6 +1314,44 @@ impl Kind for PublishKind {
                     .wanted_shortcuts(r, &parts, &id)
                     .map_err(EngineError::Invalid)?;
                 self.sync_shortcuts(cx, &ws, &id, &want, previous).await?;
+                Ok(Outcome::Updated)
+            }
+            PublishOp::Bind {
+                item,
+                connections,
+                previous,
+            } => {
+                let id = cx
+                    .id_of(NAME, item)
+                    .ok_or_else(|| EngineError::Unresolved {
+                        target: cx.target.to_string(),
+                        missing: item.clone(),
+                    })?;
+                for c in connections {
+                    let details = serde_json::json!({
+                        "type": c["connectionDetails"]["type"],
+                        "path": c["connectionDetails"]["path"],
+                    });
+                    let before = previous.iter().find(|p| {
+                        p["connectionDetails"]["type"] == details["type"]
+                            && p["connectionDetails"]["path"] == details["path"]
+                    });
+                    cx.track(
+                        ResourceRef::in_workspace(ResourceKind::Item, &ws, &id, Some(item.clone())),
+                        Undo::RestoreBinding {
+                            workspace_id: ws.clone(),
+                            item_id: id.clone(),
+                            details: details.to_string(),
+                            connection: before.map(|b| b.to_string()),
+                        },
+                    )
+                    .await?;
+                    let cid = c["id"].as_str().unwrap_or_default();
+                    cx.client
+                        .bind_connection(&ws, &id, &details, Some(c))
+                        .await
+                        .map_err(cx.fabric(&format!("binding {item} to connection {cid}")))?;
+                }
                 Ok(Outcome::Updated)
             }
             PublishOp::DeleteFolder { id, path } => {
