@@ -377,3 +377,83 @@ async fn unpublish_deletes_orphans_and_the_folders_they_leave_empty_but_keeps_gu
     assert_eq!(keys, ["Lakehouse:Scratch"]);
     emu.shutdown().await.unwrap();
 }
+
+/// Copies a directory tree (the test changes the copy, never the shared fixture).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_item_is_renamed_in_place_not_recreated() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "renames".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/git-format-repo"),
+        &root,
+    );
+    let flags = fabrik_flags::Flags::defaults();
+    let publish = |unpublish: Unpublish| {
+        let repo = Arc::new(Repository::discover(&root, &DiscoverOptions::default()).unwrap());
+        fabrik_cli::publish::publisher::plan(
+            &client,
+            repo,
+            Parameterization::none("test"),
+            &ws.id,
+            unpublish,
+            8,
+        )
+    };
+    let (desired, first) = publish(Unpublish::default()).await.unwrap();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &first, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let (utils, folder) = folder_of(&client, &ws.id, "Utils").await;
+
+    // The repository renames Utils to Helpers (its .platform displayName); nothing else.
+    let platform = root.join("notebooks/shared/Utils.Notebook/.platform");
+    let text = std::fs::read_to_string(&platform).unwrap();
+    std::fs::write(&platform, text.replace("\"Utils\"", "\"Helpers\"")).unwrap();
+    let unpublish = Unpublish {
+        enabled: true,
+        ..Unpublish::default()
+    };
+    let (desired, renamed) = publish(unpublish.clone()).await.unwrap();
+    let changes: Vec<_> = renamed.changes().map(|(_, c)| c).collect();
+    assert_eq!(changes.len(), 1, "{}", fabrik_cli::render::text(&renamed));
+    assert_eq!(changes[0].address.key, "Notebook:Helpers");
+    assert!(
+        changes[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("renamed from Utils")),
+        "{:?}",
+        changes[0].detail
+    );
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &renamed, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(folder_of(&client, &ws.id, "Helpers").await, (utils, folder));
+    assert_eq!(publish(unpublish).await.unwrap().1.change_count(), 0);
+    emu.shutdown().await.unwrap();
+}

@@ -37,6 +37,9 @@ use crate::plan::{Action, Plan};
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
 
+/// An item's parts: path and bytes.
+type Parts = Vec<(String, Vec<u8>)>;
+
 /// Definition reads waiting at once per `--concurrency` slot: a read is two quick requests
 /// around a wait of a second or more (the operation's Retry-After), so one slot serves many.
 const DEFINITION_READS_PER_SLOT: usize = 16;
@@ -66,6 +69,7 @@ pub struct LiveItem {
     id: String,
     item_type: ItemType,
     name: String,
+    description: String,
     /// Its folder (`a/b`) and the folder's id; `None` at the root.
     folder: Option<(String, String)>,
     /// Decoded parts, for items the repository publishes with a definition.
@@ -125,6 +129,9 @@ pub struct Live {
     folders: Vec<(String, String)>,
     /// The parts fabrik would send, for deployed items with a definition, by repository index.
     rendered: BTreeMap<usize, Vec<(String, Vec<u8>)>>,
+    /// Repository items (by index) that are a deployed orphan (by index into `items`) renamed:
+    /// same type, same parts but `.platform`.
+    renames: BTreeMap<usize, usize>,
     /// The connections the caller can use (listed when a semantic model is to be bound).
     connections: Vec<serde_json::Value>,
     /// For deployed semantic models to be bound: the connections they are bound to.
@@ -208,6 +215,10 @@ pub enum PublishOp {
         /// The folder move, when the item is in another folder than the repository says.
         #[serde(skip_serializing_if = "Option::is_none")]
         moved: Option<FolderMove>,
+        /// The deployed name and description, when the repository renamed the item (found by
+        /// its parts); the update renames it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        renamed_from: Option<(String, String)>,
         /// Deployed id.
         #[serde(skip)]
         id: String,
@@ -450,6 +461,36 @@ impl PublishKind {
             }
         }
         Ok((connections, bound))
+    }
+
+    /// Which new repository items are deployed orphans renamed: an orphan of the same type
+    /// whose parts, `.platform` aside, are the item's rendered parts. Each orphan serves once.
+    fn renames(
+        &self,
+        items: &[LiveItem],
+        fresh: &[(usize, Parts)],
+    ) -> BTreeMap<usize, usize> {
+        let body = |parts: &[(String, Vec<u8>)]| {
+            let mut v: Vec<&(String, Vec<u8>)> =
+                parts.iter().filter(|(p, _)| p != ".platform").collect();
+            v.sort();
+            v.into_iter().cloned().collect::<Vec<_>>()
+        };
+        let mut out = BTreeMap::new();
+        for (index, parts) in fresh {
+            let r = &self.repo.items[*index];
+            let want = body(parts);
+            let source = items.iter().enumerate().find(|(l, o)| {
+                o.item_type == r.item_type
+                    && self.repo.find(o.item_type, &o.name).is_none()
+                    && !out.values().any(|used| used == l)
+                    && o.parts.as_deref().is_some_and(|have| body(have) == want)
+            });
+            if let Some((l, _)) = source {
+                out.insert(*index, l);
+            }
+        }
+        out
     }
 
     /// Whether `item` is a lakehouse whose shortcuts this publish brings in.
@@ -800,6 +841,7 @@ impl Kind for PublishKind {
                 id: it.id.clone(),
                 item_type: t,
                 name: it.display_name.clone(),
+                description: it.description.clone(),
                 folder: it
                     .folder_id
                     .as_ref()
@@ -813,10 +855,17 @@ impl Kind for PublishKind {
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
-                let r = self
-                    .repo
-                    .find(l.item_type, &l.name)
-                    .filter(|r| r.selected)?;
+                let r = match self.repo.find(l.item_type, &l.name) {
+                    Some(r) => Some(r).filter(|r| r.selected)?,
+                    // An orphan may be an item the repository renamed: read it when a new item
+                    // of its type could be that item.
+                    None => self.repo.selected().find(|r| {
+                        r.item_type == l.item_type
+                            && !items
+                                .iter()
+                                .any(|o| o.item_type == r.item_type && o.name == r.display_name)
+                    })?,
+                };
                 (!r.item_type.is_shell()).then(|| (i, r.definition_format().map(str::to_string)))
             })
             .collect();
@@ -900,6 +949,7 @@ impl Kind for PublishKind {
         };
         let mut rendered = BTreeMap::new();
         let mut shortcuts = BTreeMap::new();
+        let mut fresh = Vec::new();
         for (index, item) in self.repo.items.iter().enumerate() {
             let with_shortcuts = self.publishes_shortcuts(item);
             if !item.selected || (item.item_type.is_shell() && !with_shortcuts) {
@@ -908,6 +958,9 @@ impl Kind for PublishKind {
             let parts = pipeline::render(&self.repo, item, &self.how, &world)
                 .map_err(EngineError::Invalid)?;
             let Some(id) = deployed(item.item_type.as_str(), &item.display_name) else {
+                if !item.item_type.is_shell() {
+                    fresh.push((index, parts));
+                }
                 continue;
             };
             if with_shortcuts {
@@ -929,12 +982,23 @@ impl Kind for PublishKind {
                 rendered.insert(index, parts);
             }
         }
+        let renames = self.renames(&items, &fresh);
+        for (&index, &l) in &renames {
+            // Items that mention the renamed one find it under its new name.
+            let r = &self.repo.items[index];
+            cx.know(
+                Address::new(&cx.desired.name, NAME, key(r.item_type, &r.display_name)),
+                items[l].id.clone(),
+            );
+        }
+        rendered.extend(fresh.into_iter().filter(|(i, _)| renames.contains_key(i)));
         let folders = folders.into_iter().map(|(id, path)| (path, id)).collect();
         let (connections, bound) = self.read_bindings(cx, ws, &ids).await?;
         Ok(Live {
             items,
             folders,
             rendered,
+            renames,
             connections,
             bound,
             shortcuts,
@@ -1065,7 +1129,12 @@ impl Kind for PublishKind {
                     });
                 }
             }
-            match deployed.get(&k) {
+            // A renamed item is updated under its new name, keeping its id.
+            let found = deployed
+                .get(&k)
+                .copied()
+                .or_else(|| live.renames.get(&index).map(|&l| &live.items[l]));
+            match found {
                 None => {
                     let mut needs = vec![Need::At(Address::new(ws, workspace::NAME, ws))];
                     if let Some(f) = &folder {
@@ -1101,6 +1170,11 @@ impl Kind for PublishKind {
                     }
                     let mut needs: Vec<Need> = self.needs(ws, index).collect();
                     let mut detail = Vec::new();
+                    let renamed_from = (l.name != item.display_name)
+                        .then(|| (l.name.clone(), l.description.clone()));
+                    if let Some((old, _)) = &renamed_from {
+                        detail.push(format!("renamed from {old}"));
+                    }
                     if let Some(m) = &moved {
                         if let Some(f) = &m.to {
                             needs.push(Need::At(folder::address(ws, f)));
@@ -1136,6 +1210,7 @@ impl Kind for PublishKind {
                             item: k,
                             differs,
                             moved,
+                            renamed_from,
                             id: l.id.clone(),
                             index,
                             previous,
@@ -1145,9 +1220,10 @@ impl Kind for PublishKind {
             }
         }
         // Orphans: deployed items of types the repository holds, that it does not hold.
-        for l in &live.items {
+        for (li, l) in live.items.iter().enumerate() {
             let in_repo = self.repo.items.iter().any(|r| r.item_type == l.item_type);
-            if !in_repo || self.repo.find(l.item_type, &l.name).is_some() {
+            let renamed = live.renames.values().any(|&x| x == li);
+            if !in_repo || renamed || self.repo.find(l.item_type, &l.name).is_some() {
                 continue;
             }
             let target = format!("{} {}", l.item_type.as_str().to_lowercase(), l.name);
@@ -1237,9 +1313,22 @@ impl Kind for PublishKind {
                 previous,
                 differs,
                 moved,
+                renamed_from,
                 ..
             } => {
                 let r = &self.repo.items[*index];
+                if let Some((name, description)) = renamed_from {
+                    cx.track(
+                        ResourceRef::in_workspace(ResourceKind::Item, &ws, id, Some(name.clone())),
+                        Undo::RestoreItem {
+                            workspace_id: ws.clone(),
+                            item_id: id.clone(),
+                            display_name: name.clone(),
+                            description: description.clone(),
+                        },
+                    )
+                    .await?;
+                }
                 if let Some(m) = moved {
                     self.move_item(cx, &ws, id, &r.display_name, m).await?;
                 }
