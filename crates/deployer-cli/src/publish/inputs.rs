@@ -223,6 +223,7 @@ pub fn resolve(
         }
     };
     problems.extend(repo.warnings.iter().cloned());
+    problems.extend(repo.dangling_logical_ids());
     // fabric-cicd's default: the repository's own parameter.yml, when it has one.
     let parameter = args
         .parameter

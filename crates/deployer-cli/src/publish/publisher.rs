@@ -465,11 +465,7 @@ impl PublishKind {
 
     /// Which new repository items are deployed orphans renamed: an orphan of the same type
     /// whose parts, `.platform` aside, are the item's rendered parts. Each orphan serves once.
-    fn renames(
-        &self,
-        items: &[LiveItem],
-        fresh: &[(usize, Parts)],
-    ) -> BTreeMap<usize, usize> {
+    fn renames(&self, items: &[LiveItem], fresh: &[(usize, Parts)]) -> BTreeMap<usize, usize> {
         let body = |parts: &[(String, Vec<u8>)]| {
             let mut v: Vec<&(String, Vec<u8>)> =
                 parts.iter().filter(|(p, _)| p != ".platform").collect();

@@ -272,6 +272,70 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Warnings for same-workspace references that name no item of the repository: Git sync
+    /// writes such a reference as a logicalId beside a zero `workspaceId` (a notebook's
+    /// environment, a pipeline's notebook or pipeline), and fabric-cicd sends one whose item is
+    /// gone as it is, so it points nowhere once deployed. Each is reported at its file and line.
+    pub fn dangling_logical_ids(&self) -> Vec<Problem> {
+        static OBJECT: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+            Regex::new(r"\{[^{}]*\}").expect("the object pattern is valid")
+        });
+        static ZERO_WS: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+            Regex::new(r#""workspaceId"\s*:\s*"00000000-0000-0000-0000-000000000000""#)
+                .expect("the zero workspace pattern is valid")
+        });
+        static GUID: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+            Regex::new(
+                r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            )
+            .expect("the GUID pattern is valid")
+        });
+        let known: BTreeSet<String> = self
+            .items
+            .iter()
+            .map(|i| i.logical_id.to_lowercase())
+            .collect();
+        let mut out = Vec::new();
+        for item in self.items.iter().filter(|i| i.selected) {
+            for part in item.parts.iter().filter(|p| p.path != ".platform") {
+                let Some(text) = part.text() else { continue };
+                for obj in OBJECT
+                    .find_iter(text)
+                    .filter(|m| ZERO_WS.is_match(m.as_str()))
+                {
+                    for g in GUID.find_iter(obj.as_str()) {
+                        let id = g.as_str().to_lowercase();
+                        if id == ZERO_GUID || known.contains(&id) {
+                            continue;
+                        }
+                        let at = obj.start() + g.start();
+                        let line = text[..at].matches('\n').count() + 1;
+                        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                        let source_line = text[line_start..].lines().next().unwrap_or("");
+                        let file = self.root.join(&item.dir).join(&part.path);
+                        out.push(Problem {
+                            file,
+                            pos: Some(Pos {
+                                line,
+                                col: text[line_start..at].chars().count() + 1,
+                            }),
+                            source_line: Some(source_line.to_string()),
+                            message: format!(
+                                "`{}` beside a zero workspaceId is a same-workspace reference, but no item of the repository has that logicalId; it is sent as it is and points nowhere",
+                                g.as_str()
+                            ),
+                            hint: Some("was the item it names removed or renamed?".into()),
+                            warning: true,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 fn depth(folder: &str) -> usize {
     folder.matches('/').count()
 }

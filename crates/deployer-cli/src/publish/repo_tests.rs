@@ -561,3 +561,35 @@ fn broken_repositories_report_every_problem_at_its_position() {
     want.sort();
     assert_eq!(got_sorted, want);
 }
+
+#[test]
+fn a_same_workspace_reference_to_no_item_is_a_warning_at_its_line() {
+    // The fixture has none: every zero-workspace reference names one of its items.
+    let fixture = Repository::discover(&fixture(), &DiscoverOptions::default()).unwrap();
+    assert_eq!(fixture.dangling_logical_ids(), Vec::new());
+
+    // Its notes' scenario 4: the environment is gone, the notebook still names it.
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    write(
+        r,
+        "N.Notebook/.platform",
+        platform("Notebook", "N", &lid("20")).as_bytes(),
+    );
+    let gone = lid("05");
+    write(
+        r,
+        "N.Notebook/notebook-content.py",
+        format!(
+            "# Fabric notebook source\n\n# METADATA ********************\n\n# META {{\n# META   \"dependencies\": {{\n# META     \"environment\": {{\n# META       \"environmentId\": \"{gone}\",\n# META       \"workspaceId\": \"00000000-0000-0000-0000-000000000000\"\n# META     }}\n# META   }}\n# META }}\n"
+        )
+        .as_bytes(),
+    );
+    let repo = Repository::discover(r, &DiscoverOptions::default()).unwrap();
+    let found = repo.dangling_logical_ids();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].warning);
+    assert_eq!(found[0].pos.map(|p| p.line), Some(8));
+    assert!(found[0].message.contains(&gone));
+    assert!(found[0].file.ends_with("N.Notebook/notebook-content.py"));
+}
