@@ -681,3 +681,82 @@ async fn semantic_model_binding_binds_the_model_and_a_failed_bind_is_rolled_back
     );
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "endpoints".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("parameter.yml");
+    std::fs::write(
+        &params,
+        "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      staging: \"$items.Lakehouse.Bronze.$sqlendpoint\"\n    item_name: Ingest\n  - find_value: \"sales_raw\"\n    replace_value:\n      staging: \"$items.Warehouse.Gold.$sqlendpoint\"\n    item_name: Ingest\n",
+    )
+    .unwrap();
+    let args = PublishArgs {
+        repository: Some(fixture_root()),
+        workspace_id: Some(ws.id.clone()),
+        parameter: Some(params),
+        item_types: ["Lakehouse", "Warehouse", "Notebook", "Environment"]
+            .map(String::from)
+            .to_vec(),
+        ..PublishArgs::default()
+    };
+    let r = inputs::resolve(&args, "staging", EnvVars::fixed(BTreeMap::new()))
+        .unwrap()
+        .unwrap();
+    let (desired, plan) = fabrik_cli::publish::publisher::plan(
+        &client,
+        Arc::new(r.repo),
+        r.how,
+        &ws.id,
+        r.target.unpublish,
+        8,
+    )
+    .await
+    .unwrap();
+    let report = fabrik_cli::run::apply(
+        &client,
+        &fabrik_flags::Flags::defaults(),
+        &desired,
+        &plan,
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let bronze = id_of(&client, &ws.id, "Lakehouse", "Bronze").await;
+    let gold = id_of(&client, &ws.id, "Warehouse", "Gold").await;
+    let lakehouse = client
+        .item_properties(&ws.id, "lakehouses", &bronze)
+        .await
+        .unwrap()
+        .unwrap();
+    let warehouse = client
+        .item_properties(&ws.id, "warehouses", &gold)
+        .await
+        .unwrap()
+        .unwrap();
+    let lakehouse_sql = lakehouse["sqlEndpointProperties"]["connectionString"]
+        .as_str()
+        .unwrap();
+    let warehouse_sql = warehouse["connectionString"].as_str().unwrap();
+    let nb = part(&client, &ws.id, "Notebook", "Ingest", "notebook-content.py").await;
+    assert!(
+        nb.contains(&format!("abfss://raw@{lakehouse_sql}.dfs")),
+        "{nb}"
+    );
+    assert!(
+        nb.contains(&format!("saveAsTable(\"{warehouse_sql}\")")),
+        "{nb}"
+    );
+    emu.shutdown().await.unwrap();
+}

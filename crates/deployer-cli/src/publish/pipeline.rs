@@ -118,6 +118,7 @@ impl Parameterization {
                 attrs: &no_attrs,
                 pools: &[],
                 workspaces: &no_workspaces,
+                planning: false,
             },
             env: &how.env,
         };
@@ -159,6 +160,9 @@ pub struct World<'a> {
     pub pools: &'a [SparkPool],
     /// Other workspaces by name (only listed when `$workspace.<name>` is used).
     pub workspaces: &'a BTreeMap<String, String>,
+    /// Planning: an item with no properties read yet is one this run creates, and its
+    /// properties are placeholders like its id.
+    pub planning: bool,
 }
 
 impl std::fmt::Debug for World<'_> {
@@ -187,8 +191,15 @@ impl Lookup for Look<'_> {
         }
         let key = (item_type.to_string(), name.to_string());
         let id = (self.world.ids)(item_type, name)?;
+        let later = |attr: &str| Some(format!("<{attr} of {item_type} {name}, once created>"));
         Some(match self.world.attrs.get(&key) {
             Some(a) => ItemAttrs { id, ..a.clone() },
+            None if self.world.planning => ItemAttrs {
+                id,
+                sql_endpoint: later("$sqlendpoint"),
+                sql_endpoint_id: later("$sqlendpointid"),
+                query_service_uri: later("$queryserviceuri"),
+            },
             None => ItemAttrs {
                 id,
                 ..ItemAttrs::default()

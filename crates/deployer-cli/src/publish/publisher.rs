@@ -343,8 +343,10 @@ impl PublishKind {
         })
     }
 
-    /// The `$items` properties of the deployed items the parameters read: a lakehouse's SQL
-    /// endpoint (other types' endpoints are not read yet; their `$id` always works).
+    /// The `$items` properties of the deployed items the parameters read, from each type's
+    /// typed endpoint as fabric-cicd reads them (`PROPERTY_PATH_ATTR_MAPPING`): a lakehouse's or
+    /// mirrored database's `sqlEndpointProperties`, a warehouse's `connectionString`, a SQL
+    /// database's `serverFqdn`, an eventhouse's `queryServiceUri`. Other types have only `$id`.
     async fn attrs(
         &self,
         client: &fabrik_client::FabricClient,
@@ -354,24 +356,41 @@ impl PublishKind {
     ) -> Result<BTreeMap<(String, String), ItemAttrs>, EngineError> {
         let mut out = BTreeMap::new();
         for (t, n) in which {
-            if t != "Lakehouse" {
-                continue;
-            }
+            let collection = match t.as_str() {
+                "Lakehouse" => "lakehouses",
+                "MirroredDatabase" => "mirroredDatabases",
+                "Warehouse" => "warehouses",
+                "SQLDatabase" => "sqlDatabases",
+                "Eventhouse" => "eventhouses",
+                _ => continue,
+            };
             let Some(id) = id_of(t, n) else { continue };
-            let l = client
-                .get_lakehouse(ws, &id)
+            let p = client
+                .provisioned_item_properties(ws, collection, &id)
                 .await
-                .map_err(ctx(format!("reading lakehouse {n}")))?;
-            let sql = l.properties.and_then(|p| p.sql_endpoint_properties);
-            out.insert(
-                (t.clone(), n.clone()),
-                ItemAttrs {
-                    id,
-                    sql_endpoint: sql.as_ref().and_then(|s| s.connection_string.clone()),
-                    sql_endpoint_id: sql.and_then(|s| s.id),
-                    query_service_uri: None,
+                .map_err(ctx(format!("reading the properties of {t} {n}")))?
+                .unwrap_or_default();
+            let text = |ptr: &str| p.pointer(ptr).and_then(|v| v.as_str()).map(str::to_string);
+            let attrs = match t.as_str() {
+                "Lakehouse" | "MirroredDatabase" => ItemAttrs {
+                    sql_endpoint: text("/sqlEndpointProperties/connectionString"),
+                    sql_endpoint_id: text("/sqlEndpointProperties/id"),
+                    ..ItemAttrs::default()
                 },
-            );
+                "Warehouse" => ItemAttrs {
+                    sql_endpoint: text("/connectionString"),
+                    ..ItemAttrs::default()
+                },
+                "SQLDatabase" => ItemAttrs {
+                    sql_endpoint: text("/serverFqdn"),
+                    ..ItemAttrs::default()
+                },
+                _ => ItemAttrs {
+                    query_service_uri: text("/queryServiceUri"),
+                    ..ItemAttrs::default()
+                },
+            };
+            out.insert((t.clone(), n.clone()), ItemAttrs { id, ..attrs });
         }
         Ok(out)
     }
@@ -733,6 +752,7 @@ impl PublishKind {
             attrs: &attrs,
             pools: &pools,
             workspaces: &workspaces,
+            planning: false,
         };
         pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)
     }
@@ -942,6 +962,7 @@ impl Kind for PublishKind {
             attrs: &attrs,
             pools: &pools,
             workspaces: &workspaces,
+            planning: true,
         };
         let mut rendered = BTreeMap::new();
         let mut shortcuts = BTreeMap::new();

@@ -8,10 +8,70 @@ use crate::client::FabricClient;
 use crate::error::FabricError;
 use crate::models::Item;
 
+/// An item's typed endpoint (`{collection}`: `lakehouses`, `warehouses`, …).
+const TYPED_ITEM: &str = "/workspaces/{workspaceId}/{collection}/{itemId}";
 const ENV_PUBLISH: &str = "/workspaces/{workspaceId}/environments/{environmentId}/staging/publish";
 const VARIABLE_LIBRARY: &str = "/workspaces/{workspaceId}/variableLibraries/{variableLibraryId}";
 
 impl FabricClient {
+    /// The `properties` of an item from its typed endpoint
+    /// (`/workspaces/{id}/{collection}/{itemId}`, e.g. `warehouses`), when it has some.
+    pub async fn item_properties(
+        &self,
+        workspace_id: &str,
+        collection: &str,
+        item_id: &str,
+    ) -> Result<Option<serde_json::Value>, FabricError> {
+        let call = self.call(
+            Method::GET,
+            TYPED_ITEM,
+            &[workspace_id, collection, item_id],
+        );
+        let item: Item = self.fetch(call).await?;
+        Ok(item.properties)
+    }
+
+    /// [`item_properties`](Self::item_properties), waiting while a SQL endpoint is still being
+    /// provisioned (`sqlEndpointProperties.provisioningStatus` `InProgress`, as after a
+    /// lakehouse is created): polled every second on the client's clock, up to its LRO
+    /// deadline; `Failed` is an error.
+    pub async fn provisioned_item_properties(
+        &self,
+        workspace_id: &str,
+        collection: &str,
+        item_id: &str,
+    ) -> Result<Option<serde_json::Value>, FabricError> {
+        let started = self.inner.clock.now();
+        loop {
+            let p = self
+                .item_properties(workspace_id, collection, item_id)
+                .await?;
+            let status = p
+                .as_ref()
+                .and_then(|p| p.pointer("/sqlEndpointProperties/provisioningStatus"))
+                .and_then(|s| s.as_str());
+            match status {
+                Some("InProgress") => {}
+                Some("Failed") => {
+                    return Err(FabricError::InvalidRequest(format!(
+                        "the SQL endpoint of {collection}/{item_id} failed to provision"
+                    )));
+                }
+                _ => return Ok(p),
+            }
+            if self.inner.clock.now().saturating_duration_since(started) >= self.lro_deadline() {
+                return Err(FabricError::InvalidRequest(format!(
+                    "the SQL endpoint of {collection}/{item_id} was still provisioning after {:?}",
+                    self.lro_deadline()
+                )));
+            }
+            self.inner
+                .sleeper
+                .sleep(std::time::Duration::from_secs(1))
+                .await;
+        }
+    }
+
     /// Publishes an Environment's staged definition and waits until the publish ends
     /// (long-running; a failed publish is an error).
     pub async fn publish_environment(
