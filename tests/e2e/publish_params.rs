@@ -694,11 +694,31 @@ async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
         })
         .await
         .unwrap();
+    // Another workspace's warehouse, named through `$workspace.Shared.$items…`.
+    let shared = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "Shared".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let central = client
+        .create_item(
+            &shared.id,
+            &fabrik_client::models::CreateItemRequest::new(
+                "Central",
+                fabrik_client::models::ItemType::from("Warehouse"),
+            ),
+        )
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let params = dir.path().join("parameter.yml");
     std::fs::write(
         &params,
-        "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      staging: \"$items.Lakehouse.Bronze.$sqlendpoint\"\n    item_name: Ingest\n  - find_value: \"sales_raw\"\n    replace_value:\n      staging: \"$items.Warehouse.Gold.$sqlendpoint\"\n    item_name: Ingest\n",
+        "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      staging: \"$items.Lakehouse.Bronze.$sqlendpoint\"\n    item_name: Ingest\n  - find_value: \"sales_raw\"\n    replace_value:\n      staging: \"$items.Warehouse.Gold.$sqlendpoint\"\n    item_name: Ingest\n  - find_value: \"overwrite\"\n    replace_value:\n      staging: \"$workspace.Shared.$items.Warehouse.Central.$sqlendpoint\"\n    item_name: Ingest\n",
     )
     .unwrap();
     let args = PublishArgs {
@@ -756,6 +776,18 @@ async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
     );
     assert!(
         nb.contains(&format!("saveAsTable(\"{warehouse_sql}\")")),
+        "{nb}"
+    );
+    let central_sql = client
+        .item_properties(&shared.id, "warehouses", &central.id)
+        .await
+        .unwrap()
+        .unwrap()["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        nb.contains(&format!("write.mode(\"{central_sql}\")")),
         "{nb}"
     );
     emu.shutdown().await.unwrap();

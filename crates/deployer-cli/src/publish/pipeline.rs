@@ -118,6 +118,7 @@ impl Parameterization {
                 attrs: &no_attrs,
                 pools: &[],
                 workspaces: &no_workspaces,
+                other: &BTreeMap::new(),
                 planning: false,
             },
             env: &how.env,
@@ -160,6 +161,8 @@ pub struct World<'a> {
     pub pools: &'a [SparkPool],
     /// Other workspaces by name (only listed when `$workspace.<name>` is used).
     pub workspaces: &'a BTreeMap<String, String>,
+    /// Items of other workspaces by `(workspace, type, name)`, for `$workspace.<name>.$items`.
+    pub other: &'a BTreeMap<(String, String, String), ItemAttrs>,
     /// Planning: an item with no properties read yet is one this run creates, and its
     /// properties are placeholders like its id.
     pub planning: bool,
@@ -185,9 +188,9 @@ impl Lookup for Look<'_> {
     }
 
     fn item(&self, workspace: Option<&str>, item_type: &str, name: &str) -> Option<ItemAttrs> {
-        if workspace.is_some() {
-            // Items of other workspaces are not looked up yet (see docs/PUBLISHING.md).
-            return None;
+        if let Some(w) = workspace {
+            let key = (w.to_string(), item_type.to_string(), name.to_string());
+            return self.world.other.get(&key).cloned();
         }
         let key = (item_type.to_string(), name.to_string());
         let id = (self.world.ids)(item_type, name)?;
@@ -423,7 +426,27 @@ pub fn items_read_by_parameters(
 
 /// `(type, name)` of the items whose `$items` variables `item`'s parameters insert.
 pub fn items_read_by(item: &RepoItem, how: &Parameterization) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
+    references_of(item, how)
+        .into_iter()
+        .flat_map(|r| r.items)
+        .collect()
+}
+
+/// `(workspace, type, name)` of the items of other workspaces whose `$items` variables
+/// `item`'s parameters insert.
+pub fn other_workspace_items(
+    item: &RepoItem,
+    how: &Parameterization,
+) -> BTreeSet<(String, String, String)> {
+    references_of(item, how)
+        .into_iter()
+        .flat_map(|r| r.other_workspace_items)
+        .collect()
+}
+
+/// The parameter references of each text part of `item`.
+fn references_of(item: &RepoItem, how: &Parameterization) -> Vec<parameter::References> {
+    let mut out = Vec::new();
     if how.parameters.is_none() {
         return out;
     }
@@ -435,14 +458,13 @@ pub fn items_read_by(item: &RepoItem, how: &Parameterization) -> BTreeSet<(Strin
             item_name: &item.display_name,
             path: &path,
         };
-        let r = parameter::references(
+        out.push(parameter::references(
             how.parameters.as_deref(),
             &how.environment,
             &part,
             text,
             &[],
-        );
-        out.extend(r.items);
+        ));
     }
     out
 }

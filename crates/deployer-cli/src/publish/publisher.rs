@@ -140,6 +140,53 @@ pub struct Live {
     shortcuts: BTreeMap<usize, (Vec<serde_json::Value>, Vec<serde_json::Value>)>,
 }
 
+/// An item's `$items` properties from its type's endpoint, as fabric-cicd reads them
+/// (`PROPERTY_PATH_ATTR_MAPPING`): a lakehouse's or mirrored database's
+/// `sqlEndpointProperties`, a warehouse's `connectionString`, a SQL database's `serverFqdn`, an
+/// eventhouse's `queryServiceUri`. `None` for types with only `$id`.
+async fn typed_attrs(
+    client: &fabrik_client::FabricClient,
+    ws: &str,
+    t: &str,
+    n: &str,
+    id: String,
+) -> Result<Option<ItemAttrs>, EngineError> {
+    let collection = match t {
+        "Lakehouse" => "lakehouses",
+        "MirroredDatabase" => "mirroredDatabases",
+        "Warehouse" => "warehouses",
+        "SQLDatabase" => "sqlDatabases",
+        "Eventhouse" => "eventhouses",
+        _ => return Ok(None),
+    };
+    let p = client
+        .provisioned_item_properties(ws, collection, &id)
+        .await
+        .map_err(ctx(format!("reading the properties of {t} {n}")))?
+        .unwrap_or_default();
+    let text = |ptr: &str| p.pointer(ptr).and_then(|v| v.as_str()).map(str::to_string);
+    let attrs = match t {
+        "Lakehouse" | "MirroredDatabase" => ItemAttrs {
+            sql_endpoint: text("/sqlEndpointProperties/connectionString"),
+            sql_endpoint_id: text("/sqlEndpointProperties/id"),
+            ..ItemAttrs::default()
+        },
+        "Warehouse" => ItemAttrs {
+            sql_endpoint: text("/connectionString"),
+            ..ItemAttrs::default()
+        },
+        "SQLDatabase" => ItemAttrs {
+            sql_endpoint: text("/serverFqdn"),
+            ..ItemAttrs::default()
+        },
+        _ => ItemAttrs {
+            query_service_uri: text("/queryServiceUri"),
+            ..ItemAttrs::default()
+        },
+    };
+    Ok(Some(ItemAttrs { id, ..attrs }))
+}
+
 /// The file a lakehouse's shortcuts are written in.
 const SHORTCUTS_FILE: &str = "shortcuts.metadata.json";
 
@@ -343,10 +390,7 @@ impl PublishKind {
         })
     }
 
-    /// The `$items` properties of the deployed items the parameters read, from each type's
-    /// typed endpoint as fabric-cicd reads them (`PROPERTY_PATH_ATTR_MAPPING`): a lakehouse's or
-    /// mirrored database's `sqlEndpointProperties`, a warehouse's `connectionString`, a SQL
-    /// database's `serverFqdn`, an eventhouse's `queryServiceUri`. Other types have only `$id`.
+    /// The `$items` properties (see [`typed_attrs`]) of the deployed items in `which`.
     async fn attrs(
         &self,
         client: &fabrik_client::FabricClient,
@@ -356,41 +400,51 @@ impl PublishKind {
     ) -> Result<BTreeMap<(String, String), ItemAttrs>, EngineError> {
         let mut out = BTreeMap::new();
         for (t, n) in which {
-            let collection = match t.as_str() {
-                "Lakehouse" => "lakehouses",
-                "MirroredDatabase" => "mirroredDatabases",
-                "Warehouse" => "warehouses",
-                "SQLDatabase" => "sqlDatabases",
-                "Eventhouse" => "eventhouses",
-                _ => continue,
-            };
             let Some(id) = id_of(t, n) else { continue };
-            let p = client
-                .provisioned_item_properties(ws, collection, &id)
-                .await
-                .map_err(ctx(format!("reading the properties of {t} {n}")))?
-                .unwrap_or_default();
-            let text = |ptr: &str| p.pointer(ptr).and_then(|v| v.as_str()).map(str::to_string);
-            let attrs = match t.as_str() {
-                "Lakehouse" | "MirroredDatabase" => ItemAttrs {
-                    sql_endpoint: text("/sqlEndpointProperties/connectionString"),
-                    sql_endpoint_id: text("/sqlEndpointProperties/id"),
-                    ..ItemAttrs::default()
-                },
-                "Warehouse" => ItemAttrs {
-                    sql_endpoint: text("/connectionString"),
-                    ..ItemAttrs::default()
-                },
-                "SQLDatabase" => ItemAttrs {
-                    sql_endpoint: text("/serverFqdn"),
-                    ..ItemAttrs::default()
-                },
-                _ => ItemAttrs {
-                    query_service_uri: text("/queryServiceUri"),
-                    ..ItemAttrs::default()
-                },
+            if let Some(attrs) = typed_attrs(client, ws, t, n, id).await? {
+                out.insert((t.clone(), n.clone()), attrs);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The items of other workspaces `$workspace.<name>.$items…` variables name, with their
+    /// properties; one that does not exist is left out (rendering then names it).
+    async fn other_items(
+        &self,
+        client: &fabrik_client::FabricClient,
+        which: std::collections::BTreeSet<(String, String, String)>,
+    ) -> Result<BTreeMap<(String, String, String), ItemAttrs>, EngineError> {
+        let mut out = BTreeMap::new();
+        if which.is_empty() {
+            return Ok(out);
+        }
+        let workspaces = self.workspaces(client).await?;
+        let mut listed: BTreeMap<String, Vec<fabrik_client::models::Item>> = BTreeMap::new();
+        for (w, t, n) in which {
+            let Some(wid) = workspaces.get(&w) else {
+                continue;
             };
-            out.insert((t.clone(), n.clone()), ItemAttrs { id, ..attrs });
+            if !listed.contains_key(wid) {
+                let items: Vec<_> = client
+                    .list_items(wid, &fabrik_client::ItemFilter::default())
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!("listing the items of workspace {w}")))?;
+                listed.insert(wid.clone(), items);
+            }
+            let found = listed[wid]
+                .iter()
+                .find(|i| i.kind.as_str() == t && i.display_name == n)
+                .map(|i| i.id.clone());
+            let Some(id) = found else { continue };
+            let attrs = typed_attrs(client, wid, &t, &n, id.clone())
+                .await?
+                .unwrap_or(ItemAttrs {
+                    id,
+                    ..ItemAttrs::default()
+                });
+            out.insert((w, t, n), attrs);
         }
         Ok(out)
     }
@@ -745,6 +799,9 @@ impl PublishKind {
             Vec::new()
         };
         let workspaces = self.workspaces(cx.client).await?;
+        let other = self
+            .other_items(cx.client, pipeline::other_workspace_items(r, &self.how))
+            .await?;
         let world = World {
             workspace_id: ws,
             workspace_name: cx.workspace,
@@ -752,6 +809,7 @@ impl PublishKind {
             attrs: &attrs,
             pools: &pools,
             workspaces: &workspaces,
+            other: &other,
             planning: false,
         };
         pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)
@@ -955,6 +1013,12 @@ impl Kind for PublishKind {
                 found.map(|_| format!("<id of {t} {n}, created by this publish>"))
             })
         };
+        let other_which = self
+            .repo
+            .selected()
+            .flat_map(|i| pipeline::other_workspace_items(i, &self.how))
+            .collect();
+        let other = self.other_items(cx.client, other_which).await?;
         let world = World {
             workspace_id: ws,
             workspace_name: &cx.desired.name,
@@ -962,6 +1026,7 @@ impl Kind for PublishKind {
             attrs: &attrs,
             pools: &pools,
             workspaces: &workspaces,
+            other: &other,
             planning: true,
         };
         let mut rendered = BTreeMap::new();

@@ -13,6 +13,9 @@ pub struct References {
     /// `(type, name)` of target-workspace items whose `$items` variable this part's
     /// parameters would insert; the item itself is left out.
     pub items: Vec<(String, String)>,
+    /// `(workspace, type, name)` of items of other workspaces (`$workspace.<name>.$items…`)
+    /// whose variables this part's parameters would insert.
+    pub other_workspace_items: Vec<(String, String, String)>,
 }
 
 /// The references of one part's text (after the type step) in `environment`.
@@ -40,20 +43,31 @@ pub fn references(
         }
     }
     let Some(params) = params else { return out };
-    let mut add = |t: &Token| {
-        if let Token::Item {
+    let mut add = |t: &Token| match t {
+        Token::Item {
             workspace: None,
             item_type,
             name,
             ..
-        } = t
-        {
+        } => {
             let key = (item_type.clone(), name.clone());
             let is_self = item_type == part.item_type && name == part.item_name;
             if !is_self && !out.items.contains(&key) {
                 out.items.push(key);
             }
         }
+        Token::Item {
+            workspace: Some(w),
+            item_type,
+            name,
+            ..
+        } => {
+            let key = (w.clone(), item_type.clone(), name.clone());
+            if !out.other_workspace_items.contains(&key) {
+                out.other_workspace_items.push(key);
+            }
+        }
+        _ => {}
     };
     for fr in &params.find_replace {
         let Some(Replacement::Token(t)) = fr.replace.get(environment) else {

@@ -484,7 +484,8 @@ fn fixture_filters_all_match_and_references_are_found() {
         r,
         References {
             logical_ids: vec![format!("{LID}08")],
-            items: vec![]
+            items: vec![],
+            other_workspace_items: vec![],
         }
     );
     let path = "notebooks/shared/Utils.Notebook/notebook-content.py";
