@@ -457,3 +457,119 @@ async fn a_renamed_item_is_renamed_in_place_not_recreated() {
     assert_eq!(publish(unpublish).await.unwrap().1.change_count(), 0);
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kql_querysets_and_dashboards_get_their_databases_cluster_uri() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            display_name: "kql".into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lid = |n: u8| format!("5c2e8a1d-7b3f-4e6a-9d0c-1f2e3d4c5b{n:02}");
+    let put = |rel: &str, text: String| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let platform = |t: &str, name: &str, l: String| {
+        serde_json::json!({"metadata": {"type": t, "displayName": name},
+            "config": {"version": "2.0", "logicalId": l}})
+        .to_string()
+    };
+    put(
+        "EH.Eventhouse/.platform",
+        platform("Eventhouse", "EH", lid(1)),
+    );
+    put("EH.Eventhouse/EventhouseProperties.json", "{}".into());
+    put(
+        "EH.Eventhouse/.children/Sales.KQLDatabase/.platform",
+        platform("KQLDatabase", "Sales", lid(2)),
+    );
+    put(
+        "EH.Eventhouse/.children/Sales.KQLDatabase/DatabaseProperties.json",
+        serde_json::json!({"databaseType": "ReadWrite", "parentEventhouseItemId": lid(1)})
+            .to_string(),
+    );
+    put(
+        "Q.KQLQueryset/.platform",
+        platform("KQLQueryset", "Q", lid(3)),
+    );
+    put(
+        "Q.KQLQueryset/RealTimeQueryset.json",
+        serde_json::json!({"queryset": {"dataSources": [
+            {"clusterUri": "", "databaseItemId": lid(2), "databaseItemName": "Sales"}]}})
+        .to_string(),
+    );
+    put(
+        "D.KQLDashboard/.platform",
+        platform("KQLDashboard", "D", lid(4)),
+    );
+    put(
+        "D.KQLDashboard/RealTimeDashboard.json",
+        serde_json::json!({"dataSources": [{"clusterUri": "", "name": "Sales", "database": "x"}]})
+            .to_string(),
+    );
+    let repo = Arc::new(Repository::discover(root, &DiscoverOptions::default()).unwrap());
+    let plan = || {
+        fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::clone(&repo),
+            Parameterization::none("test"),
+            &ws.id,
+            Unpublish::default(),
+            8,
+        )
+    };
+    let (desired, first) = plan().await.unwrap();
+    let report = fabrik_cli::run::apply(
+        &client,
+        &fabrik_flags::Flags::defaults(),
+        &desired,
+        &first,
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let (db, _) = folder_of(&client, &ws.id, "Sales").await;
+    let uri = client
+        .item_properties(&ws.id, "kqlDatabases", &db)
+        .await
+        .unwrap()
+        .unwrap()["queryServiceUri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!uri.is_empty());
+    let read = |name: &'static str, path: &'static str| {
+        let client = client.clone();
+        let ws = ws.id.clone();
+        async move {
+            let (id, _) = folder_of(&client, &ws, name).await;
+            let d = client.get_item_definition(&ws, &id, None).await.unwrap();
+            let p = d.parts.into_iter().find(|p| p.path == path).unwrap();
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(p.payload)
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let q = read("Q", "RealTimeQueryset.json").await;
+    assert_eq!(q["queryset"]["dataSources"][0]["clusterUri"], uri.as_str());
+    assert_eq!(
+        q["queryset"]["dataSources"][0]["databaseItemId"],
+        db.as_str()
+    );
+    let d = read("D", "RealTimeDashboard.json").await;
+    assert_eq!(d["dataSources"][0]["clusterUri"], uri.as_str());
+    assert_eq!(plan().await.unwrap().1.change_count(), 0);
+    emu.shutdown().await.unwrap();
+}

@@ -55,8 +55,9 @@ use std::path::PathBuf;
 pub use load::{LoadOptions, load, load_str};
 pub use refs::{References, RepoItem, references};
 pub use render::{
-    ItemAttrs, LogicalId, Lookup, Part, RenderError, Target, apply_parameters, instance_pool_id,
-    render_part, render_sparkcompute, replace_logical_ids, replace_zero_workspace_ids,
+    ItemAttrs, KqlSources, LogicalId, Lookup, Part, RenderError, Target, apply_parameters,
+    fill_cluster_uris, instance_pool_id, kql_databases_needed, render_part, render_sparkcompute,
+    replace_logical_ids, replace_zero_workspace_ids,
 };
 
 use crate::config::Problem;

@@ -118,6 +118,7 @@ impl Parameterization {
                 attrs: &no_attrs,
                 pools: &[],
                 workspaces: &no_workspaces,
+                kql_uris: &BTreeMap::new(),
                 other: &BTreeMap::new(),
                 planning: false,
             },
@@ -161,6 +162,8 @@ pub struct World<'a> {
     pub pools: &'a [SparkPool],
     /// Other workspaces by name (only listed when `$workspace.<name>` is used).
     pub workspaces: &'a BTreeMap<String, String>,
+    /// KQL databases' query URIs by database name, for the KQL items' empty `clusterUri`s.
+    pub kql_uris: &'a BTreeMap<String, String>,
     /// Items of other workspaces by `(workspace, type, name)`, for `$workspace.<name>.$items`.
     pub other: &'a BTreeMap<(String, String, String), ItemAttrs>,
     /// Planning: an item with no properties read yet is one this run creates, and its
@@ -295,7 +298,30 @@ fn type_step(
     how: &Parameterization,
     world: &World<'_>,
 ) -> Result<String, String> {
+    if path == ".platform" {
+        return Ok(text.to_string());
+    }
     match (item.item_type, path) {
+        (ItemType::KQLQueryset | ItemType::KQLDashboard, _) => {
+            let (kind, by) = kql_kind(item.item_type);
+            let uri_of = |db: &str| {
+                let name = match kind {
+                    parameter::KqlSources::Queryset => repo
+                        .by_logical_id(db)
+                        .filter(|d| d.item_type == ItemType::KQLDatabase)
+                        .map(|d| d.display_name.clone())
+                        .ok_or_else(|| {
+                            format!("no KQL database of the repository has the logicalId {db}")
+                        })?,
+                    parameter::KqlSources::Dashboard => db.to_string(),
+                };
+                world.kql_uris.get(&name).cloned().ok_or_else(|| {
+                    format!("the cluster URI of KQL database `{name}` ({by}) is not known: is it deployed?")
+                })
+            };
+            parameter::fill_cluster_uris(text, kind, &uri_of)
+                .map_err(|e| format!("{}/{path}: {e}", item.dir))
+        }
         (ItemType::Report, "definition.pbir") => {
             let Some(model) = repo
                 .report_semantic_model(item)
@@ -336,6 +362,47 @@ fn type_step(
         }
         _ => Ok(text.to_string()),
     }
+}
+
+fn kql_kind(t: ItemType) -> (parameter::KqlSources, &'static str) {
+    if t == ItemType::KQLQueryset {
+        (parameter::KqlSources::Queryset, "by databaseItemId")
+    } else {
+        (parameter::KqlSources::Dashboard, "by name")
+    }
+}
+
+/// Names of the KQL databases whose query URI `item` (a KQL queryset or dashboard) needs for
+/// its empty `clusterUri`s.
+pub fn kql_databases(repo: &Repository, item: &RepoItem) -> Vec<String> {
+    if !matches!(
+        item.item_type,
+        ItemType::KQLQueryset | ItemType::KQLDashboard
+    ) {
+        return Vec::new();
+    }
+    let (kind, _) = kql_kind(item.item_type);
+    let mut out = Vec::new();
+    for text in item
+        .parts
+        .iter()
+        .filter(|p| p.path != ".platform")
+        .filter_map(|p| p.text())
+    {
+        for db in parameter::kql_databases_needed(text, kind) {
+            let name = match kind {
+                parameter::KqlSources::Queryset => match repo.by_logical_id(&db) {
+                    Some(d) => d.display_name.clone(),
+                    None => continue,
+                },
+                parameter::KqlSources::Dashboard => db,
+            };
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 /// The pool (name, `Workspace`|`Capacity`) a `spark_pool` entry puts in this Environment's
@@ -409,6 +476,11 @@ pub fn references<'r>(
             .map_err(|e| e.to_string())?
     {
         add(model);
+    }
+    for name in kql_databases(repo, item) {
+        if let Some(db) = repo.find(ItemType::KQLDatabase, &name) {
+            add(db);
+        }
     }
     Ok(out)
 }

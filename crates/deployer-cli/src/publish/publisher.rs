@@ -408,6 +408,48 @@ impl PublishKind {
         Ok(out)
     }
 
+    /// The query URIs of the KQL databases `names` (deployed ones read from the service; in a
+    /// plan, a placeholder for one of the repository this run creates).
+    async fn kql_uris(
+        &self,
+        client: &fabrik_client::FabricClient,
+        ws: &str,
+        names: Vec<String>,
+        id_of: &(dyn Fn(&str, &str) -> Option<String> + Sync),
+        planning: bool,
+    ) -> Result<BTreeMap<String, String>, EngineError> {
+        let mut out = BTreeMap::new();
+        for name in names {
+            match id_of("KQLDatabase", &name) {
+                Some(id) => {
+                    let p = client
+                        .item_properties(ws, "kqlDatabases", &id)
+                        .await
+                        .map_err(ctx(format!("reading KQL database {name}")))?;
+                    let uri = p
+                        .as_ref()
+                        .and_then(|p| p.get("queryServiceUri"))
+                        .and_then(|u| u.as_str())
+                        .filter(|u| !u.is_empty());
+                    if let Some(uri) = uri {
+                        out.insert(name, uri.to_string());
+                    }
+                }
+                None if planning
+                    && self
+                        .repo
+                        .find(ItemType::KQLDatabase, &name)
+                        .is_some_and(|d| d.selected) =>
+                {
+                    let later = format!("<queryServiceUri of KQL database {name}, once created>");
+                    out.insert(name, later);
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// The items of other workspaces `$workspace.<name>.$items…` variables name, with their
     /// properties; one that does not exist is left out (rendering then names it).
     async fn other_items(
@@ -802,6 +844,15 @@ impl PublishKind {
         let other = self
             .other_items(cx.client, pipeline::other_workspace_items(r, &self.how))
             .await?;
+        let kql_uris = self
+            .kql_uris(
+                cx.client,
+                ws,
+                pipeline::kql_databases(&self.repo, r),
+                &id_of,
+                false,
+            )
+            .await?;
         let world = World {
             workspace_id: ws,
             workspace_name: cx.workspace,
@@ -810,6 +861,7 @@ impl PublishKind {
             pools: &pools,
             workspaces: &workspaces,
             other: &other,
+            kql_uris: &kql_uris,
             planning: false,
         };
         pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)
@@ -1019,6 +1071,14 @@ impl Kind for PublishKind {
             .flat_map(|i| pipeline::other_workspace_items(i, &self.how))
             .collect();
         let other = self.other_items(cx.client, other_which).await?;
+        let kql_names: Vec<String> = self
+            .repo
+            .selected()
+            .flat_map(|i| pipeline::kql_databases(&self.repo, i))
+            .collect();
+        let kql_uris = self
+            .kql_uris(cx.client, ws, kql_names, &deployed, true)
+            .await?;
         let world = World {
             workspace_id: ws,
             workspace_name: &cx.desired.name,
@@ -1027,6 +1087,7 @@ impl Kind for PublishKind {
             pools: &pools,
             workspaces: &workspaces,
             other: &other,
+            kql_uris: &kql_uris,
             planning: true,
         };
         let mut rendered = BTreeMap::new();

@@ -81,6 +81,49 @@ impl Ordered {
         out
     }
 
+    /// Python's `json.dumps(value, indent=n)`: one member per line, `","` and `": "`.
+    pub(crate) fn python_dumps_indent(&self, indent: usize) -> String {
+        let mut out = String::new();
+        self.write_python_indented(&mut out, indent, 0);
+        out
+    }
+
+    fn write_python_indented(&self, out: &mut String, indent: usize, level: usize) {
+        let pad = |out: &mut String, level: usize| {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent * level));
+        };
+        match self {
+            Ordered::Array(a) if !a.is_empty() => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    pad(out, level + 1);
+                    v.write_python_indented(out, indent, level + 1);
+                }
+                pad(out, level);
+                out.push(']');
+            }
+            Ordered::Object(o) if !o.is_empty() => {
+                out.push('{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    pad(out, level + 1);
+                    python_string(k, out);
+                    out.push_str(": ");
+                    v.write_python_indented(out, indent, level + 1);
+                }
+                pad(out, level);
+                out.push('}');
+            }
+            other => other.write_python(out),
+        }
+    }
+
     fn write_python(&self, out: &mut String) {
         match self {
             Ordered::Null => out.push_str("null"),

@@ -454,3 +454,88 @@ fn url_encode(s: &str) -> String {
     }
     out
 }
+
+/// Where a KQL item keeps its data sources: a KQLQueryset's `queryset.dataSources`, a
+/// KQLDashboard's `dataSources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KqlSources {
+    /// KQLQueryset: a source names its database by `databaseItemId` (a logicalId).
+    Queryset,
+    /// KQLDashboard: a source names its database by `name`.
+    Dashboard,
+}
+
+fn field_mut<'a>(o: &'a mut Ordered, key: &str) -> Option<&'a mut Ordered> {
+    match o {
+        Ordered::Object(m) => m.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn kql_sources(doc: &mut Ordered, kind: KqlSources) -> Option<&mut Vec<Ordered>> {
+    let holder = match kind {
+        KqlSources::Queryset => field_mut(doc, "queryset")?,
+        KqlSources::Dashboard => doc,
+    };
+    match field_mut(holder, "dataSources")? {
+        Ordered::Array(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn empty_cluster_source(source: &mut Ordered, kind: KqlSources) -> Option<String> {
+    let empty = matches!(field_mut(source, "clusterUri"), Some(Ordered::String(s)) if s.is_empty());
+    if !empty {
+        return None;
+    }
+    let key = match kind {
+        KqlSources::Queryset => "databaseItemId",
+        KqlSources::Dashboard => "name",
+    };
+    match field_mut(source, key) {
+        Some(Ordered::String(s)) => Some(s.clone()),
+        _ => Some(String::new()),
+    }
+}
+
+/// The databases a KQL item's text needs a cluster URI for: its sources with an empty
+/// `clusterUri` (by `databaseItemId`, a logicalId, in a queryset; by `name` in a dashboard).
+pub fn kql_databases_needed(text: &str, kind: KqlSources) -> Vec<String> {
+    let Ok(mut doc) = serde_json::from_str::<Ordered>(text) else {
+        return Vec::new();
+    };
+    let Some(sources) = kql_sources(&mut doc, kind) else {
+        return Vec::new();
+    };
+    sources
+        .iter_mut()
+        .filter_map(|s| empty_cluster_source(s, kind))
+        .collect()
+}
+
+/// fabric-cicd's KQLQueryset and KQLDashboard type step: every data source with an empty
+/// `clusterUri` gets `uri_of(its database)`, and the document is written back as Python's
+/// `json.dumps(indent=2)`; a text without data sources is sent as it is.
+pub fn fill_cluster_uris(
+    text: &str,
+    kind: KqlSources,
+    uri_of: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut doc: Ordered = serde_json::from_str(text)
+        .map_err(|e| format!("not JSON, as a KQL item's must be: {e}"))?;
+    let Some(sources) = kql_sources(&mut doc, kind) else {
+        return Ok(text.to_string());
+    };
+    if sources.is_empty() && kind == KqlSources::Queryset {
+        return Ok(text.to_string());
+    }
+    for source in sources.iter_mut() {
+        if let Some(db) = empty_cluster_source(source, kind) {
+            let uri = uri_of(&db)?;
+            if let Some(slot) = field_mut(source, "clusterUri") {
+                *slot = Ordered::String(uri);
+            }
+        }
+    }
+    Ok(doc.python_dumps_indent(2))
+}

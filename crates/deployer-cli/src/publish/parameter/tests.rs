@@ -1522,3 +1522,22 @@ fn matches_fabric_cicd_output_on_a_harder_repository() {
         }
     }
 }
+
+#[test]
+fn kql_cluster_uris_are_filled_and_written_as_python_indents_them() {
+    use super::render::{KqlSources, fill_cluster_uris, kql_databases_needed};
+    let text = r#"{"queryset": {"dataSources": [{"clusterUri": "", "n": 1.5, "e": [], "o": {}, "u": "é"}], "v": null}}"#;
+    assert_eq!(
+        kql_databases_needed(text, KqlSources::Queryset),
+        vec![String::new()]
+    );
+    let out = fill_cluster_uris(text, KqlSources::Queryset, &|_| Ok("https://x".into())).unwrap();
+    // What Python's json.dumps(doc, indent=2) writes for the filled document.
+    let python = "{\n  \"queryset\": {\n    \"dataSources\": [\n      {\n        \"clusterUri\": \"https://x\",\n        \"n\": 1.5,\n        \"e\": [],\n        \"o\": {},\n        \"u\": \"\\u00e9\"\n      }\n    ],\n    \"v\": null\n  }\n}";
+    assert_eq!(out, python);
+    // A dashboard names its database; one without an empty clusterUri needs none.
+    let dash = r#"{"dataSources": [{"clusterUri": "", "name": "Sales"}, {"clusterUri": "https://y", "name": "Other"}]}"#;
+    assert_eq!(kql_databases_needed(dash, KqlSources::Dashboard), ["Sales"]);
+    let missing = fill_cluster_uris(dash, KqlSources::Dashboard, &|db| Err(format!("{db}?")));
+    assert_eq!(missing, Err("Sales?".to_string()));
+}
