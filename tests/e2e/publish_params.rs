@@ -334,6 +334,12 @@ async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes
         })
         .await
         .unwrap();
+    // One change at a time, so the refusal comes after the variable library's and the
+    // environment's updates (plan order) and before the notebook's.
+    let opts = fabrik_cli::run::RunOptions {
+        concurrency: 1,
+        ..opts
+    };
     let publish = |env: &'static str, item_types: Vec<String>| {
         let client = client.clone();
         let opts = opts.clone();
@@ -386,10 +392,32 @@ async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes
     let before = definitions(&client, &ws.id).await;
 
     // Then all of it for an environment parameter.yml has no values for (only its `_ALL_`
-    // entries apply): updates (notebook, variable library, environment) and creates
-    // (pipelines, report); the second definition update is refused.
+    // entries apply): updates (variable library, environment, notebook) and creates
+    // (pipelines, report); the third definition update, the notebook's, is refused.
+    let published_environment = || {
+        let state = emu.state();
+        let w = state["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == ws.id.as_str())
+            .unwrap()
+            .clone();
+        w["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "Environment")
+            .unwrap()["extra"]["published"]
+            .clone()
+    };
+    let published_before = published_environment();
+    assert!(
+        !published_before.is_null(),
+        "the first publish published it"
+    );
     emu.set_faults(
-        "POST /v1/workspaces/*/items/*/updateDefinition#2=403"
+        "POST /v1/workspaces/*/items/*/updateDefinition#3=403"
             .parse()
             .unwrap(),
     );
@@ -423,6 +451,11 @@ async fn a_publish_refused_midway_restores_every_previous_definition_and_deletes
     for (k, parts) in &before {
         assert_eq!(&after[k], parts, "{k} has its previous definition back");
     }
+    assert_eq!(
+        published_environment(),
+        published_before,
+        "the environment's previous definition is published again"
+    );
     let config = id_of(&client, &ws.id, "VariableLibrary", "Config").await;
     assert_eq!(
         client

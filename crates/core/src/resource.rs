@@ -236,6 +236,15 @@ pub enum Undo {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connection: Option<String>,
     },
+    /// Publish an Environment's staged definition again (after its previous definition was
+    /// put back) and wait for the publish.
+    #[serde(rename_all = "camelCase")]
+    PublishEnvironment {
+        /// Its workspace.
+        workspace_id: String,
+        /// The Environment.
+        item_id: String,
+    },
     /// Unassign a capacity that was assigned.
     #[serde(rename_all = "camelCase")]
     UnassignCapacity {

@@ -160,6 +160,10 @@ impl Undoer for FabricUndoer {
                 c.bind_connection(workspace_id, item_id, &details, connection.as_ref())
                     .await
             }
+            Undo::PublishEnvironment {
+                workspace_id,
+                item_id,
+            } => c.publish_environment(workspace_id, item_id).await,
             Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
             Undo::AssignCapacity {
                 workspace_id,

@@ -1478,6 +1478,23 @@ impl Kind for PublishKind {
                 if differs.is_empty() {
                     return Ok(Outcome::Updated);
                 }
+                if r.item_type == ItemType::Environment {
+                    // Journaled before the definition's undo, so rollback (newest first) puts
+                    // the previous definition back and then publishes it.
+                    cx.track(
+                        ResourceRef::in_workspace(
+                            ResourceKind::Item,
+                            &ws,
+                            id,
+                            Some(r.display_name.clone()),
+                        ),
+                        Undo::PublishEnvironment {
+                            workspace_id: ws.clone(),
+                            item_id: id.clone(),
+                        },
+                    )
+                    .await?;
+                }
                 cx.track(
                     ResourceRef::in_workspace(
                         ResourceKind::Item,
