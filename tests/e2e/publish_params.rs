@@ -825,3 +825,75 @@ async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
     );
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_shortcut_fails_the_run_unless_continue_on_shortcut_failure() {
+    let (emu, client, opts, _state) = crate::start().await;
+    for keep_going in [false, true] {
+        let ws = client
+            .create_workspace(&CreateWorkspaceRequest {
+                display_name: format!("shortcuts-{keep_going}"),
+                description: None,
+                capacity_id: None,
+                domain_id: None,
+            })
+            .await
+            .unwrap();
+        let mut features = vec!["enable_shortcut_publish".to_string()];
+        if keep_going {
+            features.push("continue_on_shortcut_failure".into());
+        }
+        let args = PublishArgs {
+            repository: Some(fixture_root()),
+            workspace_id: Some(ws.id.clone()),
+            item_types: vec!["Lakehouse".into()],
+            features,
+            ..PublishArgs::default()
+        };
+        let r = inputs::resolve(&args, "prod", EnvVars::fixed(BTreeMap::new()))
+            .unwrap()
+            .unwrap();
+        let (desired, plan) = fabrik_cli::publish::publisher::plan(
+            &client,
+            Arc::new(r.repo),
+            r.how,
+            &ws.id,
+            r.target.unpublish,
+            8,
+        )
+        .await
+        .unwrap();
+        emu.set_faults(
+            "POST /v1/workspaces/*/items/*/shortcuts#1=400"
+                .parse()
+                .unwrap(),
+        );
+        let report = fabrik_cli::run::apply(
+            &client,
+            &fabrik_flags::Flags::defaults(),
+            &desired,
+            &plan,
+            &opts,
+        )
+        .await
+        .unwrap();
+        emu.set_faults(fabrik_emulator::FaultConfig::default());
+        if keep_going {
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            let silver = id_of(&client, &ws.id, "Lakehouse", "Silver").await;
+            let shortcuts: Vec<serde_json::Value> = client
+                .list_shortcuts(&ws.id, &silver)
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(shortcuts.is_empty(), "the refused shortcut is not there");
+        } else {
+            assert!(
+                report.errors.iter().any(|e| e.contains("shortcut")),
+                "{:?}",
+                report.errors
+            );
+        }
+    }
+    emu.shutdown().await.unwrap();
+}

@@ -95,6 +95,7 @@ impl Target {
 /// fabric-cicd feature flags fabrik acts on; the others it knows are accepted with a warning.
 const HONOURED: &[&str] = &[
     "enable_shortcut_publish",
+    "continue_on_shortcut_failure",
     "enable_shortcut_exclude",
     "enable_environment_variable_replacement",
     "disable_workspace_folder_publish",
@@ -249,9 +250,12 @@ pub fn resolve(
     }
     let re = |s: Option<&String>| s.and_then(|s| Regex::new(s).ok());
     if features.iter().any(|f| f == "enable_shortcut_publish") {
-        how.shortcuts = Some(re(cicd
-            .as_ref()
-            .and_then(|c| c.publish.shortcut_exclude_regex.as_ref())));
+        how.shortcuts = Some(super::pipeline::ShortcutPublish {
+            exclude: re(cicd
+                .as_ref()
+                .and_then(|c| c.publish.shortcut_exclude_regex.as_ref())),
+            continue_on_failure: features.iter().any(|f| f == "continue_on_shortcut_failure"),
+        });
     }
     let unpublish = Unpublish {
         // As fabric-cicd's `deploy_with_config`: a config unpublishes unless it skips it.

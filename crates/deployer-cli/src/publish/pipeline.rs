@@ -54,9 +54,8 @@ pub struct Parameterization {
     pub parameters: Option<Arc<Parameters>>,
     /// `$ENV:` values.
     pub env: EnvVars,
-    /// Publish lakehouse shortcuts (`enable_shortcut_publish`), except those whose name the
-    /// regex matches (`shortcut_exclude_regex`).
-    pub shortcuts: Option<Option<regex::Regex>>,
+    /// Publish lakehouse shortcuts (`enable_shortcut_publish`).
+    pub shortcuts: Option<ShortcutPublish>,
 }
 
 impl Parameterization {
@@ -145,6 +144,16 @@ impl Parameterization {
             shortcuts: None,
         }
     }
+}
+
+/// How lakehouse shortcuts are published.
+#[derive(Debug, Clone, Default)]
+pub struct ShortcutPublish {
+    /// Shortcuts whose name this matches are left out (`shortcut_exclude_regex`).
+    pub exclude: Option<regex::Regex>,
+    /// A shortcut the service refuses is reported and the run goes on
+    /// (`continue_on_shortcut_failure`); otherwise it fails the run.
+    pub continue_on_failure: bool,
 }
 
 /// What rendering needs to know about the target workspace.

@@ -630,7 +630,7 @@ impl PublishKind {
                 item.dir
             )
         })?;
-        let exclude = self.how.shortcuts.as_ref().and_then(|r| r.as_ref());
+        let exclude = self.how.shortcuts.as_ref().and_then(|r| r.exclude.as_ref());
         Ok(list
             .into_iter()
             .filter(|v| !exclude.is_some_and(|re| re.is_match(&shortcut_id(v).1)))
@@ -679,10 +679,20 @@ impl PublishKind {
                 undo(v),
             )
             .await?;
-            cx.client
-                .put_shortcut(ws, id, v)
-                .await
-                .map_err(cx.fabric(&format!("publishing {}", what(v))))?;
+            match cx.client.put_shortcut(ws, id, v).await {
+                Ok(()) => {}
+                Err(e)
+                    if self
+                        .how
+                        .shortcuts
+                        .as_ref()
+                        .is_some_and(|o| o.continue_on_failure) =>
+                {
+                    // fabric-cicd's continue_on_shortcut_failure: reported, and the run goes on.
+                    tracing::warn!(error = %e, "publishing {} failed; going on", what(v));
+                }
+                Err(e) => return Err(cx.fabric(&format!("publishing {}", what(v)))(e)),
+            }
         }
         for v in deletes {
             cx.track(
