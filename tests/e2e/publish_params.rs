@@ -148,6 +148,23 @@ async fn the_fixture_publishes_with_its_parameter_file_in_test_and_prod() {
         .unwrap();
         assert!(report.errors.is_empty(), "{env}: {:?}", report.errors);
 
+        // Every item carries the parts the fixture notes (§2) list: the repository's, with
+        // `.pbi/` left out of the semantic model (discovery's tests pin those lists).
+        let deployed = definitions(&client, &ws.id).await;
+        for item in repo.selected() {
+            let key = format!("{}:{}", item.item_type.as_str(), item.display_name);
+            let got: Vec<&String> = deployed[&key].keys().collect();
+            let want: Vec<&String> = if item.item_type.is_shell() {
+                Vec::new()
+            } else {
+                item.parts
+                    .iter()
+                    .map(|p| &p.path)
+                    .filter(|p| *p != ".platform")
+                    .collect()
+            };
+            assert_eq!(got, want, "{env}: {key}");
+        }
         let bronze = id_of(&client, &ws.id, "Lakehouse", "Bronze").await;
         let spark = id_of(&client, &ws.id, "Environment", "Spark").await;
         let nb = part(&client, &ws.id, "Notebook", "Ingest", "notebook-content.py").await;

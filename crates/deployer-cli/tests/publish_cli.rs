@@ -360,3 +360,68 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
     }
     state
 }
+
+/// Requests other than reads (getDefinition reads, though the API spells it POST).
+fn writes(log: &[serde_json::Value]) -> usize {
+    log.iter()
+        .filter(|r| r["method"] != "GET")
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/v1") && !p.ends_with("/getDefinition"))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabric_cicds_config_yml_publishes_and_a_second_publish_writes_nothing() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "from-config").await;
+    // A config.yml as fabric-cicd reads it: the workspace by name, the shared fixture as the
+    // repository, its parameter.yml, shortcuts on.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "core:\n  workspace:\n    prod: from-config\n  repository_directory: \"{}\"\n  parameter: \"{}\"\npublish:\n  exclude_regex: \"^DONT_DEPLOY.*\"\nunpublish:\n  skip:\n    prod: true\nfeatures:\n  - enable_shortcut_publish\n",
+            fixture_root().display(),
+            fixture_root().join("parameter.yml").display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let mut c = fabrik();
+        c.args(["publish", "--cicd-config"])
+            .arg(&config)
+            .args(["--env", "prod", "--base-url", &base])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FABRIC_TOKEN", &token);
+        c.output().unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let items: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/workspaces/{ws}/items"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(items["value"].as_array().unwrap().len(), 11, "{items}");
+
+    let before = requests(&emu).await.len();
+    let second = run();
+    assert!(second.status.success());
+    let log = requests(&emu).await;
+    assert_eq!(writes(&log[before..]), 0, "{:?}", &log[before..]);
+    emu.shutdown().await.unwrap();
+}
