@@ -50,6 +50,22 @@ async fn start_with(
     (emu, client, opts, state)
 }
 
+/// A new workspace on the emulator, with no capacity.
+async fn workspace(
+    client: &fabrik_client::FabricClient,
+    name: &str,
+) -> fabrik_client::models::Workspace {
+    client
+        .create_workspace(&fabrik_client::models::CreateWorkspaceRequest {
+            display_name: name.into(),
+            description: None,
+            capacity_id: None,
+            domain_id: None,
+        })
+        .await
+        .expect("workspace")
+}
+
 fn examples(env: &str) -> config::Desired {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fabrik.yaml");
     let opts = LoadOptions {

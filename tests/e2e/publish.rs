@@ -8,7 +8,6 @@ use std::sync::Arc;
 use fabrik_cli::publish::inputs::Unpublish;
 use fabrik_cli::publish::pipeline::Parameterization;
 use fabrik_cli::publish::repo::{DiscoverOptions, Repository};
-use fabrik_client::models::CreateWorkspaceRequest;
 
 fn fixture() -> Arc<Repository> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/git-format-repo");
@@ -20,15 +19,7 @@ fn fixture() -> Arc<Repository> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_nothing() {
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "publish-target".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "publish-target").await;
     let repo = fixture();
     let selected: Vec<_> = repo.selected().collect();
     let (desired, plan) = fabrik_cli::publish::publisher::plan(
@@ -181,15 +172,7 @@ async fn folder_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_in_another_folder_is_moved_not_recreated_and_a_failed_run_moves_it_back() {
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "moves".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "moves").await;
     let repo = fixture();
     let flags = fabrik_flags::Flags::defaults();
     let plan = || {
@@ -276,15 +259,7 @@ async fn an_item_in_another_folder_is_moved_not_recreated_and_a_failed_run_moves
 async fn unpublish_deletes_orphans_and_the_folders_they_leave_empty_but_keeps_guarded_ones() {
     use fabrik_client::models::{CreateFolderRequest, CreateItemRequest, ItemType};
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "orphans".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "orphans").await;
     let repo = fixture();
     let flags = fabrik_flags::Flags::defaults();
     let plan = |unpublish: Unpublish| {
@@ -395,15 +370,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_item_is_renamed_in_place_not_recreated() {
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "renames".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "renames").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     copy_tree(
@@ -461,15 +428,7 @@ async fn a_renamed_item_is_renamed_in_place_not_recreated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kql_querysets_and_dashboards_get_their_databases_cluster_uri() {
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "kql".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "kql").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let lid = |n: u8| format!("5c2e8a1d-7b3f-4e6a-9d0c-1f2e3d4c5b{n:02}");

@@ -625,15 +625,7 @@ async fn semantic_model_binding_binds_the_model_and_a_failed_bind_is_rolled_back
         .await
         .unwrap();
     let cid = connection["id"].as_str().unwrap().to_string();
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "binding".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "binding").await;
     let dir = tempfile::tempdir().unwrap();
     let params = dir.path().join("parameter.yml");
     std::fs::write(
@@ -735,25 +727,9 @@ async fn semantic_model_binding_binds_the_model_and_a_failed_bind_is_rolled_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
     let (emu, client, opts, _state) = crate::start().await;
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "endpoints".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let ws = crate::workspace(&client, "endpoints").await;
     // Another workspace's warehouse, named through `$workspace.Shared.$items…`.
-    let shared = client
-        .create_workspace(&CreateWorkspaceRequest {
-            display_name: "Shared".into(),
-            description: None,
-            capacity_id: None,
-            domain_id: None,
-        })
-        .await
-        .unwrap();
+    let shared = crate::workspace(&client, "Shared").await;
     let central = client
         .create_item(
             &shared.id,
@@ -847,15 +823,7 @@ async fn items_variables_read_sql_endpoints_as_fabric_cicd_does() {
 async fn a_refused_shortcut_fails_the_run_unless_continue_on_shortcut_failure() {
     let (emu, client, opts, _state) = crate::start().await;
     for keep_going in [false, true] {
-        let ws = client
-            .create_workspace(&CreateWorkspaceRequest {
-                display_name: format!("shortcuts-{keep_going}"),
-                description: None,
-                capacity_id: None,
-                domain_id: None,
-            })
-            .await
-            .unwrap();
+        let ws = crate::workspace(&client, &format!("shortcuts-{keep_going}")).await;
         let mut features = vec!["enable_shortcut_publish".to_string()];
         if keep_going {
             features.push("continue_on_shortcut_failure".into());
