@@ -882,3 +882,114 @@ async fn a_refused_shortcut_fails_the_run_unless_continue_on_shortcut_failure() 
     }
     emu.shutdown().await.unwrap();
 }
+
+/// Every string in every file under `dir`, and what base64 strings decode to.
+fn journal_texts(dir: &std::path::Path) -> String {
+    use base64::Engine as _;
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                    out.push('\n');
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            out.push_str(&text);
+            for line in text.lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    walk(&v, &mut out);
+                }
+            }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                walk(&v, &mut out);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_value_rendered_into_a_definition_never_reaches_the_journal() {
+    let (emu, client, opts, state) = crate::start().await;
+    let ws = crate::workspace(&client, "env-secrets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("parameter.yml");
+    std::fs::write(
+        &params,
+        "find_replace:\n  - find_value: \"stdatadev\"\n    replace_value:\n      staging: \"$ENV:FABRIK_E2E_STORAGE_KEY\"\n    item_name: Ingest\n",
+    )
+    .unwrap();
+    let publish = |value: &'static str| {
+        let args = PublishArgs {
+            repository: Some(fixture_root()),
+            workspace_id: Some(ws.id.clone()),
+            parameter: Some(params.clone()),
+            item_types: vec!["Notebook".into(), "Lakehouse".into(), "Environment".into()],
+            features: vec!["enable_environment_variable_replacement".into()],
+            ..PublishArgs::default()
+        };
+        let env = EnvVars::fixed(BTreeMap::from([(
+            "FABRIK_E2E_STORAGE_KEY".to_string(),
+            value.to_string(),
+        )]));
+        let r = inputs::resolve(&args, "staging", env).unwrap().unwrap();
+        let (client, opts, ws) = (client.clone(), opts.clone(), ws.id.clone());
+        async move {
+            let (desired, plan) = fabrik_cli::publish::publisher::plan(
+                &client,
+                Arc::new(r.repo),
+                r.how,
+                &ws,
+                r.target.unpublish,
+                8,
+            )
+            .await
+            .unwrap();
+            fabrik_cli::run::apply(
+                &client,
+                &fabrik_flags::Flags::defaults(),
+                &desired,
+                &plan,
+                &opts,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = publish("sk-storage-7Hq2mW").await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let nb = part(&client, &ws.id, "Notebook", "Ingest", "notebook-content.py").await;
+    assert!(nb.contains("sk-storage-7Hq2mW"), "the value was rendered");
+    // The rotated value updates the notebook; the update journals the previous definition.
+    let second = publish("sk-storage-9Rt4vX").await;
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert!(
+        !second.applied.is_empty(),
+        "the notebook was updated: {:?}",
+        second.applied
+    );
+    let journals = journal_texts(state.path());
+    assert!(
+        journals.contains("fabrik-secret:env:FABRIK_E2E_STORAGE_KEY"),
+        "{journals}"
+    );
+    assert!(!journals.contains("sk-storage-7Hq2mW"), "{journals}");
+    emu.shutdown().await.unwrap();
+}

@@ -67,8 +67,16 @@ pub fn from_references(text: &str) -> Result<String, String> {
             return Ok(out);
         };
         let name = &after[..end];
-        match values.iter().find(|(n, _)| n == name) {
-            Some((_, v)) => out.push_str(v),
+        let value = values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                name.strip_prefix("env:")
+                    .and_then(|v| std::env::var(v).ok())
+            });
+        match value {
+            Some(v) => out.push_str(&v),
             None => return Err(name.to_string()),
         }
         rest = &after[end + 1..];
@@ -98,15 +106,100 @@ fn map_strings<E>(
     Ok(serde_json::from_value(v).unwrap_or_else(|_| undo.clone()))
 }
 
-/// `undo` with secret values replaced by their references (what the journal records).
+/// The reference a secret value becomes inside a journaled definition part (decoded text):
+/// spelled apart from `${secret:…}`, which a notebook may well contain as text of its own.
+const IN_DEFINITION: &str = "${fabrik-secret:";
+
+/// Applies `f` to the decoded text of every part of a `RestoreDefinition` (its payloads are
+/// base64, which a secret value inside would hide from the string pass).
+fn map_definition_parts<E>(
+    undo: fabrik_core::Undo,
+    f: &dyn Fn(&str) -> Result<String, E>,
+) -> Result<fabrik_core::Undo, E> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let fabrik_core::Undo::RestoreDefinition {
+        workspace_id,
+        item_id,
+        mut parts,
+        format,
+    } = undo
+    else {
+        return Ok(undo);
+    };
+    for p in &mut parts {
+        let Ok(text) = b64.decode(p.payload.as_bytes()).map(String::from_utf8) else {
+            continue;
+        };
+        let Ok(text) = text else { continue };
+        let mapped = f(&text)?;
+        if mapped != text {
+            p.payload = b64.encode(mapped.as_bytes());
+        }
+    }
+    Ok(fabrik_core::Undo::RestoreDefinition {
+        workspace_id,
+        item_id,
+        parts,
+        format,
+    })
+}
+
+/// Secret values in decoded definition text replaced by `${fabrik-secret:NAME}`.
+fn definition_to_references(text: &str) -> String {
+    let mut out = text.to_string();
+    for (n, v) in known() {
+        out = out.replace(v.as_str(), &format!("{IN_DEFINITION}{n}}}"));
+    }
+    out
+}
+
+/// `${fabrik-secret:NAME}` in decoded definition text resolved: a value this process
+/// registered, or for `env:VAR` (a parameter.yml `$ENV:` value) the variable itself.
+fn definition_from_references(text: &str) -> Result<String, String> {
+    let values = known();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(IN_DEFINITION) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + IN_DEFINITION.len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                name.strip_prefix("env:")
+                    .and_then(|v| std::env::var(v).ok())
+            });
+        match value {
+            Some(v) => out.push_str(&v),
+            None => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `undo` with secret values replaced by their references (what the journal records), in its
+/// strings and in the text of the definition parts it restores.
 pub fn undo_to_references(undo: &fabrik_core::Undo) -> fabrik_core::Undo {
-    let r: Result<_, std::convert::Infallible> = map_strings(undo, &|s| Ok(to_references(s)));
+    let r: Result<_, std::convert::Infallible> = map_strings(undo, &|s| Ok(to_references(s)))
+        .and_then(|u| map_definition_parts(u, &|t| Ok(definition_to_references(t))));
     r.unwrap_or_else(|e| match e {})
 }
 
 /// `undo` with its references resolved; the unresolved secret's name is the error.
 pub fn undo_from_references(undo: &fabrik_core::Undo) -> Result<fabrik_core::Undo, String> {
-    map_strings(undo, &from_references)
+    map_definition_parts(
+        map_strings(undo, &from_references)?,
+        &definition_from_references,
+    )
 }
 
 /// An undoer that resolves `${secret:NAME}` references in undo records before the real undoer
@@ -225,6 +318,41 @@ fn missing_all(names: &[String], why: &str) -> BTreeMap<String, SecretValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_inside_a_journaled_definition_is_a_reference_and_comes_back_on_undo() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        register("env:FABRIK_TEST_DB_PW", "pw-Zq81xk");
+        let part = |text: &str| fabrik_core::resource::DefinitionPart {
+            path: "notebook-content.py".into(),
+            payload: b64.encode(text),
+        };
+        let undo = fabrik_core::Undo::RestoreDefinition {
+            workspace_id: "w".into(),
+            item_id: "i".into(),
+            // A notebook that also holds `${secret:…}` text of its own, left alone.
+            parts: vec![part("conn = 'pw-Zq81xk' # ${secret:not-ours}")],
+            format: None,
+        };
+        let journaled = undo_to_references(&undo);
+        let json = serde_json::to_string(&journaled).unwrap();
+        let fabrik_core::Undo::RestoreDefinition { parts, .. } = &journaled else {
+            panic!("{json}");
+        };
+        let text = String::from_utf8(b64.decode(&parts[0].payload).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "conn = '${fabrik-secret:env:FABRIK_TEST_DB_PW}' # ${secret:not-ours}"
+        );
+        assert!(!json.contains("pw-Zq81xk") && !json.contains(&b64.encode("pw-Zq81xk")));
+        assert_eq!(undo_from_references(&journaled).unwrap(), undo);
+        // A later process that never registered it resolves `env:` from the variable.
+        assert_eq!(
+            definition_from_references("${fabrik-secret:env:FABRIK_TEST_UNSET_VAR}"),
+            Err("env:FABRIK_TEST_UNSET_VAR".into())
+        );
+    }
 
     #[test]
     fn values_become_references_and_references_values_again() {

@@ -380,6 +380,11 @@ pub struct SparkPoolRewrite {
 }
 
 impl Parameters {
+    /// The environment variables `$ENV:` values name (for `environment`, or any).
+    pub fn env_vars(&self) -> impl Iterator<Item = &str> {
+        self.env_refs.iter().map(|r| r.var.as_str())
+    }
+
     /// Errors for every `$ENV:` variable used in `environment` that `lookup` does not know,
     /// so a missing secret stops the run before any request (values are never shown).
     pub fn check_env(&self, environment: &str, lookup: &dyn Lookup) -> Vec<Problem> {

@@ -132,6 +132,13 @@ impl Parameterization {
             warnings.extend(missing);
             return Err(warnings);
         }
+        // `$ENV:` values are often secrets: redacted from output, and journaled as references
+        // (`env:VAR`) that a rollback resolves from the environment again.
+        for var in how.parameters.iter().flat_map(|p| p.env_vars()) {
+            if let Some(value) = how.env.get(var) {
+                crate::secrets::register(&format!("env:{var}"), &value);
+            }
+        }
         Ok((how, warnings))
     }
 
