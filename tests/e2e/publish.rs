@@ -79,6 +79,23 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
         }
     }
     assert!(ordered > 0, "the fixture has cross-item references");
+    // Ties go in fabric-cicd's type order: the items' changes are planned in it.
+    let type_order: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.address.kind == "published" && !c.address.key.contains('#'))
+        .map(|c| {
+            let t = c.address.key.split(':').next().unwrap();
+            fabrik_cli::publish::parameter::ITEM_TYPES
+                .iter()
+                .position(|x| *x == t)
+                .unwrap()
+        })
+        .collect();
+    assert!(type_order.len() >= 10);
+    assert!(
+        type_order.windows(2).all(|w| w[0] <= w[1]),
+        "{type_order:?}"
+    );
 
     let flags = fabrik_flags::Flags::defaults();
     let report = fabrik_cli::run::apply(&client, &flags, &desired, &plan, &opts)

@@ -1166,13 +1166,14 @@ impl Kind for PublishKind {
             .map(|l| (key(l.item_type, &l.name), l))
             .collect();
         let mut d = Diff::default();
-        for (index, item) in self
-            .repo
-            .items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.selected)
-        {
+        // Plan order is the walk's tie-break among changes ready together: fabric-cicd's type
+        // order (its §2.1), then the repository's order within a type.
+        let mut order: Vec<usize> = (0..self.repo.items.len())
+            .filter(|&i| self.repo.items[i].selected)
+            .collect();
+        order.sort_by_key(|&i| self.repo.items[i].item_type.facts().order);
+        for index in order {
+            let item = &self.repo.items[index];
             let k = key(item.item_type, &item.display_name);
             let folder = item
                 .folder
