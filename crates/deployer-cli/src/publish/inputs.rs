@@ -108,6 +108,46 @@ const HONOURED: &[&str] = &[
     "enable_graphmodel_unpublish",
 ];
 
+/// Unknown fabric-cicd features are errors; known ones fabrik does not act on, warnings.
+fn check_features(features: &[String], problems: &mut Vec<Problem>) {
+    for f in features {
+        if !FEATURE_FLAGS.contains(&f.as_str()) {
+            problems.push(problem(
+                PathBuf::from("--cicd-feature"),
+                format!(
+                    "unknown fabric-cicd feature `{f}` (known: {})",
+                    FEATURE_FLAGS.join(", ")
+                ),
+            ));
+        } else if !HONOURED.contains(&f.as_str()) {
+            problems.push(Problem {
+                warning: true,
+                ..problem(
+                    PathBuf::from("--cicd-feature"),
+                    format!(
+                        "fabric-cicd feature `{f}` is not applied by fabrik yet (docs/PUBLISHING.md)"
+                    ),
+                )
+            });
+        }
+    }
+}
+
+/// `--item-types`, each a type fabric-cicd publishes.
+fn item_types(names: &[String], problems: &mut Vec<Problem>) -> Vec<ItemType> {
+    let mut types = Vec::new();
+    for t in names {
+        match t.trim().parse::<ItemType>() {
+            Ok(t) => types.push(t),
+            Err(_) => problems.push(problem(
+                PathBuf::from("--item-types"),
+                format!("`{t}` is not an item type fabric-cicd publishes"),
+            )),
+        }
+    }
+    types
+}
+
 fn problem(file: PathBuf, message: String) -> Problem {
     Problem {
         file,
@@ -150,50 +190,19 @@ pub fn resolve(
         .as_ref()
         .map(|c| c.warnings.clone())
         .unwrap_or_default();
-    let here = PathBuf::from("--item-types");
     let mut opts = cicd
         .as_ref()
         .map(CicdConfig::discover_options)
         .unwrap_or_default();
     if !args.item_types.is_empty() {
-        let mut types = Vec::new();
-        for t in &args.item_types {
-            match t.trim().parse::<ItemType>() {
-                Ok(t) => types.push(t),
-                Err(_) => problems.push(problem(
-                    here.clone(),
-                    format!("`{t}` is not an item type fabric-cicd publishes"),
-                )),
-            }
-        }
-        opts.item_types_in_scope = Some(types);
+        opts.item_types_in_scope = Some(item_types(&args.item_types, &mut problems));
     }
     let mut features: Vec<String> = cicd
         .as_ref()
         .map(|c| c.features.clone())
         .unwrap_or_default();
     features.extend(args.features.iter().cloned());
-    for f in &features {
-        if !FEATURE_FLAGS.contains(&f.as_str()) {
-            problems.push(problem(
-                PathBuf::from("--cicd-feature"),
-                format!(
-                    "unknown fabric-cicd feature `{f}` (known: {})",
-                    FEATURE_FLAGS.join(", ")
-                ),
-            ));
-        } else if !HONOURED.contains(&f.as_str()) {
-            problems.push(Problem {
-                warning: true,
-                ..problem(
-                    PathBuf::from("--cicd-feature"),
-                    format!(
-                        "fabric-cicd feature `{f}` is not applied by fabrik yet (docs/PUBLISHING.md)"
-                    ),
-                )
-            });
-        }
-    }
+    check_features(&features, &mut problems);
     if features
         .iter()
         .any(|f| f == "disable_workspace_folder_publish")

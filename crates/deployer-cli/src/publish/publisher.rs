@@ -13,12 +13,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use fabrik_client::models::{
-    CreateItemRequest, DefinitionPart, ItemDefinition, ItemType as ApiType, PayloadType,
-};
-use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
-use fabrik_txn::Intent;
-use futures::{StreamExt, TryStreamExt};
+use fabrik_client::models::{DefinitionPart, ItemDefinition, PayloadType};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::inputs::Unpublish;
@@ -33,6 +30,15 @@ use crate::engine::{
     ctx,
 };
 use crate::plan::{Action, Plan};
+
+#[path = "publisher_apply.rs"]
+mod apply;
+#[path = "publisher_plan.rs"]
+mod planning;
+#[path = "publisher_read.rs"]
+mod reading;
+use apply::UpdateChange;
+use planning::Slot;
 
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
@@ -964,94 +970,8 @@ impl Kind for PublishKind {
             .into_iter()
             .map(|(path, id)| (id, path))
             .collect();
-        let mut items = Vec::new();
-        for it in cx.items().await? {
-            let Ok(t) = it.kind.as_str().parse::<ItemType>() else {
-                continue;
-            };
-            cx.know(
-                Address::new(&cx.desired.name, NAME, key(t, &it.display_name)),
-                it.id.clone(),
-            );
-            items.push(LiveItem {
-                id: it.id.clone(),
-                item_type: t,
-                name: it.display_name.clone(),
-                description: it.description.clone(),
-                folder: it
-                    .folder_id
-                    .as_ref()
-                    .and_then(|f| Some((folders.get(f)?.clone(), f.clone()))),
-                parts: None,
-                value_set: None,
-            });
-        }
-        // Definitions of the deployed items the repository publishes with one, several at once.
-        let wanted: Vec<(usize, Option<String>)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let r = match self.repo.find(l.item_type, &l.name) {
-                    Some(r) => Some(r).filter(|r| r.selected)?,
-                    // An orphan may be an item the repository renamed: read it when a new item
-                    // of its type could be that item.
-                    None => self.repo.selected().find(|r| {
-                        r.item_type == l.item_type
-                            && !items
-                                .iter()
-                                .any(|o| o.item_type == r.item_type && o.name == r.display_name)
-                    })?,
-                };
-                (!r.item_type.is_shell()).then(|| (i, r.definition_format().map(str::to_string)))
-            })
-            .collect();
-        let read: Vec<(usize, Vec<(String, Vec<u8>)>)> = futures::stream::iter(wanted)
-            .map(|(i, format)| {
-                let l = &items[i];
-                async move {
-                    let d = cx
-                        .client
-                        .get_item_definition(ws, &l.id, format.as_deref())
-                        .await
-                        .map_err(ctx(format!(
-                            "reading the definition of {} {}",
-                            l.item_type.as_str(),
-                            l.name
-                        )))?;
-                    let parts = d
-                        .parts
-                        .into_iter()
-                        .map(|p| {
-                            let bytes = base64::engine::general_purpose::STANDARD
-                                .decode(p.payload.as_bytes())
-                                .unwrap_or_default();
-                            (p.path, bytes)
-                        })
-                        .collect();
-                    Ok::<_, EngineError>((i, parts))
-                }
-            })
-            // Most of a definition read is the wait for its operation (Retry-After); the
-            // client keeps the requests on the wire within --concurrency.
-            .buffer_unordered(cx.concurrency.saturating_mul(DEFINITION_READS_PER_SLOT))
-            .try_collect()
-            .await?;
-        for (i, parts) in read {
-            items[i].parts = Some(parts);
-        }
-        for l in items.iter_mut() {
-            let selected = self
-                .repo
-                .find(l.item_type, &l.name)
-                .is_some_and(|r| r.selected);
-            if l.item_type == ItemType::VariableLibrary && selected {
-                l.value_set = cx
-                    .client
-                    .active_value_set(ws, &l.id)
-                    .await
-                    .map_err(ctx(format!("reading the active value set of {}", l.name)))?;
-            }
-        }
+        let mut items = self.live_items(cx, &folders).await?;
+        self.read_definitions(cx, ws, &mut items).await?;
         let ids: BTreeMap<(String, String), String> = items
             .iter()
             .map(|l| {
@@ -1174,229 +1094,32 @@ impl Kind for PublishKind {
         order.sort_by_key(|&i| self.repo.items[i].item_type.facts().order);
         for index in order {
             let item = &self.repo.items[index];
-            let k = key(item.item_type, &item.display_name);
-            let folder = item
-                .folder
-                .as_deref()
-                .map(|f| f.trim_start_matches('/').to_string());
-            let target = format!(
-                "{} {}",
-                item.item_type.as_str().to_lowercase(),
-                item.display_name
-            );
-            if item.item_type == ItemType::VariableLibrary {
-                let to = value_set_for(item, &self.how.environment);
-                let from = deployed.get(&k).and_then(|l| l.value_set.clone());
-                if from.as_deref() != Some(to.as_str()) {
-                    d.changes.push(Planned {
-                        action: Action::Update,
-                        key: value_set_key(&k),
-                        target: format!("active value set of {target}"),
-                        detail: Some(match &from {
-                            Some(f) => format!("{f} → {to}"),
-                            None => format!("→ {to}"),
-                        }),
-                        needs: vec![Need::At(Address::new(ws, NAME, &k))],
-                        op: PublishOp::ValueSet {
-                            item: k.clone(),
-                            from,
-                            to,
-                        },
-                    });
-                }
-            }
-            if self.publishes_shortcuts(item) {
-                let planned = match live.shortcuts.get(&index) {
-                    Some((want, have)) => {
-                        let (puts, deletes) = shortcut_changes(want, have);
-                        let name = |v: &&serde_json::Value| {
-                            let (p, n) = shortcut_id(v);
-                            format!("{p}/{n}")
-                        };
-                        let mut detail = Vec::new();
-                        if !puts.is_empty() {
-                            let names: Vec<String> = puts.iter().map(name).collect();
-                            detail.push(format!("put {}", names.join(", ")));
-                        }
-                        if !deletes.is_empty() {
-                            let names: Vec<String> = deletes.iter().map(name).collect();
-                            detail.push(format!("delete {}", names.join(", ")));
-                        }
-                        (!detail.is_empty()).then(|| (detail.join("; "), have.clone()))
-                    }
-                    // A lakehouse this run creates gets every shortcut of its file.
-                    None => {
-                        let listed = item
-                            .part(SHORTCUTS_FILE)
-                            .and_then(|p| {
-                                serde_json::from_slice::<Vec<serde_json::Value>>(&p.bytes).ok()
-                            })
-                            .map_or(1, |l| l.len());
-                        (listed > 0).then(|| (format!("from {SHORTCUTS_FILE}"), Vec::new()))
-                    }
-                };
-                if let Some((detail, previous)) = planned {
-                    let mut needs = vec![Need::At(Address::new(ws, NAME, &k))];
-                    needs.extend(self.needs(ws, index));
-                    d.changes.push(Planned {
-                        action: Action::Update,
-                        key: format!("{k}#shortcuts"),
-                        target: format!("shortcuts of {target}"),
-                        detail: Some(detail),
-                        needs,
-                        op: PublishOp::Shortcuts {
-                            item: k.clone(),
-                            index,
-                            previous,
-                        },
-                    });
-                }
-            }
-            if let Some(wanted) = self.bindings.get(&index) {
-                let previous = live.bound.get(&index).cloned().unwrap_or_default();
-                let missing: Vec<serde_json::Value> = wanted
-                    .iter()
-                    .filter(|id| {
-                        !previous
-                            .iter()
-                            .any(|c| c["id"].as_str() == Some(id.as_str()))
-                    })
-                    .filter_map(|id| {
-                        live.connections
-                            .iter()
-                            .find(|c| c["id"].as_str() == Some(id.as_str()))
-                            .cloned()
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    d.changes.push(Planned {
-                        action: Action::Update,
-                        key: format!("{k}#connections"),
-                        target: format!("connections of {target}"),
-                        detail: Some(format!("bind {}", wanted.join(", "))),
-                        needs: vec![Need::At(Address::new(ws, NAME, &k))],
-                        op: PublishOp::Bind {
-                            item: k.clone(),
-                            connections: missing,
-                            previous,
-                        },
-                    });
-                }
-            }
+            let slot = Slot {
+                ws,
+                index,
+                item,
+                k: key(item.item_type, &item.display_name),
+                target: format!(
+                    "{} {}",
+                    item.item_type.as_str().to_lowercase(),
+                    item.display_name
+                ),
+                folder: item
+                    .folder
+                    .as_deref()
+                    .map(|f| f.trim_start_matches('/').to_string()),
+            };
+            self.plan_value_set(&slot, deployed.get(&slot.k).copied(), &mut d);
+            self.plan_shortcuts(&slot, live, &mut d);
+            self.plan_bind(&slot, live, &mut d);
             // A renamed item is updated under its new name, keeping its id.
             let found = deployed
-                .get(&k)
+                .get(&slot.k)
                 .copied()
                 .or_else(|| live.renames.get(&index).map(|&l| &live.items[l]));
-            match found {
-                None => {
-                    let mut needs = vec![Need::At(Address::new(ws, workspace::NAME, ws))];
-                    if let Some(f) = &folder {
-                        needs.push(Need::At(folder::address(ws, f)));
-                    }
-                    needs.extend(self.needs(ws, index));
-                    d.changes.push(Planned {
-                        action: Action::Create,
-                        key: k.clone(),
-                        target,
-                        detail: folder.as_ref().map(|f| format!("in folder {f}")),
-                        needs,
-                        op: PublishOp::Create {
-                            item: k,
-                            folder,
-                            index,
-                        },
-                    });
-                }
-                Some(l) => {
-                    let differs = match (&l.parts, live.rendered.get(&index)) {
-                        (Some(have), Some(want)) => differing(want, have),
-                        _ => Vec::new(),
-                    };
-                    let deployed_folder = l.folder.as_ref().map(|(p, _)| p.clone());
-                    let moved = (deployed_folder != folder).then(|| FolderMove {
-                        from: deployed_folder,
-                        to: folder.clone(),
-                        from_id: l.folder.as_ref().map(|(_, id)| id.clone()),
-                    });
-                    if differs.is_empty() && moved.is_none() {
-                        continue;
-                    }
-                    let mut needs: Vec<Need> = self.needs(ws, index).collect();
-                    let mut detail = Vec::new();
-                    let renamed_from = (l.name != item.display_name)
-                        .then(|| (l.name.clone(), l.description.clone()));
-                    if let Some((old, _)) = &renamed_from {
-                        detail.push(format!("renamed from {old}"));
-                    }
-                    if let Some(m) = &moved {
-                        if let Some(f) = &m.to {
-                            needs.push(Need::At(folder::address(ws, f)));
-                        }
-                        detail.push(format!(
-                            "moved from {} to {}",
-                            show_folder(&m.from),
-                            show_folder(&m.to)
-                        ));
-                    }
-                    if !differs.is_empty() {
-                        detail.push(format!("parts differ: {}", differs.join(", ")));
-                    }
-                    let previous = match &l.parts {
-                        Some(have) if !differs.is_empty() => have
-                            .iter()
-                            .map(|(p, b)| {
-                                (
-                                    p.clone(),
-                                    base64::engine::general_purpose::STANDARD.encode(b),
-                                )
-                            })
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    d.changes.push(Planned {
-                        action: Action::Update,
-                        key: k.clone(),
-                        target,
-                        detail: Some(detail.join("; ")),
-                        needs,
-                        op: PublishOp::Update {
-                            item: k,
-                            differs,
-                            moved,
-                            renamed_from,
-                            id: l.id.clone(),
-                            index,
-                            previous,
-                        },
-                    });
-                }
-            }
+            self.plan_item(slot, found, live, &mut d);
         }
-        // Orphans: deployed items of types the repository holds, that it does not hold.
-        for (li, l) in live.items.iter().enumerate() {
-            let in_repo = self.repo.items.iter().any(|r| r.item_type == l.item_type);
-            let renamed = live.renames.values().any(|&x| x == li);
-            if !in_repo || renamed || self.repo.find(l.item_type, &l.name).is_some() {
-                continue;
-            }
-            let target = format!("{} {}", l.item_type.as_str().to_lowercase(), l.name);
-            if self.unpublish.allows(l.item_type, &l.name) {
-                d.changes.push(Planned {
-                    action: Action::Delete,
-                    key: key(l.item_type, &l.name),
-                    target,
-                    detail: Some("not in the repository".into()),
-                    needs: vec![],
-                    op: PublishOp::Delete {
-                        item: key(l.item_type, &l.name),
-                        id: l.id.clone(),
-                    },
-                });
-            } else {
-                d.unmanaged.push(target);
-            }
-        }
+        self.plan_orphans(live, &mut d);
         if self.unpublish.enabled {
             self.empty_folders(ws, live, &mut d);
         }
@@ -1410,57 +1133,7 @@ impl Kind for PublishKind {
                 item,
                 folder,
                 index,
-            } => {
-                let r = &self.repo.items[*index];
-                let mut req = CreateItemRequest::new(
-                    r.display_name.clone(),
-                    ApiType::from(r.item_type.as_str()),
-                );
-                req.description = Some(r.description.clone());
-                req.folder_id =
-                    match folder {
-                        Some(f) => Some(cx.id_of(folder::NAME, f).ok_or_else(|| {
-                            EngineError::Unresolved {
-                                target: cx.target.to_string(),
-                                missing: format!("folder {f}"),
-                            }
-                        })?),
-                        None => None,
-                    };
-                if r.item_type.is_shell() {
-                    req.creation_payload = r.creation_payload();
-                } else {
-                    req.definition = Some(definition(r, &self.render_now(r, cx, &ws).await?));
-                }
-                let (outcome, created) = cx
-                    .create(
-                        Intent::create(
-                            ResourceKind::Item,
-                            Some(ws.clone()),
-                            r.display_name.clone(),
-                        ),
-                        &format!("publishing {}", cx.target),
-                        cx.client.get_or_create_item(&ws, &req),
-                        |it| {
-                            (
-                                ResourceRef::in_workspace(
-                                    ResourceKind::Item,
-                                    &ws,
-                                    &it.id,
-                                    Some(r.display_name.clone()),
-                                ),
-                                Undo::DeleteItem {
-                                    workspace_id: ws.clone(),
-                                    item_id: it.id.clone(),
-                                },
-                            )
-                        },
-                    )
-                    .await?;
-                cx.set_id(NAME, item, &created.id);
-                self.after_definition(cx, &ws, r, &created.id).await?;
-                Ok(outcome)
-            }
+            } => self.apply_create(cx, &ws, item, folder, *index).await,
             PublishOp::Update {
                 id,
                 index,
@@ -1470,92 +1143,18 @@ impl Kind for PublishKind {
                 renamed_from,
                 ..
             } => {
-                let r = &self.repo.items[*index];
-                if let Some((name, description)) = renamed_from {
-                    cx.track(
-                        ResourceRef::in_workspace(ResourceKind::Item, &ws, id, Some(name.clone())),
-                        Undo::RestoreItem {
-                            workspace_id: ws.clone(),
-                            item_id: id.clone(),
-                            display_name: name.clone(),
-                            description: description.clone(),
-                        },
-                    )
-                    .await?;
-                }
-                if let Some(m) = moved {
-                    self.move_item(cx, &ws, id, &r.display_name, m).await?;
-                }
-                if differs.is_empty() {
-                    return Ok(Outcome::Updated);
-                }
-                if r.item_type == ItemType::Environment {
-                    // Journaled before the definition's undo, so rollback (newest first) puts
-                    // the previous definition back and then publishes it.
-                    cx.track(
-                        ResourceRef::in_workspace(
-                            ResourceKind::Item,
-                            &ws,
-                            id,
-                            Some(r.display_name.clone()),
-                        ),
-                        Undo::PublishEnvironment {
-                            workspace_id: ws.clone(),
-                            item_id: id.clone(),
-                        },
-                    )
-                    .await?;
-                }
-                cx.track(
-                    ResourceRef::in_workspace(
-                        ResourceKind::Item,
-                        &ws,
-                        id,
-                        Some(r.display_name.clone()),
-                    ),
-                    Undo::RestoreDefinition {
-                        workspace_id: ws.clone(),
-                        item_id: id.clone(),
-                        parts: previous
-                            .iter()
-                            .map(|(p, v)| UndoPart {
-                                path: p.clone(),
-                                payload: v.clone(),
-                            })
-                            .collect(),
-                        format: r.definition_format().map(str::to_string),
-                    },
-                )
-                .await?;
-                let parts = self.render_now(r, cx, &ws).await?;
-                cx.client
-                    .update_item_definition(&ws, id, &definition(r, &parts), true)
-                    .await
-                    .map_err(cx.fabric(&format!("publishing {}", cx.target)))?;
-                self.after_definition(cx, &ws, r, id).await?;
-                Ok(Outcome::Updated)
+                let change = UpdateChange {
+                    id,
+                    index: *index,
+                    previous,
+                    differs,
+                    moved: moved.as_ref(),
+                    renamed_from: renamed_from.as_ref(),
+                };
+                self.apply_update(cx, &ws, change).await
             }
             PublishOp::ValueSet { item, from, to } => {
-                let id = cx
-                    .id_of(NAME, item)
-                    .ok_or_else(|| EngineError::Unresolved {
-                        target: cx.target.to_string(),
-                        missing: item.clone(),
-                    })?;
-                cx.track(
-                    ResourceRef::in_workspace(ResourceKind::Item, &ws, &id, Some(item.clone())),
-                    Undo::RestoreActiveValueSet {
-                        workspace_id: ws.clone(),
-                        item_id: id.clone(),
-                        value_set: from.clone().unwrap_or_else(|| DEFAULT_VALUE_SET.into()),
-                    },
-                )
-                .await?;
-                cx.client
-                    .set_active_value_set(&ws, &id, to)
-                    .await
-                    .map_err(cx.fabric(&format!("activating value set {to} of {item}")))?;
-                Ok(Outcome::Updated)
+                self.apply_value_set(cx, &ws, item, from, to).await
             }
             PublishOp::Shortcuts {
                 item,
@@ -1563,12 +1162,7 @@ impl Kind for PublishKind {
                 previous,
             } => {
                 let r = &self.repo.items[*index];
-                let id = cx
-                    .id_of(NAME, item)
-                    .ok_or_else(|| EngineError::Unresolved {
-                        target: cx.target.to_string(),
-                        missing: item.clone(),
-                    })?;
+                let id = self.id_in_run(cx, item)?;
                 let parts = self.render_now(r, cx, &ws).await?;
                 let want = self
                     .wanted_shortcuts(r, &parts, &id)
@@ -1580,40 +1174,7 @@ impl Kind for PublishKind {
                 item,
                 connections,
                 previous,
-            } => {
-                let id = cx
-                    .id_of(NAME, item)
-                    .ok_or_else(|| EngineError::Unresolved {
-                        target: cx.target.to_string(),
-                        missing: item.clone(),
-                    })?;
-                for c in connections {
-                    let details = serde_json::json!({
-                        "type": c["connectionDetails"]["type"],
-                        "path": c["connectionDetails"]["path"],
-                    });
-                    let before = previous.iter().find(|p| {
-                        p["connectionDetails"]["type"] == details["type"]
-                            && p["connectionDetails"]["path"] == details["path"]
-                    });
-                    cx.track(
-                        ResourceRef::in_workspace(ResourceKind::Item, &ws, &id, Some(item.clone())),
-                        Undo::RestoreBinding {
-                            workspace_id: ws.clone(),
-                            item_id: id.clone(),
-                            details: details.to_string(),
-                            connection: before.map(|b| b.to_string()),
-                        },
-                    )
-                    .await?;
-                    let cid = c["id"].as_str().unwrap_or_default();
-                    cx.client
-                        .bind_connection(&ws, &id, &details, Some(c))
-                        .await
-                        .map_err(cx.fabric(&format!("binding {item} to connection {cid}")))?;
-                }
-                Ok(Outcome::Updated)
-            }
+            } => self.apply_bind(cx, &ws, item, connections, previous).await,
             PublishOp::DeleteFolder { id, path } => {
                 cx.track_without_undo(ResourceRef::in_workspace(
                     ResourceKind::Folder,
