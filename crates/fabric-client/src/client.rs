@@ -63,8 +63,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sleeper: Arc<dyn Sleeper>,
     pub(crate) lro_poll_interval: Duration,
-    /// Bounds the HTTP exchanges in flight (held during one attempt's send, never while
-    /// waiting out a back-off or an operation's `Retry-After`).
+    /// Bounds the calls in flight (a slot is held for a call and its retries, never while
+    /// waiting out an operation's `Retry-After` between polls).
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
@@ -197,9 +197,10 @@ impl FabricClientBuilder {
         self
     }
 
-    /// At most `n` HTTP exchanges in flight at once, however many calls wait (default: no
-    /// bound). Waiting for a retry or for a long-running operation holds no slot, so many
-    /// operations can be polled while few requests are on the wire.
+    /// At most `n` calls in flight at once (default: no bound). A call holds its slot through
+    /// its retries; waiting between a long-running operation's polls holds none, so many
+    /// operations can be waited for while few requests are on the wire. Waiting for a slot
+    /// does not count against a call's deadline.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = Some(n.max(1));
         self
@@ -460,6 +461,13 @@ impl FabricClient {
 
     /// Runs `call` under the policy and returns the successful answer.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Response, FabricError> {
+        // A slot for the whole call (its retries included), taken before its deadline starts:
+        // waiting for one is not the call's time. The semaphore is never closed, so acquiring
+        // cannot fail. Waits between an operation's polls are outside any call: no slot.
+        let _slot = match &self.inner.in_flight {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let operation = call.operation();
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let clock = &self.inner.clock;
@@ -515,11 +523,7 @@ impl FabricClient {
         span.record("attempt", n);
         let tokens = &self.inner.tokens;
         let mut auth = tokens.header().await?;
-        // The semaphore is never closed, so acquiring cannot fail; the slot is this attempt's.
-        let _slot = match &self.inner.in_flight {
-            Some(s) => s.clone().acquire_owned().await.ok(),
-            None => None,
-        };
+
         let mut resp = self
             .send(call, &auth, operation, client_request_id, deadline)
             .await?;
