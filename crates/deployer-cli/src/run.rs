@@ -115,10 +115,7 @@ pub fn stack(
     let mut builder = FabricClient::builder(opts.base_url.clone())
         .token_provider(token)
         .lro_deadline(opts.lro_deadline)
-        .call_timeout(opts.call_timeout)
-        // `--concurrency` bounds the calls on the wire; a call waiting out a back-off or an
-        // operation's Retry-After holds no slot.
-        .max_in_flight(opts.concurrency);
+        .call_timeout(opts.call_timeout);
     if let Some(pem) = &opts.extra_ca_pem {
         builder = builder.extra_root_certificate_pem(pem.clone());
     }

@@ -46,8 +46,11 @@ pub const NAME: &str = "published";
 /// An item's parts: path and bytes.
 type Parts = Vec<(String, Vec<u8>)>;
 
-/// Definition reads waiting at once per `--concurrency` slot: a read is two quick requests
-/// around a wait of a second or more (the operation's Retry-After), so one slot serves many.
+/// Definition reads under way at once per `--concurrency` slot: a read is two quick requests
+/// around a wait of a second or more (the operation's Retry-After), so its slot would mostly
+/// wait. The rate limiter paces the requests as it paces all others. (The client's
+/// `max_in_flight` would bound the requests themselves, but a slot waited for under hung calls
+/// starved the fault-matrix run of its deadlines, so the run does not set it.)
 const DEFINITION_READS_PER_SLOT: usize = 16;
 
 /// The zero GUID: in a shortcut's OneLake `itemId`, the lakehouse itself.

@@ -95,8 +95,7 @@ impl PublishKind {
                     Ok::<_, EngineError>((i, parts))
                 }
             })
-            // Most of a definition read is the wait for its operation (Retry-After); the
-            // client keeps the requests on the wire within --concurrency.
+            // Most of a definition read is the wait for its operation (Retry-After).
             .buffer_unordered(cx.concurrency.saturating_mul(DEFINITION_READS_PER_SLOT))
             .try_collect()
             .await?;
