@@ -215,6 +215,11 @@ fn deny() -> Result<(), String> {
         install.args(["install", "cargo-deny", "--locked"]);
         step("install cargo-deny", install)?;
     }
+    // cargo-deny reads `cargo metadata` for every target platform offline: the crates only
+    // other platforms use must be in the local registry first (a build fetches only this one's).
+    let mut fetch = cargo();
+    fetch.args(["fetch", "--locked"]);
+    step("cargo fetch (every platform's crates)", fetch)?;
     let snapshot = root().join("../shared/rustsec-advisory-db");
     if !snapshot.is_dir() {
         return Err(format!(
