@@ -56,12 +56,19 @@ pub fn to_references(text: &str) -> String {
 /// Puts the values back into `${secret:NAME}` references; the name of a secret this process
 /// has not resolved is the error.
 pub fn from_references(text: &str) -> Result<String, String> {
+    resolve_references(text, "${secret:")
+}
+
+/// Replaces every `{opening}NAME}` in `text` with the value of NAME: a secret this process
+/// resolved, or for `env:VAR` (a parameter.yml `$ENV:` value) the variable itself. The first
+/// name without a value is the error.
+fn resolve_references(text: &str, opening: &str) -> Result<String, String> {
     let values = known();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = rest.find("${secret:") {
+    while let Some(start) = rest.find(opening) {
         out.push_str(&rest[..start]);
-        let after = &rest[start + "${secret:".len()..];
+        let after = &rest[start + opening.len()..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[start..]);
             return Ok(out);
@@ -154,36 +161,9 @@ fn definition_to_references(text: &str) -> String {
     out
 }
 
-/// `${fabrik-secret:NAME}` in decoded definition text resolved: a value this process
-/// registered, or for `env:VAR` (a parameter.yml `$ENV:` value) the variable itself.
+/// `${fabrik-secret:NAME}` in decoded definition text resolved (see [`resolve_references`]).
 fn definition_from_references(text: &str) -> Result<String, String> {
-    let values = known();
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(IN_DEFINITION) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + IN_DEFINITION.len()..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        let value = values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                name.strip_prefix("env:")
-                    .and_then(|v| std::env::var(v).ok())
-            });
-        match value {
-            Some(v) => out.push_str(&v),
-            None => return Err(name.to_string()),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    resolve_references(text, IN_DEFINITION)
 }
 
 /// `undo` with secret values replaced by their references (what the journal records), in its

@@ -272,39 +272,8 @@ impl ItemType {
     }
 }
 
-const NAMES: [&str; 31] = [
-    "VariableLibrary",
-    "Warehouse",
-    "MirroredDatabase",
-    "Lakehouse",
-    "SQLDatabase",
-    "CosmosDBDatabase",
-    "Environment",
-    "UserDataFunction",
-    "Eventhouse",
-    "SparkJobDefinition",
-    "Notebook",
-    "SemanticModel",
-    "Report",
-    "PaginatedReport",
-    "CopyJob",
-    "DataBuildToolJob",
-    "KQLDatabase",
-    "KQLQueryset",
-    "Dataflow",
-    "DataPipeline",
-    "Reflex",
-    "Eventstream",
-    "KQLDashboard",
-    "GraphQLApi",
-    "ApacheAirflowJob",
-    "MountedDataFactory",
-    "Ontology",
-    "DataAgent",
-    "MLExperiment",
-    "Map",
-    "GraphModel",
-];
+/// The type names, in fabric-cicd's publish order (the one list: `parameter::ITEM_TYPES`).
+const NAMES: [&str; 31] = super::parameter::ITEM_TYPES;
 
 impl fmt::Display for ItemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
