@@ -534,6 +534,16 @@ async fn publish(
         Ok(id) => id,
         Err(e) => return fail(&e),
     };
+    // A writing publish takes the lock before it plans: a publish that waited for another
+    // plans against what that one left, and journals the definitions it really replaces.
+    let session = if only_plan {
+        fabrik_cli::state::Session::local()
+    } else {
+        match lock(cli, "publish", None).await {
+            Ok((_, s)) => s,
+            Err(code) => return code,
+        }
+    };
     let planned = fabrik_cli::publish::publisher::plan(
         &client,
         Arc::new(repo),
@@ -545,7 +555,10 @@ async fn publish(
     .await;
     let (desired, plan) = match planned {
         Ok(p) => p,
-        Err(e) => return plan_failed(&e),
+        Err(e) => {
+            session.finish().await;
+            return plan_failed(&e);
+        }
     };
     if only_plan {
         print_plan(cli, &plan);
@@ -555,10 +568,6 @@ async fn publish(
             ExitCode::SUCCESS
         };
     }
-    let (_, session) = match lock(cli, "publish", None).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let opts = run_options(cli, cli.base_url.clone());
     let code = session
         .scope(apply_planned(cli, &client, &flags, &desired, &plan, &opts))

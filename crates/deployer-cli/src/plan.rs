@@ -71,6 +71,9 @@ pub struct WorkspacePlan {
     pub unmanaged: Vec<String>,
     /// Ids of existing resources that changes reference (folders, the workspace).
     pub known_ids: Vec<(Address, String)>,
+    /// The items the plan saw in the workspace, `(display name, id)`: a create's intent
+    /// records those of its name, which recovery must never take for the create's result.
+    pub seen_items: Vec<(String, String)>,
     /// The desired state.
     pub desired: DesiredWorkspace,
 }

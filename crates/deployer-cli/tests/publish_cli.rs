@@ -425,3 +425,132 @@ async fn fabric_cicds_config_yml_publishes_and_a_second_publish_writes_nothing()
     assert_eq!(writes(&log[before..]), 0, "{:?}", &log[before..]);
     emu.shutdown().await.unwrap();
 }
+
+/// A repository of one DataPipeline called `name`.
+fn pipeline_repo(root: &Path, name: &str) {
+    let dir = root.join(format!("{name}.DataPipeline"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".platform"),
+        serde_json::json!({
+            "metadata": {"type": "DataPipeline", "displayName": name},
+            "config": {"version": "2.0", "logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4caa"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipeline-content.json"),
+        r#"{"properties": {"activities": []}}"#,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_never_deletes_an_item_of_another_type_that_shares_the_name() {
+    // The second item create hangs: the first is the Notebook made by hand below, the second
+    // the repository's DataPipeline of the same name.
+    let (emu, token) = emulator("POST /v1/workspaces/*/items#2=hang".parse().unwrap()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "same-name").await;
+    let notebook: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/workspaces/{ws}/items"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"displayName": "Same", "type": "Notebook"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    pipeline_repo(repo.path(), "Same");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = fabrik()
+        .arg("publish")
+        .arg("--repository")
+        .arg(repo.path())
+        .args(["--workspace-id", &ws, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = |log: &[serde_json::Value]| {
+        log.iter()
+            .any(|r| r["method"] == "POST" && r["fault"] == "hang")
+    };
+    let mut seen = false;
+    for _ in 0..4000 {
+        if hung(&requests(&emu).await) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen, "the pipeline's create was never sent");
+    child.kill().unwrap(); // SIGKILL while the create hangs
+    child.wait().unwrap();
+
+    let journal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|t| t.contains("\"intent\""))
+        .expect("the create intent is journaled");
+    assert!(
+        journal.contains(r#""itemType":"DataPipeline""#),
+        "the intent records the item type: {journal}"
+    );
+    let status = fabrik()
+        .arg("status")
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout).to_string();
+    let run_id = listing.split_whitespace().next().expect("a run is listed");
+    let out = fabrik()
+        .args(["rollback", run_id, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        !printed.contains("Same"),
+        "nothing named Same was undone: {printed}"
+    );
+    let items: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/workspaces/{ws}/items"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = items["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [notebook["id"].as_str().unwrap()],
+        "the notebook is kept"
+    );
+    emu.shutdown().await.unwrap();
+}

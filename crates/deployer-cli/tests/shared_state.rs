@@ -56,6 +56,8 @@ impl World {
         let faults: FaultConfig = faults.parse().unwrap();
         let emu = Emulator::start(EmulatorConfig {
             faults,
+            // The publishing fixture's prod `spark_pool` entry names this pool.
+            capacity_pools: vec!["ProdCapacityPool".into()],
             ..Default::default()
         })
         .await
@@ -417,4 +419,123 @@ async fn a_storage_outage_stops_the_run_and_rollback_completes_when_it_is_back()
         .unwrap();
     assert!(rollback.status.success(), "{}", text(&rollback));
     assert_eq!(w.fabric_state().await, before);
+}
+
+fn fixture_repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/git-format-repo")
+}
+
+impl World {
+    /// A workspace on the emulator's capacity, made outside fabrik.
+    async fn workspace(&self, name: &str) -> String {
+        let http = reqwest::Client::new();
+        let caps: serde_json::Value = http
+            .get(format!("{}/capacities", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ws: serde_json::Value = http
+            .post(format!("{}/workspaces", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"displayName": name, "capacityId": caps["value"][0]["id"]}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ws["id"].as_str().unwrap().to_string()
+    }
+
+    fn publish(&self, cwd: &Path, ws: &str) -> Command {
+        let mut c = self.fabrik(cwd);
+        c.arg("publish")
+            .arg("--repository")
+            .arg(fixture_repo())
+            .args(["--workspace-id", ws, "--env", "prod", "--concurrency", "1"])
+            .args(["--lock-timeout", "600"]);
+        c
+    }
+
+    /// The lock's holder, if any.
+    async fn holder(&self, key: &str) -> Option<fabrik_core::LockHolder> {
+        use fabrik_core::DeploymentLocks;
+        self.store().holder(key).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_waited_for_the_lock_plans_what_the_first_left_and_writes_nothing() {
+    let w = World::start(shared_azurite(), "writes:latency=20ms").await;
+    let ws = w.workspace("published-twice").await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = "fabrik.prod";
+    let a = w
+        .publish(a_dir.path(), &ws)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first holds the lock from its start: before it has written anything.
+    let mut held = None;
+    for _ in 0..12_000 {
+        held = w.holder(key).await;
+        if held.as_ref().is_some_and(|h| h.command == "publish") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        held.is_some_and(|h| h.command == "publish"),
+        "the first publish takes the lock"
+    );
+    let writes_when_locked = w.writes().await;
+    let b = w
+        .publish(b_dir.path(), &ws)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert!(
+        writes_when_locked <= 1,
+        "the lock was taken only after {writes_when_locked} writes"
+    );
+    assert!(
+        String::from_utf8_lossy(&b.stdout)
+            .contains("no changes: the deployment matches the configuration"),
+        "the second publish plans after the first and finds nothing to do:\n{}",
+        text(&b)
+    );
+    // One journal (the second wrote nothing), and no item twice.
+    let runs = w.status(a_dir.path());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].1, "Committed");
+    let items: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/workspaces/{ws}/items", w.base))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = items["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}.{}", i["displayName"], i["type"]))
+        .collect();
+    let all = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), all, "an item was published twice: {items}");
 }

@@ -78,6 +78,17 @@ pub struct Intent {
     pub workspace_id: Option<String>,
     /// The display name it is created with: what a resolver searches for.
     pub display_name: String,
+    /// The item type (`Notebook`, `DataPipeline`, …) for an item: names are unique only per
+    /// type, so recovery must never take an item of another type for the one intended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_type: Option<String>,
+    /// The folder it is created in (none: the workspace's root or not a foldered resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<String>,
+    /// Ids of resources of this name that existed when the intent was journaled: never the
+    /// result of this create, whatever else matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub existing: Vec<String>,
 }
 
 impl Intent {
@@ -91,7 +102,28 @@ impl Intent {
             kind,
             workspace_id,
             display_name: display_name.into(),
+            item_type: None,
+            folder_id: None,
+            existing: Vec::new(),
         }
+    }
+
+    /// The same intent for an item of `item_type`.
+    pub fn of_type(mut self, item_type: impl Into<String>) -> Self {
+        self.item_type = Some(item_type.into());
+        self
+    }
+
+    /// The same intent, created in `folder_id`.
+    pub fn in_folder(mut self, folder_id: Option<String>) -> Self {
+        self.folder_id = folder_id;
+        self
+    }
+
+    /// The same intent, with the ids of same-named resources that exist before the create.
+    pub fn existing(mut self, ids: Vec<String>) -> Self {
+        self.existing = ids;
+        self
     }
 }
 

@@ -196,7 +196,9 @@ pub enum IntentResult {
     Unresolved,
     /// The resolver found nothing: the create never happened.
     NotFound,
-    /// The resolver failed; running the rollback again will ask again.
+    /// The resolver failed, or could not tell whether what it found was made by this run
+    /// (then it left it in place, and its message says why); running the rollback again will
+    /// ask again.
     ResolveFailed {
         /// The resolver's message.
         message: String,
@@ -255,6 +257,13 @@ impl RollbackReport {
                 .intents
                 .iter()
                 .all(|i| i.result == IntentResult::NotFound)
+    }
+
+    /// Create intents whose result is not known to be gone: left in place, to be looked at.
+    pub fn unsettled(&self) -> impl Iterator<Item = &IntentEntry> {
+        self.intents
+            .iter()
+            .filter(|i| i.result != IntentResult::NotFound)
     }
 }
 

@@ -303,9 +303,19 @@ impl<'a> ReadCx<'a> {
             .insert(address, id.into());
     }
 
-    /// The ids recorded with [`know`](Self::know).
-    pub fn into_known(self) -> BTreeMap<Address, String> {
-        self.known.into_inner().unwrap_or_else(|p| p.into_inner())
+    /// The ids recorded with [`know`](Self::know), and the items listed (`(name, id)`).
+    pub fn into_known(self) -> (BTreeMap<Address, String>, Vec<(String, String)>) {
+        let items = self
+            .items
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.display_name, i.id))
+            .collect();
+        (
+            self.known.into_inner().unwrap_or_else(|p| p.into_inner()),
+            items,
+        )
     }
 }
 
@@ -365,6 +375,8 @@ pub struct ApplyCx<'a> {
     pub target: &'a str,
     /// Ids known so far.
     pub ids: &'a Ids,
+    /// The items the plan saw in this workspace, `(display name, id)`.
+    pub seen_items: &'a [(String, String)],
 }
 
 impl fmt::Debug for ApplyCx<'_> {
@@ -437,6 +449,15 @@ impl ApplyCx<'_> {
     where
         F: std::future::Future<Output = Result<Ensured<T>, FabricError>>,
     {
+        let mut intent = intent;
+        if intent.workspace_id.is_some() && intent.kind != ResourceKind::Folder {
+            intent.existing = self
+                .seen_items
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(&intent.display_name))
+                .map(|(_, id)| id.clone())
+                .collect();
+        }
         let id = self.txn.intend(intent).await.map_err(journal)?;
         let ensured = match call.await {
             Ok(e) => e,

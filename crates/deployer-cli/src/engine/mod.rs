@@ -280,7 +280,8 @@ async fn read_and_diff(
             // they delete is no longer "unmanaged and left alone".
             unmanaged.retain(|u| !deletes.iter().any(|c: &Change| &c.target == u));
             changes.extend(deletes);
-            let mut known_ids: Vec<(Address, String)> = cx.into_known().into_iter().collect();
+            let (known, seen_items) = cx.into_known();
+            let mut known_ids: Vec<(Address, String)> = known.into_iter().collect();
             if let Some(w) = live {
                 known_ids.push((workspace_address(&d.name), w.id.clone()));
             }
@@ -290,6 +291,7 @@ async fn read_and_diff(
                 changes,
                 unmanaged,
                 known_ids,
+                seen_items,
                 desired: d.clone(),
             })
         }
@@ -429,6 +431,7 @@ async fn apply_one(
         workspace: &w.name,
         target: &change.target,
         ids,
+        seen_items: &w.seen_items,
     };
     let outcome = change
         .op

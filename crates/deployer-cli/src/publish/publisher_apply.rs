@@ -61,7 +61,9 @@ impl PublishKind {
                     ResourceKind::Item,
                     Some(ws.to_string()),
                     r.display_name.clone(),
-                ),
+                )
+                .of_type(r.item_type.as_str())
+                .in_folder(req.folder_id.clone()),
                 &format!("publishing {}", cx.target),
                 cx.client.get_or_create_item(ws, &req),
                 |it| {

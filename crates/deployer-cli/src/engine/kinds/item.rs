@@ -369,7 +369,9 @@ impl Kind for ItemKind {
                 req.definition = item.definition.as_deref().map(definition);
                 let (outcome, created) = cx
                     .create(
-                        Intent::create(kind, Some(ws.clone()), item.name.clone()),
+                        Intent::create(kind, Some(ws.clone()), item.name.clone())
+                            .of_type(item_type.as_str())
+                            .in_folder(req.folder_id.clone()),
                         &format!("creating {}", cx.target),
                         cx.client.get_or_create_item(&ws, &req),
                         |it| {
