@@ -315,6 +315,7 @@ fn serve_options(cli: &Cli, interval: u64, listen: &str) -> fabrik_cli::serve::S
         listen: listen.to_string(),
         auth: cli.auth.clone(),
         ca_cert: cli.ca_cert.clone(),
+        state: state_args(cli),
     }
 }
 
@@ -698,11 +699,28 @@ async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
             for e in &r.entries {
                 println!("  {:?}  {}", e.result, e.resource);
             }
+            // Creates whose result recovery could not settle are left in place, and said.
+            let unsettled: Vec<_> = r.unsettled().collect();
+            for i in &unsettled {
+                let why = match &i.result {
+                    fabrik_txn::IntentResult::ResolveFailed { message } => message.clone(),
+                    other => format!("{other:?}"),
+                };
+                eprintln!(
+                    "  create of {} '{}' not settled: {why}",
+                    i.intent
+                        .item_type
+                        .clone()
+                        .unwrap_or_else(|| i.intent.kind.to_string()),
+                    i.intent.display_name
+                );
+            }
             println!(
-                "rollback of {run_id}: {} step(s), {failed} failed",
-                r.entries.len()
+                "rollback of {run_id}: {} step(s), {failed} failed, {} create(s) not settled",
+                r.entries.len(),
+                unsettled.len()
             );
-            if failed == 0 {
+            if failed == 0 && unsettled.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

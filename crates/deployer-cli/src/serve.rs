@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub auth: Option<String>,
     /// Extra CA certificate.
     pub ca_cert: Option<PathBuf>,
+    /// Where journals and the deployment lock live, as for `apply`.
+    pub state: crate::state::StateArgs,
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -62,6 +64,19 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
     };
     let resilience = match run::run_resilience(&opts.run, &flags) {
         Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The state backend, resolved once: every cycle journals where `apply` does and holds
+    // the environment's lock while it plans and applies.
+    let backend = match crate::state::Backend::resolve(&opts.state, || {
+        crate::state::entra_tokens(opts.auth.as_deref(), opts.ca_cert.as_deref())
+    })
+    .await
+    {
+        Ok(b) => b,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
@@ -134,7 +149,7 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
             // rolls back, before the process stops.
             // Each cycle is a root span of its own, exported when it ends: a span for the
             // whole process would reach the backend only when the process stops.
-            reconcile(opts, &flags, &stack.client)
+            reconcile(opts, &flags, &stack.client, &backend)
                 .instrument(tracing::info_span!("fabrik.reconcile"))
                 .await;
         }
@@ -149,6 +164,26 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
 }
 
 async fn reconcile(
+    opts: &ServeOptions,
+    flags: &fabrik_flags::Flags,
+    client: &fabrik_client::FabricClient,
+    backend: &crate::state::Backend,
+) {
+    use crate::state::{Session, SessionError};
+    // The lock is taken before the plan, as `apply` takes it; a cycle that cannot have it
+    // is skipped (the next one tries again), never run beside another writer.
+    let session = match Session::begin(backend, &opts.state, "serve", None, None).await {
+        Ok(s) => s,
+        Err(SessionError::Locked(msg) | SessionError::Failed(msg)) => {
+            tracing::error!("skipping this reconciliation: {msg}");
+            return;
+        }
+    };
+    session.scope(reconcile_locked(opts, flags, client)).await;
+    session.finish().await;
+}
+
+async fn reconcile_locked(
     opts: &ServeOptions,
     flags: &fabrik_flags::Flags,
     client: &fabrik_client::FabricClient,

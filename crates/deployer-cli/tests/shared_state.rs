@@ -539,3 +539,74 @@ async fn a_publish_that_waited_for_the_lock_plans_what_the_first_left_and_writes
     names.dedup();
     assert_eq!(names.len(), all, "an item was published twice: {items}");
 }
+
+/// A copy of examples/ whose fabrik.yaml names `state_url` as its `state.url`.
+fn examples_with_state(dir: &Path, state_url: &str) -> PathBuf {
+    let src = examples().parent().unwrap().to_path_buf();
+    for sub in ["notebooks", "principals"] {
+        let (from, to) = (src.join(sub), dir.join(sub));
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(examples()).unwrap();
+    let config = dir.join("fabrik.yaml");
+    std::fs::write(&config, format!("{text}\nstate:\n  url: {state_url}\n")).unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_state_url_holds_the_lock_while_it_applies_and_journals_to_the_container() {
+    let w = World::start(shared_azurite(), "writes:latency=40ms").await;
+    let project = tempfile::tempdir().unwrap();
+    let config = examples_with_state(project.path(), &w.state);
+    let mut serve = w.fabrik(project.path());
+    let mut serve = serve
+        .env_remove("FABRIK_STATE")
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--interval", "3600", "--listen", "127.0.0.1:0"])
+        .args(["--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.wait_for_writes(2).await;
+    // A concurrent apply from another machine, by the same configuration, is refused.
+    let other = tempfile::tempdir().unwrap();
+    let apply = w
+        .fabrik(other.path())
+        .env_remove("FABRIK_STATE")
+        .arg("apply")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(apply.status.code(), Some(3), "{}", text(&apply));
+    let err = String::from_utf8_lossy(&apply.stderr);
+    assert!(err.contains("(serve)"), "the holder is named: {err}");
+    assert!(err.contains(KEY), "{err}");
+    // The cycle's journal is in the container, committed once the cycle ends.
+    let mut runs = Vec::new();
+    for _ in 0..12_000 {
+        runs = w.status(other.path());
+        if runs.iter().any(|(_, s)| s == "Committed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let stopped = serve.wait().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].1, "Committed");
+    assert!(stopped.success(), "{stopped:?}");
+    assert!(
+        !project.path().join(".fabrik").exists(),
+        "nothing was journaled locally"
+    );
+}
