@@ -7,6 +7,7 @@
 struct ReadmeDoctests;
 
 pub mod config;
+pub mod destroy;
 pub mod engine;
 pub mod flags;
 pub mod plan;

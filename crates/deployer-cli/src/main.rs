@@ -223,11 +223,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9464")]
         listen: String,
     },
-    /// Remove what the configuration describes (asks first unless --yes).
+    /// Remove what the configuration describes (asks first unless --yes): a plan of deletes,
+    /// journaled like every run. Data-bearing items published from a workspace's
+    /// `repository:` are kept unless their fabric-cicd `enable_<type>_unpublish` flag is given.
     Destroy {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// A fabric-cicd feature flag (`enable_lakehouse_unpublish`, …); repeatable.
+        #[arg(long)]
+        cicd_feature: Vec<String>,
     },
     /// Undo a failed or crashed run from its journal.
     Rollback {
@@ -310,7 +315,10 @@ fn serve_options(cli: &Cli, interval: u64, listen: &str) -> fabrik_cli::serve::S
         environment: cli.environment.clone(),
         lenient: cli.lenient,
         features: cli.features.clone(),
-        run: run_options(cli, cli.base_url.clone()),
+        run: RunOptions {
+            command: "serve",
+            ..run_options(cli, cli.base_url.clone())
+        },
         interval: Duration::from_secs(interval),
         listen: listen.to_string(),
         auth: cli.auth.clone(),
@@ -333,6 +341,7 @@ fn run_options(cli: &Cli, base_url: String) -> RunOptions {
         // Read once here; `live_client` reports a file that cannot be read.
         extra_ca_pem: cli.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok()),
         run_sleeper: None,
+        command: "apply",
     }
 }
 
@@ -441,7 +450,7 @@ async fn commands(cli: &Cli) -> ExitCode {
         Command::Serve { interval, listen } => {
             fabrik_cli::serve::serve(&serve_options(cli, *interval, listen)).await
         }
-        Command::Destroy { yes } => destroy(cli, *yes).await,
+        Command::Destroy { yes, cicd_feature } => destroy(cli, *yes, cicd_feature).await,
         Command::Validate => validate(cli).await,
         Command::Flags | Command::Schema => ExitCode::SUCCESS,
     }
@@ -569,7 +578,8 @@ async fn publish(
             ExitCode::SUCCESS
         };
     }
-    let opts = run_options(cli, cli.base_url.clone());
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.command = "publish";
     let code = session
         .scope(apply_planned(cli, &client, &flags, &desired, &plan, &opts))
         .await;
@@ -779,7 +789,7 @@ async fn emulator(args: &[String]) -> ExitCode {
     }
 }
 
-async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
+async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> ExitCode {
     let Ok(desired) = load(cli).await else {
         return ExitCode::from(INVALID_INPUT);
     };
@@ -804,28 +814,23 @@ async fn destroy(cli: &Cli, yes: bool) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let result = session
-        .scope(fabrik_cli::engine::destroy(&client, &desired))
+    let options = fabrik_cli::destroy::DestroyOptions {
+        cicd_features: cicd_features.to_vec(),
+    };
+    let plan = match fabrik_cli::destroy::destroy_plan(&client, &desired, &options).await {
+        Ok(p) => p,
+        Err(e) => {
+            session.finish().await;
+            return plan_failed(&e);
+        }
+    };
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.command = "destroy";
+    let code = session
+        .scope(apply_planned(cli, &client, &flags, &desired, &plan, &opts))
         .await;
     session.finish().await;
-    match result {
-        Ok(done) => {
-            for d in &done {
-                println!(
-                    "workspace {}: removed {}{}",
-                    d.workspace,
-                    d.removed.join(", "),
-                    if d.kept.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; kept (not in the config): {}", d.kept.join(", "))
-                    }
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e.to_string()),
-    }
+    code
 }
 
 fn state_args(cli: &Cli) -> fabrik_cli::state::StateArgs {

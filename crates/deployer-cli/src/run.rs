@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// What times the run deadline (tokio's timer when `None`; tests pass a manual clock).
     pub run_sleeper: Option<Arc<dyn Sleeper>>,
+    /// The command the run is made by (`apply`, `publish`, `destroy`, `serve`): its journal's
+    /// name, as `fabrik status` lists it.
+    pub command: &'static str,
 }
 
 /// Changes in flight at once by default (`--concurrency`): enough that a 50 ms long-running
@@ -68,6 +71,7 @@ impl RunOptions {
             progress: None,
             extra_ca_pem: None,
             run_sleeper: None,
+            command: "apply",
         }
     }
 }
@@ -292,7 +296,7 @@ async fn apply_and_report(
     // A shared state backend (--state URL) journals to its container, under its lock.
     crate::state::attach(&mut topts);
     let txn = Arc::new(
-        Transaction::begin(format!("apply {}", desired.environment), topts)
+        Transaction::begin(format!("{} {}", opts.command, desired.environment), topts)
             .map_err(|e| format!("cannot start the run journal: {e}"))?,
     );
     report.run_id = Some(txn.run_id().to_string());

@@ -610,3 +610,95 @@ async fn serve_with_state_url_holds_the_lock_while_it_applies_and_journals_to_th
         "nothing was journaled locally"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_killed_halfway_is_listed_from_another_machine_and_finished_by_a_second() {
+    // The second workspace delete hangs: the destroy is killed while it waits.
+    let w = World::start(shared_azurite(), "DELETE /v1/workspaces/*#2=hang").await;
+    let deployer = tempfile::tempdir().unwrap();
+    let out = w.apply(deployer.path(), &[]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let names = |state: &serde_json::Value| -> Vec<String> {
+        state["workspaces"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w["displayName"].as_str().map(str::to_owned))
+                    .filter(|n| n.starts_with("contoso-sales"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(names(&w.fabric_state().await).len(), 3);
+
+    let machine_a = tempfile::tempdir().unwrap();
+    let destroy = |dir: &Path| {
+        let mut c = w.fabrik(dir);
+        c.arg("destroy")
+            .arg("--config")
+            .arg(examples())
+            .args(["--yes", "--concurrency", "1"]);
+        c
+    };
+    let mut a = destroy(machine_a.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = async || {
+        let v: serde_json::Value = reqwest::get(format!("{}/_emulator/requests", w.emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["fault"] == "hang"))
+    };
+    let mut seen = false;
+    for _ in 0..12_000 {
+        if hung().await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen, "the destroy never reached its second delete");
+    a.kill().unwrap(); // SIGKILL halfway
+    a.wait().unwrap();
+    assert_eq!(
+        names(&w.fabric_state().await).len(),
+        2,
+        "one workspace went"
+    );
+
+    // Another machine sees the dead destroy, releases its lock and finishes the job.
+    let machine_b = tempfile::tempdir().unwrap();
+    let out = w.fabrik(machine_b.path()).arg("status").output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = listing
+        .lines()
+        .find(|l| l.contains("destroy dev"))
+        .unwrap_or_else(|| panic!("the killed destroy is listed: {listing}"));
+    let run_id = line.split_whitespace().next().unwrap().to_string();
+    let out = w
+        .fabrik(machine_b.path())
+        .args(["unlock", &run_id, "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = destroy(machine_b.path()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        names(&w.fabric_state().await).is_empty(),
+        "everything described is gone"
+    );
+    let runs = w.status(machine_b.path());
+    assert_eq!(
+        runs.len(),
+        3,
+        "apply, the killed destroy, the second: {runs:?}"
+    );
+    assert_no_sas(&text(&out));
+}

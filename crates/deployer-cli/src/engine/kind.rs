@@ -320,7 +320,7 @@ impl<'a> ReadCx<'a> {
 }
 
 /// A folder's path from the root, guarding against a parent cycle in what the service returned.
-fn folder_path(by_id: &HashMap<&str, &Folder>, id: &str) -> String {
+pub fn folder_path(by_id: &HashMap<&str, &Folder>, id: &str) -> String {
     let mut parts = Vec::new();
     let mut cur = Some(id);
     while let Some(c) = cur {

@@ -7,7 +7,6 @@
 //! - [`Graph`] and [`walk`] (graph.rs): edges from references; apply in dependency order.
 //! - [`apply`]: walks the plan's graph, at most `concurrency` changes in flight.
 
-mod destroy;
 mod graph;
 mod kind;
 pub mod kinds;
@@ -22,11 +21,10 @@ use fabrik_txn::Transaction;
 use futures::{StreamExt, TryStreamExt};
 use tracing::Instrument as _;
 
-pub use destroy::{Destroyed, destroy};
 pub use graph::{Cycle, Graph, NodeSpec, Walked, walk};
 pub use kind::{
     Address, ApplyCx, Diff, DiffCx, DynOp, Ids, Kind, LiveWorkspace, Need, Outcome, Planned,
-    ReadCx, ctx, workspace_address,
+    ReadCx, ctx, folder_path, workspace_address,
 };
 
 use crate::config::{CapacityRef, Desired};
