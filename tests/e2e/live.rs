@@ -56,6 +56,7 @@ async fn target() -> Target {
         progress: None,
         extra_ca_pem: None,
         run_sleeper: None,
+        command: "apply",
     };
     let client = run::client(&opts, &fabrik_flags::Flags::defaults(), Arc::clone(&token)).unwrap();
     Target {
@@ -148,8 +149,17 @@ async fn smoke_create_plan_clean_destroy_and_always_clean_up() {
                 "{}",
                 fabrik_cli::render::text(&again)
             );
-            let gone = fabrik_cli::engine::destroy(&client, &d).await.unwrap();
-            assert!(gone[0].workspace_deleted, "{gone:?}");
+            let gone = fabrik_cli::destroy::destroy_plan(&client, &d, &Default::default())
+                .await
+                .unwrap();
+            assert_eq!(
+                gone.change_count(),
+                1,
+                "{}",
+                fabrik_cli::render::text(&gone)
+            );
+            let report = run::apply(&client, &flags, &d, &gone, &opts).await.unwrap();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
             let after = fabrik_cli::engine::plan(&client, &d, 4).await.unwrap();
             assert_eq!(after.workspaces[0].id, None, "the workspace is gone");
         }))

@@ -44,6 +44,7 @@ async fn start_with(
         progress: None,
         extra_ca_pem: None,
         run_sleeper: None,
+        command: "apply",
     };
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(3600));
     let client = run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
@@ -225,18 +226,28 @@ async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
     // Someone adds a report by hand to the reporting workspace.
     add_hand_made_report(&client, &desired.workspaces[2].name).await;
 
-    let done = fabrik_cli::engine::destroy(&client, &desired)
+    let options = fabrik_cli::destroy::DestroyOptions::default();
+    let plan = fabrik_cli::destroy::destroy_plan(&client, &desired, &options)
         .await
         .unwrap();
-    assert_eq!(done.iter().filter(|d| d.workspace_deleted).count(), 2);
-    let kept = &done[2];
-    assert!(!kept.workspace_deleted);
-    assert_eq!(kept.kept, vec!["report Hand made"]);
+    let whole = |w: &fabrik_cli::plan::WorkspacePlan| {
+        w.changes.len() == 1
+            && w.changes[0].resource_kind() == fabrik_core::resource::ResourceKind::Workspace
+    };
+    assert_eq!(plan.workspaces.iter().filter(|w| whole(w)).count(), 2);
+    let kept = &plan.workspaces[2];
+    assert!(!whole(kept));
+    assert_eq!(kept.unmanaged, vec!["report Hand made"]);
     assert!(
-        kept.removed
+        kept.changes
             .iter()
-            .any(|r| r == "lakehouse GOLD_Reporting_Lakehouse")
+            .any(|c| c.target == "lakehouse GOLD_Reporting_Lakehouse")
     );
+    let flags = fabrik_flags::Flags::defaults();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
     let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(client.list_workspaces())
         .await
         .unwrap();
@@ -247,10 +258,15 @@ async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
         vec![desired.workspaces[2].name.as_str()]
     );
     // A second destroy finds nothing more to remove.
-    let again = fabrik_cli::engine::destroy(&client, &desired)
+    let again = fabrik_cli::destroy::destroy_plan(&client, &desired, &options)
         .await
         .unwrap();
-    assert!(again.iter().all(|d| d.removed.is_empty()), "{again:?}");
+    assert_eq!(
+        again.change_count(),
+        0,
+        "{}",
+        fabrik_cli::render::text(&again)
+    );
     emu.shutdown().await.unwrap();
 }
 
@@ -480,6 +496,7 @@ async fn a_run_past_its_deadline_stops_and_rolls_back() {
         progress: None,
         extra_ca_pem: None,
         run_sleeper: Some(clock.clone()),
+        command: "apply",
     };
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(86_400));
     let client = run::client_with(

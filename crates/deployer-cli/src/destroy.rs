@@ -185,11 +185,13 @@ pub async fn destroy_plan(
             .try_collect()
             .await
             .map_err(ctx(format!("listing role assignments of {}", d.name)))?;
+        let git = d.git.is_some() && connected(client, &w.id, &d.name).await?;
         let live = Live {
             id: &w.id,
             items: &items,
             folders: &folders,
             roles: &roles,
+            git,
         };
         workspaces.push(workspace_plan(d, &live, options));
     }
@@ -212,6 +214,19 @@ struct Live<'a> {
     items: &'a [Item],
     folders: &'a [Folder],
     roles: &'a [String],
+    /// Connected to git.
+    git: bool,
+}
+
+/// Whether the workspace is connected to git (asked only where the configuration has git).
+async fn connected(client: &FabricClient, id: &str, name: &str) -> Result<bool, EngineError> {
+    match client.git_connection(id).await {
+        Ok(c) => Ok(c.git_provider_details.is_some()),
+        Err(e) if e.is_not_found() || e.error_code() == Some("WorkspaceNotConnectedToGit") => {
+            Ok(false)
+        }
+        Err(e) => Err(ctx(format!("reading the git connection of {name}"))(e)),
+    }
 }
 
 /// Whether the configuration describes `item`, and whether it may be deleted.
@@ -307,7 +322,7 @@ fn workspace_plan(
 fn partial(d: &DesiredWorkspace, live: &Live<'_>, doomed: &[&Item]) -> Vec<Change> {
     let ws = live.id.to_string();
     let mut changes = Vec::new();
-    let git = d.git.is_some().then(|| {
+    let git = live.git.then(|| {
         let op = DestroyOp::Git {
             workspace_id: ws.clone(),
         };
