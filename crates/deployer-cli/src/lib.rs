@@ -6,6 +6,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod cli;
+pub mod command;
 pub mod config;
 pub mod destroy;
 pub mod engine;

@@ -1,0 +1,254 @@
+//! The command line: clap's definitions of `fabrik`'s options and commands, parsed once by
+//! `main` and read by [`crate::command`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Deploy Microsoft Fabric workspaces from configuration — planned, idempotent, transactional.
+#[derive(Debug, Parser)]
+#[command(name = "fabrik", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "fabrik.yaml",
+        env = "FABRIK_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// The environment to deploy.
+    #[arg(long = "env", global = true, default_value = "dev", env = "FABRIK_ENV")]
+    pub environment: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Feature flag overrides, KEY=VALUE (e.g. retry_logic=off); repeatable.
+    #[arg(long = "feature", global = true)]
+    pub features: Vec<String>,
+    /// Accept bad principals-file lines with warnings, as the seed did.
+    #[arg(long, global = true)]
+    pub lenient: bool,
+    /// The Fabric API root.
+    #[arg(long, global = true, env = "FABRIC_API_BASE_URL", default_value = fabrik_client::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Where run journals are kept.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".fabrik/runs",
+        env = "FABRIK_STATE_DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// Shared state: an Azure Blob container URL for journals and deployment locks
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], SAS in the query or in
+    /// FABRIK_STATE_SAS), or a local directory. Default: `state.url` in the config, else
+    /// --state-dir.
+    #[arg(
+        long = "state",
+        global = true,
+        env = "FABRIK_STATE",
+        hide_env_values = true
+    )]
+    pub state_url: Option<String>,
+    /// How long to wait for the environment's deployment lock, in seconds (0: fail at once
+    /// with exit code 3).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub lock_timeout: u64,
+    /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
+    /// a 50 ms long-running operation from setting the pace (docs/BENCHMARKS.md).
+    #[arg(long, global = true, default_value_t = crate::run::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Deadline for one long-running operation, in seconds.
+    #[arg(long, global = true, default_value_t = crate::run::DEFAULT_LRO_TIMEOUT_SECS)]
+    pub lro_timeout: u64,
+    /// Time limit of one API call in seconds, all its attempts (retries and their waits)
+    /// included; each attempt is also cut off after 30 s.
+    #[arg(long, global = true, default_value_t = crate::run::DEFAULT_CALL_TIMEOUT_SECS)]
+    pub call_timeout: u64,
+    /// Deadline of a whole apply, in seconds; past it the run stops and rolls back.
+    #[arg(long, global = true)]
+    pub run_timeout: Option<u64>,
+    /// How to authenticate: client-secret, workload-identity, azure-pipelines,
+    /// managed-identity, azure-cli or auto (default: FABRIC_TOKEN if set, else FABRIK_AUTH,
+    /// else the automatic chain).
+    #[arg(long, global = true)]
+    pub auth: Option<String>,
+    /// An extra CA certificate (PEM) to trust for Entra ID, Key Vault and Fabric.
+    #[arg(long, global = true, env = "FABRIK_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Plan (and apply) the deletion of items in managed workspaces that the configuration does
+    /// not describe. Deletes run last and cannot be rolled back.
+    #[arg(long, global = true)]
+    pub prune: bool,
+    /// Pace requests to at most this many per second per host (client-side GCRA).
+    #[arg(long, global = true, env = "FABRIK_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Write a JSON report of the apply to this file.
+    #[arg(long, global = true)]
+    pub report: Option<PathBuf>,
+    #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The emulator's options, parsed apart from fabrik's so its `--config` stays its own.
+#[derive(Debug, Parser)]
+#[command(name = "fabrik emulator", about = "Run the local Fabric emulator")]
+pub struct EmulatorCli {
+    #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+    #[command(flatten)]
+    pub args: fabrik_emulator::EmulatorArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// How results are written (`--output`).
+pub enum Output {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+    /// A summary table, the changes per workspace and a Mermaid graph, for a PR comment.
+    Markdown,
+}
+
+#[derive(Debug, Subcommand)]
+/// The commands.
+pub enum Command {
+    /// Check the configuration, principals and names; send no request. Exit 4 on problems.
+    Validate,
+    /// Show the effective feature flags and where each value came from.
+    Flags,
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+    /// Show what apply would change. Exit 0; with --detailed-exitcode 2 when changes are pending.
+    Plan {
+        /// 0: no changes, 2: changes pending, 1: error (as Terraform does).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Publish the items of a git-format repository (Fabric Git integration's layout, as
+    /// fabric-cicd publishes it) into a workspace: plan, skip what did not change, roll back on
+    /// failure. Parts are rendered for `--env` as fabric-cicd renders them (logicalIds,
+    /// `parameter.yml`, the zero workspace id).
+    Publish {
+        /// The repository folder (or `core.repository_directory` of --cicd-config).
+        #[arg(long, required_unless_present = "cicd_config")]
+        repository: Option<PathBuf>,
+        /// The target workspace's id (or `core.workspace_id`/`core.workspace` of --cicd-config).
+        #[arg(long, required_unless_present = "cicd_config")]
+        workspace_id: Option<String>,
+        /// fabric-cicd's `config.yml`, resolved for --env: workspace, repository, item types,
+        /// parameter file, publish/unpublish filters and skips, features. Flags given beside it
+        /// win.
+        #[arg(long)]
+        cicd_config: Option<PathBuf>,
+        /// The `parameter.yml` (default: the repository's, when it has one).
+        #[arg(long)]
+        parameter: Option<PathBuf>,
+        /// Only these item types, comma-separated (default: all 31 fabric-cicd publishes).
+        #[arg(long, value_delimiter = ',')]
+        item_types: Vec<String>,
+        /// A fabric-cicd feature flag (`enable_environment_variable_replacement`,
+        /// `disable_workspace_folder_publish`); repeatable.
+        #[arg(long)]
+        cicd_feature: Vec<String>,
+        /// Only show the plan.
+        #[arg(long)]
+        plan: bool,
+        /// Delete deployed items of the repository's types that it no longer holds
+        /// (data-bearing types are never deleted).
+        #[arg(long)]
+        unpublish: bool,
+        /// With --plan: 0 no changes, 2 changes pending.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Write a workspace's items as a git-format repository (folders as directories,
+    /// `.platform` with the deployed ids as logicalIds, definition parts, the workspace's own
+    /// id as the zero GUID), ready for `fabrik publish` into another workspace.
+    Export {
+        /// The workspace to export.
+        #[arg(long)]
+        workspace_id: String,
+        /// A new or empty directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Force-release the deployment locks held by a run that is dead (shared state only).
+    Unlock {
+        /// The run whose locks to release.
+        run_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Apply the configuration; roll back what this run created if it fails.
+    Apply {
+        /// Leave what was done in place on failure.
+        #[arg(long)]
+        no_rollback: bool,
+    },
+    /// Keep the deployment reconciled: apply on an interval and when the config file changes;
+    /// serve /health/live, /health/ready and /metrics; stop on SIGTERM after the run in flight.
+    Serve {
+        /// Seconds between reconciliations.
+        #[arg(long, default_value_t = 300)]
+        interval: u64,
+        /// Address for the health and metrics endpoints.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+    },
+    /// Remove what the configuration describes (asks first unless --yes): a plan of deletes,
+    /// journaled like every run. Data-bearing items published from a workspace's
+    /// `repository:` are kept unless their fabric-cicd `enable_<type>_unpublish` flag is given.
+    Destroy {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// A fabric-cicd feature flag (`enable_lakehouse_unpublish`, …); repeatable.
+        #[arg(long)]
+        cicd_feature: Vec<String>,
+    },
+    /// Undo a failed or crashed run from its journal.
+    Rollback {
+        /// The run id (see `fabrik status`).
+        run_id: String,
+    },
+    /// List runs and their state.
+    Status,
+    /// Run the local Fabric emulator (`fabrik emulator --help` lists its options).
+    #[command(disable_help_flag = true)]
+    Emulator {
+        /// The emulator's own options, passed through (its `--config` is its own config file).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check the credentials: get a token for the Fabric API the way every command does, and
+    /// make one read with it. Exit 0 when both work.
+    Auth {
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(subcommand)]
+        what: AuthCommand,
+    },
+    /// Start the emulator in-process, apply examples/ to it, and show that a second plan is empty.
+    Demo {
+        /// The example configuration.
+        #[arg(long, default_value = "examples/fabrik.yaml")]
+        example: PathBuf,
+    },
+}
+
+/// Exit codes (docs/CLI.md): 0 success; 1 an error while running; 2 changes pending (only
+/// `plan --detailed-exitcode`); 3 locked by another run; 4 invalid input (command line,
+/// configuration, principals or flags; nothing was sent). Invalid input has its own code so a
+/// CI gate on `plan --detailed-exitcode` never reads a typo as "changes pending".
+pub const INVALID_INPUT: u8 = 4;
+
+#[derive(Debug, Subcommand)]
+/// `fabrik auth` subcommands.
+pub enum AuthCommand {
+    /// Get a token (FABRIC_TOKEN, --auth / FABRIK_AUTH, or the automatic chain) and list the
+    /// workspaces it can see; print which credential answered, never the token.
+    Check,
+}

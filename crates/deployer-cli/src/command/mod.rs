@@ -1,0 +1,403 @@
+//! The one command path: every command goes flags → secrets → configuration → client →
+//! state and lock → plan → apply → report through the helpers here, so they plan, lock,
+//! journal and report the same way. `write` holds the commands that change Fabric, `read`
+//! those that only look.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool reports to the terminal"
+)]
+
+// Everything a command prints passes through the secret redactor: a value read through
+// `${secret:NAME}` never reaches the terminal, even inside a plan or an error message.
+macro_rules! println {
+    ($($t:tt)*) => { std::println!("{}", crate::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { std::print!("{}", crate::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => { std::eprintln!("{}", crate::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! eprint {
+    ($($t:tt)*) => { std::eprint!("{}", crate::secrets::redact(&format!($($t)*))) };
+}
+
+mod read;
+mod write;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{AuthCommand, Cli, Command, EmulatorCli, INVALID_INPUT, Output};
+use crate::config;
+use crate::plan::Plan;
+use crate::run::{self, RunOptions};
+use fabrik_client::FabricClient;
+
+pub use read::flags;
+use read::*;
+use write::*;
+
+/// Runs the parsed command.
+pub async fn run(cli: &Cli) -> ExitCode {
+    match &cli.command {
+        Command::Plan { detailed_exitcode } => plan(cli, *detailed_exitcode).await,
+        Command::Apply { no_rollback } => apply(cli, *no_rollback).await,
+        Command::Rollback { run_id } => rollback(cli, run_id).await,
+        Command::Status => status(cli).await,
+        Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
+        Command::Publish {
+            repository,
+            workspace_id,
+            cicd_config,
+            parameter,
+            item_types,
+            cicd_feature,
+            plan,
+            unpublish,
+            detailed_exitcode,
+        } => {
+            let args = crate::publish::inputs::PublishArgs {
+                repository: repository.clone(),
+                workspace_id: workspace_id.clone(),
+                cicd_config: cicd_config.clone(),
+                parameter: parameter.clone(),
+                item_types: item_types.clone(),
+                features: cicd_feature.clone(),
+                unpublish: *unpublish,
+            };
+            publish(cli, args, *plan, *detailed_exitcode).await
+        }
+        Command::Export { workspace_id, out } => export(cli, workspace_id, out).await,
+        Command::Emulator { args } => emulator(args).await,
+        Command::Demo { example } => demo(cli, example).await,
+        Command::Auth {
+            what: AuthCommand::Check,
+        } => auth_check(cli).await,
+        Command::Serve { interval, listen } => {
+            crate::serve::serve(&serve_options(cli, *interval, listen)).await
+        }
+        Command::Destroy { yes, cicd_feature } => destroy(cli, *yes, cicd_feature).await,
+        Command::Validate => validate(cli).await,
+        Command::Flags | Command::Schema => ExitCode::SUCCESS,
+    }
+}
+
+/// The configuration, the flags and a client: what every command that talks to Fabric needs.
+async fn prepare(
+    cli: &Cli,
+) -> Result<(config::Desired, fabrik_flags::Flags, FabricClient), ExitCode> {
+    let desired = load(cli).await?;
+    let flags = resolve_flags(cli).map_err(|()| ExitCode::from(INVALID_INPUT))?;
+    let client = live_client(cli, &flags).map_err(|e| fail(&e))?;
+    Ok((desired, flags, client))
+}
+
+fn serve_options(cli: &Cli, interval: u64, listen: &str) -> crate::serve::ServeOptions {
+    crate::serve::ServeOptions {
+        config: cli.config.clone(),
+        environment: cli.environment.clone(),
+        lenient: cli.lenient,
+        features: cli.features.clone(),
+        run: RunOptions {
+            command: "serve",
+            ..run_options(cli, cli.base_url.clone())
+        },
+        interval: Duration::from_secs(interval),
+        listen: listen.to_string(),
+        auth: cli.auth.clone(),
+        ca_cert: cli.ca_cert.clone(),
+        state: state_args(cli),
+    }
+}
+
+fn run_options(cli: &Cli, base_url: String) -> RunOptions {
+    RunOptions {
+        base_url,
+        concurrency: cli.concurrency,
+        state_dir: cli.state_dir.clone(),
+        rollback: true,
+        lro_deadline: Duration::from_secs(cli.lro_timeout),
+        call_timeout: Some(Duration::from_secs(cli.call_timeout)),
+        run_timeout: cli.run_timeout.map(Duration::from_secs),
+        rate_limit: cli.rate_limit,
+        progress: None,
+        // Read once here; `live_client` reports a file that cannot be read.
+        extra_ca_pem: cli.ca_cert.as_ref().and_then(|p| std::fs::read(p).ok()),
+        run_sleeper: None,
+        command: "apply",
+    }
+}
+
+fn live_client(
+    cli: &Cli,
+    flags: &fabrik_flags::Flags,
+) -> Result<fabrik_client::FabricClient, String> {
+    if let Some(p) = &cli.ca_cert
+        && let Err(e) = std::fs::read(p)
+    {
+        return Err(format!(
+            "cannot read the CA certificate {}: {e}",
+            p.display()
+        ));
+    }
+    let opts = run_options(cli, cli.base_url.clone());
+    run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())
+        .and_then(|t| run::client(&opts, flags, t))
+}
+
+fn state_args(cli: &Cli) -> crate::state::StateArgs {
+    crate::state::StateArgs {
+        state: cli.state_url.clone(),
+        state_dir: cli.state_dir.clone(),
+        config: cli.config.clone(),
+        environment: cli.environment.clone(),
+        lock_timeout: Duration::from_secs(cli.lock_timeout),
+    }
+}
+
+async fn state_backend(cli: &Cli) -> Result<crate::state::Backend, String> {
+    crate::state::Backend::resolve(&state_args(cli), || {
+        crate::state::entra_tokens(cli.auth.as_deref(), cli.ca_cert.as_deref())
+    })
+    .await
+}
+
+/// Takes the environment's deployment lock for `command` (shared state only); a held lock
+/// exits with code 3, naming its holder. A rollback takes the lock its run was made under.
+async fn lock(
+    cli: &Cli,
+    command: &str,
+    run_id: Option<&str>,
+) -> Result<(crate::state::Backend, crate::state::Session), ExitCode> {
+    use crate::state::{Session, SessionError};
+    let backend = state_backend(cli).await.map_err(|e| fail(&e))?;
+    let key = match run_id {
+        Some(id) => crate::state::rollback_key(&backend, id)
+            .await
+            .map_err(|e| fail(&e))?,
+        None => None,
+    };
+    match Session::begin(&backend, &state_args(cli), command, run_id, key).await {
+        Ok(s) => Ok((backend, s)),
+        Err(SessionError::Locked(msg)) => {
+            eprintln!("error: {msg}");
+            Err(ExitCode::from(crate::state::EXIT_LOCKED))
+        }
+        Err(SessionError::Failed(msg)) => Err(fail(&msg)),
+    }
+}
+
+/// Asks on the terminal; anything but y/yes (or no terminal) is a no.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// A plan that cannot be made: invalid input (4) when the configuration is at fault — a kind's
+/// validation, a reference cycle — else a failure (1).
+fn plan_failed(e: &crate::engine::EngineError) -> ExitCode {
+    use crate::engine::EngineError;
+    match e {
+        EngineError::Invalid(_) | EngineError::Cycle(_) | EngineError::UnknownCapacity(_) => {
+            eprintln!("error: {e}");
+            ExitCode::from(INVALID_INPUT)
+        }
+        _ => fail(&e.to_string()),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+/// The flags, resolved once per process (warnings and errors print once, whichever command
+/// asks first), the same way for every command.
+pub fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
+    static FLAGS: std::sync::OnceLock<Result<fabrik_flags::Flags, ()>> = std::sync::OnceLock::new();
+    FLAGS
+        .get_or_init(|| {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            match crate::flags::resolve(&cli.config, &env, &cli.features) {
+                Ok(f) => {
+                    for w in f.warnings() {
+                        eprintln!("warning: {w}");
+                    }
+                    Ok(f)
+                }
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("error: {e}");
+                    }
+                    Err(())
+                }
+            }
+        })
+        .clone()
+}
+
+fn print_plan(cli: &Cli, plan: &Plan) {
+    match cli.output {
+        Output::Json => match serde_json::to_string_pretty(plan) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the plan as JSON: {e}"),
+        },
+        Output::Markdown => print!("{}", crate::render::markdown(plan)),
+        Output::Text => print!("{}", crate::render::text(plan)),
+    }
+}
+
+/// The one apply path of the binary: plan, show it, apply through [`run::apply`] with progress,
+/// and report.
+async fn deploy(
+    cli: &Cli,
+    client: &FabricClient,
+    flags: &fabrik_flags::Flags,
+    desired: &config::Desired,
+    opts: &RunOptions,
+) -> ExitCode {
+    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune).await {
+        Ok(p) => p,
+        Err(e) => return plan_failed(&e),
+    };
+    apply_planned(cli, client, flags, desired, &plan, opts).await
+}
+
+/// Shows `plan` and applies it through [`run::apply`] with progress, then reports.
+async fn apply_planned(
+    cli: &Cli,
+    client: &FabricClient,
+    flags: &fabrik_flags::Flags,
+    desired: &config::Desired,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> ExitCode {
+    if plan.change_count() == 0 {
+        println!("no changes: the deployment matches the configuration");
+        return ExitCode::SUCCESS;
+    }
+    print_plan(cli, plan);
+    let mut opts = opts.clone();
+    let bar = progress(cli, plan, &mut opts);
+    let report = match run::apply(client, flags, desired, plan, &opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let run_id = report.run_id.clone().unwrap_or_default();
+    let changes = report.applied.len().to_string();
+    fabrik_telemetry::global().track_event(
+        "fabrik.apply",
+        &[
+            ("environment", &desired.environment),
+            ("outcome", report.outcome()),
+            ("runId", &run_id),
+            ("changes", &changes),
+        ],
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = &cli.report {
+        let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": plan, "result": &report});
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                std::fs::write(path, crate::secrets::redact(&text)).map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            eprintln!("error: cannot write the report {}: {e}", path.display());
+        }
+    }
+    if cli.output == Output::Json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
+        }
+    } else {
+        let (out, err) = crate::render::apply_report(
+            &report,
+            &fabrik_telemetry::global().trace_id().to_string(),
+        );
+        print!("{out}");
+        eprint!("{err}");
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
+fn progress(cli: &Cli, plan: &Plan, opts: &mut RunOptions) -> Option<indicatif::ProgressBar> {
+    let bar = (cli.output == Output::Text && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(plan.change_count() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    if cli.output == Output::Text {
+        let bar = bar.clone();
+        opts.progress = Some(crate::engine::Progress(Arc::new(move |a| {
+            let line =
+                crate::secrets::redact(&format!("{} {} ({})", a.outcome, a.target, a.workspace));
+            match &bar {
+                Some(b) => {
+                    b.set_message(line);
+                    b.inc(1);
+                }
+                None => std::eprintln!("  {line}"),
+            }
+        })));
+    }
+    bar
+}
+
+async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
+    let Ok(flags) = resolve_flags(cli) else {
+        return Err(ExitCode::from(INVALID_INPUT));
+    };
+    let secrets = crate::secrets::resolve(
+        &cli.config,
+        &flags,
+        cli.auth.as_deref(),
+        cli.ca_cert.as_deref(),
+    )
+    .await;
+    let opts = config::LoadOptions {
+        environment: cli.environment.clone(),
+        lenient: cli.lenient,
+        env: std::env::vars().collect(),
+        secrets,
+    };
+    match config::load(&cli.config, &opts) {
+        Ok((desired, warnings)) => {
+            for w in warnings {
+                eprint!("{w}");
+            }
+            Ok(desired)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprint!("{p}");
+            }
+            let n = problems.iter().filter(|p| p.is_error()).count();
+            eprintln!("{n} problem(s) found; nothing was deployed");
+            Err(ExitCode::from(INVALID_INPUT))
+        }
+    }
+}

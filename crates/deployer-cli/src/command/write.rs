@@ -1,0 +1,249 @@
+//! The commands that change Fabric: each takes the lock before it plans and journals to the
+//! state backend.
+
+use super::*;
+
+pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
+    let (desired, _, client) = match prepare(cli).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await {
+        Ok(plan) => {
+            print_plan(cli, &plan);
+            if detailed_exitcode && plan.change_count() > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => plan_failed(&e),
+    }
+}
+
+/// The path every writing command shares once its inputs are read and its client built:
+/// the deployment lock (before the plan, so a run that waited plans what the previous one
+/// left), the plan, then apply, journal and report under the lock.
+async fn locked<F>(
+    cli: &Cli,
+    client: &FabricClient,
+    flags: &fabrik_flags::Flags,
+    opts: RunOptions,
+    make_plan: F,
+) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(config::Desired, Plan), crate::engine::EngineError>>,
+{
+    let (_, session) = match lock(cli, opts.command, None).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let code = match make_plan.await {
+        Ok((desired, plan)) => {
+            session
+                .scope(apply_planned(cli, client, flags, &desired, &plan, &opts))
+                .await
+        }
+        Err(e) => plan_failed(&e),
+    };
+    session.finish().await;
+    code
+}
+
+pub(super) async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
+    let (desired, flags, client) = match prepare(cli).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.rollback = !no_rollback;
+    let plan = async {
+        let plan = crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await?;
+        Ok((desired.clone(), plan))
+    };
+    locked(cli, &client, &flags, opts, plan).await
+}
+
+pub(super) async fn publish(
+    cli: &Cli,
+    args: crate::publish::inputs::PublishArgs,
+    only_plan: bool,
+    detailed_exitcode: bool,
+) -> ExitCode {
+    use crate::publish::{inputs, pipeline::EnvVars};
+    let (target, repo, how) = match inputs::resolve(&args, &cli.environment, EnvVars::process()) {
+        Ok(Some(r)) => {
+            for w in &r.warnings {
+                eprint!("{w}");
+            }
+            (r.target, r.repo, r.how)
+        }
+        Ok(None) => {
+            println!(
+                "config.yml skips publishing in environment {}",
+                cli.environment
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(problems) => {
+            let errors = problems.iter().filter(|p| p.is_error()).count();
+            for p in &problems {
+                eprint!("{p}");
+            }
+            eprintln!("{errors} problem(s) found; nothing was published");
+            return ExitCode::from(INVALID_INPUT);
+        }
+    };
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let workspace_id = match target.resolve(&client).await {
+        Ok(id) => id,
+        Err(e) => return fail(&e),
+    };
+    let plan = crate::publish::publisher::plan(
+        &client,
+        Arc::new(repo),
+        how,
+        &workspace_id,
+        target.unpublish.clone(),
+        cli.concurrency,
+    );
+    if only_plan {
+        return match plan.await {
+            Ok((_, plan)) => {
+                print_plan(cli, &plan);
+                if detailed_exitcode && plan.change_count() > 0 {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => plan_failed(&e),
+        };
+    }
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.command = "publish";
+    locked(cli, &client, &flags, opts, plan).await
+}
+
+pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> ExitCode {
+    let Ok(desired) = load(cli).await else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    if !yes
+        && !confirm(&format!(
+            "Remove {} workspace(s) described by {} for '{}'?",
+            desired.workspaces.len(),
+            cli.config.display(),
+            desired.environment
+        ))
+    {
+        return fail("not confirmed; pass --yes to destroy without asking");
+    }
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let options = crate::destroy::DestroyOptions {
+        cicd_features: cicd_features.to_vec(),
+    };
+    let mut opts = run_options(cli, cli.base_url.clone());
+    opts.command = "destroy";
+    let plan = async {
+        let plan = crate::destroy::destroy_plan(&client, &desired, &options).await?;
+        Ok((desired.clone(), plan))
+    };
+    locked(cli, &client, &flags, opts, plan).await
+}
+
+pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
+    let Ok(flags) = resolve_flags(cli) else {
+        return ExitCode::from(INVALID_INPUT);
+    };
+    // Undo records keep `${secret:NAME}` where a secret was; resolve the project's secrets so
+    // they can be restored (one that cannot be resolved fails its undo, naming it).
+    if cli.config.is_file() {
+        crate::secrets::resolve(
+            &cli.config,
+            &flags,
+            cli.auth.as_deref(),
+            cli.ca_cert.as_deref(),
+        )
+        .await;
+    }
+    let client = match live_client(cli, &flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let (_, session) = match lock(cli, "rollback", Some(run_id)).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = session
+        .scope(run::rollback(&client, &cli.state_dir, run_id))
+        .await;
+    session.finish().await;
+    match result {
+        Ok(r) => {
+            let failed = r.failures().count();
+            for e in &r.entries {
+                println!("  {:?}  {}", e.result, e.resource);
+            }
+            // Creates whose result recovery could not settle are left in place, and said.
+            let unsettled: Vec<_> = r.unsettled().collect();
+            for i in &unsettled {
+                let why = match &i.result {
+                    fabrik_txn::IntentResult::ResolveFailed { message } => message.clone(),
+                    other => format!("{other:?}"),
+                };
+                eprintln!(
+                    "  create of {} '{}' not settled: {why}",
+                    i.intent
+                        .item_type
+                        .clone()
+                        .unwrap_or_else(|| i.intent.kind.to_string()),
+                    i.intent.display_name
+                );
+            }
+            println!(
+                "rollback of {run_id}: {} step(s), {failed} failed, {} create(s) not settled",
+                r.entries.len(),
+                unsettled.len()
+            );
+            if failed == 0 && unsettled.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub(super) async fn unlock(cli: &Cli, run_id: &str, yes: bool) -> ExitCode {
+    let backend = match state_backend(cli).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    match crate::state::unlock(&backend, run_id, |q| yes || confirm(q)).await {
+        Ok(released) if released.is_empty() => {
+            println!("run {run_id} held no deployment lock; its journal lease (if any) was broken");
+            ExitCode::SUCCESS
+        }
+        Ok(released) => {
+            for (key, holder) in released {
+                println!("released {key} (held by {holder})");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
