@@ -66,9 +66,9 @@ async fn async_main(cli: &Cli) -> ExitCode {
             // Insights or over OTLP. Invalid flags stop every command but `flags`, which
             // reports them.
             let telemetry_on = match command::resolve_flags(cli) {
-                Ok(f) => f.is_on(fabrik_core::Flag::Telemetry),
-                Err(()) if matches!(cli.command, Command::Flags) => false,
-                Err(()) => return ExitCode::from(INVALID_INPUT),
+                Some(f) => f.is_on(fabrik_core::Flag::Telemetry),
+                None if matches!(cli.command, Command::Flags) => false,
+                None => return ExitCode::from(INVALID_INPUT),
             };
             if !telemetry_on {
                 c.app_insights = None;

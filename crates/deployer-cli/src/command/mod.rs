@@ -92,7 +92,7 @@ async fn prepare(
     cli: &Cli,
 ) -> Result<(config::Desired, fabrik_flags::Flags, FabricClient), ExitCode> {
     let desired = load(cli).await?;
-    let flags = resolve_flags(cli).map_err(|()| ExitCode::from(INVALID_INPUT))?;
+    let flags = resolve_flags(cli).ok_or(ExitCode::from(INVALID_INPUT))?;
     let client = live_client(cli, &flags).map_err(|e| fail(&e))?;
     Ok((desired, flags, client))
 }
@@ -224,9 +224,10 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 /// The flags, resolved once per process (warnings and errors print once, whichever command
-/// asks first), the same way for every command.
-pub fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
-    static FLAGS: std::sync::OnceLock<Result<fabrik_flags::Flags, ()>> = std::sync::OnceLock::new();
+/// asks first), the same way for every command; `None` when they are invalid (the errors
+/// are printed).
+pub fn resolve_flags(cli: &Cli) -> Option<fabrik_flags::Flags> {
+    static FLAGS: std::sync::OnceLock<Option<fabrik_flags::Flags>> = std::sync::OnceLock::new();
     FLAGS
         .get_or_init(|| {
             let env: Vec<(String, String)> = std::env::vars().collect();
@@ -235,13 +236,13 @@ pub fn resolve_flags(cli: &Cli) -> Result<fabrik_flags::Flags, ()> {
                     for w in f.warnings() {
                         eprintln!("warning: {w}");
                     }
-                    Ok(f)
+                    Some(f)
                 }
                 Err(errors) => {
                     for e in errors {
                         eprintln!("error: {e}");
                     }
-                    Err(())
+                    None
                 }
             }
         })
@@ -368,7 +369,7 @@ fn progress(cli: &Cli, plan: &Plan, opts: &mut RunOptions) -> Option<indicatif::
 }
 
 async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return Err(ExitCode::from(INVALID_INPUT));
     };
     let secrets = crate::secrets::resolve(

@@ -6,7 +6,7 @@ use clap::Parser as _;
 
 pub(super) async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path) -> ExitCode {
     use crate::publish::{export, snapshot};
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     let client = match live_client(cli, &flags) {
@@ -30,7 +30,7 @@ pub(super) async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path)
 }
 
 pub(super) async fn auth_check(cli: &Cli) -> ExitCode {
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     let tokens = match run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref()) {
@@ -188,7 +188,7 @@ pub(super) async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
             return ExitCode::from(INVALID_INPUT);
         }
     };
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     let state = std::env::temp_dir().join(format!("fabrik-demo-{}", std::process::id()));
@@ -255,7 +255,7 @@ pub(super) async fn validate(cli: &Cli) -> ExitCode {
 /// `fabrik flags`: the effective feature flags and where each came from.
 pub fn flags(cli: &Cli) -> ExitCode {
     match resolve_flags(cli) {
-        Ok(flags) => {
+        Some(flags) => {
             if cli.output == Output::Json {
                 let rows: Vec<serde_json::Value> = flags
                     .report()
@@ -279,6 +279,6 @@ pub fn flags(cli: &Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(()) => ExitCode::from(INVALID_INPUT),
+        None => ExitCode::from(INVALID_INPUT),
     }
 }

@@ -94,7 +94,7 @@ pub(super) async fn publish(
             return ExitCode::from(INVALID_INPUT);
         }
     };
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     let client = match live_client(cli, &flags) {
@@ -145,7 +145,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> E
     {
         return fail("not confirmed; pass --yes to destroy without asking");
     }
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     let client = match live_client(cli, &flags) {
@@ -165,7 +165,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> E
 }
 
 pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
-    let Ok(flags) = resolve_flags(cli) else {
+    let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
     // Undo records keep `${secret:NAME}` where a secret was; resolve the project's secrets so
