@@ -133,6 +133,8 @@ impl AzureBlobStore {
                 options.lease.duration_secs
             )));
         }
+        // Again here: a SAS given apart from the URL (`with_sas`) was not checked by `parse`.
+        url.check_sas_transport().map_err(StateError::Invalid)?;
         let credential: Option<Arc<dyn TokenCredential>> = if url.has_sas() {
             None
         } else {
@@ -1132,6 +1134,33 @@ mod tests {
         let e = validate_run_id("a/b").unwrap_err().to_string();
         assert!(e.contains("\"a/b\""), "{e}");
         validate_key("sales.dev").unwrap();
+    }
+
+    #[test]
+    fn a_sas_given_apart_from_an_http_url_goes_only_to_this_machine() {
+        let sas = || {
+            Some(fabrik_core::SecretString::from(
+                "sv=1&sig=SECRET".to_owned(),
+            ))
+        };
+        let remote = StateUrl::parse("http://10.1.2.3:10000/acct/state")
+            .unwrap()
+            .with_sas(sas());
+        let e = AzureBlobStore::new(remote, AzureStateOptions::default()).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("http://10.1.2.3:10000/acct/state"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("use https") && !shown.contains("SECRET"),
+            "{shown}"
+        );
+        let local = StateUrl::parse("http://localhost:10000/acct/state")
+            .unwrap()
+            .with_sas(sas());
+        let store = AzureBlobStore::new(local, AzureStateOptions::default()).unwrap();
+        assert!(!format!("{store:?}").contains("SECRET"));
     }
 
     /// A stand-in blob service on 127.0.0.1 that answers every request `200 OK` with
