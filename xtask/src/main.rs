@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! bench-publish | live-test | release | semver-checks | cicd-check | cicd-crosscheck`.
+//! bench-publish | live-test [--allow-skip] | release | semver-checks | cicd-check |
+//! cicd-crosscheck`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -114,15 +115,18 @@ fn test(args: &[String]) -> Result<(), String> {
 /// The smoke suite against a real Fabric tenant (tests/e2e/live.rs), when the user gives one:
 /// credentials (`FABRIC_TOKEN`, or the `AZURE_*` variables of the credential chain) and a
 /// capacity (`FABRIK_LIVE_CAPACITY`, by name or id; `FABRIK_LIVE_BASE_URL` and
-/// `FABRIK_LIVE_PRINCIPAL` optional). Without them it says what is missing and skips; CI runs
-/// the same suite against the emulator as part of the tests.
-fn live_test() -> Result<(), String> {
-    let has = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
-    let credentials = has("FABRIC_TOKEN") || (has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID"));
-    if !credentials || !has("FABRIK_LIVE_CAPACITY") {
-        println!(
-            "live-test: skipped, no tenant given. Set FABRIK_LIVE_CAPACITY (a capacity name or id) and credentials (FABRIC_TOKEN, or AZURE_TENANT_ID + AZURE_CLIENT_ID with a secret or federated token) to run the smoke suite against real Fabric; `cargo xtask test` runs it against the emulator."
-        );
+/// `FABRIK_LIVE_PRINCIPAL` optional). Without them it fails saying what is missing, or with
+/// `--allow-skip` says so and succeeds; CI runs the same suite against the emulator as part
+/// of the tests.
+fn live_test(args: &[String]) -> Result<(), String> {
+    if let Some(other) = args.iter().find(|a| *a != "--allow-skip") {
+        return Err(format!(
+            "unknown argument {other:?} (expected --allow-skip)"
+        ));
+    }
+    let allow_skip = !args.is_empty();
+    if let LivePlan::Skip(why) = live_plan(|k| std::env::var(k).ok(), allow_skip)? {
+        println!("{why}");
         return Ok(());
     }
     let mut t = cargo();
@@ -138,6 +142,44 @@ fn live_test() -> Result<(), String> {
     ])
     .env("FABRIK_LIVE", "1");
     step("live smoke suite against the tenant", t)
+}
+
+/// What `live-test` does in the environment it finds.
+#[derive(Debug, PartialEq, Eq)]
+enum LivePlan {
+    /// A tenant is configured: run the suite against it.
+    Run,
+    /// None is and `--allow-skip` was given: print this and succeed.
+    Skip(String),
+}
+
+/// Decides from the variables (`var` looks one up) and `--allow-skip`. A missing tenant
+/// without the flag is an error: a job meant to test against Fabric must not pass by testing
+/// nothing.
+fn live_plan(var: impl Fn(&str) -> Option<String>, allow_skip: bool) -> Result<LivePlan, String> {
+    let has = |k: &str| var(k).is_some_and(|v| !v.trim().is_empty());
+    let mut missing = Vec::new();
+    if !(has("FABRIC_TOKEN") || (has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID"))) {
+        missing.push(
+            "credentials (FABRIC_TOKEN, or AZURE_TENANT_ID + AZURE_CLIENT_ID with a secret or federated token)",
+        );
+    }
+    if !has("FABRIK_LIVE_CAPACITY") {
+        missing.push("FABRIK_LIVE_CAPACITY (a capacity name or id)");
+    }
+    if missing.is_empty() {
+        return Ok(LivePlan::Run);
+    }
+    let missing = missing.join(" and ");
+    if allow_skip {
+        Ok(LivePlan::Skip(format!(
+            "live-test: skipped (--allow-skip): no tenant given; set {missing} to run the smoke suite against real Fabric. `cargo xtask test` runs it against the emulator."
+        )))
+    } else {
+        Err(format!(
+            "cannot run: no tenant given; set {missing} to run the smoke suite against real Fabric (`cargo xtask test` runs it against the emulator; --allow-skip makes a missing tenant a skip)"
+        ))
+    }
 }
 
 /// Benchmarks: the deployment benchmark (release `fabrik` against the emulator process, which
@@ -329,12 +371,12 @@ fn main() -> ExitCode {
         "coverage" => coverage(),
         "release" => release(rest),
         "semver-checks" => semver_checks(rest),
-        "live-test" => live_test(),
+        "live-test" => live_test(rest),
         "cicd-check" => cicd::check(rest),
         "cicd-crosscheck" => cicd::crosscheck(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test [--allow-skip] | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
                 release::USAGE
             );
             return if cmd == "help" {
@@ -350,5 +392,82 @@ fn main() -> ExitCode {
             eprintln!("xtask {cmd}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn live_test_without_a_tenant_fails_unless_skipping_is_allowed() {
+        let e = live_plan(env(&[]), false).unwrap_err();
+        assert!(e.contains("cannot run"), "{e}");
+        assert!(
+            e.contains("FABRIK_LIVE_CAPACITY") && e.contains("FABRIC_TOKEN"),
+            "{e}"
+        );
+        assert!(e.contains("--allow-skip"), "{e}");
+        let Ok(LivePlan::Skip(why)) = live_plan(env(&[]), true) else {
+            panic!("--allow-skip skips")
+        };
+        assert!(
+            why.contains("skipped") && why.contains("FABRIK_LIVE_CAPACITY"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn live_test_names_only_what_is_missing() {
+        // Credentials without a capacity; a blank capacity counts as none.
+        let e = live_plan(
+            env(&[("FABRIC_TOKEN", "t"), ("FABRIK_LIVE_CAPACITY", " ")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("FABRIK_LIVE_CAPACITY") && !e.contains("credentials"),
+            "{e}"
+        );
+        // A tenant id alone is not credentials.
+        let e = live_plan(
+            env(&[("AZURE_TENANT_ID", "t"), ("FABRIK_LIVE_CAPACITY", "c")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("credentials") && !e.contains("a capacity name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn live_test_runs_when_a_tenant_is_given_whatever_the_flag() {
+        for allow_skip in [false, true] {
+            for vars in [
+                &[("FABRIC_TOKEN", "t"), ("FABRIK_LIVE_CAPACITY", "c")][..],
+                &[
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "a"),
+                    ("FABRIK_LIVE_CAPACITY", "c"),
+                ][..],
+            ] {
+                assert_eq!(live_plan(env(vars), allow_skip), Ok(LivePlan::Run));
+            }
+        }
+    }
+
+    #[test]
+    fn live_test_refuses_unknown_arguments() {
+        let e = live_test(&["--allow-skipp".to_owned()]).unwrap_err();
+        assert!(e.contains("--allow-skipp"), "{e}");
     }
 }

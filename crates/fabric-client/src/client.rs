@@ -398,6 +398,11 @@ impl Response {
     }
 }
 
+/// A `{name}` segment of a route, filled from the call's ids.
+fn is_placeholder(seg: &str) -> bool {
+    seg.starts_with('{') && seg.ends_with('}')
+}
+
 fn method_str(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
@@ -419,7 +424,7 @@ impl FabricClient {
             if let Ok(mut segs) = url.path_segments_mut() {
                 let mut ids = ids.iter();
                 for seg in route.split('/').filter(|s| !s.is_empty()) {
-                    if seg.starts_with('{') {
+                    if is_placeholder(seg) {
                         segs.push(ids.next().copied().unwrap_or_default());
                     } else {
                         segs.push(seg);

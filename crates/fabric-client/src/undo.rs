@@ -33,16 +33,43 @@ fn gone(e: &FabricError) -> bool {
         )
 }
 
+/// Why an undo record was not carried out.
+enum Failure {
+    /// The record cannot be carried out as journaled (malformed, or unknown to this client).
+    Record(UndoError),
+    /// Fabric's answer to the call that undoes it.
+    Call(FabricError),
+}
+
+fn permanent(message: String) -> Failure {
+    Failure::Record(UndoError {
+        message,
+        class: fabrik_core::ErrorClass::Permanent,
+    })
+}
+
 #[async_trait]
 impl Undoer for FabricUndoer {
     async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
+        match self.workspace_undo(undo).await {
+            Ok(()) => Ok(UndoOutcome::Done),
+            Err(Failure::Call(e)) if gone(&e) => Ok(UndoOutcome::AlreadyGone),
+            Err(Failure::Call(e)) => Err(UndoError {
+                message: e.to_string(),
+                class: e.class(),
+            }),
+            Err(Failure::Record(e)) => Err(e),
+        }
+    }
+}
+
+impl FabricUndoer {
+    /// Records about a workspace and what hangs on it directly (roles, Git, capacity,
+    /// folders); item records go on to [`item_undo`](Self::item_undo).
+    async fn workspace_undo(&self, undo: &Undo) -> Result<(), Failure> {
         let c = &self.client;
         let result = match undo {
             Undo::DeleteWorkspace { workspace_id } => c.delete_workspace(workspace_id).await,
-            Undo::DeleteItem {
-                workspace_id,
-                item_id,
-            } => c.delete_item(workspace_id, item_id).await,
             Undo::DeleteFolder {
                 workspace_id,
                 folder_id,
@@ -75,6 +102,25 @@ impl Undoer for FabricUndoer {
                 };
                 c.update_workspace(workspace_id, &req).await.map(drop)
             }
+            Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
+            Undo::AssignCapacity {
+                workspace_id,
+                capacity_id,
+            } => c.assign_to_capacity(workspace_id, capacity_id).await,
+            other => return self.item_undo(other).await,
+        };
+        result.map_err(Failure::Call)
+    }
+
+    /// Records about one item: its existence, properties, definition, place, shortcuts and
+    /// bindings.
+    async fn item_undo(&self, undo: &Undo) -> Result<(), Failure> {
+        let c = &self.client;
+        let result = match undo {
+            Undo::DeleteItem {
+                workspace_id,
+                item_id,
+            } => c.delete_item(workspace_id, item_id).await,
             Undo::RestoreItem {
                 workspace_id,
                 item_id,
@@ -130,17 +176,14 @@ impl Undoer for FabricUndoer {
                 name,
                 previous,
             } => match previous {
-                Some(json) => match serde_json::from_str(json) {
-                    Ok(v) => c.put_shortcut(workspace_id, item_id, &v).await,
-                    Err(e) => {
-                        return Err(UndoError {
-                            message: format!(
-                                "the journaled shortcut {path}/{name} is not JSON: {e}"
-                            ),
-                            class: fabrik_core::ErrorClass::Permanent,
-                        });
-                    }
-                },
+                Some(json) => {
+                    let v = serde_json::from_str(json).map_err(|e| {
+                        permanent(format!(
+                            "the journaled shortcut {path}/{name} is not JSON: {e}"
+                        ))
+                    })?;
+                    c.put_shortcut(workspace_id, item_id, &v).await
+                }
                 None => c.delete_shortcut(workspace_id, item_id, path, name).await,
             },
             Undo::RestoreBinding {
@@ -150,10 +193,8 @@ impl Undoer for FabricUndoer {
                 connection,
             } => {
                 let parse = |text: &str| {
-                    serde_json::from_str::<serde_json::Value>(text).map_err(|e| UndoError {
-                        message: format!("a journaled binding is not JSON: {e}"),
-                        class: fabrik_core::ErrorClass::Permanent,
-                    })
+                    serde_json::from_str::<serde_json::Value>(text)
+                        .map_err(|e| permanent(format!("a journaled binding is not JSON: {e}")))
                 };
                 let details = parse(details)?;
                 let connection = connection.as_deref().map(parse).transpose()?;
@@ -164,25 +205,10 @@ impl Undoer for FabricUndoer {
                 workspace_id,
                 item_id,
             } => c.publish_environment(workspace_id, item_id).await,
-            Undo::UnassignCapacity { workspace_id } => c.unassign_from_capacity(workspace_id).await,
-            Undo::AssignCapacity {
-                workspace_id,
-                capacity_id,
-            } => c.assign_to_capacity(workspace_id, capacity_id).await,
             other => {
-                return Err(UndoError {
-                    message: format!("this client cannot carry out {other:?}"),
-                    class: fabrik_core::ErrorClass::Permanent,
-                });
+                return Err(permanent(format!("this client cannot carry out {other:?}")));
             }
         };
-        match result {
-            Ok(()) => Ok(UndoOutcome::Done),
-            Err(e) if gone(&e) => Ok(UndoOutcome::AlreadyGone),
-            Err(e) => Err(UndoError {
-                message: e.to_string(),
-                class: e.class(),
-            }),
-        }
+        result.map_err(Failure::Call)
     }
 }

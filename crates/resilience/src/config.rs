@@ -492,159 +492,19 @@ impl ResilienceConfig {
     /// Checks every enabled stage; the error names the offending field and value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(r) = &self.retry {
-            if r.max_attempts == 0 {
-                return Err(invalid(
-                    "retry.max_attempts",
-                    r.max_attempts,
-                    "must be at least 1",
-                ));
-            }
-            if r.min_wait > r.max_wait {
-                return Err(invalid(
-                    "retry.min_wait",
-                    r.min_wait,
-                    &format!("must not exceed retry.max_wait {:?}", r.max_wait),
-                ));
-            }
+            check_retry(r)?;
         }
         if let Some(b) = &self.budget {
-            if b.capacity == 0 {
-                return Err(invalid("budget.capacity", b.capacity, "must be at least 1"));
-            }
-            if b.retry_cost == 0 || b.retry_cost > b.capacity {
-                return Err(invalid(
-                    "budget.retry_cost",
-                    b.retry_cost,
-                    "must be in 1..=capacity",
-                ));
-            }
-            if b.timeout_retry_cost == 0 || b.timeout_retry_cost > b.capacity {
-                return Err(invalid(
-                    "budget.timeout_retry_cost",
-                    b.timeout_retry_cost,
-                    "must be in 1..=capacity",
-                ));
-            }
+            check_budget(b)?;
         }
         if let Some(b) = &self.breaker {
-            match &b.trip {
-                TripRule::ConsecutiveFailures { threshold } => {
-                    if *threshold == 0 {
-                        return Err(invalid(
-                            "breaker.failure_threshold",
-                            threshold,
-                            "must be at least 1",
-                        ));
-                    }
-                }
-                TripRule::FailureRatio {
-                    ratio,
-                    min_throughput,
-                    sampling,
-                } => {
-                    if !(*ratio > 0.0 && *ratio <= 1.0) {
-                        return Err(invalid("breaker.failure_ratio", ratio, "must be in (0, 1]"));
-                    }
-                    if *min_throughput < 2 {
-                        return Err(invalid(
-                            "breaker.min_throughput",
-                            min_throughput,
-                            "must be at least 2",
-                        ));
-                    }
-                    if sampling.is_zero() {
-                        return Err(invalid(
-                            "breaker.sampling",
-                            sampling,
-                            "must be greater than 0",
-                        ));
-                    }
-                }
-            }
-            if b.break_duration.is_zero() {
-                return Err(invalid(
-                    "breaker.break_duration",
-                    b.break_duration,
-                    "must be greater than 0",
-                ));
-            }
-            if b.success_threshold == 0 {
-                return Err(invalid(
-                    "breaker.success_threshold",
-                    b.success_threshold,
-                    "must be at least 1",
-                ));
-            }
-            if b.half_open_max_probes == 0 {
-                return Err(invalid(
-                    "breaker.half_open_max_probes",
-                    b.half_open_max_probes,
-                    "must be at least 1",
-                ));
-            }
+            check_breaker(b)?;
         }
         if let Some(r) = &self.rate_limit {
-            if r.max_requests == 0 {
-                return Err(invalid(
-                    "rate_limit.max_requests",
-                    r.max_requests,
-                    "must be at least 1",
-                ));
-            }
-            if r.per.is_zero() || r.per / r.max_requests == Duration::ZERO {
-                return Err(invalid(
-                    "rate_limit.per",
-                    r.per,
-                    "must leave at least 1 ns between requests",
-                ));
-            }
-            if r.burst == 0 {
-                return Err(invalid("rate_limit.burst", r.burst, "must be at least 1"));
-            }
+            check_rate_limit(r)?;
         }
         if let Some(a) = &self.adaptive {
-            if !(a.min_rate > 0.0 && a.min_rate.is_finite()) {
-                return Err(invalid(
-                    "adaptive.min_rate",
-                    a.min_rate,
-                    "must be a positive number",
-                ));
-            }
-            if a.ceiling.is_nan() || a.ceiling < a.min_rate {
-                return Err(invalid(
-                    "adaptive.ceiling",
-                    a.ceiling,
-                    "must be at least adaptive.min_rate",
-                ));
-            }
-            if !(a.decrease_factor > 0.0 && a.decrease_factor < 1.0) {
-                return Err(invalid(
-                    "adaptive.decrease_factor",
-                    a.decrease_factor,
-                    "must be in (0, 1)",
-                ));
-            }
-            if !(a.recovery_per_sec > 0.0 && a.recovery_per_sec.is_finite()) {
-                return Err(invalid(
-                    "adaptive.recovery_per_sec",
-                    a.recovery_per_sec,
-                    "must be a positive number",
-                ));
-            }
-            if !(a.probe_per_sec >= 0.0 && a.probe_per_sec.is_finite()) {
-                return Err(invalid(
-                    "adaptive.probe_per_sec",
-                    a.probe_per_sec,
-                    "must be zero or a positive number",
-                ));
-            }
-            if a.window.is_zero() {
-                return Err(invalid(
-                    "adaptive.window",
-                    format!("{:?}", a.window),
-                    "must be longer than zero",
-                ));
-            }
+            check_adaptive(a)?;
         }
         if let Some(b) = &self.bulkhead
             && b.max_concurrent == 0
@@ -667,6 +527,176 @@ impl ResilienceConfig {
         }
         Ok(())
     }
+}
+
+fn check_retry(r: &RetryConfig) -> Result<(), ConfigError> {
+    if r.max_attempts == 0 {
+        return Err(invalid(
+            "retry.max_attempts",
+            r.max_attempts,
+            "must be at least 1",
+        ));
+    }
+    if r.min_wait > r.max_wait {
+        return Err(invalid(
+            "retry.min_wait",
+            r.min_wait,
+            &format!("must not exceed retry.max_wait {:?}", r.max_wait),
+        ));
+    }
+    Ok(())
+}
+
+fn check_budget(b: &BudgetConfig) -> Result<(), ConfigError> {
+    if b.capacity == 0 {
+        return Err(invalid("budget.capacity", b.capacity, "must be at least 1"));
+    }
+    if b.retry_cost == 0 || b.retry_cost > b.capacity {
+        return Err(invalid(
+            "budget.retry_cost",
+            b.retry_cost,
+            "must be in 1..=capacity",
+        ));
+    }
+    if b.timeout_retry_cost == 0 || b.timeout_retry_cost > b.capacity {
+        return Err(invalid(
+            "budget.timeout_retry_cost",
+            b.timeout_retry_cost,
+            "must be in 1..=capacity",
+        ));
+    }
+    Ok(())
+}
+
+fn check_breaker(b: &BreakerConfig) -> Result<(), ConfigError> {
+    check_trip(&b.trip)?;
+    if b.break_duration.is_zero() {
+        return Err(invalid(
+            "breaker.break_duration",
+            b.break_duration,
+            "must be greater than 0",
+        ));
+    }
+    if b.success_threshold == 0 {
+        return Err(invalid(
+            "breaker.success_threshold",
+            b.success_threshold,
+            "must be at least 1",
+        ));
+    }
+    if b.half_open_max_probes == 0 {
+        return Err(invalid(
+            "breaker.half_open_max_probes",
+            b.half_open_max_probes,
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+fn check_trip(trip: &TripRule) -> Result<(), ConfigError> {
+    match trip {
+        TripRule::ConsecutiveFailures { threshold } => {
+            if *threshold == 0 {
+                return Err(invalid(
+                    "breaker.failure_threshold",
+                    threshold,
+                    "must be at least 1",
+                ));
+            }
+        }
+        TripRule::FailureRatio {
+            ratio,
+            min_throughput,
+            sampling,
+        } => {
+            if !(*ratio > 0.0 && *ratio <= 1.0) {
+                return Err(invalid("breaker.failure_ratio", ratio, "must be in (0, 1]"));
+            }
+            if *min_throughput < 2 {
+                return Err(invalid(
+                    "breaker.min_throughput",
+                    min_throughput,
+                    "must be at least 2",
+                ));
+            }
+            if sampling.is_zero() {
+                return Err(invalid(
+                    "breaker.sampling",
+                    sampling,
+                    "must be greater than 0",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_rate_limit(r: &RateLimitConfig) -> Result<(), ConfigError> {
+    if r.max_requests == 0 {
+        return Err(invalid(
+            "rate_limit.max_requests",
+            r.max_requests,
+            "must be at least 1",
+        ));
+    }
+    if r.per.is_zero() || r.per / r.max_requests == Duration::ZERO {
+        return Err(invalid(
+            "rate_limit.per",
+            r.per,
+            "must leave at least 1 ns between requests",
+        ));
+    }
+    if r.burst == 0 {
+        return Err(invalid("rate_limit.burst", r.burst, "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn check_adaptive(a: &AdaptiveConfig) -> Result<(), ConfigError> {
+    if !(a.min_rate > 0.0 && a.min_rate.is_finite()) {
+        return Err(invalid(
+            "adaptive.min_rate",
+            a.min_rate,
+            "must be a positive number",
+        ));
+    }
+    if a.ceiling.is_nan() || a.ceiling < a.min_rate {
+        return Err(invalid(
+            "adaptive.ceiling",
+            a.ceiling,
+            "must be at least adaptive.min_rate",
+        ));
+    }
+    if !(a.decrease_factor > 0.0 && a.decrease_factor < 1.0) {
+        return Err(invalid(
+            "adaptive.decrease_factor",
+            a.decrease_factor,
+            "must be in (0, 1)",
+        ));
+    }
+    if !(a.recovery_per_sec > 0.0 && a.recovery_per_sec.is_finite()) {
+        return Err(invalid(
+            "adaptive.recovery_per_sec",
+            a.recovery_per_sec,
+            "must be a positive number",
+        ));
+    }
+    if !(a.probe_per_sec >= 0.0 && a.probe_per_sec.is_finite()) {
+        return Err(invalid(
+            "adaptive.probe_per_sec",
+            a.probe_per_sec,
+            "must be zero or a positive number",
+        ));
+    }
+    if a.window.is_zero() {
+        return Err(invalid(
+            "adaptive.window",
+            format!("{:?}", a.window),
+            "must be longer than zero",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_count(var: &'static str, value: &str) -> Result<u32, ConfigError> {

@@ -64,6 +64,21 @@ impl Drop for Queued<'_> {
     }
 }
 
+/// How an attempt that did not succeed ended: its error, and its time limit if it timed out.
+type Failed = (AttemptError, Option<Duration>);
+
+/// One call's progress through its attempts.
+struct CallRun<'a> {
+    ctx: &'a CallContext,
+    lane: Arc<Lane>,
+    /// The earlier of the caller's deadline and the total timeout.
+    deadline: Option<Instant>,
+    /// The last backoff computed: decorrelated jitter grows from it.
+    previous_backoff: Option<Duration>,
+    /// What the retry budget charged for the retry in progress, refunded on its success.
+    spent: Option<u32>,
+}
+
 /// Retry, retry budget, circuit breaker, rate limits, bulkhead and timeouts, composed.
 /// Use it as an `Arc<dyn CallPolicy>` or call [`run`](Self::run) with any async closure.
 pub struct Pipeline {
@@ -361,132 +376,166 @@ impl Pipeline {
             Some(b) => Some(self.enter_bulkhead(b, ctx, deadline).await?),
             None => None,
         };
-        let lane = self.lane(&ctx.key);
-        let retry = self.cfg.retry.as_ref();
-        let max_attempts = retry.map_or(1, |r| r.max_attempts);
-        let mut previous_backoff = None;
-        let mut spent = None;
+        let mut run = CallRun {
+            ctx,
+            lane: self.lane(&ctx.key),
+            deadline,
+            previous_backoff: None,
+            spent: None,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.pace(ctx, &lane, deadline, attempt - 1).await?;
-            let mut permit = match &lane.breaker {
-                Some(b) => Some(b.try_acquire().map_err(|r| self.reject(ctx, r))?),
-                None => None,
+            self.pace(ctx, &run.lane, deadline, attempt - 1).await?;
+            let Some(failed) = self.attempt_once(&run, op, attempt).await? else {
+                return Ok(());
             };
-            let remaining = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
-            if remaining == Some(Duration::ZERO) {
-                return Err(self.reject(
-                    ctx,
-                    Rejection::DeadlineExceeded {
-                        attempts: attempt - 1,
-                    },
-                ));
-            }
-            // The attempt's limit is its own timeout or what the deadline leaves, if shorter.
-            let limit = match (self.cfg.attempt_timeout, remaining) {
-                (Some(t), Some(r)) if r < t => Some((r, true)),
-                (Some(t), _) => Some((t, false)),
-                (None, Some(r)) => Some((r, true)),
-                (None, None) => None,
-            };
-            let outcome = match limit {
-                None => Some(op.attempt(attempt).await),
-                Some((l, _)) => race(op.attempt(attempt), self.sleeper.sleep(l)).await,
-            };
-            let (err, timed_out) = match outcome {
-                Some(Ok(())) => {
-                    if let Some(p) = permit {
-                        p.success();
-                    }
-                    if let Some(a) = &lane.adaptive {
-                        a.on_success(self.clock.now());
-                    }
-                    if let Some(b) = &lane.budget {
-                        b.on_success(spent);
-                    }
-                    return Ok(());
-                }
-                Some(Err(e)) => (e, None),
-                None => {
-                    let (after, by_deadline) = limit.unwrap_or_default();
-                    if let Some(p) = permit.take() {
-                        p.failure();
-                    }
-                    if by_deadline {
-                        let attempts = attempt;
-                        return Err(self.reject(ctx, Rejection::DeadlineExceeded { attempts }));
-                    }
-                    let summary = format!("attempt {attempt} timed out after {after:?}");
-                    let e = AttemptError {
-                        class: ErrorClass::Timeout,
-                        retry_after: None,
-                        summary,
-                    };
-                    (e, Some(after))
-                }
-            };
-            if let Some(p) = permit {
-                p.record(Err(err.class));
-            }
-            if err.class == ErrorClass::Throttled {
-                if let Some(a) = &lane.adaptive {
-                    a.on_throttle(self.clock.now());
-                }
-                self.emit(ResilienceEvent::Throttled {
-                    key: &ctx.key,
-                    retry_after: err.retry_after,
-                });
-            }
-            // A non-idempotent call may have taken effect before a 5xx or a timeout; only a
-            // throttle (the server refused it) is safe to repeat.
-            let may_retry = err.class.is_retryable()
-                && attempt < max_attempts
-                && (ctx.idempotent || err.class == ErrorClass::Throttled);
-            let Some(retry) = retry.filter(|_| may_retry) else {
-                return Err(match timed_out {
-                    Some(after) => self.reject(ctx, Rejection::AttemptTimedOut { attempt, after }),
-                    None => PolicyError::Failed {
-                        attempts: attempt,
-                        last: err,
-                    },
-                });
-            };
-            let computed = backoff(retry, attempt, previous_backoff, self.random.as_ref());
-            previous_backoff = Some(computed);
-            let wait = wait_with_hint(computed, err.retry_after);
-            if let Some(d) = deadline {
-                let remaining = d.saturating_duration_since(self.clock.now());
-                if wait >= remaining {
-                    // Fail now rather than sleep into the deadline.
-                    let reason = match err.retry_after {
-                        Some(hint) if hint >= remaining => {
-                            Rejection::HintBeyondDeadline { hint, remaining }
-                        }
-                        _ => Rejection::DeadlineExceeded { attempts: attempt },
-                    };
-                    return Err(self.reject(ctx, reason));
-                }
-            }
-            if let Some(budget) = &lane.budget {
-                match budget.try_acquire(err.class) {
-                    Some(cost) => spent = Some(cost),
-                    None => {
-                        let key = ctx.key.clone();
-                        return Err(self.reject(ctx, Rejection::BudgetExhausted { key }));
-                    }
-                }
-            }
-            self.emit(ResilienceEvent::Retry {
-                key: &ctx.key,
-                attempt,
-                delay: wait,
-                class: err.class,
-            });
+            let wait = self.retry_wait(&mut run, attempt, failed)?;
             if !wait.is_zero() {
                 self.sleeper.sleep(wait).await;
             }
         }
+    }
+
+    /// Attempt number `attempt` through the breaker and under its time limit: `None` when it
+    /// succeeded, else how it failed.
+    async fn attempt_once(
+        &self,
+        run: &CallRun<'_>,
+        op: &dyn Attempt,
+        attempt: u32,
+    ) -> Result<Option<Failed>, PolicyError> {
+        let (ctx, lane) = (run.ctx, &run.lane);
+        let mut permit = match &lane.breaker {
+            Some(b) => Some(b.try_acquire().map_err(|r| self.reject(ctx, r))?),
+            None => None,
+        };
+        let remaining = run
+            .deadline
+            .map(|d| d.saturating_duration_since(self.clock.now()));
+        if remaining == Some(Duration::ZERO) {
+            return Err(self.reject(
+                ctx,
+                Rejection::DeadlineExceeded {
+                    attempts: attempt - 1,
+                },
+            ));
+        }
+        // The attempt's limit is its own timeout or what the deadline leaves, if shorter.
+        let limit = match (self.cfg.attempt_timeout, remaining) {
+            (Some(t), Some(r)) if r < t => Some((r, true)),
+            (Some(t), _) => Some((t, false)),
+            (None, Some(r)) => Some((r, true)),
+            (None, None) => None,
+        };
+        let outcome = match limit {
+            None => Some(op.attempt(attempt).await),
+            Some((l, _)) => race(op.attempt(attempt), self.sleeper.sleep(l)).await,
+        };
+        let (err, timed_out) = match outcome {
+            Some(Ok(())) => {
+                if let Some(p) = permit {
+                    p.success();
+                }
+                if let Some(a) = &lane.adaptive {
+                    a.on_success(self.clock.now());
+                }
+                if let Some(b) = &lane.budget {
+                    b.on_success(run.spent);
+                }
+                return Ok(None);
+            }
+            Some(Err(e)) => (e, None),
+            None => {
+                let (after, by_deadline) = limit.unwrap_or_default();
+                if let Some(p) = permit.take() {
+                    p.failure();
+                }
+                if by_deadline {
+                    let attempts = attempt;
+                    return Err(self.reject(ctx, Rejection::DeadlineExceeded { attempts }));
+                }
+                let summary = format!("attempt {attempt} timed out after {after:?}");
+                let e = AttemptError {
+                    class: ErrorClass::Timeout,
+                    retry_after: None,
+                    summary,
+                };
+                (e, Some(after))
+            }
+        };
+        if let Some(p) = permit {
+            p.record(Err(err.class));
+        }
+        Ok(Some((err, timed_out)))
+    }
+
+    /// After attempt `attempt` failed: how long to wait before the next one, or the error
+    /// that ends the call (no retry allowed, none left, the deadline, the budget).
+    fn retry_wait(
+        &self,
+        run: &mut CallRun<'_>,
+        attempt: u32,
+        (err, timed_out): Failed,
+    ) -> Result<Duration, PolicyError> {
+        let (ctx, lane) = (run.ctx, &run.lane);
+        if err.class == ErrorClass::Throttled {
+            if let Some(a) = &lane.adaptive {
+                a.on_throttle(self.clock.now());
+            }
+            self.emit(ResilienceEvent::Throttled {
+                key: &ctx.key,
+                retry_after: err.retry_after,
+            });
+        }
+        let retry = self.cfg.retry.as_ref();
+        let max_attempts = retry.map_or(1, |r| r.max_attempts);
+        // A non-idempotent call may have taken effect before a 5xx or a timeout; only a
+        // throttle (the server refused it) is safe to repeat.
+        let may_retry = err.class.is_retryable()
+            && attempt < max_attempts
+            && (ctx.idempotent || err.class == ErrorClass::Throttled);
+        let Some(retry) = retry.filter(|_| may_retry) else {
+            return Err(match timed_out {
+                Some(after) => self.reject(ctx, Rejection::AttemptTimedOut { attempt, after }),
+                None => PolicyError::Failed {
+                    attempts: attempt,
+                    last: err,
+                },
+            });
+        };
+        let computed = backoff(retry, attempt, run.previous_backoff, self.random.as_ref());
+        run.previous_backoff = Some(computed);
+        let wait = wait_with_hint(computed, err.retry_after);
+        if let Some(d) = run.deadline {
+            let remaining = d.saturating_duration_since(self.clock.now());
+            if wait >= remaining {
+                // Fail now rather than sleep into the deadline.
+                let reason = match err.retry_after {
+                    Some(hint) if hint >= remaining => {
+                        Rejection::HintBeyondDeadline { hint, remaining }
+                    }
+                    _ => Rejection::DeadlineExceeded { attempts: attempt },
+                };
+                return Err(self.reject(ctx, reason));
+            }
+        }
+        if let Some(budget) = &lane.budget {
+            match budget.try_acquire(err.class) {
+                Some(cost) => run.spent = Some(cost),
+                None => {
+                    let key = ctx.key.clone();
+                    return Err(self.reject(ctx, Rejection::BudgetExhausted { key }));
+                }
+            }
+        }
+        self.emit(ResilienceEvent::Retry {
+            key: &ctx.key,
+            attempt,
+            delay: wait,
+            class: err.class,
+        });
+        Ok(wait)
     }
 }
 

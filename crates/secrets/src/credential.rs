@@ -223,186 +223,11 @@ fn sdk_err(e: azure_core::Error) -> String {
 }
 
 fn build_one(method: AuthMethod, env: &dyn Env, http: &AzureHttp) -> Built {
-    let authority = http.authority_host();
     match method {
-        AuthMethod::ClientSecret => {
-            let v = need(
-                env,
-                &["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
-            )?;
-            let (tenant, client, secret) = (&v[0], &v[1], &v[2]);
-            let cred = ClientSecretCredential::new(
-                tenant,
-                client.clone(),
-                Secret::new(secret.clone()),
-                Some(ClientSecretCredentialOptions {
-                    client_options: http.client_options(),
-                }),
-            )
-            .map_err(sdk_err)?;
-            Ok((
-                cred,
-                format!(
-                    "client-secret: service principal {client} in tenant {tenant} via {authority}"
-                ),
-            ))
-        }
-        AuthMethod::WorkloadIdentity => {
-            let gh = (
-                env.non_empty("ACTIONS_ID_TOKEN_REQUEST_URL"),
-                env.non_empty("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-            );
-            let has_source = env.non_empty("AZURE_FEDERATED_TOKEN_FILE").is_some()
-                || matches!(gh, (Some(_), Some(_)));
-            // Report everything missing at once, so one run tells the user what to set.
-            let v = match (
-                need(env, &["AZURE_TENANT_ID", "AZURE_CLIENT_ID"]),
-                has_source,
-            ) {
-                (Ok(v), true) => v,
-                (ids, _) => {
-                    let mut missing: Vec<String> = ids.err().into_iter().collect();
-                    if !has_source {
-                        missing.push("AZURE_FEDERATED_TOKEN_FILE not set (nor ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN)".to_owned());
-                    }
-                    return Err(missing.join("; "));
-                }
-            };
-            let (tenant, client) = (&v[0], &v[1]);
-            match (env.non_empty("AZURE_FEDERATED_TOKEN_FILE"), gh) {
-                (Some(file), _) => {
-                    let cred =
-                        WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                            credential_options: ClientAssertionCredentialOptions {
-                                client_options: http.client_options(),
-                            },
-                            client_id: Some(client.clone()),
-                            tenant_id: Some(tenant.clone()),
-                            token_file_path: Some(file.clone().into()),
-                        }))
-                        .map_err(sdk_err)?;
-                    Ok((
-                        cred,
-                        format!(
-                            "workload-identity: application {client} in tenant {tenant} (token file {file}) via {authority}"
-                        ),
-                    ))
-                }
-                // GitHub Actions with `permissions: id-token: write`: ask the runner for an
-                // OIDC token with Entra's federation audience, as azure/login does.
-                (None, (Some(url), Some(token))) => {
-                    let mut url = reqwest::Url::parse(&url)
-                        .map_err(|e| format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"))?;
-                    url.query_pairs_mut()
-                        .append_pair("audience", "api://AzureADTokenExchange");
-                    let assertion = OidcAssertion {
-                        client: http.http_client().clone(),
-                        url,
-                        bearer: Secret::new(token),
-                        kind: OidcKind::GitHubActions,
-                    };
-                    let cred = ClientAssertionCredential::new(
-                        tenant.clone(),
-                        client.clone(),
-                        assertion,
-                        Some(ClientAssertionCredentialOptions {
-                            client_options: http.client_options(),
-                        }),
-                    )
-                    .map_err(sdk_err)?;
-                    Ok((
-                        cred,
-                        format!(
-                            "workload-identity: application {client} in tenant {tenant} (GitHub Actions OIDC) via {authority}"
-                        ),
-                    ))
-                }
-                _ => Err("no federated token source".to_owned()),
-            }
-        }
-        AuthMethod::AzurePipelines => {
-            let tenant = first_of(env, &["AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"])?;
-            let client = first_of(env, &["AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID"])?;
-            let v = need(
-                env,
-                &[
-                    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
-                    "SYSTEM_OIDCREQUESTURI",
-                    "SYSTEM_ACCESSTOKEN",
-                ],
-            )?;
-            let mut url = reqwest::Url::parse(&v[1])
-                .map_err(|e| format!("SYSTEM_OIDCREQUESTURI is not a URL: {e}"))?;
-            url.query_pairs_mut()
-                .append_pair("api-version", "7.1")
-                .append_pair("serviceConnectionId", &v[0]);
-            let assertion = OidcAssertion {
-                client: http.http_client().clone(),
-                url,
-                bearer: Secret::new(v[2].clone()),
-                kind: OidcKind::AzurePipelines,
-            };
-            let cred = ClientAssertionCredential::new(
-                tenant.clone(),
-                client.clone(),
-                assertion,
-                Some(ClientAssertionCredentialOptions {
-                    client_options: http.client_options(),
-                }),
-            )
-            .map_err(sdk_err)?;
-            Ok((
-                cred,
-                format!(
-                    "azure-pipelines: service connection {} (application {client}, tenant {tenant}) via {authority}",
-                    v[0]
-                ),
-            ))
-        }
-        AuthMethod::ManagedIdentity => {
-            let user_assigned = env.non_empty("AZURE_CLIENT_ID");
-            let who = match &user_assigned {
-                Some(id) => format!("user-assigned {id}"),
-                None => "system-assigned".to_owned(),
-            };
-            match (
-                env.non_empty("IDENTITY_ENDPOINT"),
-                env.non_empty("IDENTITY_HEADER"),
-            ) {
-                (Some(endpoint), Some(header)) => {
-                    let endpoint = reqwest::Url::parse(&endpoint)
-                        .map_err(|e| format!("IDENTITY_ENDPOINT is not a URL: {e}"))?;
-                    let desc =
-                        format!("managed-identity: {who} via App Service endpoint {endpoint}");
-                    let cred = AppServiceManagedIdentity {
-                        client: http.http_client().clone(),
-                        endpoint,
-                        header: Secret::new(header),
-                        client_id: user_assigned,
-                    };
-                    Ok((Arc::new(cred), desc))
-                }
-                (Some(_), None) => {
-                    Err("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into())
-                }
-                (None, _) if !http.probe_imds => {
-                    Err("IDENTITY_ENDPOINT not set and IMDS probing disabled".into())
-                }
-                (None, _) => {
-                    let cred =
-                        ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                            user_assigned_id: user_assigned.map(UserAssignedId::ClientId),
-                            // A short connect timeout: off Azure the metadata endpoint never answers.
-                            client_options: http.probe_options(),
-                        }))
-                        .map_err(sdk_err)?;
-                    Ok((
-                        cred,
-                        format!("managed-identity: {who} via the VM metadata endpoint"),
-                    ))
-                }
-            }
-        }
+        AuthMethod::ClientSecret => client_secret(env, http),
+        AuthMethod::WorkloadIdentity => workload_identity(env, http),
+        AuthMethod::AzurePipelines => azure_pipelines(env, http),
+        AuthMethod::ManagedIdentity => managed_identity(env, http),
         AuthMethod::AzureCli => {
             let cred = AzureCliCredential::new(Some(AzureCliCredentialOptions {
                 executor: http.cli_executor.clone(),
@@ -410,6 +235,187 @@ fn build_one(method: AuthMethod, env: &dyn Env, http: &AzureHttp) -> Built {
             }))
             .map_err(sdk_err)?;
             Ok((cred, "azure-cli: the signed-in `az` account".to_owned()))
+        }
+    }
+}
+
+fn client_secret(env: &dyn Env, http: &AzureHttp) -> Built {
+    let authority = http.authority_host();
+    let v = need(
+        env,
+        &["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
+    )?;
+    let (tenant, client, secret) = (&v[0], &v[1], &v[2]);
+    let cred = ClientSecretCredential::new(
+        tenant,
+        client.clone(),
+        Secret::new(secret.clone()),
+        Some(ClientSecretCredentialOptions {
+            client_options: http.client_options(),
+        }),
+    )
+    .map_err(sdk_err)?;
+    Ok((
+        cred,
+        format!("client-secret: service principal {client} in tenant {tenant} via {authority}"),
+    ))
+}
+
+fn workload_identity(env: &dyn Env, http: &AzureHttp) -> Built {
+    let authority = http.authority_host();
+    let gh = (
+        env.non_empty("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        env.non_empty("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    );
+    let has_source =
+        env.non_empty("AZURE_FEDERATED_TOKEN_FILE").is_some() || matches!(gh, (Some(_), Some(_)));
+    // Report everything missing at once, so one run tells the user what to set.
+    let v = match (
+        need(env, &["AZURE_TENANT_ID", "AZURE_CLIENT_ID"]),
+        has_source,
+    ) {
+        (Ok(v), true) => v,
+        (ids, _) => {
+            let mut missing: Vec<String> = ids.err().into_iter().collect();
+            if !has_source {
+                missing.push("AZURE_FEDERATED_TOKEN_FILE not set (nor ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN)".to_owned());
+            }
+            return Err(missing.join("; "));
+        }
+    };
+    let (tenant, client) = (&v[0], &v[1]);
+    match (env.non_empty("AZURE_FEDERATED_TOKEN_FILE"), gh) {
+        (Some(file), _) => {
+            let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: http.client_options(),
+                },
+                client_id: Some(client.clone()),
+                tenant_id: Some(tenant.clone()),
+                token_file_path: Some(file.clone().into()),
+            }))
+            .map_err(sdk_err)?;
+            Ok((
+                cred,
+                format!(
+                    "workload-identity: application {client} in tenant {tenant} (token file {file}) via {authority}"
+                ),
+            ))
+        }
+        // GitHub Actions with `permissions: id-token: write`: ask the runner for an
+        // OIDC token with Entra's federation audience, as azure/login does.
+        (None, (Some(url), Some(token))) => {
+            let mut url = reqwest::Url::parse(&url)
+                .map_err(|e| format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"))?;
+            url.query_pairs_mut()
+                .append_pair("audience", "api://AzureADTokenExchange");
+            let assertion = OidcAssertion {
+                client: http.http_client().clone(),
+                url,
+                bearer: Secret::new(token),
+                kind: OidcKind::GitHubActions,
+            };
+            let cred = assertion_credential(http, tenant, client, assertion)?;
+            Ok((
+                cred,
+                format!(
+                    "workload-identity: application {client} in tenant {tenant} (GitHub Actions OIDC) via {authority}"
+                ),
+            ))
+        }
+        _ => Err("no federated token source".to_owned()),
+    }
+}
+
+/// A credential that signs in as `client` with the OIDC token `assertion` fetches.
+fn assertion_credential(
+    http: &AzureHttp,
+    tenant: &str,
+    client: &str,
+    assertion: OidcAssertion,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let cred = ClientAssertionCredential::new(
+        tenant.to_owned(),
+        client.to_owned(),
+        assertion,
+        Some(ClientAssertionCredentialOptions {
+            client_options: http.client_options(),
+        }),
+    )
+    .map_err(sdk_err)?;
+    Ok(cred)
+}
+
+fn azure_pipelines(env: &dyn Env, http: &AzureHttp) -> Built {
+    let authority = http.authority_host();
+    let tenant = first_of(env, &["AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"])?;
+    let client = first_of(env, &["AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID"])?;
+    let v = need(
+        env,
+        &[
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+            "SYSTEM_OIDCREQUESTURI",
+            "SYSTEM_ACCESSTOKEN",
+        ],
+    )?;
+    let mut url = reqwest::Url::parse(&v[1])
+        .map_err(|e| format!("SYSTEM_OIDCREQUESTURI is not a URL: {e}"))?;
+    url.query_pairs_mut()
+        .append_pair("api-version", "7.1")
+        .append_pair("serviceConnectionId", &v[0]);
+    let assertion = OidcAssertion {
+        client: http.http_client().clone(),
+        url,
+        bearer: Secret::new(v[2].clone()),
+        kind: OidcKind::AzurePipelines,
+    };
+    let cred = assertion_credential(http, &tenant, &client, assertion)?;
+    Ok((
+        cred,
+        format!(
+            "azure-pipelines: service connection {} (application {client}, tenant {tenant}) via {authority}",
+            v[0]
+        ),
+    ))
+}
+
+fn managed_identity(env: &dyn Env, http: &AzureHttp) -> Built {
+    let user_assigned = env.non_empty("AZURE_CLIENT_ID");
+    let who = match &user_assigned {
+        Some(id) => format!("user-assigned {id}"),
+        None => "system-assigned".to_owned(),
+    };
+    match (
+        env.non_empty("IDENTITY_ENDPOINT"),
+        env.non_empty("IDENTITY_HEADER"),
+    ) {
+        (Some(endpoint), Some(header)) => {
+            let endpoint = reqwest::Url::parse(&endpoint)
+                .map_err(|e| format!("IDENTITY_ENDPOINT is not a URL: {e}"))?;
+            let desc = format!("managed-identity: {who} via App Service endpoint {endpoint}");
+            let cred = AppServiceManagedIdentity {
+                client: http.http_client().clone(),
+                endpoint,
+                header: Secret::new(header),
+                client_id: user_assigned,
+            };
+            Ok((Arc::new(cred), desc))
+        }
+        (Some(_), None) => Err("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into()),
+        (None, _) if !http.probe_imds => {
+            Err("IDENTITY_ENDPOINT not set and IMDS probing disabled".into())
+        }
+        (None, _) => {
+            let cred = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: user_assigned.map(UserAssignedId::ClientId),
+                // A short connect timeout: off Azure the metadata endpoint never answers.
+                client_options: http.probe_options(),
+            }))
+            .map_err(sdk_err)?;
+            Ok((
+                cred,
+                format!("managed-identity: {who} via the VM metadata endpoint"),
+            ))
         }
     }
 }

@@ -133,6 +133,8 @@ impl AzureBlobStore {
                 options.lease.duration_secs
             )));
         }
+        // Again here: a SAS given apart from the URL (`with_sas`) was not checked by `parse`.
+        url.check_sas_transport().map_err(StateError::Invalid)?;
         let credential: Option<Arc<dyn TokenCredential>> = if url.has_sas() {
             None
         } else {
@@ -328,6 +330,25 @@ impl Inner {
                 location: self.url.to_string(),
             }),
             Err(e) => Err(self.backend(name, "read", &e)),
+        }
+    }
+
+    /// Whether blob `name`'s lease is held, from the lease state its properties carry. A
+    /// state that is missing or unreadable is an error: taken as "free", it would report a
+    /// held lock or journal as unlocked.
+    fn leased(
+        &self,
+        name: &str,
+        state: azure_core::Result<Option<LeaseState>>,
+    ) -> Result<bool, StateError> {
+        match state {
+            Ok(Some(s)) => Ok(matches!(s, LeaseState::Leased | LeaseState::Breaking)),
+            Ok(None) => Err(StateError::Backend {
+                location: self.location(name),
+                op: "read lease state",
+                message: "the service sent no lease state (x-ms-lease-state)".into(),
+            }),
+            Err(e) => Err(self.backend(name, "read lease state", &e)),
         }
     }
 
@@ -541,10 +562,7 @@ impl JournalStore for AzureBlobStore {
             .run(async move {
                 let name = Inner::journal_name(&run);
                 match inner.blob(&name).get_properties(None).await {
-                    Ok(p) => Ok(matches!(
-                        p.lease_state().ok().flatten(),
-                        Some(LeaseState::Leased | LeaseState::Breaking)
-                    )),
+                    Ok(p) => inner.leased(&name, p.lease_state()),
                     Err(e) if is_not_found(&e) => Ok(false),
                     Err(e) => Err(inner.backend(&name, "read lease state", &e)),
                 }
@@ -805,11 +823,7 @@ impl Inner {
     async fn read_holder(&self, name: &str) -> Result<Option<LockHolder>, StateError> {
         match self.blob(name).get_properties(None).await {
             Ok(p) => {
-                let leased = matches!(
-                    p.lease_state().ok().flatten(),
-                    Some(LeaseState::Leased | LeaseState::Breaking)
-                );
-                if !leased {
+                if !self.leased(name, p.lease_state())? {
                     return Ok(None);
                 }
                 let meta = p.metadata().unwrap_or_default();
@@ -1120,5 +1134,94 @@ mod tests {
         let e = validate_run_id("a/b").unwrap_err().to_string();
         assert!(e.contains("\"a/b\""), "{e}");
         validate_key("sales.dev").unwrap();
+    }
+
+    #[test]
+    fn a_sas_given_apart_from_an_http_url_goes_only_to_this_machine() {
+        let sas = || {
+            Some(fabrik_core::SecretString::from(
+                "sv=1&sig=SECRET".to_owned(),
+            ))
+        };
+        let remote = StateUrl::parse("http://10.1.2.3:10000/acct/state")
+            .unwrap()
+            .with_sas(sas());
+        let e = AzureBlobStore::new(remote, AzureStateOptions::default()).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("http://10.1.2.3:10000/acct/state"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("use https") && !shown.contains("SECRET"),
+            "{shown}"
+        );
+        let local = StateUrl::parse("http://localhost:10000/acct/state")
+            .unwrap()
+            .with_sas(sas());
+        let store = AzureBlobStore::new(local, AzureStateOptions::default()).unwrap();
+        assert!(!format!("{store:?}").contains("SECRET"));
+    }
+
+    /// A stand-in blob service on 127.0.0.1 that answers every request `200 OK` with
+    /// `headers` (each ending in CRLF) and no body; returns its port.
+    fn stand_in(headers: &'static str) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                // Read the request's head (the properties request, a HEAD, has no body).
+                let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\n{headers}content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        port
+    }
+
+    fn store_at(port: u16) -> AzureBlobStore {
+        let url = StateUrl::parse(&format!("http://127.0.0.1:{port}/acct/state?sig=S")).unwrap();
+        let options = AzureStateOptions {
+            max_retries: 0,
+            ..AzureStateOptions::default()
+        };
+        AzureBlobStore::new(url, options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lease_state_that_cannot_be_read_is_an_error_naming_the_blob() {
+        // The stand-in answers as Azure does: the same reads succeed.
+        let held = store_at(stand_in(
+            "x-ms-lease-state: leased\r\nx-ms-meta-fabrikrunid: r9\r\n",
+        ));
+        assert!(held.is_locked("r1").await.unwrap());
+        let holder = held.holder("sales.dev").await.unwrap().unwrap();
+        assert_eq!(holder.run_id, "r9");
+        let free = store_at(stand_in("x-ms-lease-state: available\r\n"));
+        assert!(!free.is_locked("r1").await.unwrap());
+        assert_eq!(free.holder("sales.dev").await.unwrap(), None);
+        // A state no version of Azure sends, and none at all: neither reads as unlocked.
+        for headers in ["x-ms-lease-state: frobbing\r\n", ""] {
+            let store = store_at(stand_in(headers));
+            let e = store.is_locked("r1").await.unwrap_err().to_string();
+            assert!(e.contains("/acct/state/runs/r1.jsonl"), "{headers:?}: {e}");
+            assert!(e.contains("read lease state failed"), "{headers:?}: {e}");
+            let e = store.holder("sales.dev").await.unwrap_err().to_string();
+            assert!(
+                e.contains("/acct/state/locks/sales.dev.lock"),
+                "{headers:?}: {e}"
+            );
+            assert!(e.contains("read lease state failed"), "{headers:?}: {e}");
+        }
     }
 }

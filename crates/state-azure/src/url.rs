@@ -96,11 +96,35 @@ impl StateUrl {
             .query()
             .filter(|q| !q.is_empty())
             .map(|q| SecretString::from(q.to_owned()));
-        Ok(Self {
+        let parsed = Self {
             container_url,
             prefix,
             sas,
-        })
+        };
+        parsed.check_sas_transport()?;
+        Ok(parsed)
+    }
+
+    /// Refuses a SAS over plain http to anything but this machine (localhost, 127.0.0.0/8,
+    /// ::1, where emulators listen): on the network it would travel in clear text, and the
+    /// SAS is a bearer credential. The error names the URL without the SAS.
+    pub(crate) fn check_sas_transport(&self) -> Result<(), String> {
+        if self.sas.is_none() || self.is_https() || self.is_loopback() {
+            return Ok(());
+        }
+        Err(format!(
+            "state URL \"{self}\": a SAS token is sent over http only to this machine \
+             (localhost, 127.0.0.0/8, ::1); use https"
+        ))
+    }
+
+    fn is_loopback(&self) -> bool {
+        match self.container_url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
     }
 
     /// Uses `sas` (with or without its leading `?`) unless the URL carried one.
@@ -260,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_sas_in_the_url_wins_over_one_given_separately() {
-        let u = StateUrl::parse("http://h:1/a/cont?sig=URL")
+        let u = StateUrl::parse("http://127.0.0.1:1/a/cont?sig=URL")
             .unwrap()
             .with_sas(Some(SecretString::from("sig=ENV".to_owned())));
         assert_eq!(u.container_url_with_sas().query(), Some("sig=URL"));
@@ -284,6 +308,35 @@ mod tests {
             let e = StateUrl::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
             assert!(!e.contains("sig=S"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_sas_over_http_goes_only_to_this_machine() {
+        for local in [
+            "http://127.0.0.1:10000/acct/cont?sv=1&sig=SECRET",
+            "http://127.8.9.10:1/acct/cont?sig=SECRET",
+            "http://localhost:10000/acct/cont?sig=SECRET",
+            "http://LOCALHOST/acct/cont?sig=SECRET",
+            "http://[::1]:10000/acct/cont?sig=SECRET",
+            "https://acct.blob.core.windows.net/cont?sig=SECRET",
+            "http://acct.blob.core.windows.net/cont",
+        ] {
+            let u = StateUrl::parse(local).unwrap_or_else(|e| panic!("{local}: {e}"));
+            assert!(!format!("{u:?} {u}").contains("SECRET"), "{u:?}");
+        }
+        for remote in [
+            "http://acct.blob.core.windows.net/cont?sv=1&sig=SECRET",
+            "http://10.0.0.5:10000/acct/cont?sig=SECRET",
+            "http://128.0.0.1/acct/cont?sig=SECRET",
+            "http://[::2]/acct/cont?sig=SECRET",
+            "http://localhost.example.com/acct/cont?sig=SECRET",
+        ] {
+            let e = StateUrl::parse(remote).unwrap_err();
+            let shown = remote.split('?').next().unwrap();
+            assert!(e.contains(shown), "{remote}: {e}");
+            assert!(e.contains("use https"), "{remote}: {e}");
+            assert!(!format!("{e} {e:?}").contains("SECRET"), "{e:?}");
         }
     }
 }

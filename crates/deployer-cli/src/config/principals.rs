@@ -104,125 +104,141 @@ pub fn parse(path: &Path, text: &str, lenient: bool) -> (Vec<PrincipalLine>, Vec
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
+        let cx = LineCx {
+            path,
+            text,
+            raw,
+            line: i + 1,
+            lenient,
+        };
+        if let Some(p) = cx.parse(&mut problems) {
+            out.push(p);
+        }
+    }
+    (out, problems)
+}
+
+/// One line of a principals file, and where its problems point.
+struct LineCx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    raw: &'a str,
+    /// 1-based.
+    line: usize,
+    lenient: bool,
+}
+
+impl LineCx<'_> {
+    /// A problem at `col`: an error, or a warning when lenient.
+    fn problem(&self, col: usize, msg: String, hint: Option<String>) -> Problem {
+        Problem::at_line(
+            self.path,
+            self.text,
+            self.line,
+            col,
+            msg,
+            hint,
+            self.lenient,
+        )
+    }
+
+    /// A problem that lenient parsing does not excuse: the line cannot be used at all.
+    fn error(&self, col: usize, msg: String, hint: Option<String>) -> Problem {
+        Problem::at_line(self.path, self.text, self.line, col, msg, hint, false)
+    }
+
+    /// The line's principal; `None` for a blank or comment line, or one with an error.
+    fn parse(&self, problems: &mut Vec<Problem>) -> Option<PrincipalLine> {
+        let trimmed = self.raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
+            return None;
         }
         let record = match split_fields(trimmed) {
             Ok(r) => r,
             Err(e) => {
-                problems.push(Problem::at_line(
-                    path,
-                    text,
-                    line,
+                problems.push(self.error(
                     1,
                     format!("cannot read the line as CSV: {e}"),
                     Some(
                         "quote a field that holds a comma or a quote (\"a, b\"; \"\" for a quote)"
                             .into(),
                     ),
-                    false,
                 ));
-                continue;
+                return None;
             }
         };
         let fields: Vec<&str> = record.iter().collect();
-        let at = |col: usize, msg: String, hint: Option<String>| {
-            Problem::at_line(path, text, line, col, msg, hint, lenient)
-        };
         if fields.len() < 2 {
-            problems.push(at(
+            problems.push(self.problem(
                 1,
                 format!("expected principal_id,role[,description[,type]] but found '{trimmed}'"),
                 None,
             ));
-            continue;
+            return None;
         }
         let id = fields[0];
         if !is_guid(id) {
-            problems.push(Problem::at_line(
-                path,
-                text,
-                line,
+            problems.push(self.error(
                 1,
                 format!("principal id '{id}' is not an Entra object id (GUID)"),
                 Some("use the object id from Entra ID, not an email or display name".into()),
-                false,
             ));
-            continue;
+            return None;
         }
-        let col_of = |n: usize| field_column(raw, n);
         if fields.len() > 4 {
-            problems.push(at(
-                field_column(raw, 4),
+            problems.push(self.problem(
+                field_column(self.raw, 4),
                 format!(
                     "expected at most 4 fields (principal_id,role,description,type) but found {}",
                     fields.len()
                 ),
                 Some("quote a description that holds a comma: \"Data team, EU\"".into()),
             ));
-            if !lenient {
-                continue;
+            if !self.lenient {
+                return None;
             }
         }
-        let role = match canonical(fields[1], &ROLES) {
-            Some(r) => r.to_string(),
-            None => {
-                problems.push(at(
-                    col_of(1),
-                    format!("unknown role '{}'", fields[1]),
-                    Some(format!(
-                        "one of {}{}",
-                        ROLES.join(", "),
-                        if lenient {
-                            "; using Viewer as the seed did"
-                        } else {
-                            ""
-                        }
-                    )),
-                ));
-                if !lenient {
-                    continue;
-                }
-                "Viewer".into()
-            }
-        };
+        let role = self.one_of(1, fields[1], &ROLES, "role", "Viewer", problems)?;
         let description = fields.get(2).copied().unwrap_or("").to_string();
         let kind = match fields.get(3).copied().filter(|t| !t.is_empty()) {
             None => "User".to_string(),
-            Some(t) => match canonical(t, &TYPES) {
-                Some(k) => k.to_string(),
-                None => {
-                    problems.push(at(
-                        col_of(3),
-                        format!("unknown principal type '{t}'"),
-                        Some(format!(
-                            "one of {}{}",
-                            TYPES.join(", "),
-                            if lenient {
-                                "; using User as the seed did"
-                            } else {
-                                ""
-                            }
-                        )),
-                    ));
-                    if !lenient {
-                        continue;
-                    }
-                    "User".into()
-                }
-            },
+            Some(t) => self.one_of(3, t, &TYPES, "principal type", "User", problems)?,
         };
-        out.push(PrincipalLine {
+        Some(PrincipalLine {
             id: id.to_string(),
             role,
             description,
             kind,
-            line,
-        });
+            line: self.line,
+        })
     }
-    (out, problems)
+
+    /// Field `n`, `value`, in its canonical spelling among `allowed`. Otherwise a problem and,
+    /// when lenient, `fallback` as the seed defaulted it.
+    fn one_of(
+        &self,
+        n: usize,
+        value: &str,
+        allowed: &[&'static str],
+        what: &str,
+        fallback: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<String> {
+        if let Some(c) = canonical(value, allowed) {
+            return Some(c.to_string());
+        }
+        let seed = if self.lenient {
+            format!("; using {fallback} as the seed did")
+        } else {
+            String::new()
+        };
+        problems.push(self.problem(
+            field_column(self.raw, n),
+            format!("unknown {what} '{value}'"),
+            Some(format!("one of {}{seed}", allowed.join(", "))),
+        ));
+        self.lenient.then(|| fallback.to_string())
+    }
 }
 
 #[cfg(test)]

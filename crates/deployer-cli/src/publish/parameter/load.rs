@@ -176,6 +176,9 @@ struct Cx<'a> {
     env_refs: Vec<EnvRef>,
 }
 
+/// The characters that make a `file_path` a glob rather than an exact path.
+const GLOB_SYNTAX: [char; 4] = ['*', '?', '[', '{'];
+
 const TOP_KEYS: [&str; 6] = [
     "find_replace",
     "key_value_replace",
@@ -719,46 +722,51 @@ impl<'a> Cx<'a> {
             line: f.origin.line,
             col: f.origin.col,
         };
+        let repo = self.opts.repository.to_string_lossy().replace('\\', "/");
         let mut out = Vec::new();
         for raw in &f.values {
-            let p = raw.replace('\\', "/");
-            let repo = self.opts.repository.to_string_lossy().replace('\\', "/");
-            let rel = match p.strip_prefix(repo.trim_end_matches('/')) {
-                Some(rest) if !repo.is_empty() && rest.starts_with('/') => rest,
-                _ => p.as_str(),
-            };
-            let rel = rel.trim_start_matches('/').to_string();
-            if rel.split('/').any(|seg| seg == "..") {
-                self.error(
-                    pos,
-                    format!("`file_path` `{raw}` leaves the repository (`..`)"),
-                    None,
-                );
-                return None;
-            }
-            if rel.contains(['*', '?', '[', '{']) {
-                match globset::GlobBuilder::new(&rel)
-                    .literal_separator(true)
-                    .build()
-                {
-                    Ok(g) => out.push(PathPattern::Glob(raw.clone(), g.compile_matcher())),
-                    Err(e) => {
-                        self.error(
-                            pos,
-                            format!("`file_path` `{raw}` is not a valid glob: {}", e.kind()),
-                            None,
-                        );
-                        return None;
-                    }
-                }
-            } else {
-                out.push(PathPattern::Exact(rel.trim_start_matches("./").to_string()));
-            }
+            out.push(self.path_pattern(raw, &repo, pos)?);
         }
         Some(Filter {
             values: out,
             origin: f.origin,
         })
+    }
+
+    /// One `file_path` value, made relative to the repository (`repo`, `/`-separated): a glob
+    /// when it has glob syntax, else an exact path.
+    fn path_pattern(&mut self, raw: &str, repo: &str, pos: Pos) -> Option<PathPattern> {
+        let p = raw.replace('\\', "/");
+        let rel = match p.strip_prefix(repo.trim_end_matches('/')) {
+            Some(rest) if !repo.is_empty() && rest.starts_with('/') => rest,
+            _ => p.as_str(),
+        };
+        let rel = rel.trim_start_matches('/').to_string();
+        if rel.split('/').any(|seg| seg == "..") {
+            self.error(
+                pos,
+                format!("`file_path` `{raw}` leaves the repository (`..`)"),
+                None,
+            );
+            return None;
+        }
+        if !rel.contains(GLOB_SYNTAX) {
+            return Some(PathPattern::Exact(rel.trim_start_matches("./").to_string()));
+        }
+        match globset::GlobBuilder::new(&rel)
+            .literal_separator(true)
+            .build()
+        {
+            Ok(g) => Some(PathPattern::Glob(raw.to_string(), g.compile_matcher())),
+            Err(e) => {
+                self.error(
+                    pos,
+                    format!("`file_path` `{raw}` is not a valid glob: {}", e.kind()),
+                    None,
+                );
+                None
+            }
+        }
     }
 
     fn key_value_replace(&mut self, node: &Node) -> Option<KeyValueReplace> {
