@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod appinsights;
 mod bulk;
+mod bulk_export;
 mod connections;
 pub(crate) mod entra;
 mod environments;
@@ -231,6 +232,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/v1/workspaces/{ws}/items/bulkImportDefinitions",
             post(bulk::import),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/bulkExportDefinitions",
+            post(bulk_export::export),
         )
         .route(
             "/v1/workspaces/{ws}/items/{id}/connections",
