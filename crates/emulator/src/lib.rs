@@ -408,6 +408,32 @@ impl Drop for Emulator {
     }
 }
 
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM — what service managers and `docker stop`
+/// send. A program hosting the emulator awaits it before [`Emulator::shutdown`], so the state
+/// file is saved either way.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            // No SIGTERM handler could be installed: Ctrl-C still works.
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Binds `host:port`; returns the listener and `scheme://ip:port`.
 async fn bind(
     host: &str,
