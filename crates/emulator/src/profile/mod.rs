@@ -269,10 +269,14 @@ mod tests {
     #[test]
     fn latencies_follow_the_table_quantiles() {
         let p = fabric(1.0);
+        let l = &p.table.latency;
         for (class, d) in [
-            (EndpointClass::Read, &p.table.latency.read),
-            (EndpointClass::Create, &p.table.latency.create),
-            (EndpointClass::Poll, &p.table.latency.poll),
+            (EndpointClass::Read, &l.read),
+            (EndpointClass::List, &l.list),
+            (EndpointClass::Create, &l.create),
+            (EndpointClass::Write, &l.write),
+            (EndpointClass::Poll, &l.poll),
+            (EndpointClass::Result, &l.result),
         ] {
             let mut v: Vec<f64> = (0..20_000)
                 .map(|_| p.latency(class).as_secs_f64() * 1000.0)
