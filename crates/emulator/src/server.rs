@@ -119,7 +119,7 @@ impl Shared {
             Some(p) => p.lro(kind),
             None => LroTiming {
                 duration: self.config.lro_delay,
-                retry_after: self.config.lro_delay.as_secs_f64().ceil() as u64,
+                retry_after: crate::api::retry_after_secs(self),
             },
         }
     }
