@@ -925,6 +925,8 @@ async fn bulk_export_round_trips_through_bulk_import_and_refuses_what_it_cannot_
         .await
         .expect(400);
     assert_eq!(refused.error_code(), "OperationNotSupportedForItem");
+    let op = "Items_Bulk_Export_Item_Definitions_(beta)";
+    conforms(op, &refused);
     let one = &index[0]["id"];
     let twice = env
         .post(
@@ -934,6 +936,7 @@ async fn bulk_export_round_trips_through_bulk_import_and_refuses_what_it_cannot_
         .await
         .expect(400);
     assert_eq!(twice.error_code(), "ItemReferencedMoreThanOnce");
+    conforms(op, &twice);
     let missing =
         json!({"mode": "Selective", "items": [{"id": "00000000-0000-0000-0000-000000000001"}]});
     env.post(&export, missing).await.expect(404);
