@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::EmulatorError;
 use crate::faults::FaultConfig;
 use crate::identity::{Application, DEFAULT_INSTRUMENTATION_KEY, IdentityConfig, ManagedIdentity};
+use crate::profile::ProfileName;
 
 /// HTTPS next to the plain HTTP port: a CA and a leaf certificate for 127.0.0.1 / localhost
 /// are generated at start (a separate leaf, because webpki refuses a CA certificate as a
@@ -123,6 +124,13 @@ pub struct EmulatorConfig {
     pub identity: IdentityConfig,
     /// Instrumentation keys Application Insights ingestion accepts (compared without case).
     pub instrumentation_keys: Vec<String>,
+    /// Timings to imitate: per-endpoint latency and operation durations (`None`: answer at
+    /// once, operations take `lro_delay`).
+    pub profile: Option<ProfileName>,
+    /// Divides every duration of the profile and multiplies the quota (default 1).
+    pub time_scale: f64,
+    /// Calls per minute each caller identity may make before it is answered 429.
+    pub quota: Option<u32>,
 }
 
 impl Default for EmulatorConfig {
@@ -147,6 +155,9 @@ impl Default for EmulatorConfig {
             tls: None,
             identity: IdentityConfig::default(),
             instrumentation_keys: vec![DEFAULT_INSTRUMENTATION_KEY.into()],
+            profile: None,
+            time_scale: 1.0,
+            quota: None,
         }
     }
 }
@@ -173,6 +184,9 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("tls", &self.tls)
             .field("identity", &self.identity)
             .field("instrumentation_keys", &self.instrumentation_keys)
+            .field("profile", &self.profile)
+            .field("time_scale", &self.time_scale)
+            .field("quota", &self.quota)
             .finish()
     }
 }
@@ -242,6 +256,17 @@ pub struct EmulatorArgs {
     /// the built-in key.
     #[arg(long = "instrumentation-key", value_name = "KEY")]
     pub instrumentation_keys: Vec<String>,
+    /// Imitate the real service's timings: per-endpoint latency, operation durations and
+    /// `Retry-After` from the recorded trace (see docs/EMULATOR.md). Makes item creates
+    /// long-running unless --create-mode says otherwise.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub profile: Option<ProfileName>,
+    /// Run K times faster: divides the profile's durations and multiplies the quota [default: 1].
+    #[arg(long, value_name = "K")]
+    pub time_scale: Option<f64>,
+    /// Calls per minute per caller identity before 429 (multiplied by --time-scale).
+    #[arg(long, value_name = "CALLS_PER_MINUTE")]
+    pub quota: Option<u32>,
 }
 
 /// The same options as they appear in a config file.
@@ -277,6 +302,10 @@ struct FileConfig {
     token_lifetime: Option<u64>,
     #[serde(alias = "instrumentation-keys")]
     instrumentation_keys: Option<Vec<String>>,
+    profile: Option<ProfileName>,
+    #[serde(alias = "time-scale")]
+    time_scale: Option<f64>,
+    quota: Option<u32>,
 }
 
 fn read_file(path: &std::path::Path) -> Result<FileConfig, EmulatorError> {
@@ -292,6 +321,26 @@ fn read_file(path: &std::path::Path) -> Result<FileConfig, EmulatorError> {
             .map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))
     } else {
         toml::from_str(&text).map_err(|e| EmulatorError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// A time scale must be a positive, finite factor.
+pub(crate) fn check_time_scale(k: f64) -> Result<f64, EmulatorError> {
+    if k.is_finite() && k > 0.0 {
+        Ok(k)
+    } else {
+        Err(EmulatorError::Config(format!(
+            "time scale must be a positive number, got {k}"
+        )))
+    }
+}
+
+/// The quota as a token bucket: `calls` per minute, times the time scale, up to `calls` at
+/// once (a minute's allowance).
+pub(crate) fn quota_bucket(calls: u32, time_scale: f64) -> ThrottleConfig {
+    ThrottleConfig {
+        rate_per_sec: f64::from(calls) * time_scale / 60.0,
+        burst: calls,
     }
 }
 
@@ -338,8 +387,23 @@ pub fn config_from_args(args: &EmulatorArgs) -> Result<EmulatorConfig, EmulatorE
     } else {
         args.capacity_pools.clone()
     };
+    c.profile = args.profile.or(file.profile);
     if let Some(m) = args.create_mode.or(file.create_mode) {
         c.create_mode = m;
+    } else if c.profile.is_some() {
+        // Most creates in the trace are long-running (15 of 25); see docs/EMULATOR.md.
+        c.create_mode = CreateMode::Lro202;
+    }
+    if let Some(k) = args.time_scale.or(file.time_scale) {
+        c.time_scale = check_time_scale(k)?;
+    }
+    if let Some(q) = args.quota.or(file.quota) {
+        if q == 0 {
+            return Err(EmulatorError::Config(
+                "quota must be at least 1 call per minute, got 0".into(),
+            ));
+        }
+        c.quota = Some(q);
     }
     let ca_out = args.ca_out.clone().or(file.ca_out);
     if let Some(port) = args.tls_port.or(file.tls_port) {
@@ -498,6 +562,47 @@ mod tests {
         assert_eq!(c.tls.unwrap().port, 0);
         let fed = &c.identity.applications[0].federated_credentials[0];
         assert_eq!(fed.audience, crate::identity::FEDERATED_AUDIENCE);
+
+        let cli = Cli::parse_from([
+            "x",
+            "--profile",
+            "fabric",
+            "--time-scale",
+            "4",
+            "--quota",
+            "600",
+        ]);
+        let c = config_from_args(&cli.args).unwrap();
+        assert_eq!(c.profile, Some(ProfileName::Fabric));
+        assert_eq!((c.time_scale, c.quota), (4.0, Some(600)));
+        assert_eq!(
+            c.create_mode,
+            CreateMode::Lro202,
+            "the profile's creates are LROs"
+        );
+        let cli = Cli::parse_from(["x", "--profile", "fabric", "--create-mode", "201"]);
+        let c = config_from_args(&cli.args).unwrap();
+        assert_eq!(
+            c.create_mode,
+            CreateMode::Immediate201,
+            "unless asked otherwise"
+        );
+        std::fs::write(&t, "profile = \"fabric\"\ntime-scale = 2.5\nquota = 30\n").unwrap();
+        let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
+        let c = config_from_args(&cli.args).unwrap();
+        assert_eq!(
+            (c.profile, c.time_scale, c.quota),
+            (Some(ProfileName::Fabric), 2.5, Some(30))
+        );
+        for bad in [
+            "--time-scale=0",
+            "--time-scale=-1",
+            "--time-scale=NaN",
+            "--quota=0",
+        ] {
+            let cli = Cli::parse_from(["x", bad]);
+            assert!(config_from_args(&cli.args).is_err(), "{bad}");
+        }
 
         std::fs::write(&t, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);

@@ -138,6 +138,7 @@ mod error;
 pub mod faults;
 mod identity;
 mod notebook;
+mod profile;
 mod server;
 mod store;
 mod throttle;
@@ -163,6 +164,7 @@ pub use identity::{
     DEFAULT_MI_CLIENT_ID, DEFAULT_MI_OBJECT_ID, DEFAULT_SP_OBJECT_ID, DEFAULT_TENANT_ID,
     FEDERATED_AUDIENCE, FederatedCredential, IdentityConfig, ManagedIdentity,
 };
+pub use profile::ProfileName;
 
 use server::Shared;
 use store::Store;
@@ -216,6 +218,7 @@ impl Emulator {
                 "page_size must be at least 1, got 0".into(),
             ));
         }
+        config::check_time_scale(config.time_scale)?;
         let mut store = match &config.state_file {
             Some(path) => load_state(path)?,
             None => Store::default(),
@@ -243,7 +246,10 @@ impl Emulator {
         };
         let (stop, stop_rx) = watch::channel(false);
         let seed_capacities = store.capacities.is_empty();
-        let shared = Arc::new(Shared::new(config, Store::default(), stop_rx.clone()));
+        let shared = Arc::new(
+            Shared::new(config, Store::default(), stop_rx.clone())
+                .map_err(EmulatorError::Config)?,
+        );
         if seed_capacities {
             api::admin::seed_capacities(&shared, &mut store);
         }
@@ -399,6 +405,32 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM — what service managers and `docker stop`
+/// send. A program hosting the emulator awaits it before [`Emulator::shutdown`], so the state
+/// file is saved either way.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            // No SIGTERM handler could be installed: Ctrl-C still works.
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -25,6 +25,7 @@ use tower::ServiceExt as _;
 use crate::EmulatorConfig;
 use crate::error::{ApiError, PendingError, from_status};
 use crate::faults::{FaultAction, FaultEngine};
+use crate::profile::{EndpointClass, LroKind, LroTiming, Profile};
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::util::{JSON, fnv, us_time, uuid_from};
@@ -64,6 +65,10 @@ pub(crate) struct Shared {
     request_ids: SplitMix64,
     pub(crate) faults: RwLock<Arc<FaultEngine>>,
     throttle: Option<Throttle>,
+    /// The per-identity quota (`--quota`), a second bucket beside `throttle`.
+    quota: Option<Throttle>,
+    /// Timings to imitate (`--profile`).
+    pub(crate) profile: Option<Profile>,
     pub(crate) log: Mutex<RequestLog>,
     /// Accepted Application Insights envelopes, oldest first (bounded like the request log).
     pub(crate) telemetry: Mutex<TelemetryLog>,
@@ -82,8 +87,12 @@ impl Shared {
         config: EmulatorConfig,
         store: Store,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, String> {
+        let profile = config
+            .profile
+            .map(|p| Profile::new(p, config.time_scale, config.seed))
+            .transpose()?;
+        Ok(Self {
             ids: SplitMix64::new(config.seed),
             request_ids: SplitMix64::new(config.seed ^ 0x005E_ED0F_4E9E),
             faults: RwLock::new(Arc::new(FaultEngine::new(
@@ -91,11 +100,27 @@ impl Shared {
                 config.seed,
             ))),
             throttle: config.throttle.map(Throttle::new),
+            quota: config
+                .quota
+                .map(|q| Throttle::new(crate::config::quota_bucket(q, config.time_scale))),
+            profile,
             store: RwLock::new(store),
             log: Mutex::new(RequestLog::default()),
             telemetry: Mutex::new(TelemetryLog::default()),
             shutdown,
             config,
+        })
+    }
+
+    /// How long a new operation of `kind` runs and the `Retry-After` it asks for: the
+    /// profile's when one is in force, else the LRO delay.
+    pub(crate) fn lro_timing(&self, kind: LroKind) -> LroTiming {
+        match &self.profile {
+            Some(p) => p.lro(kind),
+            None => LroTiming {
+                duration: self.config.lro_delay,
+                retry_after: crate::api::retry_after_secs(self),
+            },
         }
     }
 
@@ -333,6 +358,19 @@ fn injected(status: u16) -> ApiError {
     }
 }
 
+/// 429 as the service sends it (body seen on a real 429: `RequestBlocked`, "blocked … until:
+/// <time>"), with `Retry-After` the whole seconds until a call is allowed again, at least 1.
+fn throttled(s: &Shared, wait: Duration) -> ApiError {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let until = us_time(crate::util::later(s.now(), Duration::from_secs(secs)));
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RequestBlocked",
+        format!("Request is blocked by the upstream service until: {until}"),
+    )
+    .retry_after(secs)
+}
+
 /// The `/v1` gate: auth, throttle, faults, then the handler; logs the outcome.
 pub(crate) async fn gate(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_string();
@@ -356,26 +394,23 @@ pub(crate) async fn gate(State(s): State<Arc<Shared>>, mut req: Request, next: N
             return e.into_response();
         }
     };
-    if let Some(t) = &s.throttle
-        && let Err(wait) = t.acquire(&principal_id, s.config.clock.now())
-    {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let until = us_time(crate::util::later(s.now(), Duration::from_secs(secs)));
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "RequestBlocked",
-            format!("Request is blocked by the upstream service until: {until}"),
-        )
-        .retry_after(secs);
-        log(429, Some(principal_id), None);
-        return e.into_response();
+    let now = s.config.clock.now();
+    for bucket in [&s.throttle, &s.quota].into_iter().flatten() {
+        if let Err(wait) = bucket.acquire(&principal_id, now) {
+            log(429, Some(principal_id), None);
+            return throttled(&s, wait).into_response();
+        }
     }
     let decision = {
         let engine = s.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
         engine.decide(&method, &path)
     };
-    if !decision.latency.is_zero() {
-        s.config.sleeper.sleep(decision.latency).await;
+    let service_time = s.profile.as_ref().map_or(Duration::ZERO, |p| {
+        p.latency(EndpointClass::of(&method, &path))
+    });
+    let latency = decision.latency.saturating_add(service_time);
+    if !latency.is_zero() {
+        s.config.sleeper.sleep(latency).await;
     }
     let fault_name = decision.action.map(|a| match a {
         FaultAction::Status(c) => c.to_string(),

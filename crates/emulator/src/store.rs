@@ -77,6 +77,9 @@ pub(crate) struct EnvPublish {
     /// Ends `Failed` (an injected `lro-fail`) rather than `Success`.
     #[serde(default)]
     pub(crate) fails: bool,
+    /// How long it runs when a profile drew it (`None`: the LRO delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration: Option<Duration>,
 }
 
 /// The per-type state few items have, boxed so the common item stays small.
@@ -456,11 +459,18 @@ pub(crate) struct Operation {
     pub(crate) result: Option<Value>,
     /// The error a failed operation reports (`ErrorResponse` without `requestId`).
     pub(crate) error: Option<Value>,
+    /// How long it runs (`None`, in state files of older versions: the LRO delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration: Option<Duration>,
+    /// The `Retry-After` its polls ask for while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// Where an operation is, from `(created_at, delay, now)`: the first quarter of the delay
 /// `NotStarted`, then `Running` with a proportional `percentComplete`, then done.
 pub(crate) fn operation_state(op: &Operation, now: SystemTime, delay: Duration) -> (Value, bool) {
+    let delay = op.duration.unwrap_or(delay);
     let elapsed = now.duration_since(op.created_at).unwrap_or(Duration::ZERO);
     let done = elapsed >= delay;
     let (status, pct, updated) = if done {

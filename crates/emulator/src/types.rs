@@ -221,6 +221,11 @@ pub(crate) fn info(item_type: &str) -> Option<&'static TypeInfo> {
     TYPES.iter().find(|t| t.name == item_type)
 }
 
+/// Types whose create the spec says "requires a definition".
+pub(crate) fn requires_definition(item_type: &str) -> bool {
+    item_type == "SemanticModel"
+}
+
 /// Does the type have a public definition?
 pub(crate) fn has_definition(item_type: &str) -> bool {
     match info(item_type) {

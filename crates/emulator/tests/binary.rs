@@ -1,14 +1,11 @@
-//! The `fabrik-emulator` binary: prints its address, serves, saves state on SIGTERM.
+//! The `fabrik-emulator` binary: prints its address, serves, saves state on SIGTERM and on
+//! SIGINT.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
-#[test]
-fn binary_prints_listening_line_serves_and_saves_state_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
-    let config = dir.path().join("emu.yaml");
-    std::fs::write(&config, "accept-any-token: true\npage_size: 5\n").unwrap();
+/// Starts the binary with a state file and returns it with its base URL.
+fn start(state: &std::path::Path, config: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fabrik-emulator"))
         .args([
             "--port",
@@ -33,33 +30,48 @@ fn binary_prints_listening_line_serves_and_saves_state_on_sigterm() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (child, url)
+}
 
+fn create_workspace(url: &str, name: &str) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let status = rt.block_on(async {
+    rt.block_on(async {
         reqwest::Client::new()
             .post(format!("{url}/v1/workspaces"))
             .bearer_auth("any")
-            .json(&serde_json::json!({"displayName": "from the binary"}))
+            .json(&serde_json::json!({"displayName": name}))
             .send()
             .await
             .unwrap()
             .status()
             .as_u16()
-    });
-    assert_eq!(status, 201);
+    })
+}
 
-    // SIGTERM (to our own child, by pid) triggers the graceful shutdown that saves the state.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(child.wait().unwrap().success());
-    let saved = std::fs::read_to_string(&state).unwrap();
-    assert!(saved.contains("from the binary"));
+#[test]
+fn binary_prints_listening_line_serves_and_saves_state_on_sigterm_and_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("emu.yaml");
+    std::fs::write(&config, "accept-any-token: true\npage_size: 5\n").unwrap();
+    for signal in ["-TERM", "-INT"] {
+        let state = dir.path().join(format!("state{signal}.json"));
+        let (mut child, url) = start(&state, &config);
+        let name = format!("saved on {signal}");
+        assert_eq!(create_workspace(&url, &name), 201);
+        // The signal (to our own child, by pid) triggers the graceful shutdown that saves
+        // the state.
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        assert!(child.wait().unwrap().success(), "{signal}");
+        let saved = std::fs::read_to_string(&state).unwrap();
+        assert!(saved.contains(&name), "{signal}: {saved}");
+    }
 
     let bad = Command::new(env!("CARGO_BIN_EXE_fabrik-emulator"))
         .args(["--throttle", "fast"])

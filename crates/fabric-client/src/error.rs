@@ -218,6 +218,15 @@ impl FabricError {
         self.status() == Some(404) || self.error_code().is_some_and(|c| c.ends_with("NotFound"))
     }
 
+    /// Whether the service refused the request as not supported for the item
+    /// (`OperationNotSupportedForItem`, a 4xx): the caller can do it another way (per-item
+    /// `getDefinition` instead of a bulk export). Throttling (429) never is.
+    pub fn is_not_supported(&self) -> bool {
+        self.status()
+            .is_some_and(|s| (400..500).contains(&s) && s != 429)
+            && self.error_code() == Some("OperationNotSupportedForItem")
+    }
+
     /// Whether a create clashed with an existing resource of the same name.
     pub fn is_name_conflict(&self) -> bool {
         const CODES: [&str; 5] = [

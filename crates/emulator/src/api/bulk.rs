@@ -91,38 +91,49 @@ fn resolve_logical_ids(payload: &str, ids: &HashMap<String, String>) -> String {
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ImportOptions {
+    #[serde(default)]
+    allow_pairing_by_name: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportReq {
+    definition_parts: Vec<PartIn>,
+    #[serde(default)]
+    options: ImportOptions,
+}
+
 pub(crate) async fn import(
     State(s): S,
     Extension(ctx): Extension<Ctx>,
     Path(wsid): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "camelCase")]
-    struct Options {
-        #[serde(default)]
-        allow_pairing_by_name: bool,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Req {
-        definition_parts: Vec<PartIn>,
-        #[serde(default)]
-        options: Options,
-    }
-    let req: Req = parse_body(&body)?;
-    // Item directories: those with a `.platform`, each read for type, name and logical id.
-    let dirs: Vec<&str> = req
-        .definition_parts
+    let req: ImportReq = parse_body(&body)?;
+    let mut planned = plan_items(&req.definition_parts)?;
+    assign_parts(&mut planned, req.definition_parts)?;
+    check_unique_names(&planned)?;
+    let mut store = s.write();
+    let w = ws_mut(&mut store, &wsid)?;
+    pair_existing(w, &mut planned, req.options.allow_pairing_by_name)?;
+    let checked = check_definitions(&s, planned)?;
+    let details = apply(&s, w, checked);
+    let result = json!({"importItemDefinitionsDetails": details});
+    Ok(start_operation(&s, &mut store, &ctx, Some(result)))
+}
+
+/// The request's items: each directory with a `.platform`, read for type, name and logical
+/// id, with the folders above it.
+fn plan_items(parts: &[PartIn]) -> Result<BTreeMap<String, Planned>, ApiError> {
+    let dirs: Vec<&str> = parts
         .iter()
         .filter_map(|p| p.path.strip_suffix("/.platform"))
         .collect();
     let mut planned: BTreeMap<String, Planned> = BTreeMap::new();
-    for p in req
-        .definition_parts
-        .iter()
-        .filter(|p| p.path.ends_with("/.platform"))
-    {
+    for p in parts.iter().filter(|p| p.path.ends_with("/.platform")) {
         let dir = p.path.trim_end_matches("/.platform").to_string();
         if !dir.starts_with('/') || dir.len() < 2 {
             return Err(invalid_path(&p.path, "it must be /<folders>/<item>/<file>"));
@@ -168,8 +179,15 @@ pub(crate) async fn import(
             },
         );
     }
-    // Every part belongs to the deepest item directory above it.
-    for p in req.definition_parts {
+    Ok(planned)
+}
+
+/// Gives every part to the deepest item directory above it, with an item-relative path.
+fn assign_parts(
+    planned: &mut BTreeMap<String, Planned>,
+    parts: Vec<PartIn>,
+) -> Result<(), ApiError> {
+    for p in parts {
         let owner = planned
             .keys()
             .filter(|d| p.path.starts_with(&format!("{d}/")))
@@ -186,6 +204,11 @@ pub(crate) async fn import(
             });
         }
     }
+    Ok(())
+}
+
+/// No two items of the batch share a type and a name.
+fn check_unique_names(planned: &BTreeMap<String, Planned>) -> Result<(), ApiError> {
     let mut seen = HashMap::new();
     for it in planned.values() {
         let key = (it.item_type, it.display_name.to_lowercase());
@@ -199,9 +222,16 @@ pub(crate) async fn import(
             ));
         }
     }
+    Ok(())
+}
 
-    let mut store = s.write();
-    let w = ws_mut(&mut store, &wsid)?;
+/// Pairs each item with an existing one (by logical id, or by name when allowed); a new
+/// item's name must be free.
+fn pair_existing(
+    w: &Workspace,
+    planned: &mut BTreeMap<String, Planned>,
+    allow_pairing_by_name: bool,
+) -> Result<(), ApiError> {
     for it in planned.values_mut() {
         it.existing = w
             .items
@@ -209,7 +239,7 @@ pub(crate) async fn import(
             .find(|i| i.logical_id == it.logical_id && i.item_type == it.item_type)
             .or_else(|| {
                 w.items.values().find(|i| {
-                    req.options.allow_pairing_by_name
+                    allow_pairing_by_name
                         && i.item_type == it.item_type
                         && i.display_name.eq_ignore_ascii_case(&it.display_name)
                 })
@@ -222,7 +252,15 @@ pub(crate) async fn import(
             ));
         }
     }
-    // Ids for new items, then logical id → item id for every item of the batch.
+    Ok(())
+}
+
+/// Gives each item its id (new or paired), resolves the batch's logical ids in its parts
+/// and validates its definition.
+fn check_definitions(
+    s: &Shared,
+    planned: BTreeMap<String, Planned>,
+) -> Result<Vec<(Uuid, Definition, Planned)>, ApiError> {
     let ids: HashMap<String, Uuid> = planned
         .values()
         .map(|it| (it.dir.clone(), it.existing.unwrap_or_else(|| s.new_id())))
@@ -231,7 +269,7 @@ pub(crate) async fn import(
         .values()
         .map(|it| (it.logical_id.to_string(), ids[&it.dir].to_string()))
         .collect();
-    let mut checked: Vec<(Uuid, Definition, Planned)> = Vec::with_capacity(planned.len());
+    let mut checked = Vec::with_capacity(planned.len());
     for mut it in planned.into_values() {
         let parts = std::mem::take(&mut it.parts)
             .into_iter()
@@ -253,6 +291,11 @@ pub(crate) async fn import(
         )?;
         checked.push((ids[&it.dir], definition, it));
     }
+    Ok(checked)
+}
+
+/// Creates or updates every item (all checked already); the operation's per-item details.
+fn apply(s: &Shared, w: &mut Workspace, checked: Vec<(Uuid, Definition, Planned)>) -> Vec<Value> {
     let now = s.now();
     let mut details = Vec::with_capacity(checked.len());
     for (id, definition, it) in checked {
@@ -266,7 +309,7 @@ pub(crate) async fn import(
             ..
         } = it;
         let update = existing.is_some();
-        let folder_id = ensure_folder(&s, w, &folders);
+        let folder_id = ensure_folder(s, w, &folders);
         if update && let Some(i) = w.items.get_mut(&id) {
             i.definition = Some(Box::new(definition));
             i.display_name = display_name.clone();
@@ -298,6 +341,5 @@ pub(crate) async fn import(
             "operationStatus": "Succeeded",
         }));
     }
-    let result = json!({"importItemDefinitionsDetails": details});
-    Ok(start_operation(&s, &mut store, &ctx, Some(result)))
+    details
 }

@@ -12,7 +12,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::props::{publish_details, publish_state};
-use super::{S, json, start_operation, ws_mut};
+use super::{S, json, start_timed_operation, ws_mut};
 use crate::error::ApiError;
 use crate::server::Ctx;
 use crate::store::EnvPublish;
@@ -51,18 +51,21 @@ pub(crate) async fn publish(
         ));
     }
     let staged = i.definition.clone();
+    // The environment reports the publish done when its operation is.
+    let timing = s.lro_timing(crate::profile::LroKind::EnvironmentPublish);
     let x = i.extra_mut();
     x.publish = Some(EnvPublish {
         target_version,
         started_at: now,
         fails: fails.is_some(),
+        duration: Some(timing.duration),
     });
     x.published = staged;
     let details = publish_details(&s, i);
     if beta {
         return Ok(json(StatusCode::OK, &json!({"publishDetails": details})));
     }
-    let resp = start_operation(&s, &mut store, &ctx, None);
+    let resp = start_timed_operation(&s, &mut store, &ctx, None, timing);
     if fails.is_some()
         && let Some(op) = resp
             .headers()

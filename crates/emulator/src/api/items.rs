@@ -474,6 +474,15 @@ pub(crate) async fn create(
             let (d, m) = check_definition(item_type, d)?;
             (Some(d), m)
         }
+        None if types::requires_definition(item_type) => {
+            // The spec's create operation for the type says "This API requires a definition".
+            return Err(ApiError::bad_request(
+                "InvalidInput",
+                format!(
+                    "This API requires a definition: a {item_type} cannot be created without one"
+                ),
+            ));
+        }
         None => (None, PlatformMeta::default()),
     };
     if let (Some(d), "KQLDatabase") = (&definition, item_type) {

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod appinsights;
 mod bulk;
+mod bulk_export;
 mod connections;
 pub(crate) mod entra;
 mod environments;
@@ -27,6 +28,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::profile::{LroKind, LroTiming};
 use crate::server::{Ctx, Shared, finalize, gate};
 use crate::store::{Operation, Store, Workspace};
 use crate::util::{JSON, parse_id};
@@ -72,6 +74,17 @@ pub(crate) fn start_operation(
     ctx: &Ctx,
     result: Option<Value>,
 ) -> Response {
+    start_timed_operation(s, store, ctx, result, s.lro_timing(LroKind::Operation))
+}
+
+/// [`start_operation`] with a given duration and `Retry-After`.
+pub(crate) fn start_timed_operation(
+    s: &Shared,
+    store: &mut Store,
+    ctx: &Ctx,
+    result: Option<Value>,
+    timing: LroTiming,
+) -> Response {
     let id = s.new_id();
     store.operations.insert(
         id,
@@ -80,6 +93,8 @@ pub(crate) fn start_operation(
             created_at: s.now(),
             result,
             error: None,
+            duration: Some(timing.duration),
+            retry_after: Some(timing.retry_after),
         },
     );
     let mut r = (StatusCode::ACCEPTED, "null").into_response();
@@ -91,7 +106,7 @@ pub(crate) fn start_operation(
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         h.insert("x-ms-operation-id", v);
     }
-    h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(s)));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(timing.retry_after));
     r
 }
 
@@ -231,6 +246,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/v1/workspaces/{ws}/items/bulkImportDefinitions",
             post(bulk::import),
+        )
+        .route(
+            "/v1/workspaces/{ws}/items/bulkExportDefinitions",
+            post(bulk_export::export),
         )
         .route(
             "/v1/workspaces/{ws}/items/{id}/connections",

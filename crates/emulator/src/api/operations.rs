@@ -39,7 +39,8 @@ pub(crate) async fn state(
         h.insert("x-ms-operation-id", v);
     }
     if !done {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(&s)));
+        let secs = op.retry_after.unwrap_or_else(|| retry_after_secs(&s));
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     Ok(r)
 }

@@ -52,7 +52,7 @@ fn sql_endpoint(s: &Shared, i: &Item) -> Value {
 /// Where an environment's publish is: `Running` until the LRO delay passed, then
 /// `Success` (or `Failed` under an injected `lro-fail`).
 pub(crate) fn publish_state(p: &EnvPublish, now: SystemTime, delay: std::time::Duration) -> &str {
-    if now < later(p.started_at, delay) {
+    if now < later(p.started_at, p.duration.unwrap_or(delay)) {
         "Running"
     } else if p.fails {
         "Failed"
@@ -82,7 +82,8 @@ pub(crate) fn publish_details(s: &Shared, i: &Item) -> Value {
         "componentPublishInfo": {"sparkLibraries": {"state": state}, "sparkSettings": {"state": state}},
     });
     if state != "Running" {
-        v["endTime"] = json!(fabric_time(later(p.started_at, delay)));
+        let took = p.duration.unwrap_or(delay);
+        v["endTime"] = json!(fabric_time(later(p.started_at, took)));
     }
     v
 }

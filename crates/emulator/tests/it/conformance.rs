@@ -1030,3 +1030,101 @@ pub(crate) fn ops_where(pred: impl Fn(&str, &str) -> bool) -> Vec<OpInfo> {
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
+
+/// Bulk export answers the spec's two examples (selective and all) with what their 200
+/// bodies show: the same index, in the git layout, and conforming bodies.
+#[tokio::test]
+async fn bulk_export_answers_the_spec_examples() {
+    let op = "Items_Bulk_Export_Item_Definitions_(beta)";
+    let env = Env::start().await;
+    let ws = env.workspace("Export", true).await;
+    let folder = |name: &str, parent: Option<String>| {
+        let mut body = json!({"displayName": name});
+        if let Some(p) = parent {
+            body["parentFolderId"] = json!(p);
+        }
+        let env = &env;
+        let url = format!("/v1/workspaces/{ws}/folders");
+        async move { env.post(&url, body).await.expect(201).body["id"].clone() }
+    };
+    let folder1 = folder("Folder1", None).await;
+    let folder2 = folder("Folder2", folder1.as_str().map(str::to_string)).await;
+    let item = |name: &str, t: &str, folder: &Value| {
+        let body = json!({
+            "displayName": name,
+            "type": t,
+            "folderId": folder,
+            "definition": crate::item_types::minimal_definition(t, ""),
+        });
+        let env = &env;
+        let url = format!("/v1/workspaces/{ws}/items");
+        async move {
+            env.post(&url, body).await.expect(201).body["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let dataset = item("MyDataset", "SemanticModel", &folder1).await;
+    let report = item("MyReport", "Report", &folder2).await;
+    let ours = |id: &str| match id {
+        "2bddf79a-fbc2-4aa5-ab88-a0d18e551fa1" => dataset.clone(),
+        "69358294-7b93-4f5b-bb26-780239eaa5e3" => report.clone(),
+        other => panic!("unexpected example id {other}"),
+    };
+    let info = ops_where(|m, t| m == "POST" && t == "/workspaces/{}/items/bulkExportDefinitions");
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].id, op);
+    assert_eq!(info[0].examples.len(), 2);
+    for (name, example) in &info[0].examples {
+        let mut body = example["parameters"]["bulkExportItemDefinitionsRequest"].clone();
+        for i in body["items"].as_array_mut().into_iter().flatten() {
+            i["id"] = json!(ours(i["id"].as_str().unwrap()));
+        }
+        let url = format!("/v1/workspaces/{ws}/items/bulkExportDefinitions?beta=true");
+        let accepted = env.post(&url, body).await;
+        conforms(op, &accepted);
+        let (state, result) = env.finish(accepted).await;
+        assert_eq!(state["status"], "Succeeded", "{name}");
+        let result = result.unwrap();
+        conforms_body(op, 200, &result);
+        let index = |v: &Value, map: &dyn Fn(&str) -> String| {
+            let mut entries: Vec<(String, String)> = v["itemDefinitionsIndex"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        map(e["id"].as_str().unwrap()),
+                        e["rootPath"].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
+            entries.sort();
+            entries
+        };
+        assert_eq!(
+            index(&result, &|id| id.to_string()),
+            index(&example["responses"]["200"]["body"], &ours),
+            "{name}"
+        );
+        // Every part sits under its item's root path; each item has its .platform.
+        let parts = result["definitionParts"].as_array().unwrap();
+        for root in [
+            "/Folder1/MyDataset.SemanticModel",
+            "/Folder1/Folder2/MyReport.Report",
+        ] {
+            assert!(
+                parts
+                    .iter()
+                    .any(|p| p["path"] == format!("{root}/.platform")),
+                "{name}"
+            );
+        }
+        assert!(
+            parts
+                .iter()
+                .all(|p| p["path"].as_str().unwrap().starts_with("/Folder1/"))
+        );
+    }
+}

@@ -104,6 +104,9 @@ async fn every_typed_endpoint_conforms_to_its_swagger() {
             body["creationPayload"] =
                 json!({"databaseType": "ReadWrite", "parentEventhouseItemId": eventhouse});
         }
+        if *t == "SemanticModel" {
+            body["definition"] = minimal_definition(t, "");
+        }
         let created = env.post(&coll, body).await.expect(201);
         conforms(&op_id("POST", &tpl), &created);
         let id = id_of(&created);
@@ -197,6 +200,9 @@ async fn fixture(env: &Env) -> Fixture {
         if *t == "KQLDatabase" {
             body["creationPayload"] =
                 json!({"databaseType": "ReadWrite", "parentEventhouseItemId": items["Eventhouse"]});
+        }
+        if *t == "SemanticModel" {
+            body["definition"] = minimal_definition(t, "");
         }
         let r = env
             .post(&format!("/v1/workspaces/{ws}/{seg}"), body)
@@ -381,4 +387,43 @@ async fn typed_spec_example_request_bodies_are_accepted() {
     for id in extra {
         assert!(covered.contains(id), "no example of {id} ran");
     }
+}
+
+/// The spec's semantic model create "requires a definition": without one it is refused, on
+/// the generic and the typed endpoint, and nothing is created.
+#[tokio::test]
+async fn a_semantic_model_without_a_definition_is_refused() {
+    let env = Env::start().await;
+    let ws = env.workspace("Models", true).await;
+    for (url, body) in [
+        (
+            format!("/v1/workspaces/{ws}/items"),
+            json!({"displayName": "Sales", "type": "SemanticModel"}),
+        ),
+        (
+            format!("/v1/workspaces/{ws}/semanticModels"),
+            json!({"displayName": "Sales"}),
+        ),
+    ] {
+        let r = env.post(&url, body.clone()).await.expect(400);
+        assert_eq!(r.error_code(), "InvalidInput");
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("This API requires a definition"),
+            "{}",
+            r.raw
+        );
+        conforms(&op_id("POST", "/workspaces/{}/semanticModels"), &r);
+    }
+    assert_eq!(
+        env.get(&format!("/v1/workspaces/{ws}/items")).await.body["value"],
+        json!([])
+    );
+    let mut body = json!({"displayName": "Sales", "type": "SemanticModel"});
+    body["definition"] = minimal_definition("SemanticModel", "");
+    env.post(&format!("/v1/workspaces/{ws}/items"), body)
+        .await
+        .expect(201);
 }

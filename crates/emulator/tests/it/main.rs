@@ -7,5 +7,6 @@ mod conformance;
 mod faults;
 mod git_folders;
 mod item_types;
+mod profile;
 mod publishing;
 mod robustness;

@@ -881,3 +881,94 @@ async fn notebook_definitions_convert_between_git_source_and_ipynb() {
         doc
     );
 }
+
+/// Bulk export gives back what bulk import took: exporting a published git tree and
+/// importing the export into another workspace recreates the same items in the same folders.
+#[tokio::test]
+async fn bulk_export_round_trips_through_bulk_import_and_refuses_what_it_cannot_export() {
+    let env = Env::start().await;
+    let ws = env.workspace("Source", true).await;
+    let import = |ws: &str, parts: Vec<Value>| {
+        let url = format!("/v1/workspaces/{ws}/items/bulkImportDefinitions?beta=true");
+        let env = &env;
+        async move {
+            env.finish(env.post(&url, json!({"definitionParts": parts})).await)
+                .await
+        }
+    };
+    let (_, imported) = import(&ws, fixture_parts(&["Gold.Warehouse"])).await;
+    let imported = imported.unwrap()["importItemDefinitionsDetails"].clone();
+    // A warehouse has no definition: `All` leaves it out, `Selective` refuses it.
+    let warehouse = env
+        .post(
+            &format!("/v1/workspaces/{ws}/items"),
+            json!({"displayName": "Gold", "type": "Warehouse"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .clone();
+    let export = format!("/v1/workspaces/{ws}/items/bulkExportDefinitions?beta=true");
+    let (_, all) = env
+        .finish(env.post(&export, json!({"mode": "All"})).await)
+        .await;
+    let all = all.unwrap();
+    let index = all["itemDefinitionsIndex"].as_array().unwrap();
+    assert_eq!(index.len(), imported.as_array().unwrap().len());
+    assert!(index.iter().all(|e| e["id"] != warehouse));
+
+    let refused = env
+        .post(
+            &export,
+            json!({"mode": "Selective", "items": [{"id": warehouse}]}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(refused.error_code(), "OperationNotSupportedForItem");
+    let op = "Items_Bulk_Export_Item_Definitions_(beta)";
+    conforms(op, &refused);
+    let one = &index[0]["id"];
+    let twice = env
+        .post(
+            &export,
+            json!({"mode": "Selective", "items": [{"id": one}, {"id": one}]}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(twice.error_code(), "ItemReferencedMoreThanOnce");
+    conforms(op, &twice);
+    let missing =
+        json!({"mode": "Selective", "items": [{"id": "00000000-0000-0000-0000-000000000001"}]});
+    env.post(&export, missing).await.expect(404);
+    env.post(&export, json!({"mode": "Selective"}))
+        .await
+        .expect(400);
+    let no_beta = format!("/v1/workspaces/{ws}/items/bulkExportDefinitions");
+    env.post(&no_beta, json!({"mode": "All"})).await.expect(400);
+
+    // Import the export elsewhere: same names, types and folders.
+    let target = env.workspace("Target", true).await;
+    let parts = all["definitionParts"].as_array().unwrap().clone();
+    let (state, _) = import(&target, parts).await;
+    assert_eq!(state["status"], "Succeeded");
+    let (_, again) = env
+        .finish(
+            env.post(
+                &format!("/v1/workspaces/{target}/items/bulkExportDefinitions?beta=true"),
+                json!({"mode": "All"}),
+            )
+            .await,
+        )
+        .await;
+    let roots = |v: &Value| {
+        let mut r: Vec<String> = v["itemDefinitionsIndex"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["rootPath"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(roots(&again.unwrap()), roots(&all));
+}

@@ -1,6 +1,7 @@
 //! Typed operations, one method per endpoint, all built on the generic `execute`, LRO poller
 //! and pager.
 
+mod bulk;
 mod connections;
 mod folders;
 mod git;

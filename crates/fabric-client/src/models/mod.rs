@@ -4,12 +4,14 @@
 //! explicit `null`s, and timestamps accept the real service's zone-less form, so a response
 //! never fails to read because the service grew.
 
+mod bulk;
 mod common;
 mod git;
 mod item;
 mod operation;
 mod workspace;
 
+pub use bulk::*;
 pub use common::{Page, Timestamp};
 pub use git::*;
 pub use item::*;

@@ -1,6 +1,7 @@
 //! Integration tests of fabrik-client: spec examples and the real trace as fixtures, and the
 //! client against the in-process emulator over loopback.
 
+mod bulk_export;
 mod emulator;
 mod fixtures;
 mod lro_protocol;

@@ -101,6 +101,13 @@ fn supported() -> BTreeMap<&'static str, (Option<Check>, Option<Check>)> {
         ("Items_GetItemDefinition", (Some(definition), None)),
         ("Items_UpdateItemDefinition", (None, Some(update_def))),
         (
+            "Items_Bulk_Export_Item_Definitions_(beta)",
+            (
+                Some(reads_losslessly::<BulkExportResponse> as Check),
+                Some(reads_losslessly::<BulkExportRequest> as Check),
+            ),
+        ),
+        (
             "Items_ListLakehouses",
             (Some(reads_losslessly::<Page<Lakehouse>> as Check), None),
         ),
