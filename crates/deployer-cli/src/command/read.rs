@@ -115,7 +115,9 @@ pub(super) async fn emulator(args: &[String]) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     println!("listening on {}", emu.base_url());
-    let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM (a service manager, a CI job's end) as well as Ctrl-C: `--state FILE` is saved
+    // on either.
+    fabrik_emulator::shutdown_signal().await;
     match emu.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
