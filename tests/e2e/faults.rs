@@ -166,7 +166,7 @@ async fn deploy(faults: &str, seed: u64, workspaces: usize) -> Result<Outcome, S
     let provider = run::static_token(token, SystemTime::now() + Duration::from_secs(86_400));
     let client = run::client_with(&opts, provider, resilience, Some(timing)).unwrap();
     let desired = desired(workspaces);
-    let plan = fabrik_cli::engine::plan(&client, &desired, opts.concurrency)
+    let plan = fabrik_cli::run::plan(&client, &desired, opts.concurrency)
         .await
         .map_err(|e| format!("plan failed: {e}"))?;
     let report = run::apply(&client, &flags, &desired, &plan, &opts)

@@ -134,7 +134,7 @@ async fn smoke_create_plan_clean_destroy_and_always_clean_up() {
     let steps = {
         let (client, opts, d) = (t.client.clone(), t.opts.clone(), d.clone());
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async move {
-            let plan = fabrik_cli::engine::plan(&client, &d, 4).await.unwrap();
+            let plan = fabrik_cli::run::plan(&client, &d, 4).await.unwrap();
             assert_eq!(
                 plan.change_count(),
                 5,
@@ -142,7 +142,7 @@ async fn smoke_create_plan_clean_destroy_and_always_clean_up() {
             );
             let report = run::apply(&client, &flags, &d, &plan, &opts).await.unwrap();
             assert!(report.errors.is_empty(), "{:?}", report.errors);
-            let again = fabrik_cli::engine::plan(&client, &d, 4).await.unwrap();
+            let again = fabrik_cli::run::plan(&client, &d, 4).await.unwrap();
             assert_eq!(
                 again.change_count(),
                 0,
@@ -160,7 +160,7 @@ async fn smoke_create_plan_clean_destroy_and_always_clean_up() {
             );
             let report = run::apply(&client, &flags, &d, &gone, &opts).await.unwrap();
             assert!(report.errors.is_empty(), "{:?}", report.errors);
-            let after = fabrik_cli::engine::plan(&client, &d, 4).await.unwrap();
+            let after = fabrik_cli::run::plan(&client, &d, 4).await.unwrap();
             assert_eq!(after.workspaces[0].id, None, "the workspace is gone");
         }))
     };

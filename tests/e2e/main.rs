@@ -74,6 +74,7 @@ fn examples(env: &str) -> config::Desired {
         lenient: false,
         env: Default::default(),
         secrets: Default::default(),
+        repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
     };
     config::load(&path, &opts).expect("examples are valid").0
 }
@@ -109,9 +110,7 @@ async fn examples_deploy_and_a_second_apply_sends_no_writes() {
     let (emu, client, opts, _state) = start().await;
     let desired = examples("dev");
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
     assert_eq!(plan.change_count(), 27);
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
@@ -124,9 +123,7 @@ async fn examples_deploy_and_a_second_apply_sends_no_writes() {
         .send()
         .await
         .unwrap();
-    let again = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let again = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
     assert_eq!(again.change_count(), 0, "{again:#?}");
     let report = run::apply(&client, &flags, &desired, &again, &opts)
         .await
@@ -145,7 +142,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
     let mut first = before_desired.clone();
     first.workspaces.truncate(1);
     first.workspaces[0].git = None;
-    let plan = fabrik_cli::engine::plan(&client, &first, 4).await.unwrap();
+    let plan = fabrik_cli::run::plan(&client, &first, 4).await.unwrap();
     let r = run::apply(&client, &flags, &first, &plan, &opts)
         .await
         .unwrap();
@@ -155,9 +152,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
     // A workspace whose git connection names no credentials fails permanently (400) late in the run.
     let mut desired = examples("test");
     desired.workspaces[0].git.as_mut().unwrap().connection_id = None;
-    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 1).await.unwrap();
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
@@ -199,7 +194,7 @@ async fn deploy(
     desired: &config::Desired,
 ) {
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(client, desired, 4).await.unwrap();
+    let plan = fabrik_cli::run::plan(client, desired, 4).await.unwrap();
     let report = run::apply(client, &flags, desired, &plan, opts)
         .await
         .unwrap();
@@ -317,9 +312,7 @@ async fn drift_made_directly_in_the_service_shows_in_plan_and_apply_repairs_it()
         .await
         .unwrap();
 
-    let drift = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let drift = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
     let changes: Vec<(String, Option<String>)> = drift
         .workspaces
         .iter()
@@ -348,7 +341,7 @@ async fn drift_made_directly_in_the_service_shows_in_plan_and_apply_repairs_it()
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
-        fabrik_cli::engine::plan(&client, &desired, 4)
+        fabrik_cli::run::plan(&client, &desired, 4)
             .await
             .unwrap()
             .change_count(),
@@ -394,9 +387,7 @@ async fn a_403_on_the_seventh_workspace_rolls_everything_back() {
     // The 7th workspace create is refused for good.
     emu.set_faults("POST /v1/workspaces#7=403".parse().unwrap());
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 1).await.unwrap();
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
@@ -436,13 +427,11 @@ async fn prune_deletes_items_the_config_does_not_describe_and_nothing_else() {
     add_hand_made_report(&client, &desired.workspaces[2].name).await;
 
     // Without --prune it is reported and left alone.
-    let kept = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let kept = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
     assert_eq!(kept.change_count(), 0);
     assert_eq!(kept.workspaces[2].unmanaged, vec!["report Hand made"]);
     // With --prune it is the one change, and apply deletes it.
-    let pruned = fabrik_cli::engine::plan_with(&client, &desired, 4, true)
+    let pruned = fabrik_cli::run::plan_with(&client, &desired, 4, true)
         .await
         .unwrap();
     let changes: Vec<_> = pruned.workspaces.iter().flat_map(|w| &w.changes).collect();
@@ -455,7 +444,7 @@ async fn prune_deletes_items_the_config_does_not_describe_and_nothing_else() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.applied[0].outcome, "deleted");
     assert_eq!(
-        fabrik_cli::engine::plan_with(&client, &desired, 4, true)
+        fabrik_cli::run::plan_with(&client, &desired, 4, true)
             .await
             .unwrap()
             .change_count(),
@@ -511,9 +500,7 @@ async fn a_run_past_its_deadline_stops_and_rolls_back() {
     desired.workspaces.truncate(1);
     desired.workspaces[0].git = None;
     let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 1).await.unwrap();
     // Once both folders exist the next change is an item create: move the clock past the
     // deadline then (waiting on the run's progress, read in process, not on a timer).
     let drive = async {

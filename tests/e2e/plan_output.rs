@@ -5,9 +5,7 @@
 async fn json_shows_the_edges_and_markdown_the_table_changes_and_graph() {
     let (emu, client, _opts, _state) = crate::start().await;
     let desired = crate::examples("dev");
-    let plan = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
 
     let json = serde_json::to_value(&plan).unwrap();
     let changes: Vec<&serde_json::Value> = json["workspaces"]

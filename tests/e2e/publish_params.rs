@@ -509,6 +509,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
             &config,
             &fabrik_cli::config::LoadOptions {
                 environment: env.into(),
+                repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
                 ..Default::default()
             },
         )
@@ -531,9 +532,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
             ws.folders
         );
     }
-    let plan = fabrik_cli::engine::plan(&client, &desired, 8)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 8).await.unwrap();
     let report = fabrik_cli::run::apply(
         &client,
         &fabrik_flags::Flags::defaults(),
@@ -563,7 +562,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
 
     // The published items are the publisher's: a pruning plan leaves them (and the config's
     // own lakehouse) alone, and plans nothing.
-    let again = fabrik_cli::engine::plan_with(&client, &desired, 8, true)
+    let again = fabrik_cli::run::plan_with(&client, &desired, 8, true)
         .await
         .unwrap();
     assert_eq!(
@@ -589,6 +588,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
         &config,
         &fabrik_cli::config::LoadOptions {
             environment: "prod".into(),
+            repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
             ..Default::default()
         },
     )

@@ -62,9 +62,7 @@ async fn a_run_counts_what_it_created_and_rolled_back_and_its_outcome() {
     // The third workspace is refused: the two before it and their lakehouses are undone.
     emu.set_faults("POST /v1/workspaces#3=403".parse().unwrap());
     let desired = workspaces(&["m-a", "m-b", "m-c"]);
-    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 1).await.unwrap();
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
@@ -81,9 +79,7 @@ async fn a_run_counts_what_it_created_and_rolled_back_and_its_outcome() {
 
     // Without the fault, all three are created and the run succeeds.
     emu.set_faults(Default::default());
-    let plan = fabrik_cli::engine::plan(&client, &desired, 1)
-        .await
-        .unwrap();
+    let plan = fabrik_cli::run::plan(&client, &desired, 1).await.unwrap();
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
@@ -93,5 +89,69 @@ async fn a_run_counts_what_it_created_and_rolled_back_and_its_outcome() {
     assert_eq!(value(&text, created), 5.0);
     let runs = r#"fabrik_run_duration_seconds_count{outcome="succeeded"}"#;
     assert_eq!(value(&text, runs), 1.0);
+    emu.shutdown().await.unwrap();
+}
+
+// One apply of a config whose workspace publishes a repository reads that repository once:
+// when the config is loaded; the publishing kind plans and applies what was read then.
+#[tokio::test]
+async fn an_apply_reads_the_repository_it_publishes_once() {
+    use futures::TryStreamExt as _;
+    let parts = Telemetry::build_with(
+        &TelemetryConfig {
+            console: None,
+            ..TelemetryConfig::default()
+        },
+        RunContext::new(),
+        BoxMakeWriter::new(std::io::sink),
+    )
+    .unwrap();
+    let _recorder = metrics::set_default_local_recorder(parts.recorder.as_ref().unwrap());
+    let prometheus = parts.telemetry.prometheus().unwrap();
+    let (emu, client, opts, _state) = crate::start_with(fabrik_emulator::EmulatorConfig {
+        capacity_pools: vec!["ProdCapacityPool".into()],
+        ..Default::default()
+    })
+    .await;
+    let capacities: Vec<_> = client.list_capacities().try_collect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fabrik.yaml");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/git-format-repo");
+    std::fs::write(
+        &config,
+        format!(
+            "project: {{name: Sales, prefix: sales}}\nworkspaces:\n  - name: once\n    capacity: {}\n    repository:\n      path: {}\n",
+            capacities[0].id,
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let (desired, _) = fabrik_cli::config::load(
+        &config,
+        &fabrik_cli::config::LoadOptions {
+            environment: "prod".into(),
+            repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+            ..Default::default()
+        },
+    )
+    .expect("the config and its repository are valid");
+    let plan = run::plan(&client, &desired, 8).await.unwrap();
+    assert!(
+        plan.change_count() > 10,
+        "the repository's items are planned"
+    );
+    let report = run::apply(
+        &client,
+        &fabrik_flags::Flags::defaults(),
+        &desired,
+        &plan,
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let reads = value(&prometheus.render(), "fabrik_repository_reads_total");
+    assert_eq!(reads, 1.0, "the repository was read {reads} times");
     emu.shutdown().await.unwrap();
 }

@@ -174,9 +174,7 @@ async fn a_kind_added_through_the_trait_deploys_after_what_it_references() {
         .unwrap();
     assert_eq!(again.change_count(), 0);
     // Without the kind, its pipelines are the generic kind's: unmanaged, left alone.
-    let builtin = fabrik_cli::engine::plan(&client, &desired, 4)
-        .await
-        .unwrap();
+    let builtin = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
     assert_eq!(builtin.change_count(), 0);
     assert!(
         builtin

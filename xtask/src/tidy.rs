@@ -15,6 +15,47 @@ const FREE: &[&str] = &["crates/deployer-cli"];
 /// The one crate every crate under `crates/` may depend on.
 const CORE_DIR: &str = "crates/core";
 
+/// Module rules inside the CLI crate: a module (a directory or file under
+/// `crates/deployer-cli/src`) and the paths it must not name. Configuration and the engine are
+/// domain: they know nothing of publishing's formats or of how a run is put together; state
+/// knows nothing of runs. Test files compose freely.
+const CLI_MODULE_RULES: &[(&str, &[&str])] = &[
+    (
+        "config/",
+        &[
+            "crate::publish",
+            "crate::run",
+            "crate::state",
+            "crate::command",
+            "crate::serve",
+        ],
+    ),
+    (
+        "engine/",
+        &[
+            "crate::publish",
+            "crate::run",
+            "crate::state",
+            "crate::command",
+            "crate::serve",
+            "crate::destroy",
+        ],
+    ),
+    (
+        "plan.rs",
+        &[
+            "crate::publish",
+            "crate::run",
+            "crate::state",
+            "crate::command",
+        ],
+    ),
+    (
+        "state.rs",
+        &["crate::run", "crate::command", "crate::serve"],
+    ),
+];
+
 /// One workspace package as the checks see it.
 #[derive(Debug)]
 struct Package {
@@ -303,12 +344,53 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The CLI's module rules ([`CLI_MODULE_RULES`]): each use of a forbidden path, with its
+/// file and line.
+fn check_cli_modules(root: &Path) -> Vec<String> {
+    let src = root.join("crates/deployer-cli/src");
+    let mut files = Vec::new();
+    collect_rs(&src, &mut files);
+    let mut problems = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(&src)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "tests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        for (module, forbidden) in CLI_MODULE_RULES {
+            if !(rel == *module || (module.ends_with('/') && rel.starts_with(module))) {
+                continue;
+            }
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for path in forbidden.iter().filter(|p| line.contains(*p)) {
+                    problems.push(format!(
+                        "crates/deployer-cli/src/{rel}:{}: {module} must not use {path} (module rules in xtask/src/tidy.rs)",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Runs every tidy check on the workspace at `root`; returns all problems found.
 pub(crate) fn run_all(root: &Path) -> Result<Vec<String>, String> {
     let mut all = check_layering(root)?;
     all.extend(check_metadata(root)?);
     all.extend(check_reexports(root)?);
     all.extend(check_docs(root)?);
+    all.extend(check_cli_modules(root));
     Ok(all)
 }
 
@@ -486,6 +568,28 @@ mod tests {
             vec![
                 "crates/fabric-client/src/lib.rs: re-exports `Policy` from another fabrik crate; say so in crates/fabric-client/README.md",
                 "crates/fabric-client/src/lib.rs: re-exports `ErrorClass` from another fabrik crate; say so in crates/fabric-client/README.md",
+            ]
+        );
+    }
+
+    #[test]
+    fn cli_module_rules_report_a_forbidden_edge_with_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("crates/deployer-cli/src");
+        fs::create_dir_all(src.join("engine")).unwrap();
+        fs::create_dir_all(src.join("config")).unwrap();
+        fs::write(
+            src.join("engine/mod.rs"),
+            "//! x\nuse crate::plan::Plan;\nfn f() { crate::publish::x(); }\n",
+        )
+        .unwrap();
+        fs::write(src.join("config/tests.rs"), "use crate::publish::y;\n").unwrap();
+        fs::write(src.join("state.rs"), "// crate::run is only named here\n").unwrap();
+        let problems = check_cli_modules(dir.path());
+        assert_eq!(
+            problems,
+            [
+                "crates/deployer-cli/src/engine/mod.rs:3: engine/ must not use crate::publish (module rules in xtask/src/tidy.rs)"
             ]
         );
     }

@@ -23,5 +23,7 @@ pub const LRO_DURATION: &str = "fabrik_lro_duration_seconds";
 pub const RESOURCES: &str = "fabrik_resources_total";
 /// Histogram (seconds): whole run duration, label `outcome`.
 pub const RUN_DURATION: &str = "fabrik_run_duration_seconds";
+/// Counter: git-format repositories read from disk (discovered and parsed) for publishing.
+pub const REPOSITORY_READS: &str = "fabrik_repository_reads_total";
 /// Counter: telemetry items dropped because the export queue was full or the exporter failed.
 pub const TELEMETRY_DROPPED: &str = "fabrik_telemetry_dropped_total";

@@ -6,6 +6,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod auth;
 pub mod cli;
 pub mod command;
 pub mod config;

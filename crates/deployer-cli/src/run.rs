@@ -11,6 +11,7 @@ use fabrik_flags::Flags;
 use fabrik_resilience::{Pipeline, ResilienceConfig};
 use fabrik_txn::{Transaction, TxnOptions, UndoResult};
 
+pub use crate::auth::azure_tokens;
 use crate::config::Desired;
 use crate::engine::{self, Applied, EngineError};
 use crate::plan::Plan;
@@ -198,26 +199,8 @@ pub fn token_provider(
     if let Some(ca) = ca_cert {
         options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
     }
-    azure_tokens(method, &env, &options)
+    crate::auth::azure_tokens(method, &env, &options)
         .map_err(|e| format!("{e}; or set FABRIC_TOKEN to a bearer token for the Fabric API"))
-}
-
-/// Tokens from an Azure credential: `method`, or the automatic chain when `None`, reading
-/// `AZURE_*` from `env`.
-pub fn azure_tokens(
-    method: Option<fabrik_secrets::AuthMethod>,
-    env: &dyn fabrik_secrets::Env,
-    options: &fabrik_secrets::AzureOptions,
-) -> Result<Arc<dyn TokenProvider>, String> {
-    let azure = fabrik_secrets::AzureAuth::from_env(
-        method,
-        None,
-        env,
-        options,
-        Arc::new(fabrik_core::SystemClock),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(azure.tokens as Arc<dyn TokenProvider>)
 }
 
 /// A token that is valid until `expires_at`.
@@ -254,6 +237,32 @@ impl ApplyReport {
             "failed"
         }
     }
+}
+
+/// Reads live state and plans every built-in kind, and the repositories the configuration's
+/// workspaces publish. `concurrency` bounds parallel reads.
+pub async fn plan(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+) -> Result<Plan, EngineError> {
+    plan_with(client, desired, concurrency, false).await
+}
+
+/// [`plan`], and with `prune` items the configuration does not describe are planned for
+/// deletion. The engine knows no kind by name: the registry is composed here, where the
+/// publishing kind joins the built-in ones.
+pub async fn plan_with(
+    client: &FabricClient,
+    desired: &Desired,
+    concurrency: usize,
+    prune: bool,
+) -> Result<Plan, EngineError> {
+    let mut registry = engine::Registry::builtin();
+    if let Some(content) = crate::publish::publisher::ContentKind::for_desired(desired)? {
+        registry = registry.with(content);
+    }
+    engine::plan_kinds(client, desired, &registry, concurrency, prune).await
 }
 
 /// Applies `plan`: journals every change, and rolls back on failure when asked to. Records

@@ -201,6 +201,7 @@ async fn reconcile_locked(
         lenient: opts.lenient,
         env: std::env::vars().collect(),
         secrets,
+        repositories: Some(crate::publish::reader::RepoReader::shared()),
     };
     let desired = match config::load(&opts.config, &load) {
         Ok((d, _)) => d,
@@ -214,7 +215,7 @@ async fn reconcile_locked(
     let started = std::time::Instant::now();
     // `run::apply` records the run's duration and outcome; a cycle that never reaches it
     // is recorded here.
-    match crate::engine::plan(client, &desired, opts.run.concurrency).await {
+    match crate::run::plan(client, &desired, opts.run.concurrency).await {
         Ok(plan) if plan.change_count() == 0 => {
             fabrik_telemetry::global().record_run("succeeded", started.elapsed());
         }

@@ -206,7 +206,7 @@ pub fn entra_tokens(
     if let Some(ca) = ca_cert {
         options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
     }
-    crate::run::azure_tokens(method, &env, &options)
+    crate::auth::azure_tokens(method, &env, &options)
 }
 
 /// The deployment lock key of an environment: `<project prefix>.<environment>`.

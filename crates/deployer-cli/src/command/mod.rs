@@ -269,7 +269,7 @@ async fn deploy(
     desired: &config::Desired,
     opts: &RunOptions,
 ) -> ExitCode {
-    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune).await {
+    let plan = match crate::run::plan_with(client, desired, opts.concurrency, cli.prune).await {
         Ok(p) => p,
         Err(e) => return plan_failed(&e),
     };
@@ -384,6 +384,7 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
         lenient: cli.lenient,
         env: std::env::vars().collect(),
         secrets,
+        repositories: Some(crate::publish::reader::RepoReader::shared()),
     };
     match config::load(&cli.config, &opts) {
         Ok((desired, warnings)) => {

@@ -180,6 +180,7 @@ pub(super) async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
         lenient: false,
         env: std::env::vars().collect(),
         secrets: Default::default(),
+        repositories: Some(crate::publish::reader::RepoReader::shared()),
     };
     let desired = match config::load(&example, &opts) {
         Ok((d, _)) => d,
@@ -210,7 +211,7 @@ pub(super) async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
         code
     } else {
         println!("planning again …");
-        match crate::engine::plan(&client, &desired, ropts.concurrency).await {
+        match crate::run::plan(&client, &desired, ropts.concurrency).await {
             Ok(plan) => {
                 print_plan(cli, &plan);
                 if plan.change_count() == 0 {

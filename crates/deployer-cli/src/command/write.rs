@@ -8,7 +8,7 @@ pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await {
+    match crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune).await {
         Ok(plan) => {
             print_plan(cli, &plan);
             if detailed_exitcode && plan.change_count() > 0 {
@@ -58,7 +58,7 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
     let plan = async {
-        let plan = crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune).await?;
+        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune).await?;
         Ok((desired.clone(), plan))
     };
     locked(cli, &client, &flags, opts, plan).await

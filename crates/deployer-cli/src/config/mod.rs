@@ -13,6 +13,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use locate::{Locations, Pos};
 use model::Config;
@@ -136,6 +137,56 @@ pub struct LoadOptions {
     /// Values for `${secret:NAME}` references, resolved beforehand through the secret
     /// providers (see [`secret_references`]); a name missing here is an error at the reference.
     pub secrets: BTreeMap<String, SecretValue>,
+    /// Reads the repositories workspaces publish (`repository:`); without one, a
+    /// configuration that names a repository is refused at that key.
+    pub repositories: Option<Arc<dyn RepositoryReader>>,
+}
+
+/// What a workspace's `repository:` holds, as publishing read it.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryContents {
+    /// `(type, display name)` of the items it publishes.
+    pub items: Vec<(String, String)>,
+    /// Its folders (`a/b`).
+    pub folders: Vec<String>,
+    /// Findings that do not stop the run.
+    pub warnings: Vec<Problem>,
+    /// The repository as read, handed on to publishing so a run reads it once.
+    pub loaded: Option<Loaded>,
+}
+
+/// A repository as publishing read it: opaque here (configuration knows nothing of
+/// fabric-cicd's formats), taken back by publishing when it plans.
+#[derive(Clone)]
+pub struct Loaded(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Loaded(..)")
+    }
+}
+
+/// Equal always: a cache of what the source's other fields describe.
+impl PartialEq for Loaded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Loaded {}
+
+/// Reads the repository of a workspace's `repository:`. Implemented by publishing and handed
+/// to [`load`] in [`LoadOptions::repositories`], so this module depends on no format.
+pub trait RepositoryReader: fmt::Debug + Send + Sync {
+    /// The repository at `root` with `parameter` and the item types in scope (all when
+    /// empty), rendered for `environment`, or every problem found.
+    fn read(
+        &self,
+        root: &Path,
+        parameter: Option<&Path>,
+        item_types: &[String],
+        environment: &str,
+    ) -> Result<RepositoryContents, Vec<Problem>>;
 }
 
 /// A secret's value, or why it could not be read. Debug never shows the value.
@@ -239,6 +290,8 @@ pub struct PublishSource {
     pub item_types: Option<Vec<String>>,
     /// `(type, name)` of the items it publishes: the item kinds leave them to the publisher.
     pub items: Vec<(String, String)>,
+    /// The repository as read when the config was loaded (see [`Loaded`]).
+    pub loaded: Option<Loaded>,
 }
 
 /// What one environment of the config asks for.

@@ -70,6 +70,7 @@ fn opts(env: &str) -> LoadOptions {
         ]
         .into_iter()
         .collect(),
+        repositories: Some(crate::publish::reader::RepoReader::shared()),
     }
 }
 

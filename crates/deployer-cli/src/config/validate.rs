@@ -42,6 +42,7 @@ struct Shared<'a> {
     base: &'a Path,
     lenient: bool,
     standards: Option<standards::Standards>,
+    repositories: Option<&'a dyn super::RepositoryReader>,
 }
 
 #[allow(
@@ -102,6 +103,7 @@ fn validate_all(
         base,
         lenient: opts.lenient,
         standards: naming_standards(c, base, config),
+        repositories: opts.repositories.as_deref(),
     };
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
@@ -223,8 +225,6 @@ fn repository(
     items: &[DesiredItem],
     folders: &mut Vec<String>,
 ) -> Option<super::PublishSource> {
-    use crate::publish::inputs::{self, PublishArgs};
-    use crate::publish::pipeline::EnvVars;
     let root = shared.base.join(&r.path);
     if !root.is_dir() {
         c.err(
@@ -234,46 +234,45 @@ fn repository(
         );
         return None;
     }
-    let args = PublishArgs {
-        repository: Some(root.clone()),
-        workspace_id: Some(String::new()),
-        parameter: r.parameter.as_ref().map(|p| shared.base.join(p)),
-        item_types: r.item_types.clone().unwrap_or_default(),
-        ..PublishArgs::default()
+    let Some(reader) = shared.repositories else {
+        c.err(
+            at,
+            "repositories are not read here (this loader was given no repository reader)".into(),
+            None,
+        );
+        return None;
     };
-    // `$ENV:` needs fabric-cicd's feature flag, which a config does not give: values are
-    // checked against no variables, so a file using them is refused here.
-    let resolved = match inputs::resolve(&args, shared.env_name, EnvVars::fixed(Default::default()))
-    {
-        Ok(Some(r)) => r,
-        Ok(None) => return None,
+    let parameter = r.parameter.as_ref().map(|p| shared.base.join(p));
+    let item_types = r.item_types.clone().unwrap_or_default();
+    // `$ENV:` needs fabric-cicd's feature flag, which a config does not give: the reader checks
+    // values against no variables, so a file using them is refused.
+    let read = match reader.read(&root, parameter.as_deref(), &item_types, shared.env_name) {
+        Ok(r) => r,
         Err(problems) => {
             c.problems.extend(problems);
             return None;
         }
     };
     c.problems
-        .extend(resolved.warnings.into_iter().filter(|p| !p.is_error()));
+        .extend(read.warnings.into_iter().filter(|p| !p.is_error()));
     let mut published = Vec::new();
-    for item in resolved.repo.selected() {
-        let t = item.item_type.as_str();
+    for (t, name) in read.items {
         if items
             .iter()
-            .any(|i| i.item_type == t && i.name.eq_ignore_ascii_case(&item.display_name))
+            .any(|i| i.item_type == t && i.name.eq_ignore_ascii_case(&name))
         {
             c.err(
                 at,
                 format!(
-                    "{t} '{}' is both in this workspace's config and in its repository {}",
-                    item.display_name,
+                    "{t} '{name}' is both in this workspace's config and in its repository {}",
                     root.display()
                 ),
                 Some("keep one of them".into()),
             );
         }
-        published.push((t.to_string(), item.display_name.clone()));
+        published.push((t, name));
     }
-    for f in &resolved.repo.folders {
+    for f in read.folders {
         let f = f.trim_start_matches('/').to_string();
         if !folders.contains(&f) {
             folders.push(f);
@@ -283,9 +282,10 @@ fn repository(
     folders.sort_by_key(|f| f.matches('/').count());
     Some(super::PublishSource {
         repository: root,
-        parameter: args.parameter,
+        parameter,
         item_types: r.item_types.clone(),
         items: published,
+        loaded: read.loaded,
     })
 }
 

@@ -175,29 +175,6 @@ fn capacity_key(c: &CapacityRef) -> &String {
     }
 }
 
-/// Reads live state and plans every built-in kind. `concurrency` bounds parallel reads.
-pub async fn plan(
-    client: &FabricClient,
-    desired: &Desired,
-    concurrency: usize,
-) -> Result<Plan, EngineError> {
-    plan_with(client, desired, concurrency, false).await
-}
-
-/// [`plan`], and with `prune` items the configuration does not describe are planned for deletion.
-pub async fn plan_with(
-    client: &FabricClient,
-    desired: &Desired,
-    concurrency: usize,
-    prune: bool,
-) -> Result<Plan, EngineError> {
-    let mut registry = Registry::builtin();
-    if let Some(content) = crate::publish::publisher::ContentKind::for_desired(desired)? {
-        registry = registry.with(content);
-    }
-    plan_kinds(client, desired, &registry, concurrency, prune).await
-}
-
 /// Plans the kinds of `registry`.
 pub async fn plan_kinds(
     client: &FabricClient,

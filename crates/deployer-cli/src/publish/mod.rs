@@ -14,6 +14,7 @@ pub mod item_type;
 pub mod parameter;
 pub mod pipeline;
 pub mod publisher;
+pub mod reader;
 pub mod repo;
 pub mod rewrite;
 pub mod snapshot;

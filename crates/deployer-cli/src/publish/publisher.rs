@@ -1218,31 +1218,39 @@ pub struct ContentKind {
 }
 
 impl ContentKind {
-    /// The publishes `desired` asks for (`None` when no workspace has a repository). The
-    /// repositories and parameter files were checked when the config was loaded; reading them
-    /// again fails only if they changed since.
+    /// The publishes `desired` asks for (`None` when no workspace has a repository): the
+    /// repositories read when the config was loaded, or (a `Desired` built without them) read
+    /// now.
     pub fn for_desired(desired: &Desired) -> Result<Option<Self>, EngineError> {
-        use super::inputs::{PublishArgs, resolve};
         let mut by_workspace = BTreeMap::new();
         for ws in &desired.workspaces {
             let Some(p) = &ws.publish else { continue };
-            let args = PublishArgs {
-                repository: Some(p.repository.clone()),
-                workspace_id: Some(String::new()),
-                parameter: p.parameter.clone(),
-                item_types: p.item_types.clone().unwrap_or_default(),
-                ..PublishArgs::default()
+            // Read when the config was loaded: taken as it is, so a run reads it once.
+            let loaded = p
+                .loaded
+                .as_ref()
+                .and_then(|l| l.0.downcast_ref::<super::reader::LoadedRepo>());
+            let (repo, how) = match loaded {
+                Some(l) => (Arc::clone(&l.repo), l.how.clone()),
+                None => {
+                    let args = super::reader::args(
+                        &p.repository,
+                        p.parameter.as_deref(),
+                        p.item_types.as_deref().unwrap_or_default(),
+                    );
+                    let invalid = |problems: Vec<crate::config::Problem>| {
+                        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                        EngineError::Invalid(text.concat())
+                    };
+                    let read = super::reader::read_for_config(&args, &desired.environment);
+                    let Some(r) = read.map_err(invalid)? else {
+                        continue;
+                    };
+                    (Arc::new(r.repo), r.how)
+                }
             };
-            let invalid = |problems: Vec<crate::config::Problem>| {
-                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-                EngineError::Invalid(text.concat())
-            };
-            let env = pipeline::EnvVars::fixed(Default::default());
-            let Some(r) = resolve(&args, &desired.environment, env).map_err(invalid)? else {
-                continue;
-            };
-            let kind = PublishKind::new(Arc::new(r.repo), r.how, Unpublish::default())
-                .map_err(EngineError::Invalid)?;
+            let kind =
+                PublishKind::new(repo, how, Unpublish::default()).map_err(EngineError::Invalid)?;
             by_workspace.insert(ws.name.clone(), kind);
         }
         Ok((!by_workspace.is_empty()).then_some(Self { by_workspace }))

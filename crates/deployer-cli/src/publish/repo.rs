@@ -207,6 +207,8 @@ impl Repository {
     /// Reads the repository under `root`. Returns every problem (errors and warnings) when
     /// there is at least one error.
     pub fn discover(root: &Path, opts: &DiscoverOptions) -> Result<Self, Vec<Problem>> {
+        // Counted so a test can hold a run to reading each repository once.
+        metrics::counter!(fabrik_core::metric_names::REPOSITORY_READS).increment(1);
         let mut platform_dirs = Vec::new();
         walk_for_platform(root, root, &mut platform_dirs)
             .map_err(|e| vec![plain(root, format!("cannot read the repository: {e}"))])?;

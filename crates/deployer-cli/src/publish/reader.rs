@@ -1,0 +1,81 @@
+//! Publishing's side of the configuration's `repository:`: reads a workspace's repository
+//! for [`crate::config::load`] (which knows no fabric-cicd format) and hands the result on
+//! to the publishing kind through [`Loaded`], so a run reads each repository once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::inputs::{PublishArgs, Resolved, resolve};
+use super::pipeline::{EnvVars, Parameterization};
+use super::repo::Repository;
+use crate::config::{Loaded, Problem, RepositoryContents, RepositoryReader};
+
+/// A repository as read for a configuration, carried in a [`Loaded`].
+#[derive(Debug)]
+pub(crate) struct LoadedRepo {
+    /// The repository.
+    pub(crate) repo: Arc<Repository>,
+    /// How it renders for the environment.
+    pub(crate) how: Parameterization,
+}
+
+/// Reads repositories as `fabrik publish` does, with no `$ENV:` variables (a configuration
+/// does not give fabric-cicd's feature flag for them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RepoReader;
+
+impl RepoReader {
+    /// A reader for [`crate::config::LoadOptions::repositories`].
+    pub fn shared() -> Arc<dyn RepositoryReader> {
+        Arc::new(Self)
+    }
+}
+
+/// Reads the repository `args` names for `environment`: the one way a configuration's
+/// repository is read, here and when a [`Loaded`] is missing.
+pub(crate) fn read_for_config(
+    args: &PublishArgs,
+    environment: &str,
+) -> Result<Option<Resolved>, Vec<Problem>> {
+    resolve(args, environment, EnvVars::fixed(Default::default()))
+}
+
+/// The arguments `fabrik publish` would be given for a configuration's repository.
+pub(crate) fn args(root: &Path, parameter: Option<&Path>, item_types: &[String]) -> PublishArgs {
+    PublishArgs {
+        repository: Some(root.to_path_buf()),
+        workspace_id: Some(String::new()),
+        parameter: parameter.map(Path::to_path_buf),
+        item_types: item_types.to_vec(),
+        ..PublishArgs::default()
+    }
+}
+
+impl RepositoryReader for RepoReader {
+    fn read(
+        &self,
+        root: &Path,
+        parameter: Option<&Path>,
+        item_types: &[String],
+        environment: &str,
+    ) -> Result<RepositoryContents, Vec<Problem>> {
+        let Some(r) = read_for_config(&args(root, parameter, item_types), environment)? else {
+            return Ok(RepositoryContents::default());
+        };
+        let items = r
+            .repo
+            .selected()
+            .map(|i| (i.item_type.as_str().to_string(), i.display_name.clone()))
+            .collect();
+        let loaded = LoadedRepo {
+            repo: Arc::new(r.repo.clone()),
+            how: r.how,
+        };
+        Ok(RepositoryContents {
+            items,
+            folders: r.repo.folders,
+            warnings: r.warnings,
+            loaded: Some(Loaded(Arc::new(loaded))),
+        })
+    }
+}
