@@ -1,9 +1,9 @@
 //! Where run journals and deployment locks live: the local state directory (the default) or
 //! an Azure Blob container chosen by `--state URL` / `FABRIK_STATE` / `state: {url: …}`.
 //!
-//! With a container, `apply`, `destroy` and `rollback` take the environment's deployment lock
-//! (a renewed blob lease, key `<project prefix>.<environment>`) before any write and release
-//! it at the end; a held lock is waited for up to `--lock-timeout` and then reported with its
+//! With a container, `apply`, `publish`, `destroy`, `rollback` and each reconciliation of
+//! `serve` take the environment's deployment lock (a renewed blob lease, key
+//! `<project prefix>.<environment>`) before they plan and release it at the end; a held lock is waited for up to `--lock-timeout` and then reported with its
 //! holder (exit code 3). The run's journal goes to the container; a lost lock halts the run,
 //! which then rolls back as a run past its deadline does.
 //!
