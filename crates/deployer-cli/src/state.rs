@@ -53,24 +53,79 @@ pub enum Backend {
 
 /// The `state:` section of fabrik.yaml, read apart from the rest of the config so a rollback
 /// or status works where the rest is not valid (or not there).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct FileState {
     url: Option<String>,
     prefix: Option<String>,
 }
 
-fn read_file_state(config: &Path) -> FileState {
-    let Ok(text) = std::fs::read_to_string(config) else {
-        return FileState::default();
-    };
-    let Ok(v) = serde_norway::from_str::<serde_norway::Value>(&text) else {
-        return FileState::default();
-    };
-    let s = |v: Option<&serde_norway::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    FileState {
-        url: s(v.get("state").and_then(|s| s.get("url"))),
-        prefix: s(v.get("project").and_then(|p| p.get("prefix"))),
+/// The `state:` section of `config`, read once per process. No file is no section (a
+/// `rollback` or `publish` may run where there is no fabrik.yaml); a file that cannot be read
+/// or parsed, or a `state.url` that is not a string, is an error: falling back to local state
+/// would run without the lock the file asks for.
+fn read_file_state(config: &Path) -> Result<FileState, String> {
+    static READ: std::sync::Mutex<Vec<(PathBuf, Result<FileState, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut read = READ.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, r)) = read.iter().find(|(p, _)| p == config) {
+        return r.clone();
     }
+    let r = parse_file_state(config);
+    read.push((config.to_path_buf(), r.clone()));
+    r
+}
+
+fn parse_file_state(config: &Path) -> Result<FileState, String> {
+    let text = match std::fs::read_to_string(config) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::default()),
+        Err(e) => return Err(format!("{}: cannot be read: {e}", config.display())),
+    };
+    let v: serde_norway::Value = serde_norway::from_str(&text)
+        .map_err(|e| format!("{}: not valid YAML: {e}", config.display()))?;
+    let string = |v: Option<&serde_norway::Value>, key: &str| match v {
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(serde_norway::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{}: {key} must be a string", config.display())),
+    };
+    Ok(FileState {
+        url: string(v.get("state").and_then(|s| s.get("url")), "state.url")?,
+        prefix: string(
+            v.get("project").and_then(|p| p.get("prefix")),
+            "project.prefix",
+        )?,
+    })
+}
+
+/// `${env:VAR}` and `${secret:NAME}` in a state URL, as in every other string of the config;
+/// an unset variable or a missing secret is an error naming it (never the value).
+async fn expand_state_url(
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Path,
+) -> Result<String, String> {
+    let re = regex::Regex::new(r"\$\{(env|secret):([^}]+)\}").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let mut last = 0;
+    for c in re.captures_iter(value) {
+        let (Some(whole), Some(what), Some(name)) = (c.get(0), c.get(1), c.get(2)) else {
+            continue;
+        };
+        out.push_str(&value[last..whole.start()]);
+        let v = if what.as_str() == "env" {
+            env(name.as_str())
+                .ok_or_else(|| format!("state.url: ${{env:{}}} is not set", name.as_str()))?
+        } else {
+            secret_or_literal(whole.as_str(), config)
+                .await?
+                .expose_secret()
+                .to_owned()
+        };
+        out.push_str(&v);
+        last = whole.end();
+    }
+    out.push_str(&value[last..]);
+    Ok(out)
 }
 
 /// Resolves `${secret:NAME}` through the environment and the config's `.env`; anything else
@@ -142,8 +197,15 @@ impl Backend {
         args: &StateArgs,
         tokens: impl FnOnce() -> Result<Arc<dyn fabrik_core::TokenProvider>, String>,
     ) -> Result<Self, String> {
-        let file = read_file_state(&args.config);
-        let chosen = args.state.clone().or(file.url.clone());
+        let file = read_file_state(&args.config)?;
+        let chosen = match (&args.state, &file.url) {
+            (Some(flag), _) => Some(flag.clone()),
+            (None, Some(url)) => {
+                let env = |k: &str| std::env::var(k).ok();
+                Some(expand_state_url(url, &env, &args.config).await?)
+            }
+            (None, None) => None,
+        };
         let Some(value) = chosen.filter(|v| !v.is_empty()) else {
             return Ok(Backend::Local(args.state_dir.clone()));
         };
@@ -210,8 +272,8 @@ pub fn entra_tokens(
 }
 
 /// The deployment lock key of an environment: `<project prefix>.<environment>`.
-pub fn lock_key(args: &StateArgs) -> String {
-    let prefix = read_file_state(&args.config)
+pub fn lock_key(args: &StateArgs) -> Result<String, String> {
+    let prefix = read_file_state(&args.config)?
         .prefix
         .unwrap_or_else(|| "fabrik".into());
     let clean = |s: &str| -> String {
@@ -225,7 +287,7 @@ pub fn lock_key(args: &StateArgs) -> String {
             })
             .collect()
     };
-    format!("{}.{}", clean(&prefix), clean(&args.environment))
+    Ok(format!("{}.{}", clean(&prefix), clean(&args.environment)))
 }
 
 fn holder(run_id: &str, command: &str) -> LockHolder {
@@ -292,7 +354,10 @@ impl Session {
         let Backend::Azure(store) = backend else {
             return Ok(Self::local());
         };
-        let key = key.unwrap_or_else(|| lock_key(args));
+        let key = match key {
+            Some(k) => k,
+            None => lock_key(args).map_err(SessionError::Failed)?,
+        };
         let run_id = run_id
             .map(str::to_owned)
             .unwrap_or_else(|| fabrik_txn::new_run_id(SystemTime::now()));
@@ -458,7 +523,7 @@ mod tests {
             panic!("expected the container")
         };
         assert_eq!(s.url().to_string(), "http://127.0.0.1:1/acct/from-flag");
-        assert_eq!(lock_key(&a), "sales.dev");
+        assert_eq!(lock_key(&a).unwrap(), "sales.dev");
     }
 
     #[tokio::test]
@@ -486,5 +551,48 @@ mod tests {
         assert_eq!(sas_value("sig=LITERAL", &cfg).await.unwrap(), "sig=LITERAL");
         let e = sas_value("${secret:nope-not-set}", &cfg).await.unwrap_err();
         assert!(e.contains("nope-not-set"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_config_that_cannot_be_read_or_parsed_is_an_error_not_local_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "state: {url: [unclosed\n").unwrap();
+        let e = Backend::resolve(&args(&bad), no_tokens).await.unwrap_err();
+        assert!(
+            e.contains("bad.yaml") && e.contains("not valid YAML"),
+            "{e}"
+        );
+        // A directory where the file should be cannot be read.
+        let e = Backend::resolve(&args(dir.path()), no_tokens)
+            .await
+            .unwrap_err();
+        assert!(e.contains("cannot be read"), "{e}");
+        let typed = dir.path().join("typed.yaml");
+        std::fs::write(&typed, "state: {url: 42}\n").unwrap();
+        let e = Backend::resolve(&args(&typed), no_tokens)
+            .await
+            .unwrap_err();
+        assert!(e.contains("state.url must be a string"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_state_url_may_name_variables_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("fabrik.yaml");
+        std::fs::write(dir.path().join(".env"), "STATE_CONTAINER=from-secret\n").unwrap();
+        let env = |k: &str| (k == "ACCOUNT").then(|| "127.0.0.1:1/acct".to_string());
+        let url = expand_state_url(
+            "http://${env:ACCOUNT}/${secret:state-container}",
+            &env,
+            &cfg,
+        )
+        .await
+        .unwrap();
+        assert_eq!(url, "http://127.0.0.1:1/acct/from-secret");
+        let e = expand_state_url("http://${env:NOPE}/c", &env, &cfg)
+            .await
+            .unwrap_err();
+        assert!(e.contains("${env:NOPE} is not set"), "{e}");
     }
 }
