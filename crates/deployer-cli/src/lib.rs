@@ -17,3 +17,4 @@ pub mod run;
 pub mod secrets;
 pub mod serve;
 pub mod state;
+pub mod token_pipe;
