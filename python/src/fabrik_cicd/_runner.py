@@ -12,6 +12,7 @@ passed in ``FABRIC_TOKEN``.
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -177,35 +178,51 @@ def json_documents(text):
             i += 1
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+Z\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s")
+
+
 def _split_stderr(stderr):
-    """fabrik's stderr as (warnings, the rest): warnings are forwarded to the log, the rest
-    goes into the exception, so that nothing is shown twice."""
-    warnings, rest = [], []
-    block = None
+    """fabrik's stderr as (warnings, errors, log lines). Warnings are forwarded to the log and
+    errors go into the exception, so that nothing is shown twice; fabrik's own log lines
+    (tracing, which repeats what the report says) are shown at DEBUG."""
+    warnings, errors, logs = [], [], []
+    block = errors
     for line in stderr.splitlines():
-        if line.startswith(("warning:", "Warning:")) or " warning: " in line[:200]:
+        if _LOG_LINE.match(line):
+            block = logs
+        elif line.startswith("warning:"):
             block = warnings
         elif line and not line[0].isspace():
-            block = rest
-        (block if block is not None else rest).append(line)
-    return "\n".join(warnings).strip(), "\n".join(rest).strip()
+            block = errors
+        block.append(line)
+    return "\n".join(warnings).strip(), "\n".join(errors).strip(), "\n".join(logs).strip()
 
 
 def check(result, what):
-    """Logs fabrik's warnings and a summary; raises fabric-cicd's exception type on failure,
-    carrying fabrik's message and the run id."""
-    warnings, errors = _split_stderr(result.stderr)
+    """Logs fabrik's warnings; raises fabric-cicd's exception type on failure, carrying
+    fabrik's message (with file:line where fabrik gives one) and the run id."""
+    warnings, errors, logs = _split_stderr(result.stderr)
     if warnings:
         logger.warning(warnings)
+    if logs:
+        logger.debug(logs)
     run_id = result.run_id
     if result.returncode == 0:
         return
-    message = errors or result.stdout.strip() or f"fabrik exited with {result.returncode}"
+    report = (result.report or {}).get("result") or {}
+    lines = list(report.get("errors") or [])
+    if report.get("rolled_back"):
+        lines.append(f"rolled back {len(report['rolled_back'])} change(s)")
+    for key, label in (("rollback_errors", "rollback failed"), ("left_in_place", "left in place")):
+        for entry in report.get(key) or []:
+            lines.append(f"{label}: {entry}")
+    if errors and not any(errors in l for l in lines):
+        lines.append(errors)
+    message = "\n".join(lines) or result.stdout.strip() or f"fabrik exited with {result.returncode}"
     if run_id:
-        message += f"\n(run id {run_id}: `fabrik rollback {run_id}` undoes what it left)"
+        message += f"\n(fabrik run id {run_id})"
     if result.returncode == EXIT_INVALID_INPUT:
         raise InputError(message, logger, run_id=run_id, exit_code=result.returncode)
-    report = (result.report or {}).get("result") or {}
     if report.get("errors"):
         raise PublishError(
             [(e.split(":", 1)[0], e) for e in report["errors"]], logger,
