@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
-//! bench-publish | live-test | release | semver-checks | cicd-check | cicd-crosscheck`.
+//! bench-publish | live-test | release | semver-checks | cicd-check | cicd-crosscheck | wheel |
+//! pytest`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -15,6 +16,7 @@ mod cicd;
 mod publish_bench;
 mod release;
 mod tidy;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -332,9 +334,11 @@ fn main() -> ExitCode {
         "live-test" => live_test(),
         "cicd-check" => cicd::check(rest),
         "cicd-crosscheck" => cicd::crosscheck(rest),
+        "wheel" => wheel::run(rest),
+        "pytest" => wheel::pytest(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH] | wheel [--dev] | pytest [PYTEST ARGS]>",
                 release::USAGE
             );
             return if cmd == "help" {
