@@ -61,10 +61,7 @@ impl PipeTokenProvider {
     }
 
     /// Writes `request` and reads the answer line (blocking; one exchange at a time).
-    fn exchange(
-        pipe: &Mutex<(BufReader<File>, File)>,
-        request: &str,
-    ) -> Result<String, AuthError> {
+    fn exchange(pipe: &Mutex<(BufReader<File>, File)>, request: &str) -> Result<String, AuthError> {
         let lost = |e: std::io::Error| {
             AuthError::Unavailable(format!("the token pipe to the parent process failed: {e}"))
         };
@@ -133,7 +130,8 @@ mod tests {
             t.expires_at,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
         );
-        let e = parse_answer("{\"error\": \"CredentialUnavailableError: no az login\"}").unwrap_err();
+        let e =
+            parse_answer("{\"error\": \"CredentialUnavailableError: no az login\"}").unwrap_err();
         assert!(e.to_string().contains("no az login"), "{e}");
         assert!(parse_answer("{\"token\": \"abc\"}").is_err());
         assert!(parse_answer("not json").is_err());
