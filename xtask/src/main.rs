@@ -1,6 +1,6 @@
 //! Project automation: `cargo xtask ci | tidy | deny | test | docs | coverage | bench |
 //! bench-publish | live-test [--allow-skip] | release | semver-checks | cicd-check |
-//! cicd-crosscheck`.
+//! cicd-crosscheck | wheel | pytest`.
 //!
 //! `cargo xtask ci` is the README's test command and what `.ci/run` calls. `cargo xtask
 //! release` is described in `release.rs`.
@@ -16,6 +16,7 @@ mod cicd;
 mod publish_bench;
 mod release;
 mod tidy;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -374,9 +375,11 @@ fn main() -> ExitCode {
         "live-test" => live_test(rest),
         "cicd-check" => cicd::check(rest),
         "cicd-crosscheck" => cicd::crosscheck(rest),
+        "wheel" => wheel::run(rest),
+        "pytest" => wheel::pytest(rest),
         _ => {
             println!(
-                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test [--allow-skip] | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH]>",
+                "usage: cargo xtask <ci [--deny] | tidy | test [--e2e] | deny | docs | coverage | bench [--deploy-only] [--publish] | bench-index | bench-publish [--debug] | live-test [--allow-skip] | {} | semver-checks [--install] | cicd-check [--repo PATH] | cicd-crosscheck [--repo PATH] | wheel [--dev] | pytest [PYTEST ARGS]>",
                 release::USAGE
             );
             return if cmd == "help" {

@@ -12,7 +12,9 @@ publish leaves other than ITEMS items and FOLDERS folders.
 fabric-cicd runs in a child process of its own (`python publish_bench.py cicd-run ...`),
 timed around `FabricWorkspace(...)` + `publish_all_items(...)` with its defaults; a last pair
 of runs sets FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS and is labelled so (not used for the
-bars). fabrik is timed as a whole process, its peak RSS sampled from /proc every 10 ms.
+bars). fabrik is timed as a whole process, its peak RSS sampled from /proc every 10 ms. The
+same child script then runs with `fabrik_cicd` imported instead of `fabric_cicd` (the wheel,
+installed into this virtualenv by xtask), timed the same way (tool `fabrik_cicd`).
 """
 
 import collections
@@ -33,10 +35,18 @@ GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 OVERRIDE_SECONDS = "0.05"
 
 
-def cicd_run(url, repo, ws, env, result_file):
-    """In the child: one fabric-cicd publish, timed; the seconds go to `result_file`."""
-    point_at(url)
-    from fabric_cicd import FabricWorkspace, publish_all_items
+def cicd_run(url, repo, ws, env, result_file, module="fabric_cicd"):
+    """In the child: one publish through `module` (fabric_cicd, or fabrik_cicd: the same
+    script with only the import changed), timed; the seconds go to `result_file`."""
+    import importlib
+
+    package = importlib.import_module(module)
+    if module == "fabric_cicd":
+        point_at(url)
+    else:
+        package.constants.DEFAULT_API_ROOT_URL = url
+        package.constants.FABRIC_API_ROOT_URL = url
+    FabricWorkspace, publish_all_items = package.FabricWorkspace, package.publish_all_items
 
     started = time.perf_counter()
     target = FabricWorkspace(workspace_id=ws, repository_directory=repo, environment=env,
@@ -97,8 +107,9 @@ class Bench:
               f"{total} requests, {writes} writes, {get_definitions} getDefinition"
               + (f", peak RSS {peak / 1024:.1f} MB" if peak else ""), flush=True)
 
-    def cicd(self, label, extra_env):
-        tag_base = "cicd" + ("-override" if label else "")
+    def cicd(self, label, extra_env, module="fabric_cicd"):
+        tool = "fabric-cicd" if module == "fabric_cicd" else module
+        tag_base = ("cicd" if module == "fabric_cicd" else module) + ("-override" if label else "")
         ws = self.api.new_workspace(f"bench-{tag_base}", self.capacity, False)
         for run in ("first", "second"):
             tag = f"{tag_base}-{run}"
@@ -108,12 +119,13 @@ class Bench:
             started = time.perf_counter()
             with open(log, "w") as out:
                 p = subprocess.run([sys.executable, __file__, "cicd-run", self.url, str(self.repo), ws,
-                                    self.env, str(result)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                                    self.env, str(result), module], stdout=out, stderr=subprocess.STDOUT,
+                                   env=env, cwd=self.work)
             process_wall = time.perf_counter() - started
             if p.returncode != 0:
-                self.fail(f"fabric-cicd {run} publish exited {p.returncode}", log)
+                self.fail(f"{tool} {run} publish exited {p.returncode}", log)
             wall = json.loads(result.read_text())["seconds"]
-            self.record("fabric-cicd", label, run, wall, process_wall, tag)
+            self.record(tool, label, run, wall, process_wall, tag)
             if run == "first":
                 self.check_deployed(ws, tag)
 
@@ -149,12 +161,13 @@ class Bench:
 
 def main():
     if sys.argv[1] == "cicd-run":
-        cicd_run(*sys.argv[2:7])
+        cicd_run(*sys.argv[2:8])
         return
     url, repo, fabrik, work, env, items, folders, results = sys.argv[1:9]
     b = Bench(url.rstrip("/"), Path(repo), fabrik, work, env, int(items), int(folders))
     b.cicd("", {})
     b.fabrik_runs()
+    b.cicd("", {}, module="fabrik_cicd")
     b.cicd(f"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS={OVERRIDE_SECONDS}",
            {"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS": OVERRIDE_SECONDS})
     Path(results).write_text(json.dumps({"runs": b.runs}, indent=2))

@@ -2,7 +2,8 @@
 //! 300-item repository (the shared git-format fixture scaled up, generated under
 //! `target/bench-publish/repo`), both against one fabrik-emulator (`--lro-delay 50`, no
 //! throttling), each run into a fresh workspace: first publish and second publish (unchanged
-//! repository) wall time, the write requests of each second publish, and fabrik's peak RSS.
+//! repository) wall time, the write requests of each second publish, and fabrik's peak RSS;
+//! and fabric-cicd's script through the wheel (`fabrik_cicd`, docs/PYTHON.md).
 //! Writes `docs/benchmarks/publish.md` and regenerates docs/BENCHMARKS.md. Fails when a run
 //! fails, and when a bar is missed (after writing the figures).
 //!
@@ -316,7 +317,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         &format!("build {profile} fabrik and fabrik-emulator"),
         build,
     )?;
-    let bin = root.join("target").join(profile);
+    // The same script through the wheel: fabrik_cicd and its `fabrik` in fabric-cicd's venv.
+    let wheel = crate::wheel::build(debug, &root.join("target/wheels/bench"))?;
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel);
+    step("pip install the wheel into target/cicd/venv", install)?;
+    let bin = crate::wheel::target_dir().join(profile);
     let emulator_args = [
         "--accept-any-token",
         "--capacity-pool",
@@ -559,7 +574,10 @@ sampled from /proc/PID/status VmHWM every 10 ms. fabric-cicd is timed inside its
 process around `FabricWorkspace(...)` + `publish_all_items(...)`, with its defaults (no feature \
 flag, 8 workers, its 1 s pause before polling an operation); the process's wall time with \
 Python's start-up and imports is shown beside it. A run fails the benchmark if it exits non-zero \
-or leaves other than {} items and {} folders.\n\n",
+or leaves other than {} items and {} folders. `fabrik_cicd`: the same fabric-cicd child script \
+with only its import changed to `fabrik_cicd`, run through the wheel (`cargo xtask wheel`, {profile} \
+build) installed into the same virtualenv, timed the same way: its publish is a `fabrik publish` \
+process that gets its tokens from the script's credential over the token pipe (docs/PYTHON.md).\n\n",
             shape.items, shape.folders
         );
         md.push_str(

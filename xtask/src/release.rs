@@ -8,10 +8,11 @@
 //! Steps, in order: refuse a dirty tree; compute the new version; write it and the
 //! CHANGELOG.md section generated from the commits since the previous `v*` tag; run
 //! cargo-semver-checks against that tag (skipped, saying so, when there is none); `cargo
-//! package` every publishable crate in dependency order; the full CI; commit and tag; with
-//! `--publish`, `cargo publish` each crate in dependency order (cargo waits until each is in
-//! the index before the next). `--dry-run` writes nothing and stops short of the commit, tag and
-//! publish, printing what it would do instead.
+//! package` every publishable crate in dependency order; the full CI; the Python wheel
+//! `fabrik-deploy` and `target/wheels/SHA256SUMS` (`cargo xtask wheel`, `wheel.rs`); commit
+//! and tag; with `--publish`, `cargo publish` each crate in dependency order (cargo waits
+//! until each is in the index before the next). `--dry-run` writes nothing outside target/
+//! and stops short of the commit, tag and publish, printing what it would do instead.
 //!
 //! Packaging uses one `cargo package -p … -p …` call: with several packages selected, cargo
 //! (≥ 1.90) resolves the workspace's own crates from a local registry overlay of the ones it
@@ -491,6 +492,39 @@ pub(crate) fn release(
     date: &str,
     exec: &mut dyn Exec,
 ) -> Result<(), String> {
+    let p = prepare(root, opts, date)?;
+    let mode = if opts.dry_run { " (dry run)" } else { "" };
+    println!("release{mode}: {} -> {}, all crates together", p.old, p.new);
+    println!(
+        "release: {} commit(s) since {}",
+        p.commits,
+        p.prev
+            .as_deref()
+            .unwrap_or("the first commit (no previous release tag)")
+    );
+    println!("release: dependency order: {}", p.order.join(" -> "));
+    write_versions(root, opts, &p, exec)?;
+    verify(root, opts, &p, exec)?;
+    finish(root, opts, &p, exec)
+}
+
+/// What a release will write, computed before anything is: refused on a dirty tree, an
+/// existing tag or no new commits.
+struct Prepared {
+    old: Version,
+    new: Version,
+    tag: String,
+    prev: Option<String>,
+    commits: usize,
+    /// Publishable crates in dependency order.
+    order: Vec<String>,
+    /// The CHANGELOG.md section.
+    section: String,
+    /// The root manifest with the new version.
+    bumped: String,
+}
+
+fn prepare(root: &Path, opts: &Options, date: &str) -> Result<Prepared, String> {
     let dirty = dirty_files(root)?;
     if !dirty.is_empty() {
         return Err(format!(
@@ -523,68 +557,94 @@ pub(crate) fn release(
     }
     let section = changelog::section(&new.to_string(), date, &commits, &groups);
     let bumped = bump_manifest(&manifest, &old, &new, &members)?;
-    let changelog_path = root.join("CHANGELOG.md");
-    let existing = std::fs::read_to_string(&changelog_path).ok();
+    Ok(Prepared {
+        old,
+        new,
+        tag,
+        prev,
+        commits: commits.len(),
+        order,
+        section,
+        bumped,
+    })
+}
 
-    let mode = if opts.dry_run { " (dry run)" } else { "" };
-    println!("release{mode}: {old} -> {new}, all crates together");
-    println!(
-        "release: {} commit(s) since {}",
-        commits.len(),
-        prev.as_deref()
-            .unwrap_or("the first commit (no previous release tag)")
-    );
-    println!("release: dependency order: {}", order.join(" -> "));
-
+/// Writes the new version and the changelog section (and records them in Cargo.lock); a dry
+/// run prints what it would write.
+fn write_versions(
+    root: &Path,
+    opts: &Options,
+    p: &Prepared,
+    exec: &mut dyn Exec,
+) -> Result<(), String> {
+    let (new, section) = (&p.new, &p.section);
     if opts.dry_run {
         println!(
             "would set version = \"{new}\" in Cargo.toml ([workspace.package] and the internal crates in [workspace.dependencies]), then run `cargo update --workspace` for Cargo.lock"
         );
         println!("would add to CHANGELOG.md:\n\n{section}");
-    } else {
-        std::fs::write(&manifest_path, bumped).map_err(|e| e.to_string())?;
-        std::fs::write(
-            &changelog_path,
-            changelog::insert(existing.as_deref(), &section),
-        )
-        .map_err(|e| e.to_string())?;
-        println!("wrote Cargo.toml ({new}) and CHANGELOG.md:\n\n{section}");
-        exec.run(
-            root,
-            &Step::new(
-                "cargo",
-                "record the new versions in Cargo.lock",
-                &["update", "--workspace"],
-            ),
-        )?;
+        return Ok(());
     }
+    let changelog_path = root.join("CHANGELOG.md");
+    let existing = std::fs::read_to_string(&changelog_path).ok();
+    std::fs::write(root.join("Cargo.toml"), &p.bumped).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &changelog_path,
+        changelog::insert(existing.as_deref(), section),
+    )
+    .map_err(|e| e.to_string())?;
+    println!("wrote Cargo.toml ({new}) and CHANGELOG.md:\n\n{section}");
+    exec.run(
+        root,
+        &Step::new(
+            "cargo",
+            "record the new versions in Cargo.lock",
+            &["update", "--workspace"],
+        ),
+    )
+}
 
-    match &prev {
-        Some(prev) => semver_checks(root, prev, Some(release_type(&old, &new)), exec)?,
+/// semver-checks against the previous tag, `cargo package` of every crate, the full CI, and
+/// the Python wheel with its checksums (`cargo xtask wheel`, into target/wheels; only
+/// target/ is written, so a dry run builds it too).
+fn verify(root: &Path, opts: &Options, p: &Prepared, exec: &mut dyn Exec) -> Result<(), String> {
+    match &p.prev {
+        Some(prev) => semver_checks(root, prev, Some(release_type(&p.old, &p.new)), exec)?,
         None => println!(
             "semver-checks: skipped: there is no previous release tag (v*) to compare against"
         ),
     }
-
     let mut package = vec!["package", "--locked"];
     if !opts.dry_run {
         // The tree now holds the bump and the changelog, committed only after CI passes.
         package.push("--allow-dirty");
     }
-    for p in &order {
-        package.extend(["-p", p]);
+    for c in &p.order {
+        package.extend(["-p", c]);
     }
-    exec.forget_unpacked(root, &order, if opts.dry_run { &old } else { &new })?;
+    exec.forget_unpacked(root, &p.order, if opts.dry_run { &p.old } else { &p.new })?;
     exec.run(
         root,
         &Step::new(
             "cargo",
-            format!("package {} crates in dependency order", order.len()),
+            format!("package {} crates in dependency order", p.order.len()),
             &package,
         ),
     )?;
     exec.run(root, &Step::new("cargo", "full CI", &["xtask", "ci"]))?;
+    exec.run(
+        root,
+        &Step::new(
+            "cargo",
+            "the Python wheel and target/wheels/SHA256SUMS",
+            &["xtask", "wheel"],
+        ),
+    )
+}
 
+/// Commits and tags the release, and publishes with `--publish`; a dry run prints the steps.
+fn finish(root: &Path, opts: &Options, p: &Prepared, exec: &mut dyn Exec) -> Result<(), String> {
+    let (new, tag) = (&p.new, &p.tag);
     let message = format!("chore(release): {new}");
     let annotation = format!("fabrik {new}");
     let finish = [
@@ -594,15 +654,16 @@ pub(crate) fn release(
             &["add", "Cargo.toml", "Cargo.lock", "CHANGELOG.md"],
         ),
         Step::new("git", "commit the release", &["commit", "-m", &message]),
-        Step::new("git", "tag", &["tag", "-a", &tag, "-m", &annotation]),
+        Step::new("git", "tag", &["tag", "-a", tag, "-m", &annotation]),
     ];
-    let publish: Vec<Step> = order
+    let publish: Vec<Step> = p
+        .order
         .iter()
-        .map(|p| {
+        .map(|c| {
             Step::new(
                 "cargo",
-                format!("publish {p}"),
-                &["publish", "--locked", "-p", p],
+                format!("publish {c}"),
+                &["publish", "--locked", "-p", c],
             )
         })
         .collect();
@@ -633,7 +694,9 @@ pub(crate) fn release(
             "not published: run again with --publish from the tag, or `cargo publish -p` in the order above"
         );
     }
-    println!("release: {tag} done; push it with `git push origin HEAD {tag}`");
+    println!(
+        "release: {tag} done; push it with `git push origin HEAD {tag}`; the wheel and its checksums are in target/wheels/"
+    );
     Ok(())
 }
 
@@ -670,12 +733,17 @@ mod tests {
     struct Recorder {
         steps: Vec<Step>,
         semver_checks_installed: bool,
+        /// A command line that fails when run.
+        fail: Option<&'static str>,
     }
 
     impl Exec for Recorder {
         fn run(&mut self, _root: &Path, step: &Step) -> Result<(), String> {
             self.steps.push(step.clone());
-            Ok(())
+            match self.fail {
+                Some(f) if f == step.command_line() => Err(format!("{f} failed")),
+                _ => Ok(()),
+            }
         }
         fn has_cargo_tool(&mut self, tool: &str) -> bool {
             tool == "semver-checks" && self.semver_checks_installed
@@ -1017,6 +1085,7 @@ serde = { version = "0.1.0" }
                 "forget-unpacked demo-macros-0.2.0 demo-core-0.2.0 demo-client-0.2.0 demo-app-0.2.0",
                 "cargo package --locked --allow-dirty -p demo-macros -p demo-core -p demo-client -p demo-app",
                 "cargo xtask ci",
+                "cargo xtask wheel",
                 "git add Cargo.toml Cargo.lock CHANGELOG.md",
                 "git commit -m 'chore(release): 0.2.0'",
                 "git tag -a v0.2.0 -m 'fabrik 0.2.0'",
@@ -1052,6 +1121,34 @@ serde = { version = "0.1.0" }
     }
 
     #[test]
+    fn the_wheel_is_built_after_ci_and_its_failure_stops_the_release_before_the_commit() {
+        let dir = fixture();
+        let mut exec = Recorder {
+            semver_checks_installed: true,
+            fail: Some("cargo xtask wheel"),
+            ..Recorder::default()
+        };
+        let err = release(
+            dir.path(),
+            &options(Level::Minor, false, true),
+            "2026-02-03",
+            &mut exec,
+        )
+        .unwrap_err();
+        assert_eq!(err, "cargo xtask wheel failed");
+        let lines = exec.lines();
+        assert_eq!(
+            lines[lines.len() - 2..],
+            ["cargo xtask ci", "cargo xtask wheel"]
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("git") || l.contains("publish"))
+        );
+    }
+
+    #[test]
     fn dry_run_writes_nothing_and_stops_before_commit_tag_and_publish() {
         let dir = fixture();
         let root = dir.path();
@@ -1073,6 +1170,7 @@ serde = { version = "0.1.0" }
                 "forget-unpacked demo-macros-0.1.0 demo-core-0.1.0 demo-client-0.1.0 demo-app-0.1.0",
                 "cargo package --locked -p demo-macros -p demo-core -p demo-client -p demo-app",
                 "cargo xtask ci",
+                "cargo xtask wheel",
             ]
         );
         assert_eq!(

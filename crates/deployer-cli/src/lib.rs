@@ -21,3 +21,4 @@ pub mod run;
 pub mod secrets;
 pub mod serve;
 pub mod state;
+pub mod token_pipe;

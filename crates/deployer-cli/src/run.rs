@@ -176,7 +176,8 @@ pub fn client(
     client_with(opts, token, run_resilience(opts, flags)?, None)
 }
 
-/// The identity fabrik calls Fabric as: a bearer token in `FABRIC_TOKEN` (e.g. from
+/// The identity fabrik calls Fabric as: tokens asked of the parent process over
+/// `FABRIK_TOKEN_PIPE` (the Python package), a bearer token in `FABRIC_TOKEN` (e.g. from
 /// `az account get-access-token --resource https://api.fabric.microsoft.com`), or an Azure
 /// credential chosen by `auth` (`--auth`), `FABRIK_AUTH`, or the automatic chain (client
 /// secret, workload identity, Azure Pipelines, managed identity, Azure CLI), trusting the
@@ -185,6 +186,11 @@ pub fn token_provider(
     auth: Option<&str>,
     ca_cert: Option<&Path>,
 ) -> Result<Arc<dyn TokenProvider>, String> {
+    if auth.is_none()
+        && let Some(pipe) = crate::token_pipe::PipeTokenProvider::from_env()
+    {
+        return pipe.map(|p| Arc::new(p) as Arc<dyn TokenProvider>);
+    }
     if std::env::var_os("FABRIC_TOKEN").is_some() && auth.is_none() {
         return StaticTokenProvider::from_env("FABRIC_TOKEN")
             .map(|t| Arc::new(t) as Arc<dyn TokenProvider>)
