@@ -28,6 +28,18 @@ fn err(e: FabricError) -> UndoError {
     }
 }
 
+/// A workspace's contents, or `None` when the workspace itself is gone (then nothing a
+/// create made in it is left).
+async fn listed<T>(
+    list: impl futures::Stream<Item = Result<T, FabricError>>,
+) -> Result<Option<Vec<T>>, UndoError> {
+    match list.try_collect().await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// Recovery could not tell whether `what` was made by the run: it is left alone.
 fn unsure(intent: &Intent, why: impl std::fmt::Display) -> UndoError {
     UndoError {
@@ -106,7 +118,9 @@ impl ByName {
         intent: &Intent,
         ws: &str,
     ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
-        let folders: Vec<Folder> = self.0.list_folders(ws).try_collect().await.map_err(err)?;
+        let Some(folders) = listed::<Folder>(self.0.list_folders(ws)).await? else {
+            return Ok(None);
+        };
         let mut parent: Option<String> = None;
         let mut found = None;
         for part in intent.display_name.split('/') {
@@ -145,12 +159,10 @@ impl ByName {
             // Without a type a name may belong to an item of any type, made by anyone.
             return self.untyped(intent, ws).await;
         };
-        let items: Vec<Item> = self
-            .0
-            .list_items(ws, &ItemFilter::default())
-            .try_collect()
-            .await
-            .map_err(err)?;
+        let Some(items) = listed::<Item>(self.0.list_items(ws, &ItemFilter::default())).await?
+        else {
+            return Ok(None);
+        };
         let named = items
             .iter()
             .filter(|i| {
@@ -183,12 +195,10 @@ impl ByName {
         intent: &Intent,
         ws: &str,
     ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
-        let items: Vec<Item> = self
-            .0
-            .list_items(ws, &ItemFilter::default())
-            .try_collect()
-            .await
-            .map_err(err)?;
+        let Some(items) = listed::<Item>(self.0.list_items(ws, &ItemFilter::default())).await?
+        else {
+            return Ok(None);
+        };
         let named: Vec<&Item> = items
             .iter()
             .filter(|i| i.display_name.eq_ignore_ascii_case(&intent.display_name))
