@@ -554,7 +554,9 @@ fn examples_with_state(dir: &Path, state_url: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_state_url_holds_the_lock_while_it_applies_and_journals_to_the_container() {
-    let w = World::start(shared_azurite(), "writes:latency=40ms").await;
+    // Writes slow enough (about 25 of them, one at a time) that the cycle is still going when
+    // the concurrent apply, a new process, asks for the lock on a loaded machine.
+    let w = World::start(shared_azurite(), "writes:latency=200ms").await;
     let project = tempfile::tempdir().unwrap();
     let config = examples_with_state(project.path(), &w.state);
     let mut serve = w.fabrik(project.path());

@@ -130,6 +130,14 @@ fn show_folder(f: &Option<String>) -> String {
         .map_or_else(|| "the workspace root".to_string(), |f| format!("/{f}"))
 }
 
+/// What [`PublishKind::render_deployed`] makes: parts of deployed items by index, their
+/// shortcuts (wanted, present), and the parts of items not deployed yet.
+type Rendered = (
+    BTreeMap<usize, Vec<(String, Vec<u8>)>>,
+    BTreeMap<usize, (Vec<serde_json::Value>, Vec<serde_json::Value>)>,
+    Vec<(usize, Vec<(String, Vec<u8>)>)>,
+);
+
 /// What a publish read: the deployed items, and the workspace's id.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
@@ -344,6 +352,54 @@ fn key(t: ItemType, name: &str) -> String {
 }
 
 impl PublishKind {
+    /// Renders every selected item against `world`: the parts of deployed items (to diff
+    /// with what is deployed), the shortcuts wanted and present of deployed lakehouses, and the
+    /// parts of items not deployed yet (`fresh`: created, or a rename's new name).
+    async fn render_deployed(
+        &self,
+        cx: &ReadCx<'_>,
+        ws: &str,
+        world: &World<'_>,
+        deployed: &(dyn Fn(&str, &str) -> Option<String> + Sync),
+    ) -> Result<Rendered, EngineError> {
+        let mut rendered = BTreeMap::new();
+        let mut shortcuts = BTreeMap::new();
+        let mut fresh = Vec::new();
+        for (index, item) in self.repo.items.iter().enumerate() {
+            let with_shortcuts = self.publishes_shortcuts(item);
+            if !item.selected || (item.item_type.is_shell() && !with_shortcuts) {
+                continue;
+            }
+            let parts = pipeline::render(&self.repo, item, &self.how, world)
+                .map_err(EngineError::Invalid)?;
+            let Some(id) = deployed(item.item_type.as_str(), &item.display_name) else {
+                if !item.item_type.is_shell() {
+                    fresh.push((index, parts));
+                }
+                continue;
+            };
+            if with_shortcuts {
+                let want = self
+                    .wanted_shortcuts(item, &parts, &id)
+                    .map_err(EngineError::Invalid)?;
+                let have: Vec<serde_json::Value> = cx
+                    .client
+                    .list_shortcuts(ws, &id)
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!(
+                        "listing the shortcuts of {}",
+                        item.display_name
+                    )))?;
+                shortcuts.insert(index, (want, have));
+            }
+            if !item.item_type.is_shell() {
+                rendered.insert(index, parts);
+            }
+        }
+        Ok((rendered, shortcuts, fresh))
+    }
+
     /// Publishes the selected items of `repo` rendered as `how` says; with `unpublish`, deletes
     /// deployed items of the repository's types that it does not hold (fabric-cicd's guards:
     /// data-bearing types only when their flag is on — not offered yet, so they are never
@@ -1023,41 +1079,8 @@ impl Kind for PublishKind {
             kql_uris: &kql_uris,
             planning: true,
         };
-        let mut rendered = BTreeMap::new();
-        let mut shortcuts = BTreeMap::new();
-        let mut fresh = Vec::new();
-        for (index, item) in self.repo.items.iter().enumerate() {
-            let with_shortcuts = self.publishes_shortcuts(item);
-            if !item.selected || (item.item_type.is_shell() && !with_shortcuts) {
-                continue;
-            }
-            let parts = pipeline::render(&self.repo, item, &self.how, &world)
-                .map_err(EngineError::Invalid)?;
-            let Some(id) = deployed(item.item_type.as_str(), &item.display_name) else {
-                if !item.item_type.is_shell() {
-                    fresh.push((index, parts));
-                }
-                continue;
-            };
-            if with_shortcuts {
-                let want = self
-                    .wanted_shortcuts(item, &parts, &id)
-                    .map_err(EngineError::Invalid)?;
-                let have: Vec<serde_json::Value> = cx
-                    .client
-                    .list_shortcuts(ws, &id)
-                    .try_collect()
-                    .await
-                    .map_err(ctx(format!(
-                        "listing the shortcuts of {}",
-                        item.display_name
-                    )))?;
-                shortcuts.insert(index, (want, have));
-            }
-            if !item.item_type.is_shell() {
-                rendered.insert(index, parts);
-            }
-        }
+        let (mut rendered, shortcuts, fresh) =
+            self.render_deployed(cx, ws, &world, &deployed).await?;
         let renames = self.renames(&items, &fresh);
         for (&index, &l) in &renames {
             // Items that mention the renamed one find it under its new name.
