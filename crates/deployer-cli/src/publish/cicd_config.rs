@@ -765,17 +765,14 @@ fn constant_hint(name: &str) -> String {
 /// fabric-cicd's `validate_api_url`: https, a host under `api.fabric.microsoft.com` or
 /// `api.powerbi.com`, no path. The problem, or `None`.
 fn api_url_problem(url: &str) -> Option<String> {
-    let Some(rest) = url.strip_prefix("https://") else {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("https://") else {
         return Some(format!("`{url}` must use the https scheme"));
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let host = authority.rsplit('@').next().unwrap_or_default();
-    let host = host
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or_default();
     let host_ok = ["api.fabric.microsoft.com", "api.powerbi.com"]
         .iter()
         .any(|suffix| {

@@ -495,6 +495,12 @@ fn constants_set_the_api_root_or_are_refused() {
     ))
     .unwrap();
     assert_eq!(c.api_root.as_deref(), Some(root));
+    let c = load("  DEFAULT_API_ROOT_URL: HTTPS://API.PowerBI.com\n").unwrap();
+    assert_eq!(
+        c.api_root.as_deref(),
+        Some("HTTPS://API.PowerBI.com"),
+        "as urlsplit reads it"
+    );
     let c = load("  DEFAULT_API_ROOT_URL: {prod: https://api.powerbi.com}\n").unwrap();
     assert_eq!(c.api_root, None, "no value for test: not set");
     let cases: [(&str, usize, &str); 7] = [
