@@ -9,7 +9,7 @@ use regex::Regex;
 use super::cicd_config::{CicdConfig, WorkspaceRef, feature_refusal};
 use super::item_type::ItemType;
 use super::pipeline::{EnvVars, Parameterization};
-use super::repo::Repository;
+use super::repo::{DiscoverOptions, Repository};
 use crate::config::Problem;
 
 /// The flags of `fabrik publish` (beside the global ones).
@@ -131,6 +131,31 @@ fn check_features(features: &[String], problems: &mut Vec<Problem>) {
     }
 }
 
+/// fabric-cicd's `_publish_folders`: a folder the exclude regex finds in its path or in an
+/// ancestor's is not created; with an include list, only the listed folders and their
+/// ancestors are. (`items_to_include` creates every folder, as fabric-cicd does.)
+fn retain_published_folders(folders: &mut Vec<String>, opts: &DiscoverOptions) {
+    folders.retain(|f| {
+        let excluded = opts.folder_exclude_regex.as_ref().is_some_and(|re| {
+            let mut path = f.as_str();
+            loop {
+                if re.is_match(path) {
+                    return true;
+                }
+                match path.rsplit_once('/') {
+                    Some((parent, _)) if !parent.is_empty() => path = parent,
+                    _ => return false,
+                }
+            }
+        });
+        let included = opts.folder_path_to_include.as_ref().is_none_or(|list| {
+            list.iter()
+                .any(|i| i == f || i.starts_with(&format!("{f}/")))
+        });
+        !excluded && included
+    });
+}
+
 /// `--item-types`, each a type fabric-cicd publishes.
 fn item_types(names: &[String], problems: &mut Vec<Problem>) -> Vec<ItemType> {
     let mut types = Vec::new();
@@ -224,7 +249,10 @@ pub fn resolve(
         return Err(problems);
     };
     let repo = match Repository::discover(&root, &opts) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            retain_published_folders(&mut r.folders, &opts);
+            r
+        }
         Err(p) => {
             problems.extend(p);
             return Err(problems);
@@ -406,6 +434,36 @@ mod tests {
             );
             assert!(errs[0].hint.is_some(), "{flag}: says what to do");
         }
+    }
+
+    #[test]
+    fn folder_filters_also_skip_the_folders_as_fabric_cicd_does() {
+        let all = || -> Vec<String> {
+            ["/a", "/a/b", "/a/b/c", "/d", "/d/a"]
+                .map(String::from)
+                .to_vec()
+        };
+        let mut f = all();
+        let opts = DiscoverOptions {
+            folder_exclude_regex: Some(Regex::new("^/a").unwrap()),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, ["/d", "/d/a"], "an excluded folder's subfolders go too");
+        let mut f = all();
+        let opts = DiscoverOptions {
+            folder_path_to_include: Some(vec!["/a/b".into()]),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, ["/a", "/a/b"], "the listed folder and its ancestors");
+        let mut f = all();
+        let opts = DiscoverOptions {
+            items_to_include: Some(vec!["X.Notebook".into()]),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, all(), "items_to_include creates every folder");
     }
 
     #[test]
