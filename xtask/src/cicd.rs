@@ -176,7 +176,9 @@ pub(crate) fn check(args: &[String]) -> Result<(), String> {
 /// repository (the shared fixture by default) for environments test and prod into two
 /// workspaces of one emulator each; the deployed folders, items, definitions and item state
 /// are compared with every id replaced by the name it stands for (`cicd_crosscheck.py`, whose
-/// `EXPECTED` lists the known differences: fabric-cicd's post-steps fabrik does not do yet).
+/// `EXPECTED` lists the known differences: fabric-cicd's post-steps fabrik does not do yet),
+/// then once per feature-flag scenario (`SCENARIOS`: the experimental publish filters and
+/// `disable_workspace_folder_publish`, fabrik reading them from a config.yml).
 /// Fails on any other difference, printing them all.
 pub(crate) fn crosscheck(args: &[String]) -> Result<(), String> {
     let started = Instant::now();

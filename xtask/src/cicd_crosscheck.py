@@ -17,6 +17,13 @@ Spark pools) by the name it stands for, compared:
   variable library's active value set, an environment's published state, a lakehouse's
   shortcuts and schemas, a warehouse's collation, bound connections.
 
+Then, for environment test, one scenario per feature flag that changes what is published
+(`SCENARIOS`: items_to_include, folder_exclude_regex, folder_path_to_include and
+shortcut_exclude_regex with their experimental flags, disable_workspace_folder_publish):
+fabric-cicd's `publish_all_items` with the flags and the keyword, and `fabrik publish
+--cicd-config` with a config.yml holding the same `publish:` key and `features:`, each into a
+fresh workspace, compared the same way.
+
 Every difference is printed. A difference listed in EXPECTED below (a post-step fabrik does
 not do yet) is reported as expected; any other fails the run (exit 1). fabrik's second
 publish must also plan nothing (`--plan --detailed-exitcode` exits 0).
@@ -277,15 +284,91 @@ def run_fabrik(args, log):
     return p
 
 
+# One scenario per feature flag that changes what is published (environment test): the flags
+# fabric-cicd needs, and the `publish:` key of config.yml with its value. fabric-cicd runs
+# `publish_all_items` with the flags appended and the key as its keyword argument; fabrik runs
+# `fabrik publish --cicd-config` with a config.yml holding the same key and `features:`.
+# Each scenario selects items whose references it also selects (the workspaces start empty).
+SCENARIOS = [
+    ("items_to_include", ["enable_experimental_features", "enable_items_to_include"],
+     {"items_to_include": ["Utils.Notebook", "Config.VariableLibrary", "Spark.Environment"]}),
+    ("folder_exclude_regex", ["enable_experimental_features", "enable_exclude_folder"],
+     {"folder_exclude_regex": "^/pipelines"}),
+    ("folder_path_to_include", ["enable_experimental_features", "enable_include_folder"],
+     {"folder_path_to_include": ["/notebooks"]}),
+    ("shortcut_exclude_regex", ["enable_experimental_features", "enable_shortcut_exclude"],
+     {"shortcut_exclude_regex": ".*"}),
+    ("disable_workspace_folder_publish", ["disable_workspace_folder_publish"], {}),
+]
+# config.yml's `publish:` key → publish_all_items' keyword.
+KEYWORD = {"items_to_include": "items_to_include", "folder_exclude_regex": "folder_path_exclude_regex",
+           "folder_path_to_include": "folder_path_to_include",
+           "shortcut_exclude_regex": "shortcut_exclude_regex"}
+
+
+def set_flags(flags):
+    """fabric-cicd's process-wide flag set: exactly `flags` (with enable_shortcut_publish)."""
+    from fabric_cicd import constants
+    constants.FEATURE_FLAG.clear()
+    for f in ["enable_shortcut_publish", *flags]:
+        append_feature_flag(f)
+
+
+def scenario_config(name, ws, flags, publish):
+    """A config.yml publishing REPO into `ws` as the scenario asks, and nothing unpublished."""
+    lines = ["core:", f"  workspace_id: {ws}", f"  repository_directory: {json.dumps(str(REPO))}"]
+    if (REPO / "parameter.yml").is_file():
+        lines.append(f"  parameter: {json.dumps(str(REPO / 'parameter.yml'))}")
+    lines.append("publish:")
+    lines += [f"  {k}: {json.dumps(v)}" for k, v in publish.items()]
+    lines += ["  skip: false", "unpublish:", "  skip: true",
+              f"features: {json.dumps(['enable_shortcut_publish', *flags])}"]
+    path = WORK / f"config-{name}.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Report:
+    def __init__(self):
+        self.lines, self.unexpected, self.seen, self.summary = [], 0, set(), []
+
+    def compare(self, label, api, ws_cicd, ws_fabrik, fabrik_args, log):
+        """fabrik publishes with `fabrik_args` (fabric-cicd already did into ws_cicd); its second
+        publish must plan nothing; then both workspaces are compared."""
+        p = run_fabrik(["publish", *fabrik_args], log)
+        if p.returncode != 0:
+            raise SystemExit(f"{label}: fabrik publish failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        again = run_fabrik(["publish", *fabrik_args, "--plan", "--detailed-exitcode"], log)
+        if again.returncode != 0:
+            self.lines.append(f"[{label}] UNEXPECTED: fabrik's second publish is not a no-op "
+                              f"(--plan --detailed-exitcode exited {again.returncode}):\n{again.stdout}")
+            self.unexpected += 1
+        cicd, fabrik = snapshot(api, ws_cicd), snapshot(api, ws_fabrik)
+        diffs = differences(label, cicd, fabrik)
+        self.summary.append({"run": label, "items": len(cicd["items"]), "folders": len(cicd["folders"]),
+                             "fabrik_items": len(fabrik["items"]), "differences": len(diffs)})
+        for d in diffs:
+            n = allowed(d)
+            tag = "expected" if n is not None else "UNEXPECTED"
+            if n is None:
+                self.unexpected += 1
+            else:
+                self.seen.add(n)
+            head = f"[{label}] {tag}: {d['item']}: {d['where']}"
+            if isinstance(d["cicd"], str) and isinstance(d["fabrik"], str) and "\n" in d["cicd"] + d["fabrik"]:
+                self.lines.append(f"{head}\n{text_diff(d['cicd'], d['fabrik'])}")
+            else:
+                self.lines.append(f"{head}\n    fabric-cicd: {show(d['cicd'])}\n    fabrik:      {show(d['fabrik'])}")
+
+
 def main():
     point_at(URL)
-    append_feature_flag("enable_shortcut_publish")
     api = Api(URL)
     capacity = api.capacity()
-    lines, unexpected, seen = [], 0, set()
-    summary = []
+    report = Report()
     fabrik_log = open(WORK / "crosscheck-fabrik.log", "w")
     for env in ENVIRONMENTS:
+        set_flags([])
         ws_cicd = api.new_workspace(f"crosscheck-cicd-{env}", capacity, env == "test")
         ws_fabrik = api.new_workspace(f"crosscheck-fabrik-{env}", capacity, env == "test")
         publish_all_items(FabricWorkspace(workspace_id=ws_cicd, repository_directory=str(REPO),
@@ -293,37 +376,26 @@ def main():
         common = ["--repository", str(REPO), "--workspace-id", ws_fabrik, "--env", env,
                   "--cicd-feature", "enable_shortcut_publish",
                   "--base-url", f"{URL}/v1", "--state-dir", str(WORK / f"state-{env}")]
-        p = run_fabrik(["publish", *common], fabrik_log)
-        if p.returncode != 0:
-            raise SystemExit(f"{env}: fabrik publish failed ({p.returncode}):\n{p.stdout}{p.stderr}")
-        again = run_fabrik(["publish", *common, "--plan", "--detailed-exitcode"], fabrik_log)
-        if again.returncode != 0:
-            lines.append(f"[{env}] UNEXPECTED: fabrik's second publish is not a no-op "
-                         f"(--plan --detailed-exitcode exited {again.returncode}):\n{again.stdout}")
-            unexpected += 1
-        cicd, fabrik = snapshot(api, ws_cicd), snapshot(api, ws_fabrik)
-        diffs = differences(env, cicd, fabrik)
-        summary.append({"environment": env, "items": len(cicd["items"]), "folders": len(cicd["folders"]),
-                        "differences": len(diffs)})
-        for d in diffs:
-            n = allowed(d)
-            tag = "expected" if n is not None else "UNEXPECTED"
-            if n is None:
-                unexpected += 1
-            else:
-                seen.add(n)
-            head = f"[{env}] {tag}: {d['item']}: {d['where']}"
-            if isinstance(d["cicd"], str) and isinstance(d["fabrik"], str) and "\n" in d["cicd"] + d["fabrik"]:
-                lines.append(f"{head}\n{text_diff(d['cicd'], d['fabrik'])}")
-            else:
-                lines.append(f"{head}\n    fabric-cicd: {show(d['cicd'])}\n    fabrik:      {show(d['fabrik'])}")
+        report.compare(env, api, ws_cicd, ws_fabrik, common, fabrik_log)
+    env = "test"
+    for name, flags, publish in SCENARIOS:
+        set_flags(flags)
+        ws_cicd = api.new_workspace(f"crosscheck-cicd-{name}", capacity, True)
+        ws_fabrik = api.new_workspace(f"crosscheck-fabrik-{name}", capacity, True)
+        publish_all_items(FabricWorkspace(workspace_id=ws_cicd, repository_directory=str(REPO),
+                                          environment=env, token_credential=EmulatorCredential()),
+                          **{KEYWORD[k]: v for k, v in publish.items()})
+        config = scenario_config(name, ws_fabrik, flags, publish)
+        args = ["--cicd-config", str(config), "--env", env, "--base-url", f"{URL}/v1",
+                "--state-dir", str(WORK / f"state-{name}")]
+        report.compare(f"{env} {name}", api, ws_cicd, ws_fabrik, args, fabrik_log)
     for n, e in enumerate(EXPECTED):
-        if n not in seen:
-            lines.append(f"note: allow-list entry no longer differs in any environment, remove it: "
-                         f"{e['item']}: {e['where']}")
-    lines.append(json.dumps({"runs": summary, "unexpected": unexpected}))
-    REPORT.write_text("\n".join(lines) + "\n")
-    sys.exit(1 if unexpected else 0)
+        if n not in report.seen:
+            report.lines.append(f"note: allow-list entry no longer differs in any run, remove it: "
+                                f"{e['item']}: {e['where']}")
+    report.lines.append(json.dumps({"runs": report.summary, "unexpected": report.unexpected}))
+    REPORT.write_text("\n".join(report.lines) + "\n")
+    sys.exit(1 if report.unexpected else 0)
 
 
 if __name__ == "__main__":

@@ -554,3 +554,84 @@ async fn recovery_never_deletes_an_item_of_another_type_that_shares_the_name() {
     );
     emu.shutdown().await.unwrap();
 }
+
+/// fabric-cicd's feature flags and `config.yml` keys fabrik cannot honour, or that fabric-cicd
+/// refuses without their flags, stop the run with exit 4 at the line that sets them (or on
+/// `--cicd-feature`), before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_yml_features_and_keys_fabrik_refuses_are_errors_at_their_line() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let dir = tempfile::tempdir().unwrap();
+    let head = format!(
+        "core:\n  workspace_id: 11111111-2222-4333-8444-555555555555\n  repository_directory: \"{}\"\n",
+        fixture_root().display()
+    );
+    // (the rest of config.yml, extra --cicd-feature flags, where the error is, a word in it)
+    let cases: [(&str, &[&str], &str, &str); 6] = [
+        (
+            "features:\n  - enable_everything\n",
+            &[],
+            "config.yml:5:",
+            "enable_everything",
+        ),
+        (
+            "features:\n  - enable_hard_delete\n",
+            &[],
+            "config.yml:5:",
+            "enable_hard_delete",
+        ),
+        (
+            "features:\n  - enable_bulk_publish\n",
+            &[],
+            "config.yml:5:",
+            "not supported yet",
+        ),
+        (
+            "",
+            &["enable_response_collection"],
+            "--cicd-feature",
+            "enable_response_collection",
+        ),
+        (
+            "publish:\n  items_to_include: [Ingest.Notebook]\n",
+            &["enable_items_to_include"],
+            "config.yml:5:",
+            "`enable_experimental_features`",
+        ),
+        (
+            "constants:\n  PARALLEL_MAX_WORKERS: 4\n",
+            &[],
+            "config.yml:5:",
+            "--concurrency",
+        ),
+    ];
+    for (n, (rest, flags, at, word)) in cases.iter().enumerate() {
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, format!("{head}{rest}")).unwrap();
+        let mut c = fabrik();
+        c.args(["publish", "--cicd-config"])
+            .arg(&config)
+            .args(["--env", "test", "--base-url", &base])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FABRIC_TOKEN", &token);
+        for f in *flags {
+            c.args(["--cicd-feature", f]);
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "case {n}: {stderr}");
+        assert!(stderr.contains(at), "case {n}: expected {at} in\n{stderr}");
+        assert!(
+            stderr.contains(word),
+            "case {n}: expected {word} in\n{stderr}"
+        );
+        assert!(
+            stderr.contains("1 problem(s) found"),
+            "case {n}: one error\n{stderr}"
+        );
+    }
+    assert_eq!(requests(&emu).await, Vec::<serde_json::Value>::new());
+    emu.shutdown().await.unwrap();
+}

@@ -75,8 +75,11 @@ pub struct CicdConfig {
     pub unpublish: UnpublishSection,
     /// `features:` for the environment.
     pub features: Vec<String>,
-    /// `constants:` for the environment (fabric-cicd constant overrides).
+    /// `constants:` for the environment (fabric-cicd constant overrides), as written.
     pub constants: BTreeMap<String, String>,
+    /// The API root `constants.DEFAULT_API_ROOT_URL` sets (every request goes there, as in
+    /// fabric-cicd), without a trailing `/`; `None` when the config does not set it.
+    pub api_root: Option<String>,
     /// Findings that do not stop the run.
     pub warnings: Vec<Problem>,
 }
@@ -361,6 +364,16 @@ impl CicdConfig {
     /// Reads `path` for `environment`. Returns every problem (errors and warnings) when there
     /// is at least one error.
     pub fn load(path: &Path, environment: &str) -> Result<Self, Vec<Problem>> {
+        Self::load_with(path, environment, &[])
+    }
+
+    /// Like [`Self::load`], with `more_features` (`--cicd-feature`) given beside the file's
+    /// `features:`: they count for the experimental gates of the publish filters.
+    pub fn load_with(
+        path: &Path,
+        environment: &str,
+        more_features: &[String],
+    ) -> Result<Self, Vec<Problem>> {
         let text = fs::read_to_string(path).map_err(|e| {
             vec![Problem {
                 file: path.to_path_buf(),
@@ -371,11 +384,21 @@ impl CicdConfig {
                 warning: false,
             }]
         })?;
-        Self::load_str(path, &text, environment)
+        Self::load_str_with(path, &text, environment, more_features)
     }
 
     /// Reads `text` as if it were the file at `path` (paths resolve against its directory).
     pub fn load_str(path: &Path, text: &str, environment: &str) -> Result<Self, Vec<Problem>> {
+        Self::load_str_with(path, text, environment, &[])
+    }
+
+    /// [`Self::load_str`] with `more_features`, as [`Self::load_with`].
+    pub fn load_str_with(
+        path: &Path,
+        text: &str,
+        environment: &str,
+        more_features: &[String],
+    ) -> Result<Self, Vec<Problem>> {
         let structural = Locations::structural_problems(text);
         if !structural.is_empty() {
             return Err(structural
@@ -398,7 +421,10 @@ impl CicdConfig {
             );
             return Err(r.problems);
         }
-        let config = read_sections(&mut r, &doc);
+        let config = read_sections(&mut r, &doc).map(|mut c| {
+            gate_filters(&mut r, &mut c, more_features);
+            c
+        });
         match config {
             Some(c) if !r.problems.iter().any(Problem::is_error) => Ok(Self {
                 warnings: r.problems,
@@ -482,7 +508,7 @@ fn read_sections(r: &mut Reader<'_>, doc: &Value) -> Option<CicdConfig> {
     let publish = read_publish(r, doc.get("publish"));
     let unpublish = read_unpublish(r, doc.get("unpublish"));
     let features = read_features(r, doc);
-    let constants = read_constants(r, doc.get("constants"));
+    let (constants, api_root) = read_constants(r, doc.get("constants"));
     Some(CicdConfig {
         path: r.path.to_path_buf(),
         environment: r.env.to_string(),
@@ -494,6 +520,7 @@ fn read_sections(r: &mut Reader<'_>, doc: &Value) -> Option<CicdConfig> {
         unpublish,
         features,
         constants,
+        api_root,
         warnings: Vec::new(),
     })
 }
@@ -559,6 +586,33 @@ fn read_unpublish(r: &mut Reader<'_>, v: Option<&Value>) -> UnpublishSection {
     }
 }
 
+/// Why fabrik refuses the fabric-cicd feature flag `f` (message, what to do), or `None` when it
+/// acts on it as fabric-cicd does. An unknown name is refused too.
+pub(crate) fn feature_refusal(f: &str) -> Option<(String, String)> {
+    let (message, hint) = match f {
+        "enable_bulk_publish" => (
+            "fabric-cicd's bulk publish (`enable_bulk_publish`) is not supported yet by fabrik",
+            "remove it: fabrik publishes item by item, each change journaled so the run can be rolled back",
+        ),
+        "enable_hard_delete" => (
+            "fabrik does not support `enable_hard_delete`: an item deleted permanently could not be restored",
+            "remove it: fabrik deletes orphans as fabric-cicd does without it (into the workspace's recycle bin)",
+        ),
+        "enable_response_collection" => (
+            "fabrik does not support `enable_response_collection`: fabric-cicd returns the API responses to its Python caller, and a command line has no such caller",
+            "remove it: `fabrik publish --plan --output json` lists each change, and the run's journal (`--state-dir`) records each one made",
+        ),
+        _ if FEATURE_FLAGS.contains(&f) => return None,
+        _ => {
+            return Some((
+                format!("`{f}` is not a feature flag fabric-cicd 1.4.0 knows"),
+                format!("known: {}", FEATURE_FLAGS.join(", ")),
+            ));
+        }
+    };
+    Some((message.to_string(), hint.to_string()))
+}
+
 fn read_features(r: &mut Reader<'_>, doc: &Value) -> Vec<String> {
     let features = r
         .strings(Some(doc), "features", |_| None)
@@ -568,19 +622,187 @@ fn read_features(r: &mut Reader<'_>, doc: &Value) -> Vec<String> {
         _ => "features".to_string(),
     };
     for (i, f) in features.iter().enumerate() {
-        if !FEATURE_FLAGS.contains(&f.as_str()) {
-            r.push(
-                &format!("{at}[{i}]"),
-                format!("`{f}` is not a feature flag fabric-cicd 1.4.0 knows; it has no effect"),
-                None,
-                true,
-            );
+        if let Some((message, hint)) = feature_refusal(f) {
+            r.push(&format!("{at}[{i}]"), message, Some(hint), false);
         }
     }
     features
 }
 
-fn read_constants(r: &mut Reader<'_>, v: Option<&Value>) -> BTreeMap<String, String> {
+/// The experimental publish filters and the feature flags fabric-cicd 1.4.0 needs for each
+/// (`_validate_input.validate_experimental_param`: without both it raises `InputError`).
+const GATED: &[(&str, &str)] = &[
+    ("publish.items_to_include", "enable_items_to_include"),
+    ("publish.folder_exclude_regex", "enable_exclude_folder"),
+    ("publish.folder_path_to_include", "enable_include_folder"),
+    ("publish.shortcut_exclude_regex", "enable_shortcut_exclude"),
+    ("unpublish.items_to_include", "enable_items_to_include"),
+];
+
+/// fabric-cicd's gates: a filter its flags do not enable is an error (fabric-cicd refuses it
+/// when the operation runs, so a skipped operation's filters are not checked). With
+/// `disable_workspace_folder_publish` fabric-cicd neither checks nor applies the folder
+/// filters: they are dropped, with a warning.
+fn gate_filters(r: &mut Reader<'_>, c: &mut CicdConfig, more_features: &[String]) {
+    let has = |f: &str| c.features.iter().chain(more_features).any(|g| g == f);
+    let no_folders = has("disable_workspace_folder_publish");
+    let p = &c.publish;
+    let set = [
+        !p.skip && p.items_to_include.is_some(),
+        !p.skip && !no_folders && p.folder_exclude_regex.is_some(),
+        !p.skip && !no_folders && p.folder_path_to_include.is_some(),
+        !p.skip && p.shortcut_exclude_regex.is_some(),
+        !c.unpublish.skip && c.unpublish.items_to_include.is_some(),
+    ];
+    let mut errors = Vec::new();
+    for ((key, flag), set) in GATED.iter().zip(set) {
+        let missing: Vec<&str> = ["enable_experimental_features", flag]
+            .into_iter()
+            .filter(|f| !has(f))
+            .collect();
+        if set && !missing.is_empty() {
+            errors.push((*key, *flag, missing));
+        }
+    }
+    for (key, flag, missing) in errors {
+        let missing: Vec<String> = missing.iter().map(|f| format!("`{f}`")).collect();
+        r.push_at_key(
+            key,
+            format!(
+                "`{key}` is experimental in fabric-cicd 1.4.0, which refuses it without the feature flags `enable_experimental_features` and `{flag}` (missing: {})",
+                missing.join(", ")
+            ),
+            Some(format!(
+                "add them to `features:` (or give `--cicd-feature`), or remove `{key}`"
+            )),
+            false,
+        );
+    }
+    if no_folders {
+        for key in ["folder_exclude_regex", "folder_path_to_include"] {
+            let given = match key {
+                "folder_exclude_regex" => c.publish.folder_exclude_regex.take().is_some(),
+                _ => c.publish.folder_path_to_include.take().is_some(),
+            };
+            if given && !c.publish.skip {
+                r.push_at_key(
+                    &format!("publish.{key}"),
+                    format!("`publish.{key}` is not applied: with `disable_workspace_folder_publish` fabric-cicd 1.4.0 ignores the folder filters"),
+                    None,
+                    true,
+                );
+            }
+        }
+    }
+}
+
+/// The fabric-cicd 1.4.0 constants (`fabric_cicd.constants`) fabrik does not let `config.yml`
+/// override; fabric-cicd's `hasattr` accepts any of them.
+const OTHER_CONSTANTS: &[&str] = &[
+    "ACCEPTED_ITEM_TYPES",
+    "API_FORMAT_MAPPING",
+    "ASYNC_PROVISIONED_ATTRIBUTES",
+    "BULK_ACCEPTED_ITEM_TYPES",
+    "BULK_ITEM_COUNT_LIMIT",
+    "BULK_UNSUPPORTED_ITEM_TYPES",
+    "CONFIG_SECTIONS",
+    "CONFIG_VALIDATION_MSGS",
+    "CROSS_WORKSPACE_ITEM_SEPARATOR",
+    "DATAFLOW_SOURCE_REGEX",
+    "DATA_PIPELINE_CONTENT_FILE_JSON",
+    "DEFAULT_GUID",
+    "DYNAMIC_VARIABLES_REGEX",
+    "DYNAMIC_VARIABLE_MSGS",
+    "ENVIRONMENT_VARIABLE_PREFIX",
+    "EXCLUDE_PATH_REGEX_MAPPING",
+    "FEATURE_FLAG",
+    "INDENT",
+    "INVALID_FOLDER_CHAR_REGEX",
+    "INVALID_REPLACE_VALUE_SPARK_POOL",
+    "ITEM_ATTR_LOOKUP",
+    "ITEM_TYPE_TO_FILE",
+    "ITEM_VARIABLE_PREFIX",
+    "KQL_DATABASE_FOLDER_PATH_REGEX",
+    "NO_ASSIGNED_CAPACITY_REQUIRED",
+    "PARALLEL_MAX_WORKERS",
+    "PARAMETER_FILE_FILTERS",
+    "PARAMETER_FILE_NAME",
+    "PARAMETER_MSGS",
+    "PARAM_NAMES",
+    "PROPERTY_PATH_ATTR_MAPPING",
+    "REFLEX_WORKSPACE_ID_REFERENCE_REGEX",
+    "RETRY_AFTER_SECONDS",
+    "RETRY_API_MAX_DURATION_SECONDS",
+    "RETRY_BASE_DELAY_SECONDS",
+    "RETRY_MAX_DURATION_SECONDS",
+    "SENSITIVE_REQUEST_HEADERS",
+    "SENSITIVE_RESPONSE_HEADERS",
+    "SERIAL_ITEM_PUBLISH_ORDER",
+    "SHELL_ONLY_PUBLISH",
+    "UNPUBLISH_FLAG_MAPPING",
+    "VALID_ENABLE_FLAGS",
+    "VALID_GUID_REGEX",
+    "VERSION",
+    "WILDCARD_PATH_VALIDATIONS",
+    "WORKSPACE_ID_REFERENCE_REGEX",
+    "WORKSPACE_VARIABLES_FIXED",
+    "WORKSPACE_VARIABLE_ATTRIBUTES",
+    "WORKSPACE_VARIABLE_PREFIX",
+];
+
+/// What fabrik offers instead of overriding the fabric-cicd constant `name`.
+fn constant_hint(name: &str) -> String {
+    let instead = match name {
+        "PARALLEL_MAX_WORKERS" => "fabrik's `--concurrency`",
+        n if n.starts_with("RETRY_") => "fabrik's `--call-timeout` and `--lro-timeout`",
+        _ => "nothing: fabrik follows fabric-cicd's value",
+    };
+    format!(
+        "remove it; instead: {instead}. Only DEFAULT_API_ROOT_URL and FABRIC_API_ROOT_URL can be set"
+    )
+}
+
+/// fabric-cicd's `validate_api_url`: https, a host under `api.fabric.microsoft.com` or
+/// `api.powerbi.com`, no path. The problem, or `None`.
+fn api_url_problem(url: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("https://") else {
+        return Some(format!("`{url}` must use the https scheme"));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = host.split(':').next().unwrap_or_default();
+    let host_ok = ["api.fabric.microsoft.com", "api.powerbi.com"]
+        .iter()
+        .any(|suffix| {
+            host.strip_suffix(suffix).is_some_and(|pre| {
+                pre.chars()
+                    .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
+                    && !pre.starts_with('.')
+                    && !pre.contains("..")
+            })
+        });
+    if !host_ok {
+        return Some(format!(
+            "`{url}` has the host `{host}`, not one under api.fabric.microsoft.com or api.powerbi.com"
+        ));
+    }
+    if !matches!(tail, "" | "/") {
+        return Some(format!(
+            "`{url}` must be a root URL, without a path, query or fragment"
+        ));
+    }
+    None
+}
+
+/// `constants:`, and the API root it sets. `DEFAULT_API_ROOT_URL` is honoured (checked as
+/// fabric-cicd checks it); `FABRIC_API_ROOT_URL` only at the same URL (fabrik sends every
+/// request to one API root); any other constant is an error.
+fn read_constants(
+    r: &mut Reader<'_>,
+    v: Option<&Value>,
+) -> (BTreeMap<String, String>, Option<String>) {
     let mut out = BTreeMap::new();
     let Some(Value::Mapping(m)) = v.filter(|v| !v.is_null()) else {
         if let Some(v) = v.filter(|v| !v.is_null()) {
@@ -589,15 +811,41 @@ fn read_constants(r: &mut Reader<'_>, v: Option<&Value>) -> BTreeMap<String, Str
                 format!("`constants` must be a mapping, not `{}`", show(v)),
             );
         }
-        return out;
+        return (out, None);
     };
     for k in m.keys() {
         let Some(name) = k.as_str() else { continue };
-        if let Some((value, _)) = r.string(v, &format!("constants.{name}"), false) {
-            out.insert(name.to_string(), value);
+        let path = format!("constants.{name}");
+        if !matches!(name, "DEFAULT_API_ROOT_URL" | "FABRIC_API_ROOT_URL") {
+            let message = if OTHER_CONSTANTS.contains(&name) {
+                format!("fabrik does not support overriding the fabric-cicd constant `{name}`")
+            } else {
+                format!("`{name}` is not a fabric-cicd 1.4.0 constant")
+            };
+            r.push_at_key(&path, message, Some(constant_hint(name)), false);
+            continue;
+        }
+        if let Some((value, at)) = r.string(v, &path, false) {
+            match api_url_problem(&value) {
+                Some(why) => r.error(&at, format!("`{at}`: {why}")),
+                None => {
+                    out.insert(name.to_string(), value.trim_end_matches('/').to_string());
+                }
+            }
         }
     }
-    out
+    let api_root = out.get("DEFAULT_API_ROOT_URL").cloned();
+    if let Some(fabric) = out.get("FABRIC_API_ROOT_URL")
+        && api_root.as_ref() != Some(fabric)
+    {
+        r.push_at_key(
+            "constants.FABRIC_API_ROOT_URL",
+            "`constants.FABRIC_API_ROOT_URL` differs from `constants.DEFAULT_API_ROOT_URL`: fabric-cicd sends connection requests to one and the rest to the other, fabrik sends every request to one API root".into(),
+            Some("give both the same URL (as fabric-cicd's `configure_fabric_fqdn` does), or remove FABRIC_API_ROOT_URL".into()),
+            false,
+        );
+    }
+    (out, api_root)
 }
 
 #[cfg(test)]

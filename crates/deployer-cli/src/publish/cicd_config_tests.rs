@@ -125,7 +125,7 @@ publish:
   skip: {test: maybe}
 unpublish:
   skip: {prod: true}
-features: [enable_shortcut_publish, enable_everything]
+features: [enable_shortcut_publish, enable_everything, enable_experimental_features, enable_items_to_include, enable_exclude_folder, enable_include_folder]
 colour: blue
 ";
     let got = check(d, text, "test");
@@ -196,8 +196,8 @@ colour: blue
         (
             14,
             37,
-            "`enable_everything` is not a feature flag fabric-cicd 1.4.0 knows; it has no effect",
-            true,
+            "`enable_everything` is not a feature flag fabric-cicd 1.4.0 knows",
+            false,
         ),
     ]);
     assert_eq!(got, want);
@@ -213,7 +213,7 @@ core:
   repository_directory: .
   item_types_in_scope: {test: [Notebook], prod: [Lakehouse, Notebook]}
 features: {prod: [enable_lakehouse_unpublish]}
-constants: {DEFAULT_API_ROOT_URL: {test: 'http://localhost:1'}}
+constants: {DEFAULT_API_ROOT_URL: {test: 'https://abc.zab.w.api.fabric.microsoft.com/'}}
 ";
     let test = CicdConfig::load_str(&d.join("config.yml"), text, "test").unwrap();
     assert_eq!(test.workspace, WorkspaceRef::Name("Sales Test".into()));
@@ -223,7 +223,11 @@ constants: {DEFAULT_API_ROOT_URL: {test: 'http://localhost:1'}}
         test.constants
             .get("DEFAULT_API_ROOT_URL")
             .map(String::as_str),
-        Some("http://localhost:1")
+        Some("https://abc.zab.w.api.fabric.microsoft.com")
+    );
+    assert_eq!(
+        test.api_root.as_deref(),
+        Some("https://abc.zab.w.api.fabric.microsoft.com")
     );
     assert_eq!(
         check(d, text, "test"),
@@ -241,6 +245,7 @@ constants: {DEFAULT_API_ROOT_URL: {test: 'http://localhost:1'}}
         Some(vec![ItemType::Lakehouse, ItemType::Notebook])
     );
     assert!(prod.constants.is_empty());
+    assert_eq!(prod.api_root, None);
 
     assert_eq!(
         check(
@@ -275,4 +280,276 @@ constants: {DEFAULT_API_ROOT_URL: {test: 'http://localhost:1'}}
             false
         )])
     );
+}
+
+/// The error fabrik gives for an experimental filter without its flags.
+fn gated(key: &str, flag: &str, missing: &[&str]) -> String {
+    let missing: Vec<String> = missing.iter().map(|f| format!("`{f}`")).collect();
+    format!(
+        "`{key}` is experimental in fabric-cicd 1.4.0, which refuses it without the feature flags `enable_experimental_features` and `{flag}` (missing: {})",
+        missing.join(", ")
+    )
+}
+
+#[test]
+fn experimental_filters_need_their_flags_as_in_fabric_cicd() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let body = "\
+core:
+  workspace_id: 11111111-2222-4333-8444-555555555555
+  repository_directory: .
+publish:
+  items_to_include: [Ingest.Notebook]
+  folder_exclude_regex: ^/old
+  shortcut_exclude_regex: ^tmp
+unpublish:
+  items_to_include: [Old.Notebook]
+";
+    const X: &str = "enable_experimental_features";
+    assert_eq!(
+        check(d, body, "test"),
+        vec![
+            (
+                5,
+                3,
+                gated(
+                    "publish.items_to_include",
+                    "enable_items_to_include",
+                    &[X, "enable_items_to_include"]
+                ),
+                false
+            ),
+            (
+                6,
+                3,
+                gated(
+                    "publish.folder_exclude_regex",
+                    "enable_exclude_folder",
+                    &[X, "enable_exclude_folder"]
+                ),
+                false
+            ),
+            (
+                7,
+                3,
+                gated(
+                    "publish.shortcut_exclude_regex",
+                    "enable_shortcut_exclude",
+                    &[X, "enable_shortcut_exclude"]
+                ),
+                false
+            ),
+            (
+                9,
+                3,
+                gated(
+                    "unpublish.items_to_include",
+                    "enable_items_to_include",
+                    &[X, "enable_items_to_include"]
+                ),
+                false
+            ),
+        ]
+    );
+    // The specific flags without the experimental gate: still refused, naming what is missing.
+    let text = format!(
+        "{body}features: [enable_items_to_include, enable_exclude_folder, enable_shortcut_exclude]\n"
+    );
+    let got = check(d, &text, "test");
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(
+        got[0].2,
+        gated("publish.items_to_include", "enable_items_to_include", &[X])
+    );
+    // Every flag, in the file or (as `--cicd-feature`) beside it: the filters apply.
+    let all: Vec<String> = [
+        X,
+        "enable_items_to_include",
+        "enable_exclude_folder",
+        "enable_shortcut_exclude",
+    ]
+    .map(String::from)
+    .to_vec();
+    let path = d.join("config.yml");
+    let c = CicdConfig::load_str_with(&path, body, "test", &all).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let opts = c.discover_options();
+    assert_eq!(
+        opts.items_to_include,
+        Some(vec!["Ingest.Notebook".to_string()])
+    );
+    assert_eq!(
+        opts.folder_exclude_regex.map(|r| r.as_str().to_string()),
+        Some("^/old".into())
+    );
+    assert_eq!(
+        c.unpublish.items_to_include,
+        Some(vec!["Old.Notebook".to_string()])
+    );
+    let in_file = format!("{body}features: [{}]\n", all.join(", "));
+    assert!(CicdConfig::load_str(&path, &in_file, "test").is_ok());
+    // A skipped operation's filters are not checked (fabric-cicd never runs it).
+    // (`publish:\n` is also the end of `unpublish:\n`: both sections skip.)
+    let skipped = body.replace("publish:\n", "publish:\n  skip: true\n");
+    let c = CicdConfig::load_str(&path, &skipped, "test").unwrap();
+    assert!(c.publish.skip && c.unpublish.skip);
+    // `disable_workspace_folder_publish`: fabric-cicd neither checks nor applies the folder
+    // filters; fabrik drops them and says so.
+    let text = format!(
+        "{}features: [{X}, enable_items_to_include, enable_shortcut_exclude]\n",
+        body.replace(
+            "folder_exclude_regex: ^/old",
+            "folder_path_to_include: [/new]"
+        )
+    );
+    let c = CicdConfig::load_str_with(
+        &path,
+        &text,
+        "test",
+        &["disable_workspace_folder_publish".into()],
+    )
+    .unwrap();
+    assert_eq!(c.publish.folder_path_to_include, None);
+    assert_eq!(c.discover_options().folder_path_to_include, None);
+    assert_eq!(
+        c.warnings
+            .iter()
+            .map(|p| (p.pos.unwrap().line, p.message.as_str()))
+            .collect::<Vec<_>>(),
+        [(
+            6,
+            "`publish.folder_path_to_include` is not applied: with `disable_workspace_folder_publish` fabric-cicd 1.4.0 ignores the folder filters"
+        )]
+    );
+}
+
+#[test]
+fn feature_flags_fabrik_cannot_honour_are_errors_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "\
+core:
+  workspace_id: 11111111-2222-4333-8444-555555555555
+  repository_directory: .
+features:
+  test:
+    - enable_shortcut_publish
+    - enable_bulk_publish
+    - enable_hard_delete
+    - enable_response_collection
+    - enable_shortcuts_publish
+";
+    let got = check(dir.path(), text, "test");
+    let brief: Vec<(usize, bool, bool)> = got
+        .iter()
+        .map(|(l, _, m, w)| {
+            (
+                *l,
+                *w,
+                m.contains("not supported yet")
+                    || m.contains("does not support")
+                    || m.contains("not a feature flag"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            (7, false, true),
+            (8, false, true),
+            (9, false, true),
+            (10, false, true)
+        ],
+        "{got:?}"
+    );
+    assert!(got[0].2.contains("enable_bulk_publish") && got[0].2.contains("not supported yet"));
+    assert!(got[1].2.contains("enable_hard_delete"));
+    assert!(got[2].2.contains("enable_response_collection"));
+    assert_eq!(
+        got[3].2,
+        "`enable_shortcuts_publish` is not a feature flag fabric-cicd 1.4.0 knows"
+    );
+    // Every other flag fabric-cicd knows is accepted.
+    for f in FEATURE_FLAGS {
+        let refused = [
+            "enable_bulk_publish",
+            "enable_hard_delete",
+            "enable_response_collection",
+        ];
+        assert_eq!(feature_refusal(f).is_some(), refused.contains(&f), "{f}");
+    }
+}
+
+#[test]
+fn constants_set_the_api_root_or_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let head = "core:\n  workspace_id: 11111111-2222-4333-8444-555555555555\n  repository_directory: .\nconstants:\n";
+    let load =
+        |body: &str| CicdConfig::load_str(&d.join("config.yml"), &format!("{head}{body}"), "test");
+    let root = "https://0a1b.z0a.w.api.fabric.microsoft.com";
+    let c = load(&format!("  DEFAULT_API_ROOT_URL: {root}/\n")).unwrap();
+    assert_eq!(c.api_root.as_deref(), Some(root));
+    let c = load(&format!(
+        "  DEFAULT_API_ROOT_URL: {root}\n  FABRIC_API_ROOT_URL: {root}\n"
+    ))
+    .unwrap();
+    assert_eq!(c.api_root.as_deref(), Some(root));
+    let c = load("  DEFAULT_API_ROOT_URL: HTTPS://API.PowerBI.com\n").unwrap();
+    assert_eq!(
+        c.api_root.as_deref(),
+        Some("HTTPS://API.PowerBI.com"),
+        "as urlsplit reads it"
+    );
+    let c = load("  DEFAULT_API_ROOT_URL: {prod: https://api.powerbi.com}\n").unwrap();
+    assert_eq!(c.api_root, None, "no value for test: not set");
+    let cases: [(&str, usize, &str); 7] = [
+        (
+            "  DEFAULT_API_ROOT_URL: http://api.powerbi.com\n",
+            5,
+            "must use the https scheme",
+        ),
+        (
+            "  DEFAULT_API_ROOT_URL: https://example.com\n",
+            5,
+            "not one under api.fabric.microsoft.com or api.powerbi.com",
+        ),
+        (
+            "  DEFAULT_API_ROOT_URL: https://api.powerbi.com/v1\n",
+            5,
+            "must be a root URL",
+        ),
+        (
+            "  FABRIC_API_ROOT_URL: https://x.api.fabric.microsoft.com\n",
+            5,
+            "differs from `constants.DEFAULT_API_ROOT_URL`",
+        ),
+        (
+            "  PARALLEL_MAX_WORKERS: 4\n",
+            5,
+            "does not support overriding the fabric-cicd constant `PARALLEL_MAX_WORKERS`",
+        ),
+        ("  RETRY_AFTER_SECONDS: 5\n", 5, "`RETRY_AFTER_SECONDS`"),
+        (
+            "  API_ROOT: https://api.powerbi.com\n",
+            5,
+            "`API_ROOT` is not a fabric-cicd 1.4.0 constant",
+        ),
+    ];
+    for (body, line, want) in cases {
+        let errs = load(body).unwrap_err();
+        let errs: Vec<_> = errs.iter().filter(|p| p.is_error()).collect();
+        assert_eq!(errs.len(), 1, "{body}: {errs:?}");
+        assert_eq!(errs[0].pos.unwrap().line, line, "{body}");
+        assert!(
+            errs[0].message.contains(want),
+            "{body}: {}",
+            errs[0].message
+        );
+    }
+    let hint = load("  PARALLEL_MAX_WORKERS: 4\n").unwrap_err()[0]
+        .hint
+        .clone()
+        .unwrap();
+    assert!(hint.contains("--concurrency"), "{hint}");
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use futures::TryStreamExt;
 use regex::Regex;
 
-use super::cicd_config::{CicdConfig, WorkspaceRef};
-use super::item_type::{FEATURE_FLAGS, ItemType};
+use super::cicd_config::{CicdConfig, WorkspaceRef, feature_refusal};
+use super::item_type::ItemType;
 use super::pipeline::{EnvVars, Parameterization};
-use super::repo::Repository;
+use super::repo::{DiscoverOptions, Repository};
 use crate::config::Problem;
 
 /// The flags of `fabrik publish` (beside the global ones).
@@ -45,16 +45,22 @@ pub struct Unpublish {
 }
 
 impl Unpublish {
-    /// Whether the orphan `name` of type `item_type` may be deleted.
+    /// Whether the orphan `name` of type `item_type` may be deleted. As fabric-cicd's
+    /// `get_orphaned_items`: `items_to_include` (exact `Name.Type`, case-sensitive) replaces
+    /// the exclude regex.
     pub fn allows(&self, item_type: ItemType, name: &str) -> bool {
-        let kept = self
-            .exclude_regex
-            .as_ref()
-            .is_some_and(|re| re.find(name).is_some_and(|m| m.start() == 0));
-        let listed = self.items_to_include.as_ref().is_none_or(|list| {
-            let me = format!("{name}.{item_type}").to_lowercase();
-            list.iter().any(|i| i.to_lowercase() == me)
-        });
+        let (kept, listed) = match &self.items_to_include {
+            Some(list) => {
+                let me = format!("{name}.{item_type}");
+                (false, list.contains(&me))
+            }
+            None => (
+                self.exclude_regex
+                    .as_ref()
+                    .is_some_and(|re| re.find(name).is_some_and(|m| m.start() == 0)),
+                true,
+            ),
+        };
         let guarded = item_type
             .facts()
             .unpublish_flag
@@ -70,11 +76,18 @@ pub struct Target {
     pub workspace: WorkspaceRef,
     /// What to unpublish.
     pub unpublish: Unpublish,
+    /// The API root `config.yml`'s `constants.DEFAULT_API_ROOT_URL` sets: the client must send
+    /// every request there (`None`: the command's `--base-url`).
+    pub api_root: Option<String>,
 }
 
 impl Target {
-    /// The workspace id (a name is looked up).
+    /// The workspace id (a name is looked up). Refuses, before any request, a client that
+    /// does not send to [`Self::api_root`].
     pub async fn resolve(&self, client: &fabrik_client::FabricClient) -> Result<String, String> {
+        if let Some(root) = &self.api_root {
+            check_api_root(root, client.base_url().as_str())?;
+        }
         match &self.workspace {
             WorkspaceRef::Id(id) => Ok(id.clone()),
             WorkspaceRef::Name(name) => {
@@ -92,45 +105,55 @@ impl Target {
     }
 }
 
-/// fabric-cicd feature flags fabrik acts on; the others it knows are accepted with a warning.
-const HONOURED: &[&str] = &[
-    "enable_shortcut_publish",
-    "continue_on_shortcut_failure",
-    "enable_shortcut_exclude",
-    "enable_environment_variable_replacement",
-    "disable_workspace_folder_publish",
-    "enable_lakehouse_unpublish",
-    "enable_warehouse_unpublish",
-    "enable_sqldatabase_unpublish",
-    "enable_eventhouse_unpublish",
-    "enable_kqldatabase_unpublish",
-    "enable_cosmosdbdatabase_unpublish",
-    "enable_graphmodel_unpublish",
-];
+/// `config.yml`'s API root against the client's base URL (`…/v1`).
+fn check_api_root(root: &str, base: &str) -> Result<(), String> {
+    let base = base.trim_end_matches('/');
+    let want = format!("{}/v1", root.trim_end_matches('/'));
+    if base.eq_ignore_ascii_case(&want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "config.yml's constants.DEFAULT_API_ROOT_URL is {root}, but requests would go to {base}; nothing was sent"
+        ))
+    }
+}
 
-/// Unknown fabric-cicd features are errors; known ones fabrik does not act on, warnings.
+/// `--cicd-feature` flags: one fabrik refuses (an unknown one included) is an error. The
+/// file's `features:` are checked where they are written, by [`CicdConfig::load_with`].
 fn check_features(features: &[String], problems: &mut Vec<Problem>) {
     for f in features {
-        if !FEATURE_FLAGS.contains(&f.as_str()) {
-            problems.push(problem(
-                PathBuf::from("--cicd-feature"),
-                format!(
-                    "unknown fabric-cicd feature `{f}` (known: {})",
-                    FEATURE_FLAGS.join(", ")
-                ),
-            ));
-        } else if !HONOURED.contains(&f.as_str()) {
+        if let Some((message, hint)) = feature_refusal(f) {
             problems.push(Problem {
-                warning: true,
-                ..problem(
-                    PathBuf::from("--cicd-feature"),
-                    format!(
-                        "fabric-cicd feature `{f}` is not applied by fabrik yet (docs/PUBLISHING.md)"
-                    ),
-                )
+                hint: Some(hint),
+                ..problem(PathBuf::from("--cicd-feature"), message)
             });
         }
     }
+}
+
+/// fabric-cicd's `_publish_folders`: a folder the exclude regex finds in its path or in an
+/// ancestor's is not created; with an include list, only the listed folders and their
+/// ancestors are. (`items_to_include` creates every folder, as fabric-cicd does.)
+fn retain_published_folders(folders: &mut Vec<String>, opts: &DiscoverOptions) {
+    folders.retain(|f| {
+        let excluded = opts.folder_exclude_regex.as_ref().is_some_and(|re| {
+            let mut path = f.as_str();
+            loop {
+                if re.is_match(path) {
+                    return true;
+                }
+                match path.rsplit_once('/') {
+                    Some((parent, _)) if !parent.is_empty() => path = parent,
+                    _ => return false,
+                }
+            }
+        });
+        let included = opts.folder_path_to_include.as_ref().is_none_or(|list| {
+            list.iter()
+                .any(|i| i == f || i.starts_with(&format!("{f}/")))
+        });
+        !excluded && included
+    });
 }
 
 /// `--item-types`, each a type fabric-cicd publishes.
@@ -180,7 +203,7 @@ pub fn resolve(
     env: EnvVars,
 ) -> Result<Option<Resolved>, Vec<Problem>> {
     let cicd = match &args.cicd_config {
-        Some(path) => Some(CicdConfig::load(path, environment)?),
+        Some(path) => Some(CicdConfig::load_with(path, environment, &args.features)?),
         None => None,
     };
     if cicd.as_ref().is_some_and(|c| c.publish.skip) {
@@ -202,7 +225,7 @@ pub fn resolve(
         .map(|c| c.features.clone())
         .unwrap_or_default();
     features.extend(args.features.iter().cloned());
-    check_features(&features, &mut problems);
+    check_features(&args.features, &mut problems);
     if features
         .iter()
         .any(|f| f == "disable_workspace_folder_publish")
@@ -226,7 +249,10 @@ pub fn resolve(
         return Err(problems);
     };
     let repo = match Repository::discover(&root, &opts) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            retain_published_folders(&mut r.folders, &opts);
+            r
+        }
         Err(p) => {
             problems.extend(p);
             return Err(problems);
@@ -284,9 +310,181 @@ pub fn resolve(
         target: Target {
             workspace,
             unpublish,
+            api_root: cicd.as_ref().and_then(|c| c.api_root.clone()),
         },
         repo,
         how,
         warnings: problems,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::publish::repo::tests::fixture;
+
+    /// A `config.yml` in `dir` publishing the shared fixture, with `rest` appended.
+    fn config(dir: &Path, rest: &str) -> PathBuf {
+        let path = dir.join("config.yml");
+        let text = format!(
+            "core:\n  workspace_id: 11111111-2222-4333-8444-555555555555\n  repository_directory: \"{}\"\n{rest}",
+            fixture().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn run(args: &PublishArgs) -> Result<Option<Resolved>, Vec<Problem>> {
+        resolve(args, "test", EnvVars::fixed(BTreeMap::new()))
+    }
+
+    #[test]
+    fn unpublish_items_to_include_replaces_the_regex_and_is_exact() {
+        let u = Unpublish {
+            enabled: true,
+            exclude_regex: Some(Regex::new("^KEEP").unwrap()),
+            items_to_include: Some(vec!["KEEP_me.Notebook".into()]),
+            features: Vec::new(),
+        };
+        assert!(
+            u.allows(ItemType::Notebook, "KEEP_me"),
+            "the list wins over the regex"
+        );
+        assert!(
+            !u.allows(ItemType::Notebook, "keep_me"),
+            "compared as written"
+        );
+        assert!(!u.allows(ItemType::Notebook, "Other"));
+        let regex_only = Unpublish {
+            items_to_include: None,
+            ..u
+        };
+        assert!(!regex_only.allows(ItemType::Notebook, "KEEP_me"));
+        assert!(regex_only.allows(ItemType::Notebook, "Other"));
+    }
+
+    #[test]
+    fn the_client_must_send_to_the_configs_api_root() {
+        let root = "https://0a1b.z0a.w.api.fabric.microsoft.com";
+        assert!(check_api_root(root, &format!("{root}/v1")).is_ok());
+        assert!(check_api_root(&format!("{root}/"), &format!("{root}/v1/")).is_ok());
+        let e = check_api_root(root, "https://api.fabric.microsoft.com/v1").unwrap_err();
+        assert!(
+            e.contains("DEFAULT_API_ROOT_URL") && e.contains(root),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_resolved_target_carries_the_configs_api_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = "https://0a1b.z0a.w.api.fabric.microsoft.com";
+        let args = PublishArgs {
+            cicd_config: Some(config(
+                dir.path(),
+                &format!("constants:\n  DEFAULT_API_ROOT_URL: {root}\n"),
+            )),
+            ..PublishArgs::default()
+        };
+        let r = run(&args).unwrap().unwrap();
+        assert_eq!(r.target.api_root.as_deref(), Some(root));
+        let plain = PublishArgs {
+            cicd_config: Some(config(dir.path(), "")),
+            ..PublishArgs::default()
+        };
+        assert_eq!(run(&plain).unwrap().unwrap().target.api_root, None);
+    }
+
+    #[test]
+    fn feature_problems_are_blamed_on_where_the_flag_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = PublishArgs {
+            cicd_config: Some(config(dir.path(), "features:\n  - enable_everything\n")),
+            ..PublishArgs::default()
+        };
+        let errs = run(&args).unwrap_err();
+        let errs: Vec<_> = errs.iter().filter(|p| p.is_error()).collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].file, dir.path().join("config.yml"));
+        assert_eq!(errs[0].pos.map(|p| p.line), Some(5));
+        assert!(errs[0].message.contains("enable_everything"));
+
+        for (flag, word) in [
+            ("enable_hard_delete", "does not support"),
+            ("enable_response_collection", "does not support"),
+            ("enable_bulk_publish", "not supported yet"),
+            ("enable_nothing", "not a feature flag"),
+        ] {
+            let args = PublishArgs {
+                repository: Some(fixture()),
+                workspace_id: Some("11111111-2222-4333-8444-555555555555".into()),
+                features: vec![flag.into()],
+                ..PublishArgs::default()
+            };
+            let errs = run(&args).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].file, Path::new("--cicd-feature"));
+            assert!(
+                errs[0].message.contains(word),
+                "{flag}: {}",
+                errs[0].message
+            );
+            assert!(errs[0].hint.is_some(), "{flag}: says what to do");
+        }
+    }
+
+    #[test]
+    fn folder_filters_also_skip_the_folders_as_fabric_cicd_does() {
+        let all = || -> Vec<String> {
+            ["/a", "/a/b", "/a/b/c", "/d", "/d/a"]
+                .map(String::from)
+                .to_vec()
+        };
+        let mut f = all();
+        let opts = DiscoverOptions {
+            folder_exclude_regex: Some(Regex::new("^/a").unwrap()),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, ["/d", "/d/a"], "an excluded folder's subfolders go too");
+        let mut f = all();
+        let opts = DiscoverOptions {
+            folder_path_to_include: Some(vec!["/a/b".into()]),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, ["/a", "/a/b"], "the listed folder and its ancestors");
+        let mut f = all();
+        let opts = DiscoverOptions {
+            items_to_include: Some(vec!["X.Notebook".into()]),
+            ..DiscoverOptions::default()
+        };
+        retain_published_folders(&mut f, &opts);
+        assert_eq!(f, all(), "items_to_include creates every folder");
+    }
+
+    #[test]
+    fn publish_filters_apply_only_with_their_flags_from_file_or_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            "publish:\n  items_to_include: [Ingest.Notebook]\nfeatures: [enable_experimental_features]\n",
+        );
+        let mut args = PublishArgs {
+            cicd_config: Some(path),
+            ..PublishArgs::default()
+        };
+        let errs = run(&args).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].pos.map(|p| p.line), Some(5));
+        assert!(errs[0].message.contains("`enable_items_to_include`"));
+        args.features = vec!["enable_items_to_include".into()];
+        let r = run(&args).unwrap().unwrap();
+        let selected: Vec<_> = r.repo.selected().map(|i| i.display_name.as_str()).collect();
+        assert_eq!(selected, ["Ingest"]);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
 }

@@ -418,8 +418,8 @@ impl<'a> Cx<'a> {
             "file_path",
         ];
         let entries = self.entry(node, "find_replace", &KEYS)?;
-        let is_regex = self.flag(field(entries, "is_regex"), "is_regex");
-        let ignore_case = self.flag(field(entries, "ignore_case"), "ignore_case");
+        let is_regex = self.flag(optional(entries, "is_regex"), "is_regex");
+        let ignore_case = self.flag(optional(entries, "ignore_case"), "ignore_case");
         let filters = self.filters(entries);
         let find_node = self.required(entries, node, "find_value", "find_replace");
         let replace_node = self.required(entries, node, "replace_value", "find_replace");
@@ -623,7 +623,7 @@ impl<'a> Cx<'a> {
     fn filters(&mut self, entries: &[Entry]) -> Option<Filters> {
         let mut ok = true;
         let mut strings = |cx: &mut Self, key: &str| -> Option<Filter<String>> {
-            let n = field(entries, key)?;
+            let n = optional(entries, key)?;
             let r = cx.string_list(n, key);
             if r.is_none() {
                 ok = false;
@@ -866,7 +866,7 @@ impl<'a> Cx<'a> {
         let id = self
             .required(entries, node, "instance_pool_id", "spark_pool")
             .and_then(|n| self.string(n, "`instance_pool_id`").map(str::to_string));
-        let item_name = match field(entries, "item_name") {
+        let item_name = match optional(entries, "item_name") {
             Some(n) => {
                 Some(self.string_list(n, "spark_pool item_name")?).filter(|f| !f.values.is_empty())
             }
@@ -1013,6 +1013,13 @@ pub(crate) fn env_vars(s: &str) -> Vec<String> {
 
 fn field<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
     entries.iter().find(|e| e.key == key).map(|e| &e.value)
+}
+
+/// An optional key's value. One left empty (`item_name:` with no value, YAML null, as
+/// fabric-cicd's templates write the optional keys) is absent: fabric-cicd reads it with
+/// `param_dict.get(key)`, which gives `None`, the same as no key.
+fn optional<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
+    field(entries, key).filter(|n| !n.is_null())
 }
 
 /// Whether `s` is a GUID in the 8-4-4-4-12 form.

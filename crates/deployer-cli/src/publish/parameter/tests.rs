@@ -665,6 +665,56 @@ fn empty_filters_behave_as_in_fabric_cicd() {
     assert_eq!(with("item_name: []"), "x");
 }
 
+/// fabric-cicd's own template writes every optional key, left empty for the user to fill in:
+/// `param_dict.get(key)` is `None` for each, so each is as if absent (no filter; no regex).
+#[test]
+fn optional_keys_left_empty_are_absent() {
+    let text = "\
+find_replace:
+    # Required Fields
+    - find_value: \"a.c\"
+      replace_value:
+          test: \"X\"
+      # Optional Fields
+      is_regex:
+      ignore_case:
+      item_type:
+      item_name:
+      file_path:
+key_value_replace:
+    - find_key: $.a
+      replace_value:
+          test: 5
+      item_type:
+      item_name: ~
+      file_path: null
+spark_pool:
+    - instance_pool_id: \"72c68dbc-0775-4d59-909d-a47896f4573b\"
+      replace_value:
+          test:
+              type: \"Capacity\"
+              name: \"Large\"
+      item_name:
+";
+    let (p, warnings) = load_text(text).expect("loads");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // No filter: every part; not a regex: `.` is literal, and the case counts.
+    assert_eq!(
+        render(&p, "test", nb(INGEST), "a.c abc A.C").expect("renders"),
+        "X abc A.C"
+    );
+    assert_eq!(
+        render(&p, "test", nb("x.json"), "{\"a\": 1}").expect("renders"),
+        "{\"a\": 5}"
+    );
+    // No item_name: the pool applies to every Environment.
+    let pool = p.spark_pool_for("test", "Any", "72c68dbc-0775-4d59-909d-a47896f4573b");
+    assert_eq!(pool.expect("applies").pool.name, "Large");
+    // A required key left empty is still missing.
+    let e = errors("find_replace:\n  - find_value:\n    replace_value: {test: x}\n");
+    assert_eq!(brief(&e).len(), 1, "{e:?}");
+}
+
 #[test]
 fn file_path_globs() {
     let cases: [(&str, &str, bool); 8] = [

@@ -59,6 +59,11 @@ impl Node {
         }
     }
 
+    /// Whether this is a null scalar (`~`, `null`, or nothing at all).
+    pub(crate) fn is_null(&self) -> bool {
+        matches!(&self.kind, Kind::Scalar { text, plain } if resolve(text, *plain) == Scalar::Null)
+    }
+
     /// The mapping's entries, if a mapping.
     pub(crate) fn as_map(&self) -> Option<&[Entry]> {
         match &self.kind {
