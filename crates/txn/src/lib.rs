@@ -58,6 +58,7 @@ mod fs;
 mod journal;
 pub mod record;
 mod rollback;
+pub mod seal;
 mod txn;
 mod writer;
 
@@ -69,6 +70,7 @@ pub use rollback::{
     IntentEntry, IntentResolver, IntentResult, RollbackReport, TrackedResource, UndoEntry,
     UndoResult,
 };
+pub use seal::{Encryption, KdfParams, Keyring};
 pub use txn::{
     IntentId, ScopeError, Step, Transaction, TxnOptions, TxnStats, TxnStatus, new_run_id,
 };
