@@ -3,5 +3,6 @@
 mod concurrency;
 mod crash;
 mod emulator;
+mod encryption;
 mod seed;
 mod support;
