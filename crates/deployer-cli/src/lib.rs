@@ -20,3 +20,4 @@ pub mod run;
 pub mod secrets;
 pub mod serve;
 pub mod state;
+pub mod state_key;

@@ -85,6 +85,8 @@ pub struct RunSummary {
     pub unresolved_intents: usize,
     /// A partial last line, if the journal has one.
     pub torn_tail: Option<TornTail>,
+    /// Whether the journal is encrypted at rest (a rollback needs its key).
+    pub encrypted: bool,
     /// The journal file (for a remote store, the journal's URL without credentials).
     pub path: PathBuf,
 }
@@ -168,6 +170,7 @@ impl Parsed {
             pending_undos,
             unresolved_intents,
             torn_tail: self.torn,
+            encrypted: self.header.encryption.is_some(),
             path,
         }
     }
@@ -522,7 +525,8 @@ impl Journal {
     }
 
     /// Opens run `run_id` and rolls back what it left behind (see [`rollback`](Self::rollback)),
-    /// without resolving create intents.
+    /// without resolving create intents. An encrypted journal needs its key: open it, call
+    /// [`with_keys`](Self::with_keys), then [`rollback`](Self::rollback).
     pub async fn recover(
         state_dir: impl AsRef<Path>,
         run_id: &str,

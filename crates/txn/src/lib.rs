@@ -8,6 +8,10 @@
 //! start finds the run with [`Journal::find_incomplete`] and undoes it with
 //! [`Journal::recover`], idempotently and re-runnably.
 //!
+//! With a state key ([`TxnOptions::with_keys`]), what a journal records of values (undo
+//! records, metadata, messages) is encrypted before it reaches the store; run listings work
+//! without the key and rollback needs it ([`Journal::with_keys`]). See [`seal`].
+//!
 //! ```text
 //! .fabrik/runs/20260101T000000Z-1a2b3c4d.jsonl   journal: header line + JSON-lines records
 //! .fabrik/runs/20260101T000000Z-1a2b3c4d.lock    lock: one writer per journal

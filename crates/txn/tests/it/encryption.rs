@@ -130,7 +130,7 @@ async fn status_lists_an_encrypted_run_without_the_key() {
     assert_eq!(run.name, "deploy dev");
     assert_eq!(run.status, RunStatus::Abandoned);
     assert_eq!((run.resources, run.pending_undos), (2, 2));
-    assert!(run.needs_recovery());
+    assert!(run.needs_recovery() && run.encrypted);
     // Opened without keys: names and ids read, sealed values do not.
     let journal = Journal::open(dir.path(), &run_id).unwrap();
     assert!(journal.is_encrypted() && !journal.is_readable());
