@@ -1,5 +1,6 @@
 //! Integration tests of fabrik-txn: the seed's cases, crashes, locks and concurrency.
 
+mod azure;
 mod concurrency;
 mod crash;
 mod emulator;
