@@ -21,4 +21,5 @@ pub mod run;
 pub mod secrets;
 pub mod serve;
 pub mod state;
+pub mod state_key;
 pub mod token_pipe;

@@ -305,7 +305,13 @@ async fn apply_and_report(
     if plan.change_count() == 0 {
         return Ok(report);
     }
-    let mut topts = TxnOptions::new(&opts.state_dir).with_flags(flags);
+    // FABRIK_STATE_KEY encrypts the journal at rest; without it, warn once per process.
+    let keys =
+        crate::state_key::from_env().map_err(|e| format!("cannot start the run journal: {e}"))?;
+    crate::state_key::warn_if_unencrypted(&keys);
+    let mut topts = TxnOptions::new(&opts.state_dir)
+        .with_flags(flags)
+        .with_keys(keys);
     topts.config_hash = desired.hash.clone();
     topts.rollback_enabled &= opts.rollback;
     // A shared state backend (--state URL) journals to its container, under its lock.
@@ -396,9 +402,12 @@ pub async fn rollback(
 ) -> Result<fabrik_txn::RollbackReport, String> {
     let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
     let resolver = crate::resolver::ByName(client.clone());
+    let keys = crate::state_key::from_env()?;
     let report = crate::state::open_journal(state_dir, run_id)
         .await
         .map_err(|e| e.to_string())?
+        .with_keys(&keys)
+        .map_err(|e| crate::state_key::explain(&e))?
         .rollback("fabrik rollback", &undoer, Some(&resolver))
         .await
         .map_err(|e| e.to_string())?;

@@ -61,6 +61,34 @@ pub enum JournalError {
     /// The state store failed or refused (a remote store's errors; never a credential).
     #[error(transparent)]
     Store(fabrik_core::StateError),
+    /// The run's journal is encrypted and no state key was given: what it changed, and how
+    /// to undo it, cannot be read.
+    #[error(
+        "run {run_id}'s journal is encrypted: rolling it back needs the state key it was written with"
+    )]
+    KeyRequired {
+        /// The run.
+        run_id: String,
+    },
+    /// None of the state keys given opens the run's journal.
+    #[error(
+        "run {run_id}'s journal is encrypted with another key: none of the {tried} state key(s) given opens it"
+    )]
+    WrongKey {
+        /// The run.
+        run_id: String,
+        /// How many keys were tried.
+        tried: usize,
+    },
+    /// The journal's encryption could not be used (an unknown cipher, absurd KDF costs, no
+    /// randomness from the operating system).
+    #[error("run {run_id}'s journal encryption: {reason}")]
+    Encryption {
+        /// The run.
+        run_id: String,
+        /// What is wrong (never a key).
+        reason: String,
+    },
     /// The journal writer stopped after an earlier failure (its file state is unknown).
     #[error("journal writer for {} stopped after an earlier failure: {reason}", path.display())]
     WriterFailed {

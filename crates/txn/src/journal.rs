@@ -15,8 +15,9 @@ use serde::Serialize;
 
 use crate::JournalError;
 use crate::fs::{LocalDirStore, validate_run_id};
-use crate::record::{EndStatus, FORMAT_VERSION, Header, Record};
+use crate::record::{ENCRYPTED_FORMAT_VERSION, EndStatus, Header, Record};
 use crate::rollback::{Exec, IntentResolver, RollbackReport, Steps, TrackedResource, execute};
+use crate::seal::{DecodeError, Decoded, Keyring, OpenError, SharedSealer, decode};
 use crate::writer::JournalWriter;
 
 /// A partial last line: the process died while writing it, so it was never acknowledged.
@@ -84,6 +85,8 @@ pub struct RunSummary {
     pub unresolved_intents: usize,
     /// A partial last line, if the journal has one.
     pub torn_tail: Option<TornTail>,
+    /// Whether the journal is encrypted at rest (a rollback needs its key).
+    pub encrypted: bool,
     /// The journal file (for a remote store, the journal's URL without credentials).
     pub path: PathBuf,
 }
@@ -122,6 +125,8 @@ pub(crate) struct Parsed {
     valid_len: u64,
     /// Whether the last good line lacks its newline.
     missing_newline: bool,
+    /// The journal's key, when it is encrypted and was opened with one.
+    sealer: Option<SharedSealer>,
 }
 
 impl Parsed {
@@ -165,25 +170,121 @@ impl Parsed {
             pending_undos,
             unresolved_intents,
             torn_tail: self.torn,
+            encrypted: self.header.encryption.is_some(),
             path,
         }
     }
 }
 
-/// Checks a whole journal, read from `path`, that should be run `run_id`'s.
+/// A journal being read, line by line.
+struct Reader<'a> {
+    path: &'a Path,
+    keys: Option<&'a Keyring>,
+    records: Vec<Record>,
+    steps: Steps,
+    end: Option<EndStatus>,
+    sealer: Option<SharedSealer>,
+    encrypted: bool,
+}
+
+impl Reader<'_> {
+    fn corrupt(&self, line: usize, reason: String) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.to_owned(),
+            line,
+            reason,
+        }
+    }
+
+    /// Checks a decoded line against the ones before it and applies it.
+    fn take(&mut self, line_no: usize, decoded: Decoded) -> Result<(), JournalError> {
+        let Decoded {
+            record,
+            hidden_undo,
+            sealed,
+        } = decoded;
+        match (&record, self.records.last()) {
+            (Record::Header(h), None) => self.header(line_no, h)?,
+            (_, None) => {
+                return Err(self.corrupt(line_no, "the first line is not a header".into()));
+            }
+            (Record::Header(_), Some(_)) => {
+                return Err(self.corrupt(line_no, "a second header".into()));
+            }
+            (r, Some(prev)) if r.seq() <= prev.seq() => {
+                let reason = format!("seq {} does not follow {}", r.seq(), prev.seq());
+                return Err(self.corrupt(line_no, reason));
+            }
+            _ => {}
+        }
+        if sealed && !self.encrypted {
+            let reason = "a sealed record in a journal whose header declares no encryption";
+            return Err(self.corrupt(line_no, reason.into()));
+        }
+        self.steps
+            .apply(&record)
+            .map_err(|reason| self.corrupt(line_no, reason))?;
+        if let Record::Track { seq, intent, .. } = &record
+            && hidden_undo
+        {
+            self.steps.hide_undo(intent.unwrap_or(*seq));
+        }
+        if let Record::End { status, .. } = &record {
+            self.end = Some(*status);
+        }
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// Checks the header's format and, if the journal is encrypted and keys were given,
+    /// finds the key that opens it.
+    fn header(&mut self, line_no: usize, h: &Header) -> Result<(), JournalError> {
+        if h.format > ENCRYPTED_FORMAT_VERSION {
+            let reason = format!(
+                "journal format {} is newer than this tool understands ({ENCRYPTED_FORMAT_VERSION})",
+                h.format
+            );
+            return Err(self.corrupt(line_no, reason));
+        }
+        self.encrypted = h.encryption.is_some();
+        if self.encrypted != (h.format == ENCRYPTED_FORMAT_VERSION) {
+            let reason = format!(
+                "journal format {} does not match its header's encryption",
+                h.format
+            );
+            return Err(self.corrupt(line_no, reason));
+        }
+        if let (Some(enc), Some(keys)) = (&h.encryption, self.keys) {
+            let run_id = h.run_id.clone();
+            let sealer = keys.open(enc, &h.run_id).map_err(|e| match e {
+                OpenError::NoKey => JournalError::KeyRequired { run_id },
+                OpenError::WrongKey { tried } => JournalError::WrongKey { run_id, tried },
+                OpenError::Unsupported(reason) => JournalError::Encryption { run_id, reason },
+            })?;
+            self.sealer = Some(Arc::new(sealer));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a whole journal, read from `path`, that should be run `run_id`'s. With `keys`, an
+/// encrypted journal is opened (or refused: no key, wrong key); without, its sealed fields
+/// are left out (see [`crate::seal`]).
 pub(crate) fn parse_journal(
     bytes: &[u8],
     path: &Path,
     run_id: &str,
+    keys: Option<&Keyring>,
 ) -> Result<Parsed, JournalError> {
-    let corrupt = |line: usize, reason: String| JournalError::Corrupt {
-        path: path.to_owned(),
-        line,
-        reason,
+    let mut reader = Reader {
+        path,
+        keys,
+        records: Vec::new(),
+        steps: Steps::default(),
+        end: None,
+        sealer: None,
+        encrypted: false,
     };
-    let mut records: Vec<Record> = Vec::new();
-    let mut steps = Steps::default();
-    let mut end = None;
     let mut torn = None;
     let mut valid_len = 0u64;
     let mut missing_newline = false;
@@ -199,10 +300,10 @@ pub(crate) fn parse_journal(
             }
             continue;
         }
-        let record = match serde_json::from_slice::<Record>(segment) {
-            Ok(r) => r,
+        let decoded = match decode(segment, reader.sealer.as_deref()) {
+            Ok(d) => d,
             // Only the last line can be torn: earlier lines were acknowledged as durable.
-            Err(_) if !complete => {
+            Err(DecodeError::Json(_)) if !complete => {
                 torn = Some(TornTail {
                     line: line_no,
                     offset: start,
@@ -210,45 +311,18 @@ pub(crate) fn parse_journal(
                 });
                 break;
             }
-            Err(e) => return Err(corrupt(line_no, e.to_string())),
+            Err(DecodeError::Json(e) | DecodeError::Tampered(e)) => {
+                return Err(reader.corrupt(line_no, e));
+            }
         };
-        match (&record, records.last()) {
-            (Record::Header(h), None) if h.format > FORMAT_VERSION => {
-                return Err(corrupt(
-                    line_no,
-                    format!(
-                        "journal format {} is newer than this tool understands ({FORMAT_VERSION})",
-                        h.format
-                    ),
-                ));
-            }
-            (Record::Header(_), None) => {}
-            (_, None) => return Err(corrupt(line_no, "the first line is not a header".into())),
-            (Record::Header(_), Some(_)) => {
-                return Err(corrupt(line_no, "a second header".into()));
-            }
-            (r, Some(prev)) if r.seq() <= prev.seq() => {
-                return Err(corrupt(
-                    line_no,
-                    format!("seq {} does not follow {}", r.seq(), prev.seq()),
-                ));
-            }
-            _ => {}
-        }
-        steps
-            .apply(&record)
-            .map_err(|reason| corrupt(line_no, reason))?;
-        if let Record::End { status, .. } = &record {
-            end = Some(*status);
-        }
-        records.push(record);
+        reader.take(line_no, decoded)?;
         valid_len = offset;
         missing_newline = !complete;
     }
-    let header = match records.first() {
+    let header = match reader.records.first() {
         Some(Record::Header(h)) => h.clone(),
         _ => {
-            return Err(corrupt(
+            return Err(reader.corrupt(
                 1,
                 "no complete header: the run died while starting and tracked nothing; \
                  the file can be deleted"
@@ -256,24 +330,22 @@ pub(crate) fn parse_journal(
             ));
         }
     };
-    let stem = run_id;
-    if header.run_id != stem {
-        return Err(corrupt(
-            1,
-            format!(
-                "the header names run {} but the file is {stem}",
-                header.run_id
-            ),
-        ));
+    if header.run_id != run_id {
+        let reason = format!(
+            "the header names run {} but the file is {run_id}",
+            header.run_id
+        );
+        return Err(reader.corrupt(1, reason));
     }
     Ok(Parsed {
         header,
-        records,
-        steps,
-        end,
+        records: reader.records,
+        steps: reader.steps,
+        end: reader.end,
         torn,
         valid_len,
         missing_newline,
+        sealer: reader.sealer,
     })
 }
 
@@ -285,6 +357,8 @@ pub struct Journal {
     appender: Box<dyn JournalAppender>,
     parsed: Parsed,
     clock: Arc<dyn Clock>,
+    /// The journal as read, to read it again with keys.
+    bytes: Vec<u8>,
 }
 
 impl Journal {
@@ -301,14 +375,39 @@ impl Journal {
         validate_run_id(run_id)?;
         let path = PathBuf::from(store.journal_location(run_id));
         let (bytes, appender) = store.open(run_id).await?;
-        let parsed = parse_journal(&bytes, &path, run_id)?;
+        let parsed = parse_journal(&bytes, &path, run_id, None)?;
         Ok(Self {
             dir: PathBuf::from(store.location()),
             path,
             appender,
             parsed,
             clock: Arc::new(SystemClock),
+            bytes,
         })
+    }
+
+    /// Opens an encrypted journal's sealed records with `keys` (the current passphrase, then
+    /// each old one), which [`rollback`](Self::rollback) needs. Fails with
+    /// [`JournalError::KeyRequired`] when `keys` is empty, [`JournalError::WrongKey`] when
+    /// none opens it, and [`JournalError::Corrupt`] when a sealed record was altered. A
+    /// journal in clear is returned as it is.
+    pub fn with_keys(mut self, keys: &Keyring) -> Result<Self, JournalError> {
+        if self.parsed.header.encryption.is_some() {
+            let run_id = self.parsed.header.run_id.clone();
+            self.parsed = parse_journal(&self.bytes, &self.path, &run_id, Some(keys))?;
+        }
+        Ok(self)
+    }
+
+    /// Whether the journal is encrypted at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.parsed.header.encryption.is_some()
+    }
+
+    /// Whether everything the journal holds can be read: it is in clear, or was opened with
+    /// [`with_keys`](Self::with_keys).
+    pub fn is_readable(&self) -> bool {
+        !self.is_encrypted() || self.parsed.sealer.is_some()
     }
 
     /// Uses `clock` for the timestamps of records written by [`rollback`](Self::rollback).
@@ -322,12 +421,15 @@ impl Journal {
         &self.parsed.header
     }
 
-    /// Every record, header first, torn tail excluded.
+    /// Every record, header first, torn tail excluded. Until an encrypted journal is opened
+    /// with [`with_keys`](Self::with_keys), sealed fields read as absent (undos, metadata) or
+    /// `"(encrypted)"` (messages).
     pub fn records(&self) -> &[Record] {
         &self.parsed.records
     }
 
-    /// Resources tracked by the run, in the order tracked.
+    /// Resources tracked by the run, in the order tracked (without undos or metadata until an
+    /// encrypted journal is opened with [`with_keys`](Self::with_keys)).
     pub fn resources(&self) -> Vec<TrackedResource> {
         self.parsed.steps.resources().cloned().collect()
     }
@@ -340,7 +442,9 @@ impl Journal {
     /// Undoes what the journal lists that is not undone yet, last first, journaling each undo
     /// as it is done, and continuing past failures. Idempotent and safe to interrupt: a re-run
     /// skips what was journaled as undone and repeats at most the undo in flight (undos are
-    /// idempotent). With a `resolver`, create intents without an outcome are looked up by name
+    /// idempotent). An encrypted journal must have been opened with
+    /// [`with_keys`](Self::with_keys) ([`JournalError::KeyRequired`] otherwise); what the
+    /// rollback appends is sealed with the same key. With a `resolver`, create intents without an outcome are looked up by name
     /// and undone too. A dry run's journal is only logged. A committed run is refused.
     pub async fn rollback(
         self,
@@ -354,13 +458,19 @@ impl Journal {
             mut appender,
             parsed,
             clock,
+            bytes: _,
         } = self;
         let run_id = parsed.header.run_id.clone();
         if parsed.end == Some(EndStatus::Committed) {
             return Err(JournalError::Committed { run_id });
         }
+        // Sealed undos read as absent: rolling back without the key would skip them silently.
+        if parsed.header.encryption.is_some() && parsed.sealer.is_none() {
+            return Err(JournalError::KeyRequired { run_id });
+        }
         prepare_for_append(appender.as_mut(), &path, &parsed).await?;
-        let writer = JournalWriter::start(path, appender, parsed.next_seq())?;
+        let sealer = parsed.sealer.clone();
+        let writer = JournalWriter::start(path, appender, parsed.next_seq(), sealer)?;
         let mut journal_error = None;
         let at = clock.system_now();
         let started = writer.append(|seq| Record::RollbackStarted {
@@ -415,7 +525,8 @@ impl Journal {
     }
 
     /// Opens run `run_id` and rolls back what it left behind (see [`rollback`](Self::rollback)),
-    /// without resolving create intents.
+    /// without resolving create intents. An encrypted journal needs its key: open it, call
+    /// [`with_keys`](Self::with_keys), then [`rollback`](Self::rollback).
     pub async fn recover(
         state_dir: impl AsRef<Path>,
         run_id: &str,
@@ -440,7 +551,7 @@ impl Journal {
         for run_id in store.list().await? {
             let path = PathBuf::from(store.journal_location(&run_id));
             let parsed = match store.read(&run_id).await {
-                Ok(bytes) => parse_journal(&bytes, &path, &run_id),
+                Ok(bytes) => parse_journal(&bytes, &path, &run_id, None),
                 Err(e) => Err(e.into()),
             };
             match parsed {

@@ -8,6 +8,10 @@
 //! start finds the run with [`Journal::find_incomplete`] and undoes it with
 //! [`Journal::recover`], idempotently and re-runnably.
 //!
+//! With a state key ([`TxnOptions::with_keys`]), what a journal records of values (undo
+//! records, metadata, messages) is encrypted before it reaches the store; run listings work
+//! without the key and rollback needs it ([`Journal::with_keys`]). See [`seal`].
+//!
 //! ```text
 //! .fabrik/runs/20260101T000000Z-1a2b3c4d.jsonl   journal: header line + JSON-lines records
 //! .fabrik/runs/20260101T000000Z-1a2b3c4d.lock    lock: one writer per journal
@@ -58,6 +62,7 @@ mod fs;
 mod journal;
 pub mod record;
 mod rollback;
+pub mod seal;
 mod txn;
 mod writer;
 
@@ -69,6 +74,7 @@ pub use rollback::{
     IntentEntry, IntentResolver, IntentResult, RollbackReport, TrackedResource, UndoEntry,
     UndoResult,
 };
+pub use seal::{Encryption, KdfParams, Keyring};
 pub use txn::{
     IntentId, ScopeError, Step, Transaction, TxnOptions, TxnStats, TxnStatus, new_run_id,
 };

@@ -26,6 +26,9 @@
 //! Updates need no intent: track the undo (with the previous value) *before* sending the
 //! update, since restoring a value that was never changed is harmless.
 //!
+//! Encryption at rest: with a state key, undo records, metadata and messages are sealed (see
+//! [`crate::seal`] for the format and what stays readable).
+//!
 //! Secrets: records carry ids, names, undo data and caller metadata only; no record type has
 //! a field for a credential or a configuration value (the header keeps only the config's
 //! hash). Metadata values under secret-looking keys are replaced by `"***"` before they are
@@ -39,8 +42,14 @@ use fabrik_core::ErrorClass;
 use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoOutcome};
 use serde::{Deserialize, Serialize};
 
-/// The journal format this crate writes and reads.
+/// The journal format of a journal in clear (the newest format this crate reads is
+/// [`ENCRYPTED_FORMAT_VERSION`]).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The format of an encrypted journal: format 1 plus the header's `encryption` and sealed
+/// records (see [`crate::seal`]). A tool that reads only format 1 refuses it rather than
+/// taking a sealed undo for a missing one.
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
 
 /// The first line of every journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +74,9 @@ pub struct Header {
     pub rollback_enabled: bool,
     /// The process that began the run, for humans looking at a stale run.
     pub pid: u32,
+    /// How the journal's records are sealed; `None` for a journal in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::seal::Encryption>,
 }
 
 /// A create about to be sent, journaled before its id is known.

@@ -50,6 +50,8 @@ struct StepState {
     intent_failed: bool,
     tracked: Option<TrackedResource>,
     undone: bool,
+    /// Read without its key: the track has an undo that is sealed.
+    hidden_undo: bool,
 }
 
 /// Every step of a run, keyed by step id; built by applying records in file order.
@@ -118,6 +120,13 @@ impl Steps {
         Ok(())
     }
 
+    /// Marks `step`'s undo as present but sealed (an encrypted journal read without its key).
+    pub(crate) fn hide_undo(&mut self, step: u64) {
+        if let Some(s) = self.steps.get_mut(&step) {
+            s.hidden_undo = true;
+        }
+    }
+
     /// Whether `intent` is a recorded intent with no outcome yet.
     pub(crate) fn is_open_intent(&self, intent: u64) -> bool {
         self.steps
@@ -134,7 +143,12 @@ impl Steps {
     pub(crate) fn pending_undos(&self) -> usize {
         self.steps
             .values()
-            .filter(|s| !s.undone && s.tracked.as_ref().is_some_and(|t| t.undo.is_some()))
+            .filter(|s| {
+                !s.undone
+                    && s.tracked
+                        .as_ref()
+                        .is_some_and(|t| t.undo.is_some() || s.hidden_undo)
+            })
             .count()
     }
 

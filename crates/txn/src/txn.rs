@@ -23,10 +23,13 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::fs::{DEFAULT_STATE_DIR, LocalDirStore};
-use crate::record::{EndStatus, FORMAT_VERSION, Header, Intent, Record, redact};
+use crate::record::{
+    ENCRYPTED_FORMAT_VERSION, EndStatus, FORMAT_VERSION, Header, Intent, Record, redact,
+};
 use crate::rollback::{
     Exec, IntentResolver, RollbackReport, Steps, TrackedResource, UndoEntry, execute,
 };
+use crate::seal::Keyring;
 use crate::writer::{JournalWriter, Pending};
 use crate::{JournalError, TxnError};
 
@@ -51,6 +54,9 @@ pub struct TxnOptions {
     /// The run id to use (see [`new_run_id`]), so a caller can take locks in its name before
     /// the run begins; `None` makes a fresh one.
     pub run_id: Option<String>,
+    /// The state key: with a current passphrase, the journal is encrypted at rest (see
+    /// [`crate::seal`]); without, it is written in clear.
+    pub keys: Keyring,
 }
 
 impl Default for TxnOptions {
@@ -70,7 +76,14 @@ impl TxnOptions {
             clock: Arc::new(SystemClock),
             store: None,
             run_id: None,
+            keys: Keyring::none(),
         }
+    }
+
+    /// Encrypts the journal with `keys`' current passphrase (if it has one).
+    pub fn with_keys(mut self, keys: Keyring) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Journals in `store` instead of the local directory.
@@ -248,14 +261,27 @@ impl Transaction {
             clock,
             store,
             run_id,
+            keys,
         } = options;
         let store = store.unwrap_or_else(|| Arc::new(LocalDirStore::new(state_dir)));
         let started = (clock.now(), clock.system_now());
         let run_id = run_id.unwrap_or_else(|| new_run_id(started.1));
         crate::fs::validate_run_id(&run_id)?;
         let path = PathBuf::from(store.journal_location(&run_id));
+        let sealed = keys
+            .seal_new(&run_id)
+            .map_err(|reason| JournalError::Encryption {
+                run_id: run_id.clone(),
+                reason,
+            })?;
+        let (encryption, sealer) =
+            sealed.map_or((None, None), |(e, s)| (Some(e), Some(Arc::new(s))));
         let header = Record::Header(Header {
-            format: FORMAT_VERSION,
+            format: if encryption.is_some() {
+                ENCRYPTED_FORMAT_VERSION
+            } else {
+                FORMAT_VERSION
+            },
             run_id: run_id.clone(),
             name: name.clone(),
             config_hash,
@@ -264,6 +290,7 @@ impl Transaction {
             dry_run,
             rollback_enabled,
             pid: std::process::id(),
+            encryption,
         });
         let mut line = serde_json::to_vec(&header)
             .map_err(|e| JournalError::io(&path, "serialize header", e.into()))?;
@@ -272,8 +299,9 @@ impl Transaction {
             .create(&run_id, &line)
             .await
             .map_err(JournalError::from)?;
-        let writer = JournalWriter::start(path.clone(), appender, 1)?;
-        tracing::info!(run_id = %run_id, name = %name, journal = %path.display(), "transaction started");
+        let encrypted = sealer.is_some();
+        let writer = JournalWriter::start(path.clone(), appender, 1, sealer)?;
+        tracing::info!(run_id = %run_id, name = %name, journal = %path.display(), encrypted, "transaction started");
         Ok(Self {
             run_id,
             name,

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use fabrik_core::JournalAppender;
 use tokio::sync::oneshot;
 
+use crate::seal::SharedSealer;
 use crate::{JournalError, Record};
 
 type Ack = oneshot::Sender<Result<(), JournalError>>;
@@ -42,6 +43,8 @@ pub(crate) struct JournalWriter {
     state: Mutex<WriterState>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<WriterCounters>,
+    /// The journal's key when it is encrypted: records are sealed before they are queued.
+    sealer: Option<SharedSealer>,
 }
 
 #[derive(Debug)]
@@ -71,11 +74,13 @@ impl Pending {
 
 impl JournalWriter {
     /// Starts the writer thread on `appender` (which holds the run's lock until the thread
-    /// closes it). The next record gets sequence number `next_seq`.
+    /// closes it). The next record gets sequence number `next_seq`. With `sealer`, records
+    /// that hold values are sealed before they leave this process's memory.
     pub(crate) fn start(
         path: PathBuf,
         appender: Box<dyn JournalAppender>,
         next_seq: u64,
+        sealer: Option<SharedSealer>,
     ) -> Result<Self, JournalError> {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(WriterCounters::default());
@@ -101,6 +106,7 @@ impl JournalWriter {
             }),
             thread: Mutex::new(Some(thread)),
             counters,
+            sealer,
         })
     }
 
@@ -116,9 +122,9 @@ impl JournalWriter {
         };
         let seq = st.next_seq;
         let record = make(seq);
-        let mut line = serde_json::to_vec(&record)
-            .map_err(|e| JournalError::io(&self.path, "serialize record", e.into()))?;
-        line.push(b'\n');
+        let line = crate::seal::encode(&record, self.sealer.as_deref()).map_err(|e| {
+            JournalError::io(&self.path, "serialize record", std::io::Error::other(e))
+        })?;
         let (ack, rx) = oneshot::channel();
         tx.send(Msg { line, ack })
             .map_err(|_| self.stopped("the writer thread ended"))?;

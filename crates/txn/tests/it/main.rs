@@ -1,7 +1,9 @@
 //! Integration tests of fabrik-txn: the seed's cases, crashes, locks and concurrency.
 
+mod azure;
 mod concurrency;
 mod crash;
 mod emulator;
+mod encryption;
 mod seed;
 mod support;
