@@ -17,9 +17,13 @@ pub fn text(plan: &Plan) -> String {
             let _ = writeln!(out, "workspace {}:", w.name);
         }
         for c in &w.changes {
+            let loss = c
+                .data_loss()
+                .map(|l| format!(" [DATA LOSS: {}]", l.reason))
+                .unwrap_or_default();
             match &c.detail {
-                Some(d) => writeln!(out, "  {} {} ({d})", c.action.sign(), c.target),
-                None => writeln!(out, "  {} {}", c.action.sign(), c.target),
+                Some(d) => writeln!(out, "  {} {} ({d}){loss}", c.action.sign(), c.target),
+                None => writeln!(out, "  {} {}{loss}", c.action.sign(), c.target),
             }
             .unwrap_or(());
         }
@@ -31,7 +35,8 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
-/// `plan: 3 to create, 1 to update` (and deletes when there are any).
+/// `plan: 3 to create, 1 to update` (and deletes when there are any, and how many of them
+/// destroy data).
 pub fn summary(plan: &Plan) -> String {
     let deletes = plan.count(Action::Delete);
     let mut s = format!(
@@ -41,6 +46,10 @@ pub fn summary(plan: &Plan) -> String {
     );
     if deletes > 0 {
         let _ = write!(s, ", {deletes} to delete");
+    }
+    let losses = plan.data_loss().len();
+    if losses > 0 {
+        let _ = write!(s, " ({losses} destroying stored data)");
     }
     s
 }
@@ -62,6 +71,24 @@ fn mermaid_label(s: &str) -> String {
 /// The plan as Markdown for a pull-request comment.
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("## fabrik plan\n\n");
+    let losses = plan.data_loss();
+    if !losses.is_empty() {
+        let _ = writeln!(
+            out,
+            "**⚠️ Data loss: {} change(s) of this plan destroy stored data:**\n",
+            losses.len()
+        );
+        for (w, c, l) in &losses {
+            let _ = writeln!(
+                out,
+                "- **{}: `-` {} — {}**",
+                md_escape(&w.name),
+                md_escape(&c.target),
+                md_escape(&l.reason)
+            );
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "**{}**\n", summary(plan));
     out.push_str(
         "| workspace | create | update | delete | left alone |\n|---|---:|---:|---:|---:|\n",
@@ -90,9 +117,14 @@ pub fn markdown(plan: &Plan) -> String {
                 .as_deref()
                 .map(|d| format!(" — {}", md_escape(d)))
                 .unwrap_or_default();
+            let loss = if c.data_loss().is_some() {
+                " **(data loss)**"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "- `{}` {}{detail}",
+                "- `{}` {}{detail}{loss}",
                 c.action.sign(),
                 md_escape(&c.target)
             );

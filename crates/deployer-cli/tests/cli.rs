@@ -567,7 +567,24 @@ async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("pass --yes"), "{stderr}");
     assert!(emu.state().to_string().contains("s-one-dev"));
-    let (code, stdout, _) = run_in(&emu, &token, d, &["destroy", "--yes"]);
+    // s-one-dev holds a lakehouse: its delete destroys data, refused without
+    // --allow-data-loss (exit 4, the workspace named), and nothing is removed.
+    let writes = |log: &[serde_json::Value]| log.iter().filter(|r| r["method"] != "GET").count();
+    let before = writes(&log(&emu).await);
+    let (code, _, stderr) = run_in(&emu, &token, d, &["destroy", "--yes"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("workspace s-one-dev") && stderr.contains("lakehouse LH_one"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&log(&emu).await), before, "nothing was written");
+    assert!(emu.state().to_string().contains("s-one-dev"));
+    let (code, stdout, _) = run_in(
+        &emu,
+        &token,
+        d,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!emu.state().to_string().contains("s-one-dev"));
     emu.shutdown().await.unwrap();

@@ -637,7 +637,7 @@ async fn a_destroy_killed_halfway_is_listed_from_another_machine_and_finished_by
         c.arg("destroy")
             .arg("--config")
             .arg(examples())
-            .args(["--yes", "--concurrency", "1"]);
+            .args(["--yes", "--allow-data-loss", "--concurrency", "1"]);
         c
     };
     let mut a = destroy(machine_a.path())

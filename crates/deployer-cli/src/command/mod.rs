@@ -45,8 +45,14 @@ use write::*;
 /// Runs the parsed command.
 pub async fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
-        Command::Plan { detailed_exitcode } => plan(cli, *detailed_exitcode).await,
-        Command::Apply { no_rollback } => apply(cli, *no_rollback).await,
+        Command::Plan {
+            detailed_exitcode, ..
+        } => plan(cli, *detailed_exitcode).await,
+        Command::Apply {
+            no_rollback,
+            allow_data_loss,
+            ..
+        } => apply(cli, *no_rollback, allow_data_loss.allow_data_loss).await,
         Command::Rollback { run_id } => rollback(cli, run_id).await,
         Command::Status => status(cli).await,
         Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
@@ -60,6 +66,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
             plan,
             unpublish,
             detailed_exitcode,
+            allow_data_loss,
         } => {
             let args = crate::publish::inputs::PublishArgs {
                 repository: repository.clone(),
@@ -70,7 +77,12 @@ pub async fn run(cli: &Cli) -> ExitCode {
                 features: cicd_feature.clone(),
                 unpublish: *unpublish,
             };
-            publish(cli, args, *plan, *detailed_exitcode).await
+            let how = PublishHow {
+                only_plan: *plan,
+                detailed_exitcode: *detailed_exitcode,
+                allow_data_loss: allow_data_loss.allow_data_loss,
+            };
+            publish(cli, args, how).await
         }
         Command::Export { workspace_id, out } => export(cli, workspace_id, out).await,
         Command::Emulator { args } => emulator(args).await,
@@ -78,11 +90,24 @@ pub async fn run(cli: &Cli) -> ExitCode {
         Command::Auth {
             what: AuthCommand::Check,
         } => auth_check(cli).await,
-        Command::Serve { interval, listen } => {
+        Command::Serve {
+            interval, listen, ..
+        } => {
             crate::serve::serve(&serve_options(cli, *interval, listen)).await
         }
-        Command::Destroy { yes, cicd_feature } => destroy(cli, *yes, cicd_feature).await,
-        Command::Validate => validate(cli).await,
+        Command::Destroy {
+            yes,
+            cicd_feature,
+            allow_data_loss,
+            ..
+        } => {
+            let consent = crate::plan::Consent {
+                allow_data_loss: allow_data_loss.allow_data_loss,
+                cicd_features: cicd_feature.clone(),
+            };
+            destroy(cli, *yes, consent).await
+        }
+        Command::Validate { .. } => validate(cli).await,
         Command::Flags | Command::Schema => ExitCode::SUCCESS,
     }
 }
@@ -101,7 +126,7 @@ fn serve_options(cli: &Cli, interval: u64, listen: &str) -> crate::serve::ServeO
     crate::serve::ServeOptions {
         config: cli.config.clone(),
         environment: cli.environment.clone(),
-        lenient: cli.lenient,
+        lenient: cli.lenient(),
         features: cli.features.clone(),
         run: RunOptions {
             command: "serve",
@@ -269,7 +294,7 @@ async fn deploy(
     desired: &config::Desired,
     opts: &RunOptions,
 ) -> ExitCode {
-    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune).await {
+    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune()).await {
         Ok(p) => p,
         Err(e) => return plan_failed(&e),
     };
@@ -381,7 +406,7 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
     .await;
     let opts = config::LoadOptions {
         environment: cli.environment.clone(),
-        lenient: cli.lenient,
+        lenient: cli.lenient(),
         env: std::env::vars().collect(),
         secrets,
     };
