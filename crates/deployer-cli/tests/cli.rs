@@ -1113,3 +1113,80 @@ async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
     emu.shutdown().await.unwrap();
 }
+
+/// What a new user meets (issue 23): a failed, rolled-back run says it failed and what was
+/// rolled back, with fabrik's own lines only (no library log line with the default filter);
+/// a successful apply lists the workspaces it made or used with their ids, in text and JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Workspace "two" has no capacity, so its git connect fails and the run rolls back.
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: f, prefix: f}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n    git: {provider: GitHub, owner: o, repository: r, branch: main, connection_id: 7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a}\n",
+    )
+    .unwrap();
+    let out = fabrik()
+        .env_remove("FABRIK_LOG")
+        .args(["apply", "--concurrency", "1", "--config"])
+        .arg(d.join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(d.join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("applied:"), "{stdout}");
+    assert!(
+        stdout.contains("failed: 1 error(s); all ") && stdout.contains("were rolled back, nothing is applied"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rolled back "), "{stdout}");
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("fabrik_txn"),
+        "only fabrik's own lines: {stderr}"
+    );
+    assert!(!stdout.contains("workspaces:"), "a failed run lists no ids: {stdout}");
+
+    // Without git it succeeds: the ids are printed (JSON: `workspaces`), and again on a run
+    // with nothing to do.
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: f, prefix: f}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_in(&emu, &token, d, &["apply", "--output", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json_start = stdout.rfind("\n{").map_or(0, |i| i + 1);
+    let result: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
+    let live = emu.state();
+    let id_of = |name: &str| {
+        live["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["displayName"] == name)
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(
+        result["workspaces"],
+        serde_json::json!([{"name": "f-one-dev", "id": id_of("f-one-dev")}, {"name": "f-two-dev", "id": id_of("f-two-dev")}]),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains(&format!("workspaces:\n  f-one-dev  {}\n  f-two-dev  {}\n", id_of("f-one-dev"), id_of("f-two-dev"))),
+        "{stdout}"
+    );
+    emu.shutdown().await.unwrap();
+}

@@ -42,6 +42,11 @@ pub use read::flags;
 use read::*;
 use write::*;
 
+/// The console log filter when FABRIK_LOG is not set (`serve` aside, which logs `info`):
+/// warnings, but not the libraries' warnings about what the command reports in its own words —
+/// a rollback (fabrik-txn) and a token that could not be had (fabrik-secrets).
+pub const DEFAULT_LOG_FILTER: &str = "warn,fabrik_txn=error,fabrik_secrets::token=error";
+
 /// Runs the parsed command.
 pub async fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
@@ -310,8 +315,13 @@ async fn apply_planned(
     plan: &Plan,
     opts: &RunOptions,
 ) -> ExitCode {
+    // `apply` says which workspaces it made or used: a publish into them needs their ids.
+    let says_ids = opts.command == "apply";
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");
+        if says_ids {
+            print!("{}", crate::render::workspace_ids(&workspace_ids(client, plan).await));
+        }
         return ExitCode::SUCCESS;
     }
     print_plan(cli, plan);
@@ -346,24 +356,69 @@ async fn apply_planned(
             eprintln!("error: cannot write the report {}: {e}", path.display());
         }
     }
-    if cli.output == Output::Json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
-        }
+    let ids = if says_ids && report.errors.is_empty() {
+        workspace_ids(client, plan).await
     } else {
-        let (out, err) = crate::render::apply_report(
-            &report,
-            &fabrik_telemetry::global().trace_id().to_string(),
-        );
-        print!("{out}");
-        eprint!("{err}");
-    }
+        Vec::new()
+    };
+    print_report(cli, &report, &ids);
     if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The result of an apply: JSON (the report, and `workspaces: [{name, id}]` when `ids` has
+/// them), or the summary for people.
+fn print_report(cli: &Cli, report: &run::ApplyReport, ids: &[(String, String)]) {
+    if cli.output == Output::Json {
+        let json = serde_json::to_value(report).map(|mut v| {
+            if !ids.is_empty() {
+                v["workspaces"] = ids
+                    .iter()
+                    .map(|(name, id)| serde_json::json!({"name": name, "id": id}))
+                    .collect();
+            }
+            v
+        });
+        match json.and_then(|v| serde_json::to_string_pretty(&v)) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
+        }
+    } else {
+        let (out, err) = crate::render::apply_report(
+            report,
+            &fabrik_telemetry::global().trace_id().to_string(),
+        );
+        print!("{out}");
+        print!("{}", crate::render::workspace_ids(ids));
+        eprint!("{err}");
+    }
+}
+
+/// The plan's workspaces with their ids, those the apply created included (read back by
+/// name); `(name, id)` in plan order.
+async fn workspace_ids(client: &FabricClient, plan: &Plan) -> Vec<(String, String)> {
+    let live: Vec<fabrik_client::models::Workspace> =
+        if plan.workspaces.iter().all(|w| w.id.is_some()) {
+            Vec::new()
+        } else {
+            futures::TryStreamExt::try_collect(client.list_workspaces())
+                .await
+                .unwrap_or_default()
+        };
+    plan.workspaces
+        .iter()
+        .filter_map(|w| {
+            let id = w.id.clone().or_else(|| {
+                live.iter()
+                    .find(|l| l.display_name.eq_ignore_ascii_case(&w.name))
+                    .map(|l| l.id.clone())
+            })?;
+            Some((w.name.clone(), id))
+        })
+        .collect()
 }
 
 /// Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
