@@ -1190,3 +1190,71 @@ async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
     );
     emu.shutdown().await.unwrap();
 }
+
+/// A repository holding one lakehouse, `New`.
+fn lakehouse_repo(root: &Path) {
+    let dir = root.join("New.Lakehouse");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".platform"),
+        serde_json::json!({
+            "$schema": "https://developer.microsoft.com/json-schemas/fabric/gitIntegration/platformProperties/2.0.0/schema.json",
+            "metadata": {"type": "Lakehouse", "displayName": "New"},
+            "config": {"version": "2.0", "logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d09"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("lakehouse.metadata.json"), "{}").unwrap();
+}
+
+/// `status` names each run by its command (a publish is not an apply) and prints JSON with
+/// `--output json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_publish_runs_and_speaks_json() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ws = emu.state()["workspaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo = d.join("repo");
+    lakehouse_repo(&repo);
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &["publish", "--repository", repo.to_str().unwrap(), "--workspace-id", &ws],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = run_in(&emu, &token, d, &["status", "--output", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = status["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["apply dev", "publish dev"], "{stdout}");
+    assert!(
+        status["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["runId"].is_string() && r["status"] == "committed"),
+        "{stdout}"
+    );
+    let (_, text, _) = run_in(&emu, &token, d, &["status"]);
+    assert!(text.lines().any(|l| l.ends_with("  publish dev")), "{text}");
+    emu.shutdown().await.unwrap();
+}

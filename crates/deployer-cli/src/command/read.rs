@@ -79,9 +79,29 @@ pub(super) async fn status(cli: &Cli) -> ExitCode {
         Err(e) => return fail(&e),
     };
     match backend.list_runs().await {
+        Ok(listing) if cli.output == Output::Json => {
+            // Each run as the journal summarizes it: id, name (`<command> <env>`), status,
+            // times, resources, pending undos, the journal's place.
+            let unreadable: Vec<String> = listing.unreadable.iter().map(|e| e.to_string()).collect();
+            let json = serde_json::json!({
+                "location": backend.location(),
+                "runs": listing.runs,
+                "unreadable": unreadable,
+            });
+            match serde_json::to_string_pretty(&json) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot write the runs as JSON: {e}")),
+            }
+        }
         Ok(listing) => {
             for r in &listing.runs {
                 println!("{}  {:?}  {}", r.run_id, r.status, r.name);
+            }
+            for e in &listing.unreadable {
+                eprintln!("warning: {e}");
             }
             if listing.runs.is_empty() {
                 println!("no runs in {}", backend.location());
