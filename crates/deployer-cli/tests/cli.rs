@@ -1258,3 +1258,71 @@ async fn status_names_publish_runs_and_speaks_json() {
     assert!(text.lines().any(|l| l.ends_with("  publish dev")), "{text}");
     emu.shutdown().await.unwrap();
 }
+
+/// No credential: one error line (no library log line beside it with the default filter) that
+/// says to set FABRIC_TOKEN.
+#[test]
+fn a_missing_credential_is_one_error_that_names_fabric_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    // The Azure CLI credential, with no `az` to find: fails at once, without the network.
+    let out = fabrik()
+        .env_remove("FABRIK_LOG")
+        .env_remove("FABRIC_TOKEN")
+        .env("PATH", "/nonexistent")
+        .args(["plan", "--auth", "azure-cli", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", "http://127.0.0.1:9/v1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "printed once: {stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("to fix it: set FABRIC_TOKEN to a bearer token"),
+        "{stderr}"
+    );
+}
+
+/// `--workspace-id` takes an id: a name is invalid input (exit 4) before any request, and the
+/// error says how to name a workspace instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_name_given_as_workspace_id_is_invalid_input() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("fabrik.yaml"), "project: {name: t, prefix: t}\n").unwrap();
+    let repo = d.join("repo");
+    lakehouse_repo(&repo);
+    let publish = [
+        "publish",
+        "--repository",
+        repo.to_str().unwrap(),
+        "--workspace-id",
+        "t-one-dev",
+    ];
+    let out = d.join("out");
+    let export = [
+        "export",
+        "--out",
+        out.to_str().unwrap(),
+        "--workspace-id",
+        "t-one-dev",
+    ];
+    for args in [&publish[..], &export[..]] {
+        let (code, _, stderr) = run_in(&emu, &token, d, args);
+        assert_eq!(code, Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--workspace-id `t-one-dev` is not a workspace id: it expects a GUID")
+                && stderr.contains("core.workspace: NAME"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(log(&emu).await, Vec::<serde_json::Value>::new(), "no request");
+    emu.shutdown().await.unwrap();
+}

@@ -176,8 +176,50 @@ fn live_client(
         ));
     }
     let opts = run_options(cli, cli.base_url.clone());
-    run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())
-        .and_then(|t| run::client(&opts, flags, t))
+    tokens(cli).and_then(|t| run::client(&opts, flags, t))
+}
+
+/// The token provider every command uses ([`run::token_provider`]), whose failures say what to
+/// set.
+fn tokens(cli: &Cli) -> Result<Arc<dyn fabrik_core::TokenProvider>, String> {
+    let tokens = run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())?;
+    Ok(Arc::new(Hinted(tokens)))
+}
+
+/// What to do when no token could be had, after what the credential chain tried.
+pub const CREDENTIAL_HINT: &str = "set FABRIC_TOKEN to a bearer token for the Fabric API \
+     (`az account get-access-token --resource https://api.fabric.microsoft.com`), or \
+     AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, or pick \
+     a credential with --auth; `fabrik auth check` tries it";
+
+/// A token provider whose errors end with [`CREDENTIAL_HINT`]: the chain's own message names
+/// what it tried, not what the user can set.
+#[derive(Debug)]
+struct Hinted(Arc<dyn fabrik_core::TokenProvider>);
+
+#[async_trait::async_trait]
+impl fabrik_core::TokenProvider for Hinted {
+    async fn token(
+        &self,
+        scopes: &[&str],
+    ) -> Result<fabrik_core::AccessToken, fabrik_core::AuthError> {
+        use fabrik_core::AuthError as E;
+        self.0.token(scopes).await.map_err(|e| {
+            let hinted = |m: String| format!("{m}\nto fix it: {CREDENTIAL_HINT}");
+            match e {
+                E::Unavailable(m) => E::Unavailable(hinted(m)),
+                E::Rejected(m) => E::Rejected(hinted(m)),
+                E::Transport(m) => E::Transport(hinted(m)),
+                other => E::Unavailable(hinted(other.to_string())),
+            }
+        })
+    }
+    fn invalidate(&self, scopes: &[&str]) {
+        self.0.invalidate(scopes);
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }
 
 fn state_args(cli: &Cli) -> crate::state::StateArgs {
@@ -245,6 +287,26 @@ fn plan_failed(e: &crate::engine::EngineError) -> ExitCode {
             ExitCode::from(INVALID_INPUT)
         }
         _ => fail(&e.to_string()),
+    }
+}
+
+/// `--workspace-id` must be a workspace's id, a GUID: a name would only meet a 404 later.
+fn workspace_guid(id: &str) -> Result<(), String> {
+    let b = id.as_bytes();
+    let guid = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if guid {
+        Ok(())
+    } else {
+        Err(format!(
+            "--workspace-id `{id}` is not a workspace id: it expects a GUID such as \
+             7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a (`fabrik apply` prints its workspaces' ids); \
+             to name a workspace instead, give `core.workspace: NAME` in a fabric-cicd \
+             config.yml with --cicd-config"
+        ))
     }
 }
 

@@ -6,6 +6,10 @@ use clap::Parser as _;
 
 pub(super) async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path) -> ExitCode {
     use crate::publish::{export, snapshot};
+    if let Err(e) = workspace_guid(workspace_id) {
+        eprintln!("error: {e}");
+        return ExitCode::from(INVALID_INPUT);
+    }
     let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
@@ -33,7 +37,7 @@ pub(super) async fn auth_check(cli: &Cli) -> ExitCode {
     let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
-    let tokens = match run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref()) {
+    let tokens = match tokens(cli) {
         Ok(t) => t,
         Err(e) => return fail(&format!("no credential: {e}")),
     };

@@ -106,6 +106,12 @@ pub(super) async fn publish(
         allow_data_loss,
     } = publish_how;
     use crate::publish::{inputs, pipeline::EnvVars};
+    if let Some(id) = &args.workspace_id
+        && let Err(e) = workspace_guid(id)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(INVALID_INPUT);
+    }
     let (target, repo, how) = match inputs::resolve(&args, &cli.environment, EnvVars::process()) {
         Ok(Some(r)) => {
             for w in &r.warnings {
