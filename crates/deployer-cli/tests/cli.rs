@@ -1326,3 +1326,46 @@ async fn a_workspace_name_given_as_workspace_id_is_invalid_input() {
     assert_eq!(log(&emu).await, Vec::<serde_json::Value>::new(), "no request");
     emu.shutdown().await.unwrap();
 }
+
+/// `fabrik emulator --state FILE` saves its state when stopped with SIGTERM (a service
+/// manager, a CI job's end), not only on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_saves_its_state_file_on_sigterm() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("emulator-state.json");
+    let mut emu = fabrik()
+        .args(["emulator", "--port", "0", "--accept-any-token", "--state"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(emu.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{base}/v1/workspaces"))
+        .bearer_auth("any")
+        .json(&serde_json::json!({"displayName": "kept-by-sigterm"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &emu.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stopped = emu.wait().unwrap();
+    assert!(stopped.success(), "{stopped:?}");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("kept-by-sigterm"), "{saved}");
+}
