@@ -301,11 +301,17 @@ mod tests {
     #[test]
     fn a_failed_run_never_reads_as_applied() {
         let (out, err) = apply_report(&report(0, 0, 0, 0), "T");
-        assert!(out.contains("applied: 1 created, 1 updated (run R, trace T)"), "{out}");
+        assert!(
+            out.contains("applied: 1 created, 1 updated (run R, trace T)"),
+            "{out}"
+        );
         assert!(out.contains("WORKSPACE") && err.is_empty(), "{out}");
 
         let (out, err) = apply_report(&report(1, 2, 0, 0), "T");
-        assert!(!out.contains("applied:") && !out.contains("WORKSPACE"), "{out}");
+        assert!(
+            !out.contains("applied:") && !out.contains("WORKSPACE"),
+            "{out}"
+        );
         assert!(
             out.contains("failed: 1 error(s); all 2 change(s) made before the failure were rolled back, nothing is applied (run R, trace T)"),
             "{out}"
@@ -328,7 +334,10 @@ mod tests {
             },
             "T",
         );
-        assert!(out.contains("failed: 1 error(s); nothing was left changed"), "{out}");
+        assert!(
+            out.contains("failed: 1 error(s); nothing was left changed"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -579,12 +579,7 @@ async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
     );
     assert_eq!(writes(&log(&emu).await), before, "nothing was written");
     assert!(emu.state().to_string().contains("s-one-dev"));
-    let (code, stdout, _) = run_in(
-        &emu,
-        &token,
-        d,
-        &["destroy", "--yes", "--allow-data-loss"],
-    );
+    let (code, stdout, _) = run_in(&emu, &token, d, &["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!emu.state().to_string().contains("s-one-dev"));
     emu.shutdown().await.unwrap();
@@ -1145,7 +1140,8 @@ async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(!stdout.contains("applied:"), "{stdout}");
     assert!(
-        stdout.contains("failed: 1 error(s); all ") && stdout.contains("were rolled back, nothing is applied"),
+        stdout.contains("failed: 1 error(s); all ")
+            && stdout.contains("were rolled back, nothing is applied"),
         "{stdout}"
     );
     assert!(stdout.contains("rolled back "), "{stdout}");
@@ -1154,7 +1150,10 @@ async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
         !stderr.contains("WARN") && !stderr.contains("fabrik_txn"),
         "only fabrik's own lines: {stderr}"
     );
-    assert!(!stdout.contains("workspaces:"), "a failed run lists no ids: {stdout}");
+    assert!(
+        !stdout.contains("workspaces:"),
+        "a failed run lists no ids: {stdout}"
+    );
 
     // Without git it succeeds: the ids are printed (JSON: `workspaces`), and again on a run
     // with nothing to do.
@@ -1185,7 +1184,11 @@ async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
     let (code, stdout, _) = run_in(&emu, &token, d, &["apply"]);
     assert_eq!(code, Some(0));
     assert!(
-        stdout.contains(&format!("workspaces:\n  f-one-dev  {}\n  f-two-dev  {}\n", id_of("f-one-dev"), id_of("f-two-dev"))),
+        stdout.contains(&format!(
+            "workspaces:\n  f-one-dev  {}\n  f-two-dev  {}\n",
+            id_of("f-one-dev"),
+            id_of("f-two-dev")
+        )),
         "{stdout}"
     );
     emu.shutdown().await.unwrap();
@@ -1232,7 +1235,13 @@ async fn status_names_publish_runs_and_speaks_json() {
         &emu,
         &token,
         d,
-        &["publish", "--repository", repo.to_str().unwrap(), "--workspace-id", &ws],
+        &[
+            "publish",
+            "--repository",
+            repo.to_str().unwrap(),
+            "--workspace-id",
+            &ws,
+        ],
     );
     assert_eq!(code, Some(0), "{stderr}");
 
@@ -1281,7 +1290,11 @@ fn a_missing_credential_is_one_error_that_names_fabric_token() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.matches("error:").count(), 1, "printed once: {stderr}");
+    assert_eq!(
+        stderr.matches("error:").count(),
+        1,
+        "printed once: {stderr}"
+    );
     assert!(!stderr.contains("WARN"), "{stderr}");
     assert!(
         stderr.contains("to fix it: set FABRIC_TOKEN to a bearer token"),
@@ -1323,7 +1336,11 @@ async fn a_workspace_name_given_as_workspace_id_is_invalid_input() {
             "{stderr}"
         );
     }
-    assert_eq!(log(&emu).await, Vec::<serde_json::Value>::new(), "no request");
+    assert_eq!(
+        log(&emu).await,
+        Vec::<serde_json::Value>::new(),
+        "no request"
+    );
     emu.shutdown().await.unwrap();
 }
 

@@ -104,7 +104,12 @@ async fn a_prune_that_deletes_a_lakehouse_is_marked_and_refused_without_allow_da
     );
     assert_eq!(plan["summary"]["dataLoss"], 1, "{plan}");
 
-    let (_, md, _) = run(&emu, &token, d, &["plan", "--prune", "--output", "markdown"]);
+    let (_, md, _) = run(
+        &emu,
+        &token,
+        d,
+        &["plan", "--prune", "--output", "markdown"],
+    );
     assert!(
         md.starts_with("## fabrik plan\n\n**⚠️ Data loss: 1 change(s)"),
         "the warning leads the comment, in bold: {md}"
@@ -112,7 +117,9 @@ async fn a_prune_that_deletes_a_lakehouse_is_marked_and_refused_without_allow_da
     assert!(md.contains("- **g-one-dev: `-` lakehouse LH_old"), "{md}");
     let (_, text, _) = run(&emu, &token, d, &["plan", "--prune"]);
     assert!(
-        text.contains("- lakehouse LH_old (not in the configuration) [DATA LOSS: deletes Lakehouse LH_old"),
+        text.contains(
+            "- lakehouse LH_old (not in the configuration) [DATA LOSS: deletes Lakehouse LH_old"
+        ),
         "{text}"
     );
     assert!(text.contains("(1 destroying stored data)"), "{text}");

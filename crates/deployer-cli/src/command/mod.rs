@@ -97,9 +97,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
         } => auth_check(cli).await,
         Command::Serve {
             interval, listen, ..
-        } => {
-            crate::serve::serve(&serve_options(cli, *interval, listen)).await
-        }
+        } => crate::serve::serve(&serve_options(cli, *interval, listen)).await,
         Command::Destroy {
             yes,
             cicd_feature,
@@ -361,7 +359,8 @@ async fn deploy(
     desired: &config::Desired,
     opts: &RunOptions,
 ) -> ExitCode {
-    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune()).await {
+    let plan = match crate::engine::plan_with(client, desired, opts.concurrency, cli.prune()).await
+    {
         Ok(p) => p,
         Err(e) => return plan_failed(&e),
     };
@@ -382,7 +381,10 @@ async fn apply_planned(
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");
         if says_ids {
-            print!("{}", crate::render::workspace_ids(&workspace_ids(client, plan).await));
+            print!(
+                "{}",
+                crate::render::workspace_ids(&workspace_ids(client, plan).await)
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -449,10 +451,8 @@ fn print_report(cli: &Cli, report: &run::ApplyReport, ids: &[(String, String)]) 
             Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
         }
     } else {
-        let (out, err) = crate::render::apply_report(
-            report,
-            &fabrik_telemetry::global().trace_id().to_string(),
-        );
+        let (out, err) =
+            crate::render::apply_report(report, &fabrik_telemetry::global().trace_id().to_string());
         print!("{out}");
         print!("{}", crate::render::workspace_ids(ids));
         eprint!("{err}");

@@ -86,7 +86,8 @@ pub(super) async fn status(cli: &Cli) -> ExitCode {
         Ok(listing) if cli.output == Output::Json => {
             // Each run as the journal summarizes it: id, name (`<command> <env>`), status,
             // times, resources, pending undos, the journal's place.
-            let unreadable: Vec<String> = listing.unreadable.iter().map(|e| e.to_string()).collect();
+            let unreadable: Vec<String> =
+                listing.unreadable.iter().map(|e| e.to_string()).collect();
             let json = serde_json::json!({
                 "location": backend.location(),
                 "runs": listing.runs,

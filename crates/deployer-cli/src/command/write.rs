@@ -85,7 +85,8 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
     let plan = async {
-        let plan = crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune()).await?;
+        let plan =
+            crate::engine::plan_with(&client, &desired, cli.concurrency, cli.prune()).await?;
         Ok((desired.clone(), plan))
     };
     let consent = crate::plan::Consent {
