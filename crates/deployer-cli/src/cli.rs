@@ -77,9 +77,6 @@ pub struct Cli {
     /// Pace requests to at most this many per second per host (client-side GCRA).
     #[arg(long, global = true, env = "FABRIK_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
-    /// Write a JSON report of the apply to this file.
-    #[arg(long, global = true)]
-    pub report: Option<PathBuf>,
     #[allow(missing_docs, reason = "clap would show a doc comment as help")]
     #[command(subcommand)]
     pub command: Command,
@@ -124,6 +121,14 @@ pub struct Prune {
     pub prune: bool,
 }
 
+/// `--report`, for the commands that apply a plan.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Report {
+    /// Write a JSON report of the run (plan and result, secrets redacted) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
 /// `--allow-data-loss`, for the commands that may delete stored data.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct AllowDataLoss {
@@ -144,6 +149,16 @@ impl Cli {
             | Command::Destroy { lenient, .. }
             | Command::Serve { lenient, .. } => lenient.lenient,
             _ => false,
+        }
+    }
+
+    /// `--report` of the command, where it has one.
+    pub fn report(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Command::Apply { report, .. }
+            | Command::Publish { report, .. }
+            | Command::Destroy { report, .. } => report.report.as_deref(),
+            _ => None,
         }
     }
 
@@ -222,6 +237,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         allow_data_loss: AllowDataLoss,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        report: Report,
     },
     /// Write a workspace's items as a git-format repository (folders as directories,
     /// `.platform` with the deployed ids as logicalIds, definition parts, the workspace's own
@@ -255,6 +273,9 @@ pub enum Command {
         allow_data_loss: AllowDataLoss,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
+        report: Report,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
         lenient: Lenient,
     },
     /// Keep the deployment reconciled: apply on an interval and when the config file changes;
@@ -285,6 +306,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         allow_data_loss: AllowDataLoss,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        report: Report,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         lenient: Lenient,

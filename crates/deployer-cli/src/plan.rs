@@ -309,3 +309,41 @@ impl Serialize for Plan {
         st.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_bearing_types_and_consent() {
+        assert_eq!(data_bearing("lakehouse"), Some("Lakehouse"));
+        assert_eq!(data_bearing("KQLDatabase"), Some("KQLDatabase"));
+        assert_eq!(data_bearing("mirroreddatabase"), Some("MirroredDatabase"));
+        assert_eq!(data_bearing("Notebook"), None);
+        assert_eq!(
+            cicd_unpublish_flag("Lakehouse"),
+            Some("enable_lakehouse_unpublish")
+        );
+        assert_eq!(cicd_unpublish_flag("MirroredDatabase"), None);
+        let guarded = DataLoss {
+            reason: "r".into(),
+            cicd_flag: Some("enable_lakehouse_unpublish"),
+        };
+        let unguarded = DataLoss {
+            reason: "r".into(),
+            cicd_flag: None,
+        };
+        let none = Consent::default();
+        let flag = Consent {
+            allow_data_loss: false,
+            cicd_features: vec!["enable_lakehouse_unpublish".into()],
+        };
+        let all = Consent {
+            allow_data_loss: true,
+            cicd_features: vec![],
+        };
+        assert!(!none.covers(&guarded) && !none.covers(&unguarded));
+        assert!(flag.covers(&guarded) && !flag.covers(&unguarded));
+        assert!(all.covers(&guarded) && all.covers(&unguarded));
+    }
+}

@@ -1386,3 +1386,52 @@ async fn the_emulator_saves_its_state_file_on_sigterm() {
     let saved = std::fs::read_to_string(&file).unwrap();
     assert!(saved.contains("kept-by-sigterm"), "{saved}");
 }
+
+/// Options are offered where they do something: `--prune` on plan and apply, `--lenient` on
+/// the commands that read principals files, `--report` and `--allow-data-loss` on the commands
+/// that apply a plan — not on `publish` or `export` when they do nothing there.
+#[test]
+fn help_lists_options_only_where_they_apply() {
+    let help = |cmd: &str| {
+        let out = fabrik().args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let has = |text: &str, option: &str| text.lines().any(|l| l.trim_start().starts_with(option));
+    for (cmd, present, absent) in [
+        (
+            "publish",
+            &["--allow-data-loss", "--report"][..],
+            &["--prune", "--lenient"][..],
+        ),
+        (
+            "export",
+            &[][..],
+            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+        ),
+        (
+            "apply",
+            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+            &[][..],
+        ),
+        (
+            "plan",
+            &["--prune", "--lenient"][..],
+            &["--report", "--allow-data-loss"][..],
+        ),
+        (
+            "destroy",
+            &["--lenient", "--report", "--allow-data-loss"][..],
+            &["--prune"][..],
+        ),
+    ] {
+        let text = help(cmd);
+        for o in present {
+            assert!(has(&text, o), "{cmd} --help lacks {o}:\n{text}");
+        }
+        for o in absent {
+            assert!(!has(&text, o), "{cmd} --help lists {o}:\n{text}");
+        }
+        assert!(!text.contains("seed"), "{cmd} --help: {text}");
+    }
+}

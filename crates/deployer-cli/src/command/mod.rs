@@ -72,6 +72,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
             unpublish,
             detailed_exitcode,
             allow_data_loss,
+            ..
         } => {
             let args = crate::publish::inputs::PublishArgs {
                 repository: repository.clone(),
@@ -409,7 +410,7 @@ async fn apply_planned(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if let Some(path) = &cli.report {
+    if let Some(path) = cli.report() {
         let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": plan, "result": &report});
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
