@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Deploy Microsoft Fabric workspaces from configuration — planned, idempotent, transactional.
 #[derive(Debug, Parser)]
@@ -26,9 +26,6 @@ pub struct Cli {
     /// Feature flag overrides, KEY=VALUE (e.g. retry_logic=off); repeatable.
     #[arg(long = "feature", global = true)]
     pub features: Vec<String>,
-    /// Accept bad principals-file lines with warnings, as the seed did.
-    #[arg(long, global = true)]
-    pub lenient: bool,
     /// The Fabric API root.
     #[arg(long, global = true, env = "FABRIC_API_BASE_URL", default_value = fabrik_client::DEFAULT_BASE_URL)]
     pub base_url: String,
@@ -77,16 +74,9 @@ pub struct Cli {
     /// An extra CA certificate (PEM) to trust for Entra ID, Key Vault and Fabric.
     #[arg(long, global = true, env = "FABRIK_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
-    /// Plan (and apply) the deletion of items in managed workspaces that the configuration does
-    /// not describe. Deletes run last and cannot be rolled back.
-    #[arg(long, global = true)]
-    pub prune: bool,
     /// Pace requests to at most this many per second per host (client-side GCRA).
     #[arg(long, global = true, env = "FABRIK_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
-    /// Write a JSON report of the apply to this file.
-    #[arg(long, global = true)]
-    pub report: Option<PathBuf>,
     #[allow(missing_docs, reason = "clap would show a doc comment as help")]
     #[command(subcommand)]
     pub command: Command,
@@ -112,11 +102,84 @@ pub enum Output {
     Markdown,
 }
 
+/// `--lenient`, for the commands that read the configuration's principals files.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Lenient {
+    /// Accept principals-file lines with a bad role or type: warn, and give them the role
+    /// Viewer or the type User, instead of failing with exit code 4.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+/// `--prune`, for the commands that plan the configuration.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Prune {
+    /// Plan (and apply) the deletion of items in managed workspaces that the configuration does
+    /// not describe. Deletes run last and cannot be rolled back; deleting a data-bearing item
+    /// (a lakehouse, a warehouse, …) also needs --allow-data-loss.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// `--report`, for the commands that apply a plan.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Report {
+    /// Write a JSON report of the run (plan and result, secrets redacted) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `--allow-data-loss`, for the commands that may delete stored data.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct AllowDataLoss {
+    /// Carry out a plan that deletes data-bearing items (Lakehouse, Warehouse, SQLDatabase,
+    /// Eventhouse, KQLDatabase, MirroredDatabase, CosmosDBDatabase, GraphModel) or a workspace
+    /// holding them. Without it such a plan is refused with exit code 4 before any write.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+}
+
+impl Cli {
+    /// `--lenient` of the command, where it has one.
+    pub fn lenient(&self) -> bool {
+        match &self.command {
+            Command::Validate { lenient }
+            | Command::Plan { lenient, .. }
+            | Command::Apply { lenient, .. }
+            | Command::Destroy { lenient, .. }
+            | Command::Serve { lenient, .. } => lenient.lenient,
+            _ => false,
+        }
+    }
+
+    /// `--report` of the command, where it has one.
+    pub fn report(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Command::Apply { report, .. }
+            | Command::Publish { report, .. }
+            | Command::Destroy { report, .. } => report.report.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `--prune` of the command, where it has one.
+    pub fn prune(&self) -> bool {
+        match &self.command {
+            Command::Plan { prune, .. } | Command::Apply { prune, .. } => prune.prune,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 /// The commands.
 pub enum Command {
     /// Check the configuration, principals and names; send no request. Exit 4 on problems.
-    Validate,
+    Validate {
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        lenient: Lenient,
+    },
     /// Show the effective feature flags and where each value came from.
     Flags,
     /// Print the JSON Schema of the configuration file.
@@ -126,6 +189,12 @@ pub enum Command {
         /// 0: no changes, 2: changes pending, 1: error (as Terraform does).
         #[arg(long)]
         detailed_exitcode: bool,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        prune: Prune,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        lenient: Lenient,
     },
     /// Publish the items of a git-format repository (Fabric Git integration's layout, as
     /// fabric-cicd publishes it) into a workspace: plan, skip what did not change, roll back on
@@ -156,13 +225,21 @@ pub enum Command {
         /// Only show the plan.
         #[arg(long)]
         plan: bool,
-        /// Delete deployed items of the repository's types that it no longer holds
-        /// (data-bearing types are never deleted).
+        /// Delete deployed items of the repository's types that it no longer holds. Items of
+        /// data-bearing types (Lakehouse, Warehouse, …) only with their fabric-cicd
+        /// `enable_<type>_unpublish` flag (--cicd-feature or config.yml `features`), which is
+        /// also the consent --allow-data-loss otherwise gives.
         #[arg(long)]
         unpublish: bool,
         /// With --plan: 0 no changes, 2 changes pending.
         #[arg(long)]
         detailed_exitcode: bool,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        allow_data_loss: AllowDataLoss,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        report: Report,
     },
     /// Write a workspace's items as a git-format repository (folders as directories,
     /// `.platform` with the deployed ids as logicalIds, definition parts, the workspace's own
@@ -188,6 +265,18 @@ pub enum Command {
         /// Leave what was done in place on failure.
         #[arg(long)]
         no_rollback: bool,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        prune: Prune,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        allow_data_loss: AllowDataLoss,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        report: Report,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        lenient: Lenient,
     },
     /// Keep the deployment reconciled: apply on an interval and when the config file changes;
     /// serve /health/live, /health/ready and /metrics; stop on SIGTERM after the run in flight.
@@ -198,10 +287,15 @@ pub enum Command {
         /// Address for the health and metrics endpoints.
         #[arg(long, default_value = "127.0.0.1:9464")]
         listen: String,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        lenient: Lenient,
     },
     /// Remove what the configuration describes (asks first unless --yes): a plan of deletes,
     /// journaled like every run. Data-bearing items published from a workspace's
-    /// `repository:` are kept unless their fabric-cicd `enable_<type>_unpublish` flag is given.
+    /// `repository:` are kept unless their fabric-cicd `enable_<type>_unpublish` flag is given;
+    /// deleting a configured lakehouse, or a workspace that holds data-bearing items, needs
+    /// --allow-data-loss.
     Destroy {
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -209,6 +303,15 @@ pub enum Command {
         /// A fabric-cicd feature flag (`enable_lakehouse_unpublish`, …); repeatable.
         #[arg(long)]
         cicd_feature: Vec<String>,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        allow_data_loss: AllowDataLoss,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        report: Report,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        lenient: Lenient,
     },
     /// Undo a failed or crashed run from its journal.
     Rollback {

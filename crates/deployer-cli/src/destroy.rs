@@ -8,7 +8,9 @@
 //! configuration and those its `repository:` publishes) are deleted, then its described
 //! folders deepest first, and its described role assignments. A data-bearing item published
 //! from a repository is kept unless its fabric-cicd `enable_<type>_unpublish` flag is given,
-//! as fabric-cicd's unpublish keeps it.
+//! as fabric-cicd's unpublish keeps it. The deletes that destroy data — a whole workspace
+//! holding data-bearing items, a configured lakehouse — are marked in the plan
+//! ([`DestroyOp::data_loss`]) and carried out only with `--allow-data-loss`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,39 +26,91 @@ use crate::config::{Desired, DesiredWorkspace};
 use crate::engine::{
     Address, ApplyCx, DynOp, EngineError, Graph, Need, NodeSpec, Outcome, ctx, folder_path,
 };
-use crate::plan::{Action, Change, Plan, WorkspacePlan};
+use crate::plan::{Action, Change, DataLoss, Plan, WorkspacePlan};
 
 /// One delete of a destroy.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "delete", rename_all = "camelCase")]
-enum DestroyOp {
+pub enum DestroyOp {
     /// The whole workspace, with everything in it.
-    Workspace { id: String, name: String },
-    /// The git connection.
-    Git { workspace_id: String },
-    /// An item.
-    Item {
-        workspace_id: String,
+    #[serde(rename_all = "camelCase")]
+    Workspace {
+        /// Its id.
         id: String,
+        /// Its name.
         name: String,
+        /// The data-bearing items it holds (`lakehouse LH`), which go with it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        holds_data: Vec<String>,
+    },
+    /// The git connection.
+    Git {
+        /// Its workspace.
+        workspace_id: String,
+    },
+    /// An item.
+    #[serde(rename_all = "camelCase")]
+    Item {
+        /// Its workspace.
+        workspace_id: String,
+        /// Its id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its type.
+        item_type: String,
+        /// For an item a workspace's `repository:` publishes: fabric-cicd's
+        /// `enable_<type>_unpublish` flag, which consents to deleting it.
+        #[serde(skip)]
+        cicd_flag: Option<&'static str>,
     },
     /// An empty folder.
     Folder {
+        /// Its workspace.
         workspace_id: String,
+        /// Its id.
         id: String,
+        /// Its path.
         path: String,
     },
     /// A role assignment.
     Role {
+        /// Its workspace.
         workspace_id: String,
+        /// The principal.
         principal_id: String,
     },
 }
 
 impl DestroyOp {
+    /// Whether the delete destroys stored data (see [`crate::plan::Change::data_loss`]).
+    pub fn data_loss(&self) -> Option<DataLoss> {
+        match self {
+            DestroyOp::Workspace {
+                name, holds_data, ..
+            } if !holds_data.is_empty() => Some(DataLoss {
+                reason: format!(
+                    "deletes workspace {name} with the data stored in {}",
+                    holds_data.join(", ")
+                ),
+                cicd_flag: None,
+            }),
+            DestroyOp::Item {
+                name,
+                item_type,
+                cicd_flag,
+                ..
+            } => crate::plan::data_bearing(item_type).map(|t| DataLoss {
+                reason: format!("deletes {t} {name} and the data stored in it"),
+                cicd_flag: *cicd_flag,
+            }),
+            _ => None,
+        }
+    }
+
     fn resource(&self) -> ResourceRef {
         match self {
-            DestroyOp::Workspace { id, name } => ResourceRef::workspace(id, name),
+            DestroyOp::Workspace { id, name, .. } => ResourceRef::workspace(id, name),
             DestroyOp::Git { workspace_id } => ResourceRef::in_workspace(
                 ResourceKind::GitConnection,
                 workspace_id,
@@ -67,6 +121,7 @@ impl DestroyOp {
                 workspace_id,
                 id,
                 name,
+                ..
             } => {
                 ResourceRef::in_workspace(ResourceKind::Item, workspace_id, id, Some(name.clone()))
             }
@@ -229,29 +284,35 @@ async fn connected(client: &FabricClient, id: &str, name: &str) -> Result<bool, 
     }
 }
 
-/// Whether the configuration describes `item`, and whether it may be deleted.
-fn described(d: &DesiredWorkspace, item: &Item, options: &DestroyOptions) -> (bool, bool) {
+/// Whether the configuration describes `item`.
+enum Described {
+    /// No: it is kept.
+    No,
+    /// In the configuration's items.
+    Configured,
+    /// Published from the workspace's `repository:`; `Some(flag)` when it holds data, with
+    /// fabric-cicd's flag that consents to deleting it.
+    Published(Option<&'static str>),
+}
+
+fn described(d: &DesiredWorkspace, item: &Item) -> Described {
     let (t, n) = (item.kind.as_str(), item.display_name.as_str());
     if d.items
         .iter()
         .any(|m| m.item_type == t && m.name.eq_ignore_ascii_case(n))
     {
-        return (true, true);
+        return Described::Configured;
     }
     let published = d.publish.as_ref().is_some_and(|p| {
         p.items
             .iter()
             .any(|(pt, pn)| pt == t && pn.eq_ignore_ascii_case(n))
     });
-    if !published {
-        return (false, false);
+    if published {
+        Described::Published(crate::plan::cicd_unpublish_flag(t))
+    } else {
+        Described::No
     }
-    let flag = t
-        .parse::<crate::publish::item_type::ItemType>()
-        .ok()
-        .and_then(|it| it.facts().unpublish_flag);
-    let consent = flag.is_none_or(|f| options.cicd_features.iter().any(|g| g == f));
-    (true, consent)
 }
 
 fn change(d: &DesiredWorkspace, kind: &'static str, key: &str, op: DestroyOp) -> Change {
@@ -280,19 +341,18 @@ fn workspace_plan(
     let ws = live.id.to_string();
     let mut kept = Vec::new();
     let mut doomed = Vec::new();
+    let label = |i: &Item| format!("{} {}", i.kind.as_str().to_lowercase(), i.display_name);
     for i in live.items {
-        match described(d, i, options) {
-            (true, true) => doomed.push(i),
-            (true, false) => kept.push(format!(
-                "{} {} (holds data: pass its fabric-cicd enable_*_unpublish flag with --cicd-feature)",
-                i.kind.as_str().to_lowercase(),
-                i.display_name
+        match described(d, i) {
+            Described::Configured | Described::Published(None) => doomed.push((i, None)),
+            Described::Published(Some(flag)) if options.cicd_features.iter().any(|g| g == flag) => {
+                doomed.push((i, Some(flag)))
+            }
+            Described::Published(Some(flag)) => kept.push(format!(
+                "{} (holds data: pass --cicd-feature {flag} to delete it)",
+                label(i)
             )),
-            (false, _) => kept.push(format!(
-                "{} {}",
-                i.kind.as_str().to_lowercase(),
-                i.display_name
-            )),
+            Described::No => kept.push(label(i)),
         }
     }
     let mut changes = Vec::new();
@@ -301,6 +361,12 @@ fn workspace_plan(
         let op = DestroyOp::Workspace {
             id: ws.clone(),
             name: d.name.clone(),
+            holds_data: live
+                .items
+                .iter()
+                .filter(|i| crate::plan::data_bearing(i.kind.as_str()).is_some())
+                .map(label)
+                .collect(),
         };
         changes.push(change(d, "workspace", &d.name, op));
     } else {
@@ -319,7 +385,11 @@ fn workspace_plan(
 
 /// The deletes inside a workspace that is kept: git first, then items, folders deepest first
 /// (each after what it held), then roles.
-fn partial(d: &DesiredWorkspace, live: &Live<'_>, doomed: &[&Item]) -> Vec<Change> {
+fn partial(
+    d: &DesiredWorkspace,
+    live: &Live<'_>,
+    doomed: &[(&Item, Option<&'static str>)],
+) -> Vec<Change> {
     let ws = live.id.to_string();
     let mut changes = Vec::new();
     let git = live.git.then(|| {
@@ -330,19 +400,22 @@ fn partial(d: &DesiredWorkspace, live: &Live<'_>, doomed: &[&Item]) -> Vec<Chang
     });
     let git_need: Vec<Need> = git.iter().map(|g| Need::At(g.address.clone())).collect();
     changes.extend(git);
-    for i in doomed {
+    for (i, cicd_flag) in doomed {
         let key = format!("{}.{}", i.display_name, i.kind.as_str());
         let op = DestroyOp::Item {
             workspace_id: ws.clone(),
             id: i.id.clone(),
             name: i.display_name.clone(),
+            item_type: i.kind.as_str().to_string(),
+            cicd_flag: *cicd_flag,
         };
         let mut c = change(d, "item", &key, op);
         c.target = format!("{} {}", i.kind.as_str().to_lowercase(), i.display_name);
         c.needs = git_need.clone();
         changes.push(c);
     }
-    changes.extend(folder_deletes(d, live, doomed, &changes));
+    let doomed: Vec<&Item> = doomed.iter().map(|(i, _)| *i).collect();
+    changes.extend(folder_deletes(d, live, &doomed, &changes));
     for p in d
         .principals
         .iter()

@@ -59,7 +59,7 @@ async fn async_main(cli: &Cli) -> ExitCode {
                 if matches!(cli.command, Command::Serve { .. }) {
                     "info".into()
                 } else {
-                    "warn".into()
+                    command::DEFAULT_LOG_FILTER.into()
                 }
             });
             // FEATURE_USE_TELEMETRY=off keeps everything local: no export to Application

@@ -19,7 +19,8 @@ pub enum Action {
     Create,
     /// Change something that exists.
     Update,
-    /// Remove something the configuration does not describe (only with `--prune`).
+    /// Remove something: what the configuration does not describe (`--prune`), a repository
+    /// no longer holds (`publish --unpublish`), or what `destroy` removes.
     Delete,
 }
 
@@ -55,6 +56,85 @@ impl Change {
     /// The journal's and metrics' kind.
     pub fn resource_kind(&self) -> ResourceKind {
         self.op.resource_kind()
+    }
+
+    /// Whether carrying the change out destroys stored data, and why: a delete of an item of a
+    /// [data-bearing type](data_bearing) (pruned, unpublished or destroyed), or a destroy's
+    /// delete of a whole workspace that holds such items.
+    pub fn data_loss(&self) -> Option<DataLoss> {
+        if self.action != Action::Delete {
+            return None;
+        }
+        if let Some(op) = self.op.as_any().downcast_ref::<crate::destroy::DestroyOp>() {
+            return op.data_loss();
+        }
+        // Every item delete's target is `<type, lowercased> <name>` (the item kinds' prune,
+        // publish's unpublish).
+        let (item_type, name) = self.target.split_once(' ')?;
+        let item_type = data_bearing(item_type)?;
+        // fabric-cicd's flag consents to its type's orphan deletes; a prune has no such flag.
+        let cicd_flag = (self.op.kind() == crate::publish::publisher::NAME)
+            .then(|| cicd_unpublish_flag(item_type))
+            .flatten();
+        Some(DataLoss {
+            reason: format!("deletes {item_type} {name} and the data stored in it"),
+            cicd_flag,
+        })
+    }
+}
+
+/// A change that destroys stored data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataLoss {
+    /// Why, for people: `deletes Lakehouse BRONZE and the data stored in it`.
+    pub reason: String,
+    /// The fabric-cicd flag (`enable_lakehouse_unpublish`) that consents to it, where fabric-cicd's
+    /// rules apply: a publish's orphan delete, a destroy's delete of a repository's item.
+    pub cicd_flag: Option<&'static str>,
+}
+
+/// Item types whose deletion drops stored data, beyond those fabric-cicd guards with an
+/// `enable_<type>_unpublish` flag: a mirrored database holds the replicated tables in OneLake.
+const MORE_DATA_BEARING: &[&str] = &["MirroredDatabase"];
+
+/// The canonical name of `item_type` (any case) when deleting an item of it drops stored data:
+/// the types fabric-cicd unpublishes only with their `enable_<type>_unpublish` flag (Lakehouse,
+/// Warehouse, SQLDatabase, Eventhouse, KQLDatabase, CosmosDBDatabase, GraphModel) and
+/// [`MORE_DATA_BEARING`].
+pub fn data_bearing(item_type: &str) -> Option<&'static str> {
+    crate::publish::item_type::ALL
+        .iter()
+        .filter(|f| f.unpublish_flag.is_some())
+        .map(|f| f.item_type.as_str())
+        .chain(MORE_DATA_BEARING.iter().copied())
+        .find(|t| t.eq_ignore_ascii_case(item_type))
+}
+
+/// fabric-cicd's `enable_<type>_unpublish` flag of `item_type`, if it has one.
+pub fn cicd_unpublish_flag(item_type: &str) -> Option<&'static str> {
+    crate::publish::item_type::ALL
+        .iter()
+        .find(|f| f.item_type.as_str().eq_ignore_ascii_case(item_type))
+        .and_then(|f| f.unpublish_flag)
+}
+
+/// What lets a plan that destroys data be carried out: `--allow-data-loss`, or for a change
+/// fabric-cicd guards, its `enable_<type>_unpublish` flag.
+#[derive(Debug, Clone, Default)]
+pub struct Consent {
+    /// `--allow-data-loss`: every change.
+    pub allow_data_loss: bool,
+    /// fabric-cicd feature flags given (`--cicd-feature`, `config.yml`'s `features`).
+    pub cicd_features: Vec<String>,
+}
+
+impl Consent {
+    /// Whether `loss` may happen.
+    pub fn covers(&self, loss: &DataLoss) -> bool {
+        self.allow_data_loss
+            || loss
+                .cicd_flag
+                .is_some_and(|f| self.cicd_features.iter().any(|g| g == f))
     }
 }
 
@@ -104,6 +184,29 @@ impl Plan {
     pub fn count(&self, action: Action) -> usize {
         self.changes().filter(|(_, c)| c.action == action).count()
     }
+
+    /// Every change that destroys data, in plan order.
+    pub fn data_loss(&self) -> Vec<(&WorkspacePlan, &Change, DataLoss)> {
+        self.changes()
+            .filter_map(|(w, c)| c.data_loss().map(|l| (w, c, l)))
+            .collect()
+    }
+
+    /// The changes that destroy data without `consent`, one line each
+    /// (`workspace W: - lakehouse L: deletes …`); empty when the plan may be carried out.
+    pub fn refused_data_loss(&self, consent: &Consent) -> Vec<String> {
+        self.data_loss()
+            .into_iter()
+            .filter(|(_, _, l)| !consent.covers(l))
+            .map(|(w, c, l)| {
+                let flag = l
+                    .cicd_flag
+                    .map(|f| format!(" (or --cicd-feature {f})"))
+                    .unwrap_or_default();
+                format!("workspace {}: - {}: {}{flag}", w.name, c.target, l.reason)
+            })
+            .collect()
+    }
 }
 
 /// The `kind` label of `fabrik_resources_total` (docs/METRICS.md).
@@ -121,7 +224,8 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
 }
 
 /// `{"id": 3, "address": "…", "kind": "…", "action": "…", "target": "…", "detail": …,
-/// "dependsOn": [0], "op": {…}}`; ids are positions in plan order.
+/// "dataLoss": false, "dataLossReason": null, "dependsOn": [0], "op": {…}}`; ids are
+/// positions in plan order.
 struct ChangeJson<'a> {
     id: usize,
     change: &'a Change,
@@ -131,13 +235,16 @@ struct ChangeJson<'a> {
 impl Serialize for ChangeJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.change;
-        let mut st = s.serialize_struct("Change", 8)?;
+        let loss = c.data_loss();
+        let mut st = s.serialize_struct("Change", 10)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("address", &c.address)?;
         st.serialize_field("kind", c.op.kind())?;
         st.serialize_field("action", &c.action)?;
         st.serialize_field("target", &c.target)?;
         st.serialize_field("detail", &c.detail)?;
+        st.serialize_field("dataLoss", &loss.is_some())?;
+        st.serialize_field("dataLossReason", &loss.map(|l| l.reason))?;
         st.serialize_field("dependsOn", self.depends_on)?;
         st.serialize_field("op", &c.op.to_json())?;
         st.end()
@@ -196,8 +303,47 @@ impl Serialize for Plan {
                 "create": self.count(Action::Create),
                 "update": self.count(Action::Update),
                 "delete": self.count(Action::Delete),
+                "dataLoss": self.data_loss().len(),
             }),
         )?;
         st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_bearing_types_and_consent() {
+        assert_eq!(data_bearing("lakehouse"), Some("Lakehouse"));
+        assert_eq!(data_bearing("KQLDatabase"), Some("KQLDatabase"));
+        assert_eq!(data_bearing("mirroreddatabase"), Some("MirroredDatabase"));
+        assert_eq!(data_bearing("Notebook"), None);
+        assert_eq!(
+            cicd_unpublish_flag("Lakehouse"),
+            Some("enable_lakehouse_unpublish")
+        );
+        assert_eq!(cicd_unpublish_flag("MirroredDatabase"), None);
+        let guarded = DataLoss {
+            reason: "r".into(),
+            cicd_flag: Some("enable_lakehouse_unpublish"),
+        };
+        let unguarded = DataLoss {
+            reason: "r".into(),
+            cicd_flag: None,
+        };
+        let none = Consent::default();
+        let flag = Consent {
+            allow_data_loss: false,
+            cicd_features: vec!["enable_lakehouse_unpublish".into()],
+        };
+        let all = Consent {
+            allow_data_loss: true,
+            cicd_features: vec![],
+        };
+        assert!(!none.covers(&guarded) && !none.covers(&unguarded));
+        assert!(flag.covers(&guarded) && !flag.covers(&unguarded));
+        assert!(all.covers(&guarded) && all.covers(&unguarded));
     }
 }

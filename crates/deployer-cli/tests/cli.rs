@@ -567,7 +567,19 @@ async fn plan_exit_codes_no_rollback_report_file_and_destroy_confirmation() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("pass --yes"), "{stderr}");
     assert!(emu.state().to_string().contains("s-one-dev"));
-    let (code, stdout, _) = run_in(&emu, &token, d, &["destroy", "--yes"]);
+    // s-one-dev holds a lakehouse: its delete destroys data, refused without
+    // --allow-data-loss (exit 4, the workspace named), and nothing is removed.
+    let writes = |log: &[serde_json::Value]| log.iter().filter(|r| r["method"] != "GET").count();
+    let before = writes(&log(&emu).await);
+    let (code, _, stderr) = run_in(&emu, &token, d, &["destroy", "--yes"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("workspace s-one-dev") && stderr.contains("lakehouse LH_one"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&log(&emu).await), before, "nothing was written");
+    assert!(emu.state().to_string().contains("s-one-dev"));
+    let (code, stdout, _) = run_in(&emu, &token, d, &["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!emu.state().to_string().contains("s-one-dev"));
     emu.shutdown().await.unwrap();
@@ -1095,4 +1107,331 @@ async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("transaction started"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
     emu.shutdown().await.unwrap();
+}
+
+/// What a new user meets (issue 23): a failed, rolled-back run says it failed and what was
+/// rolled back, with fabrik's own lines only (no library log line with the default filter);
+/// a successful apply lists the workspaces it made or used with their ids, in text and JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_says_so_and_an_apply_names_its_workspace_ids() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Workspace "two" has no capacity, so its git connect fails and the run rolls back.
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: f, prefix: f}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n    git: {provider: GitHub, owner: o, repository: r, branch: main, connection_id: 7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a}\n",
+    )
+    .unwrap();
+    let out = fabrik()
+        .env_remove("FABRIK_LOG")
+        .args(["apply", "--concurrency", "1", "--config"])
+        .arg(d.join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(d.join("runs"))
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("applied:"), "{stdout}");
+    assert!(
+        stdout.contains("failed: 1 error(s); all ")
+            && stdout.contains("were rolled back, nothing is applied"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rolled back "), "{stdout}");
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("fabrik_txn"),
+        "only fabrik's own lines: {stderr}"
+    );
+    assert!(
+        !stdout.contains("workspaces:"),
+        "a failed run lists no ids: {stdout}"
+    );
+
+    // Without git it succeeds: the ids are printed (JSON: `workspaces`), and again on a run
+    // with nothing to do.
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: f, prefix: f}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_in(&emu, &token, d, &["apply", "--output", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json_start = stdout.rfind("\n{").map_or(0, |i| i + 1);
+    let result: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
+    let live = emu.state();
+    let id_of = |name: &str| {
+        live["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["displayName"] == name)
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(
+        result["workspaces"],
+        serde_json::json!([{"name": "f-one-dev", "id": id_of("f-one-dev")}, {"name": "f-two-dev", "id": id_of("f-two-dev")}]),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains(&format!(
+            "workspaces:\n  f-one-dev  {}\n  f-two-dev  {}\n",
+            id_of("f-one-dev"),
+            id_of("f-two-dev")
+        )),
+        "{stdout}"
+    );
+    emu.shutdown().await.unwrap();
+}
+
+/// A repository holding one lakehouse, `New`.
+fn lakehouse_repo(root: &Path) {
+    let dir = root.join("New.Lakehouse");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".platform"),
+        serde_json::json!({
+            "$schema": "https://developer.microsoft.com/json-schemas/fabric/gitIntegration/platformProperties/2.0.0/schema.json",
+            "metadata": {"type": "Lakehouse", "displayName": "New"},
+            "config": {"version": "2.0", "logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4d09"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("lakehouse.metadata.json"), "{}").unwrap();
+}
+
+/// `status` names each run by its command (a publish is not an apply) and prints JSON with
+/// `--output json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_publish_runs_and_speaks_json() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ws = emu.state()["workspaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo = d.join("repo");
+    lakehouse_repo(&repo);
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &[
+            "publish",
+            "--repository",
+            repo.to_str().unwrap(),
+            "--workspace-id",
+            &ws,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = run_in(&emu, &token, d, &["status", "--output", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = status["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["apply dev", "publish dev"], "{stdout}");
+    assert!(
+        status["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["runId"].is_string() && r["status"] == "committed"),
+        "{stdout}"
+    );
+    let (_, text, _) = run_in(&emu, &token, d, &["status"]);
+    assert!(text.lines().any(|l| l.ends_with("  publish dev")), "{text}");
+    emu.shutdown().await.unwrap();
+}
+
+/// No credential: one error line (no library log line beside it with the default filter) that
+/// says to set FABRIC_TOKEN.
+#[test]
+fn a_missing_credential_is_one_error_that_names_fabric_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fabrik.yaml"),
+        "project: {name: t, prefix: t}\nworkspaces:\n  - name: one\n",
+    )
+    .unwrap();
+    // The Azure CLI credential, with no `az` to find: fails at once, without the network.
+    let out = fabrik()
+        .env_remove("FABRIK_LOG")
+        .env_remove("FABRIC_TOKEN")
+        .env("PATH", "/nonexistent")
+        .args(["plan", "--auth", "azure-cli", "--config"])
+        .arg(dir.path().join("fabrik.yaml"))
+        .args(["--base-url", "http://127.0.0.1:9/v1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("error:").count(),
+        1,
+        "printed once: {stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("to fix it: set FABRIC_TOKEN to a bearer token"),
+        "{stderr}"
+    );
+}
+
+/// `--workspace-id` takes an id: a name is invalid input (exit 4) before any request, and the
+/// error says how to name a workspace instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_name_given_as_workspace_id_is_invalid_input() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("fabrik.yaml"), "project: {name: t, prefix: t}\n").unwrap();
+    let repo = d.join("repo");
+    lakehouse_repo(&repo);
+    let publish = [
+        "publish",
+        "--repository",
+        repo.to_str().unwrap(),
+        "--workspace-id",
+        "t-one-dev",
+    ];
+    let out = d.join("out");
+    let export = [
+        "export",
+        "--out",
+        out.to_str().unwrap(),
+        "--workspace-id",
+        "t-one-dev",
+    ];
+    for args in [&publish[..], &export[..]] {
+        let (code, _, stderr) = run_in(&emu, &token, d, args);
+        assert_eq!(code, Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--workspace-id `t-one-dev` is not a workspace id: it expects a GUID")
+                && stderr.contains("core.workspace: NAME"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        log(&emu).await,
+        Vec::<serde_json::Value>::new(),
+        "no request"
+    );
+    emu.shutdown().await.unwrap();
+}
+
+/// `fabrik emulator --state FILE` saves its state when stopped with SIGTERM (a service
+/// manager, a CI job's end), not only on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_saves_its_state_file_on_sigterm() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("emulator-state.json");
+    let mut emu = fabrik()
+        .args(["emulator", "--port", "0", "--accept-any-token", "--state"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(emu.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{base}/v1/workspaces"))
+        .bearer_auth("any")
+        .json(&serde_json::json!({"displayName": "kept-by-sigterm"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &emu.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stopped = emu.wait().unwrap();
+    assert!(stopped.success(), "{stopped:?}");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("kept-by-sigterm"), "{saved}");
+}
+
+/// Options are offered where they do something: `--prune` on plan and apply, `--lenient` on
+/// the commands that read principals files, `--report` and `--allow-data-loss` on the commands
+/// that apply a plan — not on `publish` or `export` when they do nothing there.
+#[test]
+fn help_lists_options_only_where_they_apply() {
+    let help = |cmd: &str| {
+        let out = fabrik().args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let has = |text: &str, option: &str| text.lines().any(|l| l.trim_start().starts_with(option));
+    for (cmd, present, absent) in [
+        (
+            "publish",
+            &["--allow-data-loss", "--report"][..],
+            &["--prune", "--lenient"][..],
+        ),
+        (
+            "export",
+            &[][..],
+            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+        ),
+        (
+            "apply",
+            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+            &[][..],
+        ),
+        (
+            "plan",
+            &["--prune", "--lenient"][..],
+            &["--report", "--allow-data-loss"][..],
+        ),
+        (
+            "destroy",
+            &["--lenient", "--report", "--allow-data-loss"][..],
+            &["--prune"][..],
+        ),
+    ] {
+        let text = help(cmd);
+        for o in present {
+            assert!(has(&text, o), "{cmd} --help lacks {o}:\n{text}");
+        }
+        for o in absent {
+            assert!(!has(&text, o), "{cmd} --help lists {o}:\n{text}");
+        }
+        assert!(!text.contains("seed"), "{cmd} --help: {text}");
+    }
 }

@@ -631,10 +631,12 @@ async fn a_destroy_killed_halfway_is_listed_from_another_machine_and_finished_by
     let machine_a = tempfile::tempdir().unwrap();
     let destroy = |dir: &Path| {
         let mut c = w.fabrik(dir);
-        c.arg("destroy")
-            .arg("--config")
-            .arg(examples())
-            .args(["--yes", "--concurrency", "1"]);
+        c.arg("destroy").arg("--config").arg(examples()).args([
+            "--yes",
+            "--allow-data-loss",
+            "--concurrency",
+            "1",
+        ]);
         c
     };
     let mut a = destroy(machine_a.path())

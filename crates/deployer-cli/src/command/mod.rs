@@ -42,11 +42,22 @@ pub use read::flags;
 use read::*;
 use write::*;
 
+/// The console log filter when FABRIK_LOG is not set (`serve` aside, which logs `info`):
+/// warnings, but not the libraries' warnings about what the command reports in its own words —
+/// a rollback (fabrik-txn) and a token that could not be had (fabrik-secrets).
+pub const DEFAULT_LOG_FILTER: &str = "warn,fabrik_txn=error,fabrik_secrets::token=error";
+
 /// Runs the parsed command.
 pub async fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
-        Command::Plan { detailed_exitcode } => plan(cli, *detailed_exitcode).await,
-        Command::Apply { no_rollback } => apply(cli, *no_rollback).await,
+        Command::Plan {
+            detailed_exitcode, ..
+        } => plan(cli, *detailed_exitcode).await,
+        Command::Apply {
+            no_rollback,
+            allow_data_loss,
+            ..
+        } => apply(cli, *no_rollback, allow_data_loss.allow_data_loss).await,
         Command::Rollback { run_id } => rollback(cli, run_id).await,
         Command::Status => status(cli).await,
         Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
@@ -60,6 +71,8 @@ pub async fn run(cli: &Cli) -> ExitCode {
             plan,
             unpublish,
             detailed_exitcode,
+            allow_data_loss,
+            ..
         } => {
             let args = crate::publish::inputs::PublishArgs {
                 repository: repository.clone(),
@@ -70,7 +83,12 @@ pub async fn run(cli: &Cli) -> ExitCode {
                 features: cicd_feature.clone(),
                 unpublish: *unpublish,
             };
-            publish(cli, args, *plan, *detailed_exitcode).await
+            let how = PublishHow {
+                only_plan: *plan,
+                detailed_exitcode: *detailed_exitcode,
+                allow_data_loss: allow_data_loss.allow_data_loss,
+            };
+            publish(cli, args, how).await
         }
         Command::Export { workspace_id, out } => export(cli, workspace_id, out).await,
         Command::Emulator { args } => emulator(args).await,
@@ -78,11 +96,22 @@ pub async fn run(cli: &Cli) -> ExitCode {
         Command::Auth {
             what: AuthCommand::Check,
         } => auth_check(cli).await,
-        Command::Serve { interval, listen } => {
-            crate::serve::serve(&serve_options(cli, *interval, listen)).await
+        Command::Serve {
+            interval, listen, ..
+        } => crate::serve::serve(&serve_options(cli, *interval, listen)).await,
+        Command::Destroy {
+            yes,
+            cicd_feature,
+            allow_data_loss,
+            ..
+        } => {
+            let consent = crate::plan::Consent {
+                allow_data_loss: allow_data_loss.allow_data_loss,
+                cicd_features: cicd_feature.clone(),
+            };
+            destroy(cli, *yes, consent).await
         }
-        Command::Destroy { yes, cicd_feature } => destroy(cli, *yes, cicd_feature).await,
-        Command::Validate => validate(cli).await,
+        Command::Validate { .. } => validate(cli).await,
         Command::Flags | Command::Schema => ExitCode::SUCCESS,
     }
 }
@@ -101,7 +130,7 @@ fn serve_options(cli: &Cli, interval: u64, listen: &str) -> crate::serve::ServeO
     crate::serve::ServeOptions {
         config: cli.config.clone(),
         environment: cli.environment.clone(),
-        lenient: cli.lenient,
+        lenient: cli.lenient(),
         features: cli.features.clone(),
         run: RunOptions {
             command: "serve",
@@ -146,8 +175,50 @@ fn live_client(
         ));
     }
     let opts = run_options(cli, cli.base_url.clone());
-    run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())
-        .and_then(|t| run::client(&opts, flags, t))
+    tokens(cli).and_then(|t| run::client(&opts, flags, t))
+}
+
+/// The token provider every command uses ([`run::token_provider`]), whose failures say what to
+/// set.
+fn tokens(cli: &Cli) -> Result<Arc<dyn fabrik_core::TokenProvider>, String> {
+    let tokens = run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref())?;
+    Ok(Arc::new(Hinted(tokens)))
+}
+
+/// What to do when no token could be had, after what the credential chain tried.
+pub const CREDENTIAL_HINT: &str = "set FABRIC_TOKEN to a bearer token for the Fabric API \
+     (`az account get-access-token --resource https://api.fabric.microsoft.com`), or \
+     AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, or pick \
+     a credential with --auth; `fabrik auth check` tries it";
+
+/// A token provider whose errors end with [`CREDENTIAL_HINT`]: the chain's own message names
+/// what it tried, not what the user can set.
+#[derive(Debug)]
+struct Hinted(Arc<dyn fabrik_core::TokenProvider>);
+
+#[async_trait::async_trait]
+impl fabrik_core::TokenProvider for Hinted {
+    async fn token(
+        &self,
+        scopes: &[&str],
+    ) -> Result<fabrik_core::AccessToken, fabrik_core::AuthError> {
+        use fabrik_core::AuthError as E;
+        self.0.token(scopes).await.map_err(|e| {
+            let hinted = |m: String| format!("{m}\nto fix it: {CREDENTIAL_HINT}");
+            match e {
+                E::Unavailable(m) => E::Unavailable(hinted(m)),
+                E::Rejected(m) => E::Rejected(hinted(m)),
+                E::Transport(m) => E::Transport(hinted(m)),
+                other => E::Unavailable(hinted(other.to_string())),
+            }
+        })
+    }
+    fn invalidate(&self, scopes: &[&str]) {
+        self.0.invalidate(scopes);
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }
 
 fn state_args(cli: &Cli) -> crate::state::StateArgs {
@@ -218,6 +289,26 @@ fn plan_failed(e: &crate::engine::EngineError) -> ExitCode {
     }
 }
 
+/// `--workspace-id` must be a workspace's id, a GUID: a name would only meet a 404 later.
+fn workspace_guid(id: &str) -> Result<(), String> {
+    let b = id.as_bytes();
+    let guid = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if guid {
+        Ok(())
+    } else {
+        Err(format!(
+            "--workspace-id `{id}` is not a workspace id: it expects a GUID such as \
+             7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a (`fabrik apply` prints its workspaces' ids); \
+             to name a workspace instead, give `core.workspace: NAME` in a fabric-cicd \
+             config.yml with --cicd-config"
+        ))
+    }
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::FAILURE
@@ -269,7 +360,7 @@ async fn deploy(
     desired: &config::Desired,
     opts: &RunOptions,
 ) -> ExitCode {
-    let plan = match crate::run::plan_with(client, desired, opts.concurrency, cli.prune).await {
+    let plan = match crate::run::plan_with(client, desired, opts.concurrency, cli.prune()).await {
         Ok(p) => p,
         Err(e) => return plan_failed(&e),
     };
@@ -285,8 +376,16 @@ async fn apply_planned(
     plan: &Plan,
     opts: &RunOptions,
 ) -> ExitCode {
+    // `apply` says which workspaces it made or used: a publish into them needs their ids.
+    let says_ids = opts.command == "apply";
     if plan.change_count() == 0 {
         println!("no changes: the deployment matches the configuration");
+        if says_ids {
+            print!(
+                "{}",
+                crate::render::workspace_ids(&workspace_ids(client, plan).await)
+            );
+        }
         return ExitCode::SUCCESS;
     }
     print_plan(cli, plan);
@@ -310,7 +409,7 @@ async fn apply_planned(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if let Some(path) = &cli.report {
+    if let Some(path) = cli.report() {
         let json = serde_json::json!({"environment": desired.environment, "configHash": desired.hash, "plan": plan, "result": &report});
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
@@ -321,24 +420,67 @@ async fn apply_planned(
             eprintln!("error: cannot write the report {}: {e}", path.display());
         }
     }
-    if cli.output == Output::Json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
-        }
+    let ids = if says_ids && report.errors.is_empty() {
+        workspace_ids(client, plan).await
     } else {
-        let (out, err) = crate::render::apply_report(
-            &report,
-            &fabrik_telemetry::global().trace_id().to_string(),
-        );
-        print!("{out}");
-        eprint!("{err}");
-    }
+        Vec::new()
+    };
+    print_report(cli, &report, &ids);
     if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The result of an apply: JSON (the report, and `workspaces: [{name, id}]` when `ids` has
+/// them), or the summary for people.
+fn print_report(cli: &Cli, report: &run::ApplyReport, ids: &[(String, String)]) {
+    if cli.output == Output::Json {
+        let json = serde_json::to_value(report).map(|mut v| {
+            if !ids.is_empty() {
+                v["workspaces"] = ids
+                    .iter()
+                    .map(|(name, id)| serde_json::json!({"name": name, "id": id}))
+                    .collect();
+            }
+            v
+        });
+        match json.and_then(|v| serde_json::to_string_pretty(&v)) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot write the result as JSON: {e}"),
+        }
+    } else {
+        let (out, err) =
+            crate::render::apply_report(report, &fabrik_telemetry::global().trace_id().to_string());
+        print!("{out}");
+        print!("{}", crate::render::workspace_ids(ids));
+        eprint!("{err}");
+    }
+}
+
+/// The plan's workspaces with their ids, those the apply created included (read back by
+/// name); `(name, id)` in plan order.
+async fn workspace_ids(client: &FabricClient, plan: &Plan) -> Vec<(String, String)> {
+    let live: Vec<fabrik_client::models::Workspace> =
+        if plan.workspaces.iter().all(|w| w.id.is_some()) {
+            Vec::new()
+        } else {
+            futures::TryStreamExt::try_collect(client.list_workspaces())
+                .await
+                .unwrap_or_default()
+        };
+    plan.workspaces
+        .iter()
+        .filter_map(|w| {
+            let id = w.id.clone().or_else(|| {
+                live.iter()
+                    .find(|l| l.display_name.eq_ignore_ascii_case(&w.name))
+                    .map(|l| l.id.clone())
+            })?;
+            Some((w.name.clone(), id))
+        })
+        .collect()
 }
 
 /// Progress: a bar on a terminal, a line per change otherwise (CI logs), nothing for JSON.
@@ -381,7 +523,7 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
     .await;
     let opts = config::LoadOptions {
         environment: cli.environment.clone(),
-        lenient: cli.lenient,
+        lenient: cli.lenient(),
         env: std::env::vars().collect(),
         secrets,
         repositories: Some(crate::publish::reader::RepoReader::shared()),

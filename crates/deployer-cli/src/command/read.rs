@@ -6,6 +6,10 @@ use clap::Parser as _;
 
 pub(super) async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path) -> ExitCode {
     use crate::publish::{export, snapshot};
+    if let Err(e) = workspace_guid(workspace_id) {
+        eprintln!("error: {e}");
+        return ExitCode::from(INVALID_INPUT);
+    }
     let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
@@ -33,7 +37,7 @@ pub(super) async fn auth_check(cli: &Cli) -> ExitCode {
     let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
-    let tokens = match run::token_provider(cli.auth.as_deref(), cli.ca_cert.as_deref()) {
+    let tokens = match tokens(cli) {
         Ok(t) => t,
         Err(e) => return fail(&format!("no credential: {e}")),
     };
@@ -79,9 +83,30 @@ pub(super) async fn status(cli: &Cli) -> ExitCode {
         Err(e) => return fail(&e),
     };
     match backend.list_runs().await {
+        Ok(listing) if cli.output == Output::Json => {
+            // Each run as the journal summarizes it: id, name (`<command> <env>`), status,
+            // times, resources, pending undos, the journal's place.
+            let unreadable: Vec<String> =
+                listing.unreadable.iter().map(|e| e.to_string()).collect();
+            let json = serde_json::json!({
+                "location": backend.location(),
+                "runs": listing.runs,
+                "unreadable": unreadable,
+            });
+            match serde_json::to_string_pretty(&json) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot write the runs as JSON: {e}")),
+            }
+        }
         Ok(listing) => {
             for r in &listing.runs {
                 println!("{}  {:?}  {}", r.run_id, r.status, r.name);
+            }
+            for e in &listing.unreadable {
+                eprintln!("warning: {e}");
             }
             if listing.runs.is_empty() {
                 println!("no runs in {}", backend.location());

@@ -8,7 +8,7 @@ pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune).await {
+    match crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune()).await {
         Ok(plan) => {
             print_plan(cli, &plan);
             if detailed_exitcode && plan.change_count() > 0 {
@@ -21,14 +21,22 @@ pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
     }
 }
 
+/// How `publish` runs: `--plan`, `--detailed-exitcode`, `--allow-data-loss`.
+pub(super) struct PublishHow {
+    pub only_plan: bool,
+    pub detailed_exitcode: bool,
+    pub allow_data_loss: bool,
+}
+
 /// The path every writing command shares once its inputs are read and its client built:
 /// the deployment lock (before the plan, so a run that waited plans what the previous one
-/// left), the plan, then apply, journal and report under the lock.
+/// left), the plan, the data-loss guard, then apply, journal and report under the lock.
 async fn locked<F>(
     cli: &Cli,
     client: &FabricClient,
     flags: &fabrik_flags::Flags,
     opts: RunOptions,
+    consent: &crate::plan::Consent,
     make_plan: F,
 ) -> ExitCode
 where
@@ -39,6 +47,9 @@ where
         Err(code) => return code,
     };
     let code = match make_plan.await {
+        Ok((_, plan)) if !plan.refused_data_loss(consent).is_empty() => {
+            refuse_data_loss(cli, &plan, consent)
+        }
         Ok((desired, plan)) => {
             session
                 .scope(apply_planned(cli, client, flags, &desired, &plan, &opts))
@@ -50,7 +61,23 @@ where
     code
 }
 
-pub(super) async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
+/// A plan that destroys data without consent: shown, then refused with exit code 4 and the
+/// changes listed, before anything is sent that writes.
+fn refuse_data_loss(cli: &Cli, plan: &Plan, consent: &crate::plan::Consent) -> ExitCode {
+    print_plan(cli, plan);
+    let refused = plan.refused_data_loss(consent);
+    eprintln!(
+        "error: {} change(s) of this plan destroy stored data, and --allow-data-loss was not given:",
+        refused.len()
+    );
+    for line in &refused {
+        eprintln!("  {line}");
+    }
+    eprintln!("nothing was changed; pass --allow-data-loss to carry the plan out");
+    ExitCode::from(INVALID_INPUT)
+}
+
+pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -> ExitCode {
     let (desired, flags, client) = match prepare(cli).await {
         Ok(p) => p,
         Err(code) => return code,
@@ -58,19 +85,33 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool) -> ExitCode {
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
     let plan = async {
-        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune).await?;
+        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune()).await?;
         Ok((desired.clone(), plan))
     };
-    locked(cli, &client, &flags, opts, plan).await
+    let consent = crate::plan::Consent {
+        allow_data_loss,
+        cicd_features: Vec::new(),
+    };
+    locked(cli, &client, &flags, opts, &consent, plan).await
 }
 
 pub(super) async fn publish(
     cli: &Cli,
     args: crate::publish::inputs::PublishArgs,
-    only_plan: bool,
-    detailed_exitcode: bool,
+    publish_how: PublishHow,
 ) -> ExitCode {
+    let PublishHow {
+        only_plan,
+        detailed_exitcode,
+        allow_data_loss,
+    } = publish_how;
     use crate::publish::{inputs, pipeline::EnvVars};
+    if let Some(id) = &args.workspace_id
+        && let Err(e) = workspace_guid(id)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(INVALID_INPUT);
+    }
     let (target, repo, how) = match inputs::resolve(&args, &cli.environment, EnvVars::process()) {
         Ok(Some(r)) => {
             for w in &r.warnings {
@@ -105,6 +146,12 @@ pub(super) async fn publish(
         Ok(id) => id,
         Err(e) => return fail(&e),
     };
+    // fabric-cicd's `enable_<type>_unpublish` flags consent to their types' orphan deletes,
+    // which publish plans only when the flag is given.
+    let consent = crate::plan::Consent {
+        allow_data_loss,
+        cicd_features: target.unpublish.features.clone(),
+    };
     let plan = crate::publish::publisher::plan(
         &client,
         Arc::new(repo),
@@ -128,10 +175,10 @@ pub(super) async fn publish(
     }
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.command = "publish";
-    locked(cli, &client, &flags, opts, plan).await
+    locked(cli, &client, &flags, opts, &consent, plan).await
 }
 
-pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> ExitCode {
+pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent) -> ExitCode {
     let Ok(desired) = load(cli).await else {
         return ExitCode::from(INVALID_INPUT);
     };
@@ -153,7 +200,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> E
         Err(e) => return fail(&e),
     };
     let options = crate::destroy::DestroyOptions {
-        cicd_features: cicd_features.to_vec(),
+        cicd_features: consent.cicd_features.clone(),
     };
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.command = "destroy";
@@ -161,7 +208,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, cicd_features: &[String]) -> E
         let plan = crate::destroy::destroy_plan(&client, &desired, &options).await?;
         Ok((desired.clone(), plan))
     };
-    locked(cli, &client, &flags, opts, plan).await
+    locked(cli, &client, &flags, opts, &consent, plan).await
 }
 
 pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
