@@ -166,6 +166,15 @@ fn live_client(
     cli: &Cli,
     flags: &fabrik_flags::Flags,
 ) -> Result<fabrik_client::FabricClient, String> {
+    live_client_at(cli, flags, cli.base_url.clone())
+}
+
+/// [`live_client`] sending to `base_url` (a `config.yml`'s API root).
+fn live_client_at(
+    cli: &Cli,
+    flags: &fabrik_flags::Flags,
+    base_url: String,
+) -> Result<fabrik_client::FabricClient, String> {
     if let Some(p) = &cli.ca_cert
         && let Err(e) = std::fs::read(p)
     {
@@ -174,7 +183,7 @@ fn live_client(
             p.display()
         ));
     }
-    let opts = run_options(cli, cli.base_url.clone());
+    let opts = run_options(cli, base_url);
     tokens(cli).and_then(|t| run::client(&opts, flags, t))
 }
 

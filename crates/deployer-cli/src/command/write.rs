@@ -138,7 +138,8 @@ pub(super) async fn publish(
     let Some(flags) = resolve_flags(cli) else {
         return ExitCode::from(INVALID_INPUT);
     };
-    let client = match live_client(cli, &flags) {
+    let base_url = publish_base_url(target.api_root.as_deref(), &cli.base_url);
+    let client = match live_client_at(cli, &flags, base_url.clone()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -173,7 +174,7 @@ pub(super) async fn publish(
             Err(e) => plan_failed(&e),
         };
     }
-    let mut opts = run_options(cli, cli.base_url.clone());
+    let mut opts = run_options(cli, base_url);
     opts.command = "publish";
     locked(cli, &client, &flags, opts, &consent, plan).await
 }
@@ -292,5 +293,36 @@ pub(super) async fn unlock(cli: &Cli, run_id: &str, yes: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Where a publish sends: `config.yml`'s `constants.DEFAULT_API_ROOT_URL` (its `/v1`), unless
+/// `--base-url` (or `FABRIC_API_BASE_URL`) names another root beside it — flags win, and
+/// `Target::resolve` then refuses the mismatch before any request.
+fn publish_base_url(api_root: Option<&str>, cli_base: &str) -> String {
+    match api_root {
+        Some(root) if cli_base == fabrik_client::DEFAULT_BASE_URL => {
+            format!("{}/v1", root.trim_end_matches('/'))
+        }
+        _ => cli_base.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::publish_base_url;
+
+    #[test]
+    fn a_config_yml_api_root_sets_where_a_publish_sends_unless_a_flag_names_another() {
+        let default = fabrik_client::DEFAULT_BASE_URL;
+        assert_eq!(
+            publish_base_url(Some("https://api.powerbi.com/"), default),
+            "https://api.powerbi.com/v1"
+        );
+        assert_eq!(publish_base_url(None, default), default);
+        assert_eq!(
+            publish_base_url(Some("https://api.powerbi.com"), "http://127.0.0.1:9/v1"),
+            "http://127.0.0.1:9/v1"
+        );
     }
 }
