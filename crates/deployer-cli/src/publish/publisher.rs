@@ -5,8 +5,9 @@
 //! (an update journals the previous definition; a create journals its delete).
 //!
 //! Parts are rendered by [`pipeline::render`] (type step, logicalIds, `parameter.yml`, zero
-//! workspace id). Not yet: item moves between folders and the type-specific post-steps
-//! (environment publish, shortcuts, value sets, bindings).
+//! workspace id). Besides definitions it plans renames and moves between folders (keeping the
+//! item's id) and the type-specific post-steps: an Environment's publish, lakehouse
+//! shortcuts, a variable library's active value set and semantic-model bindings.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
