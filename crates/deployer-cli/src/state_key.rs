@@ -69,7 +69,15 @@ pub fn warn_if_unencrypted(keys: &Keyring) -> bool {
     if keys.encrypts() || WARNED.swap(true, Ordering::Relaxed) {
         return false;
     }
-    tracing::warn!("{UNENCRYPTED_WARNING}");
+    // fabrik's own line on stderr, like its other warnings, not a raw log line (the console
+    // log filter keeps library warnings out of a user's terminal).
+    #[allow(
+        clippy::print_stderr,
+        reason = "a warning for the person running fabrik"
+    )]
+    {
+        eprintln!("warning: {UNENCRYPTED_WARNING}");
+    }
     true
 }
 
