@@ -3,4 +3,5 @@
 mod blocking;
 mod journal;
 mod locks;
+mod sealed;
 mod support;

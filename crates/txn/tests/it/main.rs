@@ -1,6 +1,5 @@
 //! Integration tests of fabrik-txn: the seed's cases, crashes, locks and concurrency.
 
-mod azure;
 mod concurrency;
 mod crash;
 mod emulator;
