@@ -79,6 +79,17 @@ fn examples(env: &str) -> config::Desired {
     config::load(&path, &opts).expect("examples are valid").0
 }
 
+/// Sets the emulator's faults (`METHOD path#n=status`, as `/_emulator/faults` takes them).
+async fn put_faults(emu: &Emulator, spec: &str) {
+    let r = reqwest::Client::new()
+        .put(format!("{}/_emulator/faults", emu.base_url()))
+        .json(&serde_json::json!({ "spec": spec }))
+        .send()
+        .await
+        .expect("faults");
+    assert!(r.status().is_success(), "faults '{spec}' refused");
+}
+
 async fn admin(emu: &Emulator, path: &str) -> serde_json::Value {
     reqwest::get(format!("{}{path}", emu.base_url()))
         .await
@@ -180,6 +191,7 @@ async fn a_permanent_failure_rolls_back_to_the_state_before_the_run() {
 
 mod export;
 mod faults;
+mod kind_undo;
 mod live;
 mod plan_output;
 mod publish;

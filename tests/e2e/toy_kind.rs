@@ -1,21 +1,38 @@
 //! A kind added through the `Kind` trait alone, with no edit to the engine: for every lakehouse
 //! in a workspace, a data pipeline named after it whose description carries the lakehouse's
 //! id. The pipeline references its lakehouse, so the graph orders it after the lakehouse's
-//! create, and apply resolves the id the lakehouse's create produced.
+//! create, and apply resolves the id the lakehouse's create produced. It journals an undo
+//! payload of its own and recognises what its crashed creates made, so a failed run and a
+//! killed one are rolled back by the kind itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use fabrik_cli::config::DesiredWorkspace;
+use fabrik_cli::engine::UndoCx;
+use fabrik_cli::engine::recovery::{listed, pick};
 use fabrik_cli::engine::{
     Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, Registry,
     workspace_address,
 };
 use fabrik_cli::plan::Action;
 use fabrik_client::models::{CreateItemRequest, ItemType};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use fabrik_txn::Intent;
+
+/// How often the toy kind carried out its own undo and recovery (tests run in one process).
+static UNDONE: AtomicUsize = AtomicUsize::new(0);
+static RECOVERED: AtomicUsize = AtomicUsize::new(0);
 
 /// The toy kind.
 struct LoaderPipelines;
+
+/// The toy kind's own undo payload: drop the pipeline it made.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DropLoader {
+    workspace: String,
+    pipeline: String,
+}
 
 #[derive(Debug, serde::Serialize)]
 struct CreateLoader {
@@ -104,15 +121,63 @@ impl Kind for LoaderPipelines {
                             &it.id,
                             Some(op.name.clone()),
                         ),
-                        Undo::DeleteItem {
-                            workspace_id: ws.clone(),
-                            item_id: it.id.clone(),
-                        },
+                        Undo::new(
+                            "loader",
+                            &DropLoader {
+                                workspace: ws.clone(),
+                                pipeline: it.id.clone(),
+                            },
+                        ),
                     )
                 },
             )
             .await?;
         Ok(outcome)
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let DropLoader {
+            workspace,
+            pipeline,
+        } = undo.payload_as()?;
+        UNDONE.fetch_add(1, Ordering::SeqCst);
+        fabrik_cli::engine::settle(cx.client.delete_item(&workspace, &pipeline).await, &[])
+    }
+
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        RECOVERED.fetch_add(1, Ordering::SeqCst);
+        let ws = intent.workspace_id.clone().unwrap_or_default();
+        let list = cx
+            .client
+            .list_items(&ws, &fabrik_client::ItemFilter::default());
+        let Some(items) = listed(list).await? else {
+            return Ok(None);
+        };
+        let loaders = items
+            .iter()
+            .filter(|i| i.kind.as_str() == "DataPipeline" && i.display_name == intent.display_name)
+            .collect();
+        Ok(pick(intent, loaders, |i| &i.id)?.map(|i| {
+            (
+                ResourceRef::in_workspace(
+                    ResourceKind::Item,
+                    &ws,
+                    &i.id,
+                    Some(i.display_name.clone()),
+                ),
+                Undo::new(
+                    "loader",
+                    &DropLoader {
+                        workspace: ws.clone(),
+                        pipeline: i.id.clone(),
+                    },
+                ),
+            )
+        }))
     }
 }
 
@@ -183,5 +248,173 @@ async fn a_kind_added_through_the_trait_deploys_after_what_it_references() {
             .flat_map(|w| &w.unmanaged)
             .any(|u| u.starts_with("datapipeline Load_"))
     );
+    emu.shutdown().await.unwrap();
+}
+
+/// One workspace of the examples holding only `lakehouses` lakehouses.
+fn lakehouses_only(lakehouses: usize) -> fabrik_cli::config::Desired {
+    let mut desired = crate::examples("dev");
+    desired.workspaces.truncate(1);
+    let w = &mut desired.workspaces[0];
+    w.items.retain(|i| i.item_type == "Lakehouse");
+    w.items.truncate(lakehouses);
+    assert_eq!(
+        w.items.len(),
+        lakehouses,
+        "the examples have enough lakehouses"
+    );
+    for i in &mut w.items {
+        i.folder = None;
+    }
+    w.folders.clear();
+    w.principals.clear();
+    w.git = None;
+    w.publish = None;
+    desired
+}
+
+fn registry() -> Registry {
+    Registry::builtin().with(LoaderPipelines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_rolled_back_by_the_kinds_own_undo() {
+    // POSTs to items: two lakehouses, then their loaders; the second loader is refused.
+    let faults = "POST /v1/workspaces/*/items#4=400".parse().unwrap();
+    let config = fabrik_emulator::EmulatorConfig {
+        faults,
+        ..Default::default()
+    };
+    let (emu, client, mut opts, _state) = crate::start_with(config).await;
+    opts.concurrency = 1;
+    let before = crate::admin(&emu, "/_emulator/state").await;
+    let desired = lakehouses_only(2);
+    let plan = fabrik_cli::engine::plan_kinds(&client, &desired, &registry(), 1, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.change_count(),
+        5,
+        "a workspace, two lakehouses, two loaders"
+    );
+    let undone = UNDONE.load(Ordering::SeqCst);
+    let flags = fabrik_flags::Flags::defaults();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.rollback_errors.is_empty(),
+        "{:?}",
+        report.rollback_errors
+    );
+    assert!(
+        UNDONE.load(Ordering::SeqCst) > undone,
+        "the loader made was dropped by the toy kind's own undo"
+    );
+    assert_eq!(crate::admin(&emu, "/_emulator/state").await, before);
+    emu.shutdown().await.unwrap();
+}
+
+/// The child half of [`a_killed_run_is_recovered_by_the_kind_itself`]: applies with the toy
+/// kind against the emulator the parent names, until the parent kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child process of a_killed_run_is_recovered_by_the_kind_itself"]
+async fn toy_child_applies_until_killed() {
+    let Ok(spec) = std::env::var("FABRIK_TOY_CHILD") else {
+        panic!(
+            "run only by a_killed_run_is_recovered_by_the_kind_itself, which sets FABRIK_TOY_CHILD"
+        );
+    };
+    let [base_url, token, state_dir]: [&str; 3] =
+        spec.split('|').collect::<Vec<_>>().try_into().unwrap();
+    let mut opts = fabrik_cli::run::RunOptions::defaults(base_url, state_dir);
+    opts.concurrency = 1;
+    let provider = fabrik_cli::run::static_token(
+        token.to_string(),
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    );
+    let client =
+        fabrik_cli::run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
+    let desired = lakehouses_only(1);
+    let plan = fabrik_cli::engine::plan_kinds(&client, &desired, &registry(), 1, false)
+        .await
+        .unwrap();
+    let flags = fabrik_flags::Flags::defaults();
+    let _ = fabrik_cli::run::apply(&client, &flags, &desired, &plan, &opts).await;
+    unreachable!("the loader's create hangs until this process is killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_recovered_by_the_kind_itself() {
+    // The second item create (the loader, after its lakehouse) never answers.
+    let faults = "POST /v1/workspaces/*/items#2=hang".parse().unwrap();
+    let config = fabrik_emulator::EmulatorConfig {
+        faults,
+        ..Default::default()
+    };
+    let (emu, client, opts, state) = crate::start_with(config).await;
+    let before = crate::admin(&emu, "/_emulator/state").await;
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        std::time::Duration::from_secs(3600),
+    );
+    let spec = format!("{}|{token}|{}", opts.base_url, state.path().display());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "toy_kind::toy_child_applies_until_killed",
+            "--exact",
+            "--ignored",
+        ])
+        .env("FABRIK_TOY_CHILD", spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the loader's create to hang (this waits on the other process, not a timer).
+    let mut hung = false;
+    for _ in 0..6000 {
+        let log = crate::admin(&emu, "/_emulator/requests").await;
+        hung = log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "POST" && r["fault"] == "hang");
+        if hung {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(hung, "the child never reached the loader's create");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Fabric may finish a create whose caller died: the pipeline appears after all.
+    let ws = client
+        .find_workspace(&lakehouses_only(1).workspaces[0].name)
+        .await
+        .unwrap()
+        .expect("the killed run made the workspace");
+    let lakehouse = &lakehouses_only(1).workspaces[0].items[0].name;
+    let mut req =
+        CreateItemRequest::new(format!("Load_{lakehouse}"), ItemType::from("DataPipeline"));
+    req.description = Some("made by the service after its caller died".into());
+    client.create_item(&ws.id, &req).await.unwrap();
+
+    let runs = fabrik_txn::Journal::find_incomplete(state.path())
+        .unwrap()
+        .runs;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let recovered = RECOVERED.load(Ordering::SeqCst);
+    let report =
+        fabrik_cli::run::rollback_with(&registry(), &client, state.path(), &runs[0].run_id)
+            .await
+            .unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(
+        RECOVERED.load(Ordering::SeqCst) > recovered,
+        "the loader's open intent went to the toy kind"
+    );
+    assert_eq!(crate::admin(&emu, "/_emulator/state").await, before);
     emu.shutdown().await.unwrap();
 }

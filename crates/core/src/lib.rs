@@ -13,7 +13,7 @@
 //! | [`auth`] | bearer tokens for a scope | secrets (Azure credentials) | client, health |
 //! | [`secret`] | secrets by name | secrets (env, .env, Key Vault) | CLI config, health |
 //! | [`health`] | named async health checks | every crate with a dependency to watch | health |
-//! | [`resource`] | what a deployment created, and how to undo it | client (the undoer) | txn |
+//! | [`resource`] | what a deployment created, and how to undo it | the deployer's kinds (each carries out its own undo) | txn |
 //! | [`flags`] | feature flags by name | flags | CLI |
 //! | [`state`] | where run journals and deployment locks live | txn (local dir), state-azure | txn, CLI |
 //! | [`policy`] | a policy wrapping every attempt of a call | resilience | client |

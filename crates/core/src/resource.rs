@@ -2,38 +2,95 @@
 //!
 //! Exists so a rollback can be written to a journal by one process and carried out by another
 //! (after a crash). `fabrik-txn` records [`ResourceRef`]s with their [`Undo`] and drives an
-//! [`Undoer`]; `fabrik-client` provides the real undoer that calls Fabric.
+//! [`Undoer`]; the deployer's kind registry provides the real one, each kind carrying out its own.
 
 use std::fmt;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// The kinds of resource fabrik deploys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum ResourceKind {
+/// The kind of a resource, as journals, plans and metrics name it (`Workspace`, `Lakehouse`).
+///
+/// Open: a kind added outside this crate names its own (`ResourceKind::new("SparkPool")`), so
+/// no list here has to grow with the kinds. Serialized as its name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKind(&'static str);
+
+#[allow(non_upper_case_globals)] // named as the enum they replace, so `ResourceKind::Workspace` reads as before
+impl ResourceKind {
     /// A workspace.
-    Workspace,
+    pub const Workspace: Self = Self("Workspace");
     /// A lakehouse item.
-    Lakehouse,
+    pub const Lakehouse: Self = Self("Lakehouse");
     /// A notebook item.
-    Notebook,
+    pub const Notebook: Self = Self("Notebook");
     /// Any other item type.
-    Item,
+    pub const Item: Self = Self("Item");
     /// A workspace folder.
-    Folder,
-    /// A workspace role assignment (the seed's missing `USER_ASSIGNMENT`).
-    RoleAssignment,
+    pub const Folder: Self = Self("Folder");
+    /// A workspace role assignment.
+    pub const RoleAssignment: Self = Self("RoleAssignment");
     /// A workspace's git connection.
-    GitConnection,
+    pub const GitConnection: Self = Self("GitConnection");
     /// A workspace's capacity assignment.
-    CapacityAssignment,
+    pub const CapacityAssignment: Self = Self("CapacityAssignment");
+
+    /// A kind named `name`.
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// The kind named `name` as read back from a journal: the names are few (one per kind),
+    /// so each distinct one is interned once for the process.
+    fn intern(name: &str) -> Self {
+        use std::collections::HashSet;
+        use std::sync::{Mutex, OnceLock};
+        static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match names.get(name) {
+            Some(n) => Self(n),
+            None => {
+                let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+                names.insert(n);
+                Self(n)
+            }
+        }
+    }
 }
 
 impl fmt::Display for ResourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for ResourceKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        if name.is_empty() {
+            return Err(serde::de::Error::custom("a resource kind cannot be empty"));
+        }
+        Ok(Self::intern(&name))
     }
 }
 
@@ -98,167 +155,42 @@ pub struct DefinitionPart {
     pub payload: String,
 }
 
-/// How to undo one step. Serializable, so it survives the process that recorded it.
-/// Every variant is idempotent when executed: undoing what is already gone is success.
+/// How to undo one step: the name of the kind that journaled it, and that kind's own payload.
+/// Serializable, so it survives the process that recorded it; the kind that wrote the payload
+/// is the one that reads it back and carries it out (so no list of every kind's undo lives
+/// here). Carrying one out must be idempotent: undoing what is already gone is success.
+///
+/// By convention a payload's `parts` array, when present, holds definition parts
+/// (`{"path", "payload"}`, base64): secret values inside them are journaled as references.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase")]
-#[non_exhaustive]
-pub enum Undo {
-    /// Delete a workspace that was created.
-    #[serde(rename_all = "camelCase")]
-    DeleteWorkspace {
-        /// The workspace.
-        workspace_id: String,
-    },
-    /// Delete an item (lakehouse, notebook, any type) that was created.
-    #[serde(rename_all = "camelCase")]
-    DeleteItem {
-        /// Its workspace.
-        workspace_id: String,
-        /// The item.
-        item_id: String,
-    },
-    /// Delete a folder that was created.
-    #[serde(rename_all = "camelCase")]
-    DeleteFolder {
-        /// Its workspace.
-        workspace_id: String,
-        /// The folder.
-        folder_id: String,
-    },
-    /// Remove a role assignment that was added.
-    #[serde(rename_all = "camelCase")]
-    RemoveRoleAssignment {
-        /// Its workspace.
-        workspace_id: String,
-        /// The assignment (equal to the principal id).
-        assignment_id: String,
-    },
-    /// Put back the role an assignment had before it was changed.
-    #[serde(rename_all = "camelCase")]
-    RestoreRole {
-        /// Its workspace.
-        workspace_id: String,
-        /// The assignment.
-        assignment_id: String,
-        /// The previous role.
-        role: String,
-    },
-    /// Disconnect a git connection that was made.
-    #[serde(rename_all = "camelCase")]
-    DisconnectGit {
-        /// The workspace.
-        workspace_id: String,
-    },
-    /// Put back a workspace's previous name and description.
-    #[serde(rename_all = "camelCase")]
-    RestoreWorkspace {
-        /// The workspace.
-        workspace_id: String,
-        /// Previous display name.
-        display_name: String,
-        /// Previous description.
-        description: String,
-    },
-    /// Put back an item's previous name and description.
-    #[serde(rename_all = "camelCase")]
-    RestoreItem {
-        /// Its workspace.
-        workspace_id: String,
-        /// The item.
-        item_id: String,
-        /// Previous display name.
-        display_name: String,
-        /// Previous description.
-        description: String,
-    },
-    /// Put back an item's previous definition.
-    #[serde(rename_all = "camelCase")]
-    RestoreDefinition {
-        /// Its workspace.
-        workspace_id: String,
-        /// The item.
-        item_id: String,
-        /// The previous parts.
-        parts: Vec<DefinitionPart>,
-        /// The definition's format (`ipynb` for notebooks read as ipynb), when not the default.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        format: Option<String>,
-    },
-    /// Move an item back to the folder it was in.
-    #[serde(rename_all = "camelCase")]
-    MoveItem {
-        /// Its workspace.
-        workspace_id: String,
-        /// The item.
-        item_id: String,
-        /// The previous folder; `None` is the workspace root.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        folder_id: Option<String>,
-    },
-    /// Put back a VariableLibrary's previous active value set.
-    #[serde(rename_all = "camelCase")]
-    RestoreActiveValueSet {
-        /// Its workspace.
-        workspace_id: String,
-        /// The library.
-        item_id: String,
-        /// The previous value set.
-        value_set: String,
-    },
-    /// Put back one OneLake shortcut of an item as it was: the previous shortcut (its JSON),
-    /// or none (delete it).
-    #[serde(rename_all = "camelCase")]
-    RestoreShortcut {
-        /// Its workspace.
-        workspace_id: String,
-        /// The item holding the shortcut.
-        item_id: String,
-        /// The shortcut's path (`Tables/dbo`).
-        path: String,
-        /// Its name.
-        name: String,
-        /// The previous shortcut as JSON; `None` when there was none.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        previous: Option<String>,
-    },
-    /// Put back a semantic model's binding for one data source: to the connection it had (its
-    /// JSON as listed), or unbound.
-    #[serde(rename_all = "camelCase")]
-    RestoreBinding {
-        /// Its workspace.
-        workspace_id: String,
-        /// The semantic model.
-        item_id: String,
-        /// The data source, `{"type", "path"}` as JSON.
-        details: String,
-        /// The connection it was bound to, as JSON; `None` when it was not bound.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        connection: Option<String>,
-    },
-    /// Publish an Environment's staged definition again (after its previous definition was
-    /// put back) and wait for the publish.
-    #[serde(rename_all = "camelCase")]
-    PublishEnvironment {
-        /// Its workspace.
-        workspace_id: String,
-        /// The Environment.
-        item_id: String,
-    },
-    /// Unassign a capacity that was assigned.
-    #[serde(rename_all = "camelCase")]
-    UnassignCapacity {
-        /// The workspace.
-        workspace_id: String,
-    },
-    /// Put back the capacity a workspace had before.
-    #[serde(rename_all = "camelCase")]
-    AssignCapacity {
-        /// The workspace.
-        workspace_id: String,
-        /// The previous capacity.
-        capacity_id: String,
-    },
+pub struct Undo {
+    /// The kind that carries it out (its registered name: `workspace`, `item`).
+    pub kind: String,
+    /// The kind's own description of what to do.
+    pub payload: serde_json::Value,
+}
+
+impl Undo {
+    /// An undo record of `kind` with `payload`.
+    pub fn new(kind: impl Into<String>, payload: &impl Serialize) -> Self {
+        Self {
+            kind: kind.into(),
+            // A payload that cannot be JSON is a bug in its kind, caught by that kind's tests;
+            // it journals as null and its undo then fails naming the kind.
+            payload: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The payload as the kind's own type; an error names the kind and what did not fit.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, UndoError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| UndoError {
+            message: format!(
+                "the journaled undo record of kind '{}' cannot be read: {e}",
+                self.kind
+            ),
+            class: crate::ErrorClass::Permanent,
+        })
+    }
 }
 
 /// What executing an [`Undo`] found.
@@ -300,20 +232,45 @@ mod tests {
 
     #[test]
     fn undo_records_round_trip_through_json() {
-        let u = Undo::RestoreRole {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RestoreRole {
+            workspace_id: String,
+            role: String,
+        }
+        let payload = RestoreRole {
             workspace_id: "w".into(),
-            assignment_id: "p".into(),
             role: "Viewer".into(),
         };
+        let u = Undo::new("role", &payload);
         let s = serde_json::to_string(&u).unwrap();
         assert_eq!(
             s,
-            r#"{"op":"restoreRole","workspaceId":"w","assignmentId":"p","role":"Viewer"}"#
+            r#"{"kind":"role","payload":{"role":"Viewer","workspaceId":"w"}}"#
         );
-        assert_eq!(serde_json::from_str::<Undo>(&s).unwrap(), u);
+        let back = serde_json::from_str::<Undo>(&s).unwrap();
+        assert_eq!(back, u);
+        assert_eq!(back.payload_as::<RestoreRole>().unwrap(), payload);
+        let wrong = Undo::new("role", &"text");
+        let e = wrong.payload_as::<RestoreRole>().unwrap_err();
+        assert!(e.message.contains("kind 'role'"), "{e}");
         let r = ResourceRef::in_workspace(ResourceKind::Lakehouse, "w", "l", Some("BRONZE".into()));
         assert_eq!(r.to_string(), "Lakehouse 'BRONZE' (l)");
         let back: ResourceRef = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn resource_kinds_are_open_and_read_back_by_name() {
+        const POOL: ResourceKind = ResourceKind::new("SparkPool");
+        let back: ResourceKind = serde_json::from_str(r#""SparkPool""#).unwrap();
+        assert_eq!(back, POOL);
+        assert_eq!(
+            serde_json::from_str::<ResourceKind>(r#""Workspace""#).unwrap(),
+            ResourceKind::Workspace
+        );
+        assert!(matches!(back, POOL));
+        assert!(serde_json::from_str::<ResourceKind>(r#""""#).is_err());
+        assert_eq!(POOL.to_string(), "SparkPool");
     }
 }

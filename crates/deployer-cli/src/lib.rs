@@ -16,7 +16,6 @@ pub mod flags;
 pub mod plan;
 pub mod publish;
 pub mod render;
-pub mod resolver;
 pub mod run;
 pub mod secrets;
 pub mod serve;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fabrik_client::{FabricClient, FabricUndoer, StaticTokenProvider};
+use fabrik_client::{FabricClient, StaticTokenProvider};
 use fabrik_core::metric_names::RESOURCES;
 use fabrik_core::{Clock, EventSink, Flag, Sleeper, TokenProvider};
 use fabrik_flags::Flags;
@@ -368,10 +368,13 @@ async fn apply_and_report(
         .iter()
         .map(|e| crate::secrets::redact(&e.to_string()))
         .collect();
-    let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
-    let resolver = crate::resolver::ByName(client.clone());
+    let recovery = engine::Recovery::new(
+        engine::Registry::builtin().with_kinds_of(plan),
+        client.clone(),
+    );
+    let undoer = crate::secrets::ResolvingUndoer(recovery.clone());
     match txn
-        .rollback_with(&report.errors[0], &undoer, Some(&resolver))
+        .rollback_with(&report.errors[0], &undoer, Some(&recovery))
         .await
     {
         Ok(r) => {
@@ -394,14 +397,26 @@ async fn apply_and_report(
     Ok(report)
 }
 
-/// Undoes run `run_id` from its journal.
+/// Undoes run `run_id` from its journal, each record by the built-in kind that journaled it.
 pub async fn rollback(
     client: &FabricClient,
     state_dir: &Path,
     run_id: &str,
 ) -> Result<fabrik_txn::RollbackReport, String> {
-    let undoer = crate::secrets::ResolvingUndoer(FabricUndoer::new(client.clone()));
-    let resolver = crate::resolver::ByName(client.clone());
+    rollback_with(&engine::Registry::builtin(), client, state_dir, run_id).await
+}
+
+/// Undoes run `run_id` from its journal, each record by the kind of `registry` that
+/// journaled it (a program that adds kinds registers them here too).
+pub async fn rollback_with(
+    registry: &engine::Registry,
+    client: &FabricClient,
+    state_dir: &Path,
+    run_id: &str,
+) -> Result<fabrik_txn::RollbackReport, String> {
+    let recovery = engine::Recovery::new(registry.clone(), client.clone());
+    let undoer = crate::secrets::ResolvingUndoer(recovery.clone());
+    let resolver = recovery;
     let keys = crate::state_key::from_env()?;
     let report = crate::state::open_journal(state_dir, run_id)
         .await

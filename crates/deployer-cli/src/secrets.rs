@@ -117,39 +117,39 @@ fn map_strings<E>(
 /// spelled apart from `${secret:…}`, which a notebook may well contain as text of its own.
 const IN_DEFINITION: &str = "${fabrik-secret:";
 
-/// Applies `f` to the decoded text of every part of a `RestoreDefinition` (its payloads are
-/// base64, which a secret value inside would hide from the string pass).
+/// Applies `f` to the decoded text of every definition part an undo payload holds (its
+/// `parts` array, by [`Undo`](fabrik_core::Undo)'s convention): their payloads are base64,
+/// which a secret value inside would hide from the string pass.
 fn map_definition_parts<E>(
-    undo: fabrik_core::Undo,
+    mut undo: fabrik_core::Undo,
     f: &dyn Fn(&str) -> Result<String, E>,
 ) -> Result<fabrik_core::Undo, E> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let fabrik_core::Undo::RestoreDefinition {
-        workspace_id,
-        item_id,
-        mut parts,
-        format,
-    } = undo
+    let Some(parts) = undo
+        .payload
+        .get_mut("parts")
+        .and_then(serde_json::Value::as_array_mut)
     else {
         return Ok(undo);
     };
-    for p in &mut parts {
-        let Ok(text) = b64.decode(p.payload.as_bytes()).map(String::from_utf8) else {
+    for p in parts {
+        let Some(payload) = p.get_mut("payload") else {
             continue;
         };
-        let Ok(text) = text else { continue };
+        let Some(Ok(text)) = payload
+            .as_str()
+            .and_then(|s| b64.decode(s.as_bytes()).ok())
+            .map(String::from_utf8)
+        else {
+            continue;
+        };
         let mapped = f(&text)?;
         if mapped != text {
-            p.payload = b64.encode(mapped.as_bytes());
+            *payload = serde_json::Value::String(b64.encode(mapped.as_bytes()));
         }
     }
-    Ok(fabrik_core::Undo::RestoreDefinition {
-        workspace_id,
-        item_id,
-        parts,
-        format,
-    })
+    Ok(undo)
 }
 
 /// Secret values in decoded definition text replaced by `${fabrik-secret:NAME}`.
@@ -308,16 +308,19 @@ mod tests {
             path: "notebook-content.py".into(),
             payload: b64.encode(text),
         };
-        let undo = fabrik_core::Undo::RestoreDefinition {
+        let undo = crate::engine::kinds::item::ItemUndo::RestoreDefinition {
             workspace_id: "w".into(),
             item_id: "i".into(),
             // A notebook that also holds `${secret:…}` text of its own, left alone.
             parts: vec![part("conn = 'pw-Zq81xk' # ${secret:not-ours}")],
             format: None,
-        };
+        }
+        .record();
         let journaled = undo_to_references(&undo);
         let json = serde_json::to_string(&journaled).unwrap();
-        let fabrik_core::Undo::RestoreDefinition { parts, .. } = &journaled else {
+        let crate::engine::kinds::item::ItemUndo::RestoreDefinition { parts, .. } =
+            journaled.payload_as().unwrap()
+        else {
             panic!("{json}");
         };
         let text = String::from_utf8(b64.decode(&parts[0].payload).unwrap()).unwrap();
@@ -346,11 +349,12 @@ mod tests {
             from_references("${secret:unknown} x"),
             Err("unknown".into())
         );
-        let undo = fabrik_core::Undo::RestoreWorkspace {
+        let undo = crate::engine::kinds::workspace::WorkspaceUndo::Restore {
             workspace_id: "w".into(),
             display_name: "n".into(),
             description: "key sk-live-0123".into(),
-        };
+        }
+        .record();
         let journaled = undo_to_references(&undo);
         assert!(
             !serde_json::to_string(&journaled)

@@ -400,7 +400,10 @@ async fn secret_references_are_deployed_but_never_printed_or_journaled() {
     for journal in journals {
         let text = std::fs::read_to_string(&journal).unwrap();
         // The workspace whose description holds the secret was journaled.
-        assert!(text.contains("deleteWorkspace"), "{text}");
+        assert!(
+            text.contains(r#""undo":{"kind":"workspace","payload":{"op":"delete""#),
+            "{text}"
+        );
         assert!(
             !text.contains(secret),
             "{} holds the secret",
@@ -965,7 +968,9 @@ async fn no_output_of_an_apply_an_update_or_a_rollback_holds_a_secret() {
     for entry in std::fs::read_dir(d.join("runs")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.to_lowercase().contains("restoreworkspace") {
+        if text.contains(r#""kind":"workspace","payload":{"description""#)
+            && text.contains(r#""op":"restore""#)
+        {
             run_id = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
         journals += &text;

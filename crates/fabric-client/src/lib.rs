@@ -9,7 +9,6 @@
 //! - Lists are [`Paged`] streams following `continuationUri`.
 //! - [`FabricClient::get_or_create_workspace`] and [`FabricClient::get_or_create_item`]
 //!   resolve name conflicts and apply-then-fail to the existing resource.
-//! - [`FabricUndoer`] carries out core's rollback records.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fabrik_client::FabricError> {
@@ -40,7 +39,6 @@ mod lro;
 pub mod models;
 mod pager;
 mod roles;
-mod undo;
 
 pub use api::ItemFilter;
 pub use auth::{FABRIC_SCOPE, StaticTokenProvider};
@@ -50,4 +48,3 @@ pub use client::{
 pub use error::{ApiError, FabricError};
 pub use idempotent::{Ensured, Origin};
 pub use pager::Paged;
-pub use undo::FabricUndoer;

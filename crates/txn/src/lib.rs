@@ -1,7 +1,7 @@
 //! Deployment transactions with a durable write-ahead journal that roll back, even after a crash.
 //!
 //! A [`Transaction`] records every resource a run creates or changes, with how to undo it
-//! (core's [`Undo`](fabrik_core::resource::Undo), data rather than a closure), in a journal
+//! (core's [`Undo`](fabrik_core::resource::Undo): a kind's name and its payload, data rather than a closure), in a journal
 //! file that is fsync'd before each step is reported done. On failure, [`Transaction::rollback`]
 //! undoes the steps last-in-first-out through an [`Undoer`](fabrik_core::resource::Undoer),
 //! continuing past failures and reporting all of them. If the process dies instead, the next
@@ -30,7 +30,7 @@
 //! # async fn create_lakehouse(_: &str) -> Result<String, std::io::Error> { Err(std::io::Error::other("409")) }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir()?;
-//! let client = Client; // the composer's undoer (fabrik-client's, in the CLI)
+//! let client = Client; // the composer's undoer (in the CLI, the kind registry's)
 //! // On start: roll back whatever a crashed run left behind.
 //! for run in Journal::find_incomplete(dir.path())?.runs {
 //!     Journal::recover(dir.path(), &run.run_id, &client).await?;
@@ -40,7 +40,7 @@
 //! let intent = txn.intend(Intent::create(ResourceKind::Workspace, None, "sales-dev")).await?;
 //! let ws = create_workspace("sales-dev").await?;
 //! txn.complete_intent(intent, ResourceRef::workspace(&ws, "sales-dev"),
-//!     Undo::DeleteWorkspace { workspace_id: ws.clone() }).await?;
+//!     Undo::new("workspace", &serde_json::json!({"op": "delete", "workspaceId": ws}))).await?;
 //! match create_lakehouse("BRONZE_Sales_Lakehouse").await {
 //!     Ok(_) => txn.commit().await?,
 //!     Err(e) => {

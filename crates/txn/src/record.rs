@@ -101,6 +101,10 @@ pub struct Intent {
     /// result of this create, whatever else matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub existing: Vec<String>,
+    /// The kind that journaled it and recognises its result after a crash (its registered
+    /// name); absent in journals written before kinds recovered their own intents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Intent {
@@ -117,7 +121,14 @@ impl Intent {
             item_type: None,
             folder_id: None,
             existing: Vec::new(),
+            owner: None,
         }
+    }
+
+    /// The same intent, recovered by the kind registered as `owner`.
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
     }
 
     /// The same intent for an item of `item_type`.
@@ -404,15 +415,16 @@ mod tests {
             at,
             intent: Some(1),
             resource: ResourceRef::workspace("w1", "sales-dev"),
-            undo: Some(Undo::DeleteWorkspace {
-                workspace_id: "w1".into(),
-            }),
+            undo: Some(Undo::new(
+                "workspace",
+                &serde_json::json!({"op": "delete", "workspaceId": "w1"}),
+            )),
             metadata: BTreeMap::new(),
         };
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
             line,
-            r#"{"type":"track","seq":2,"at":"2026-01-01T00:00:00.25Z","intent":1,"resource":{"kind":"Workspace","id":"w1","displayName":"sales-dev"},"undo":{"op":"deleteWorkspace","workspaceId":"w1"}}"#
+            r#"{"type":"track","seq":2,"at":"2026-01-01T00:00:00.25Z","intent":1,"resource":{"kind":"Workspace","id":"w1","displayName":"sales-dev"},"undo":{"kind":"workspace","payload":{"op":"delete","workspaceId":"w1"}}}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
         let e = Record::End {

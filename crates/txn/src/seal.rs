@@ -471,9 +471,10 @@ mod tests {
             at: SystemTime::UNIX_EPOCH,
             intent: None,
             resource: ResourceRef::workspace("w1", "sales-dev"),
-            undo: Some(Undo::DeleteWorkspace {
-                workspace_id: "Password=hunter2".into(),
-            }),
+            undo: Some(Undo::new(
+                "workspace",
+                &serde_json::json!({"workspaceId": "Password=hunter2"}),
+            )),
             metadata: BTreeMap::from([("note".to_owned(), "AccountKey=abc".to_owned())]),
         }
     }

@@ -557,9 +557,8 @@ mod tests {
         #[async_trait::async_trait]
         impl fabrik_core::Undoer for Recorder {
             async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
-                if let Undo::DeleteItem { item_id, .. } = undo {
-                    self.0.lock().unwrap().push(item_id.clone());
-                }
+                let id = undo.payload["item"].as_str().unwrap().to_string();
+                self.0.lock().unwrap().push(id);
                 Ok(UndoOutcome::Done)
             }
         }
@@ -582,10 +581,7 @@ mod tests {
                     }
                     txn.track(
                         ResourceRef::in_workspace(ResourceKind::Item, "w", i.to_string(), None),
-                        Undo::DeleteItem {
-                            workspace_id: "w".into(),
-                            item_id: i.to_string(),
-                        },
+                        Undo::new("test", &serde_json::json!({ "item": i.to_string() })),
                     )
                     .await
                     .unwrap();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use fabrik_client::models::{Folder, Item};
 use fabrik_client::{Ensured, FabricClient, FabricError, ItemFilter};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use fabrik_txn::{Intent, Transaction};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -166,6 +166,69 @@ pub trait Kind: Send + Sync + 'static {
     /// Carries out one change, journaling its undo record through `cx` before the change can
     /// no longer be undone from the journal alone.
     async fn apply(&self, op: &Self::Op, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
+
+    /// Carries out an undo record this kind journaled (`Undo::new(self.name(), &payload)`),
+    /// in this process or a later one. Idempotent: undoing what is already gone is
+    /// [`UndoOutcome::AlreadyGone`] (see [`settle`]).
+    async fn undo(&self, undo: &Undo, _cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        Err(permanent(format!(
+            "kind '{}' carries out no undo records, yet the journal holds one: {}",
+            self.name(),
+            undo.payload
+        )))
+    }
+
+    /// Finds what a create intent of this kind made when the run died before the journal
+    /// learned the outcome: `None` when nothing was made; the resource and its undo when
+    /// exactly it is recognised (never something that existed before the intent); an error
+    /// when it cannot tell, so it is left in place and reported (see [`recovery`](super::recovery)).
+    async fn recover(
+        &self,
+        intent: &Intent,
+        _cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        Err(super::recovery::unsure(
+            intent,
+            format!(
+                "kind '{}' does not say how to recognise what it created",
+                self.name()
+            ),
+        ))
+    }
+}
+
+/// Undoing and recovering: the client, in a process that may not be the one that journaled.
+#[derive(Debug, Clone, Copy)]
+pub struct UndoCx<'a> {
+    /// The client.
+    pub client: &'a FabricClient,
+}
+
+/// A permanent undo failure: retrying the same record cannot help.
+pub fn permanent(message: String) -> UndoError {
+    UndoError {
+        message,
+        class: fabrik_core::ErrorClass::Permanent,
+    }
+}
+
+/// The outcome of the call that undoes something: done, or already gone when Fabric says the
+/// target is not there (404, `*NotFound`) or answers with one of `gone_codes` (a kind's own
+/// "nothing to undo", such as `WorkspaceNotConnectedToGit`).
+pub fn settle(
+    result: Result<(), FabricError>,
+    gone_codes: &[&str],
+) -> Result<UndoOutcome, UndoError> {
+    match result {
+        Ok(()) => Ok(UndoOutcome::Done),
+        Err(e) if e.is_not_found() || e.error_code().is_some_and(|c| gone_codes.contains(&c)) => {
+            Ok(UndoOutcome::AlreadyGone)
+        }
+        Err(e) => Err(UndoError {
+            message: e.to_string(),
+            class: fabrik_core::Classify::class(&e),
+        }),
+    }
 }
 
 /// What a diff may know beyond desired and live state.
@@ -365,6 +428,8 @@ impl Ids {
 
 /// Applying one change: the client, the run's transaction and the ids resolved so far.
 pub struct ApplyCx<'a> {
+    /// The name of the kind applying the change: the owner of the intents it journals.
+    pub kind: &'static str,
     /// The client.
     pub client: &'a FabricClient,
     /// The run's transaction.
@@ -450,6 +515,7 @@ impl ApplyCx<'_> {
         F: std::future::Future<Output = Result<Ensured<T>, FabricError>>,
     {
         let mut intent = intent;
+        intent.owner.get_or_insert_with(|| self.kind.to_string());
         if intent.workspace_id.is_some() && intent.kind != ResourceKind::Folder {
             intent.existing = self
                 .seen_items
@@ -501,9 +567,20 @@ fn journal(e: fabrik_txn::TxnError) -> EngineError {
 /// The engine's view of a kind: [`Kind`] with its types erased, so kinds of different types
 /// live in one registry.
 #[async_trait]
-pub(crate) trait DynKind: Send + Sync {
+pub trait DynKind: Send + Sync {
+    /// [`Kind::name`].
     fn name(&self) -> &'static str;
+    /// [`Kind::validate`].
     fn validate(&self, desired: &DesiredWorkspace) -> Vec<String>;
+    /// [`Kind::undo`].
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError>;
+    /// [`Kind::recover`].
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError>;
+    /// [`Kind::read`] then [`Kind::diff`], the changes bound to the kind.
     async fn plan(
         &self,
         cx: &ReadCx<'_>,
@@ -524,6 +601,11 @@ pub trait DynOp: fmt::Debug + Send + Sync {
     async fn apply(&self, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
     /// The typed op, for tests.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// The kind that planned it, which carries out its undo records; `None` for a change no
+    /// kind planned (a destroy's deletes, which journal no undo).
+    fn planned_by(&self) -> Option<Arc<dyn DynKind>> {
+        None
+    }
 }
 
 struct Bound<K: Kind> {
@@ -556,8 +638,12 @@ impl<K: Kind> DynOp for Bound<K> {
     fn as_any(&self) -> &dyn std::any::Any {
         &self.op
     }
+    fn planned_by(&self) -> Option<Arc<dyn DynKind>> {
+        Some(Arc::new(Erased(Arc::clone(&self.kind))))
+    }
 }
 
+/// A kind behind [`DynKind`].
 pub(crate) struct Erased<K: Kind>(pub Arc<K>);
 
 #[async_trait]
@@ -567,6 +653,16 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn validate(&self, desired: &DesiredWorkspace) -> Vec<String> {
         self.0.validate(desired)
+    }
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        self.0.undo(undo, cx).await
+    }
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        self.0.recover(intent, cx).await
     }
     async fn plan(
         &self,

@@ -6,10 +6,13 @@
 //! - [`plan`]: reads every described workspace and asks each kind for its changes.
 //! - [`Graph`] and [`walk`] (graph.rs): edges from references; apply in dependency order.
 //! - [`apply`]: walks the plan's graph, at most `concurrency` changes in flight.
+//! - [`Recovery`] (recovery.rs): rollback and crash recovery, each record handed to the kind
+//!   that journaled it.
 
 mod graph;
 mod kind;
 pub mod kinds;
+pub mod recovery;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,13 +26,14 @@ use tracing::Instrument as _;
 
 pub use graph::{Cycle, Graph, NodeSpec, Walked, walk};
 pub use kind::{
-    Address, ApplyCx, Diff, DiffCx, DynOp, Ids, Kind, LiveWorkspace, Need, Outcome, Planned,
-    ReadCx, ctx, folder_path, workspace_address,
+    Address, ApplyCx, Diff, DiffCx, DynKind, DynOp, Ids, Kind, LiveWorkspace, Need, Outcome,
+    Planned, ReadCx, UndoCx, ctx, folder_path, permanent, settle, workspace_address,
 };
+pub use recovery::Recovery;
 
 use crate::config::{CapacityRef, Desired};
 use crate::plan::{self, Action, Change, Plan, WorkspacePlan};
-use kind::{DynKind, Erased};
+use kind::Erased;
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,25 @@ impl Registry {
             self.claimed_item_types.push(t);
         }
         self.kinds.push(Arc::new(Erased(Arc::new(kind))));
+        self
+    }
+
+    /// The kind registered as `name`: the one that carries out its undo records and recovers
+    /// its intents.
+    pub(crate) fn kind_named(&self, name: &str) -> Option<&Arc<dyn DynKind>> {
+        self.kinds.iter().find(|k| k.name() == name)
+    }
+
+    /// These kinds and every other kind that planned a change of `plan` (a kind added for one
+    /// run), so a rollback reaches each record's kind.
+    pub fn with_kinds_of(mut self, plan: &Plan) -> Self {
+        for (_, c) in plan.changes() {
+            if let Some(k) = c.op.planned_by()
+                && self.kind_named(k.name()).is_none()
+            {
+                self.kinds.push(k);
+            }
+        }
         self
     }
 
@@ -401,6 +424,7 @@ async fn apply_one(
         otel.status_message = tracing::field::Empty,
     );
     let cx = ApplyCx {
+        kind: change.op.kind(),
         client,
         txn,
         workspace: &w.name,

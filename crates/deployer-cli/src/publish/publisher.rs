@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use fabrik_client::models::{DefinitionPart, ItemDefinition, PayloadType};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{ResourceKind, ResourceRef};
 use futures::TryStreamExt;
 use serde::Serialize;
 
@@ -25,6 +25,7 @@ use super::parameter::ItemAttrs;
 use super::pipeline::{self, Parameterization, World};
 use super::repo::{RepoItem, Repository};
 use crate::config::{Desired, DesiredWorkspace};
+use crate::engine::kinds::item::ItemUndo;
 use crate::engine::kinds::{folder, workspace};
 use crate::engine::{
     Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, Registry,
@@ -727,13 +728,14 @@ impl PublishKind {
             let before = previous
                 .iter()
                 .find(|p| shortcut_id(p) == (path.clone(), name.clone()));
-            Undo::RestoreShortcut {
+            ItemUndo::RestoreShortcut {
                 workspace_id: ws.to_string(),
                 item_id: id.to_string(),
                 path,
                 name,
                 previous: before.map(|b| b.to_string()),
             }
+            .record()
         };
         let what = |v: &serde_json::Value| {
             let (path, name) = shortcut_id(v);
@@ -882,11 +884,12 @@ impl PublishKind {
         };
         cx.track(
             ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(name.to_string())),
-            Undo::MoveItem {
+            ItemUndo::Move {
                 workspace_id: ws.to_string(),
                 item_id: id.to_string(),
                 folder_id: m.from_id.clone(),
-            },
+            }
+            .record(),
         )
         .await?;
         cx.client

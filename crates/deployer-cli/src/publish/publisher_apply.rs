@@ -1,11 +1,12 @@
 //! Applying a publish change: the calls, each journaled first with its undo.
 
 use fabrik_client::models::{CreateItemRequest, ItemType as ApiType};
-use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef};
 use fabrik_txn::Intent;
 
 use super::{DEFAULT_VALUE_SET, FolderMove, ItemType, NAME, Outcome, PublishKind, definition};
 use crate::engine::kinds::folder;
+use crate::engine::kinds::item::{GENERIC, ItemUndo};
 use crate::engine::{ApplyCx, EngineError};
 
 /// An update of a deployed item, as planned.
@@ -63,7 +64,8 @@ impl PublishKind {
                     r.display_name.clone(),
                 )
                 .of_type(r.item_type.as_str())
-                .in_folder(req.folder_id.clone()),
+                .in_folder(req.folder_id.clone())
+                .owned_by(GENERIC),
                 &format!("publishing {}", cx.target),
                 cx.client.get_or_create_item(ws, &req),
                 |it| {
@@ -74,10 +76,11 @@ impl PublishKind {
                             &it.id,
                             Some(r.display_name.clone()),
                         ),
-                        Undo::DeleteItem {
+                        ItemUndo::Delete {
                             workspace_id: ws.to_string(),
                             item_id: it.id.clone(),
-                        },
+                        }
+                        .record(),
                     )
                 },
             )
@@ -106,12 +109,13 @@ impl PublishKind {
         if let Some((name, description)) = renamed_from {
             cx.track(
                 ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(name.clone())),
-                Undo::RestoreItem {
+                ItemUndo::Restore {
                     workspace_id: ws.to_string(),
                     item_id: id.clone(),
                     display_name: name.clone(),
                     description: description.clone(),
-                },
+                }
+                .record(),
             )
             .await?;
         }
@@ -126,16 +130,17 @@ impl PublishKind {
             // the previous definition back and then publishes it.
             cx.track(
                 ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(r.display_name.clone())),
-                Undo::PublishEnvironment {
+                ItemUndo::PublishEnvironment {
                     workspace_id: ws.to_string(),
                     item_id: id.clone(),
-                },
+                }
+                .record(),
             )
             .await?;
         }
         cx.track(
             ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(r.display_name.clone())),
-            Undo::RestoreDefinition {
+            ItemUndo::RestoreDefinition {
                 workspace_id: ws.to_string(),
                 item_id: id.clone(),
                 parts: previous
@@ -146,7 +151,8 @@ impl PublishKind {
                     })
                     .collect(),
                 format: r.definition_format().map(str::to_string),
-            },
+            }
+            .record(),
         )
         .await?;
         let parts = self.render_now(r, cx, ws).await?;
@@ -170,11 +176,12 @@ impl PublishKind {
         let id = self.id_in_run(cx, item)?;
         cx.track(
             ResourceRef::in_workspace(ResourceKind::Item, ws, &id, Some(item.to_string())),
-            Undo::RestoreActiveValueSet {
+            ItemUndo::RestoreActiveValueSet {
                 workspace_id: ws.to_string(),
                 item_id: id.clone(),
                 value_set: from.clone().unwrap_or_else(|| DEFAULT_VALUE_SET.into()),
-            },
+            }
+            .record(),
         )
         .await?;
         cx.client
@@ -205,12 +212,13 @@ impl PublishKind {
             });
             cx.track(
                 ResourceRef::in_workspace(ResourceKind::Item, ws, &id, Some(item.to_string())),
-                Undo::RestoreBinding {
+                ItemUndo::RestoreBinding {
                     workspace_id: ws.to_string(),
                     item_id: id.clone(),
                     details: details.to_string(),
                     connection: before.map(|b| b.to_string()),
-                },
+                }
+                .record(),
             )
             .await?;
             let cid = c["id"].as_str().unwrap_or_default();

@@ -35,9 +35,10 @@ pub(crate) fn assert_no_sas(s: &str) {
 fn ws(i: u32) -> (ResourceRef, Undo) {
     (
         ResourceRef::workspace(format!("ws-{i}"), format!("sales-{i}")),
-        Undo::DeleteWorkspace {
-            workspace_id: format!("ws-{i}"),
-        },
+        Undo::new(
+            "workspace",
+            &serde_json::json!({"workspaceId": format!("ws-{i}")}),
+        ),
     )
 }
 
@@ -177,9 +178,7 @@ async fn a_run_that_died_is_rolled_back_from_another_machine_with_only_the_url()
     assert_eq!(undone.len(), 3);
     assert_eq!(
         undone[0],
-        Undo::DeleteWorkspace {
-            workspace_id: "ws-2".into()
-        },
+        Undo::new("workspace", &serde_json::json!({"workspaceId": "ws-2"})),
         "last in, first out"
     );
     let runs = Journal::list_runs_in(&second).await.unwrap().runs;

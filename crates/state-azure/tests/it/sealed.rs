@@ -31,12 +31,15 @@ async fn an_azure_blob_journal_holds_only_ciphertext_and_rolls_back_with_the_key
         .with_keys(keys.clone());
     let txn = Transaction::begin_async("deploy dev", opts).await.unwrap();
     let item = ResourceRef::in_workspace(ResourceKind::Item, "ws-1", "it-1", None);
-    let undo = Undo::RestoreItem {
-        workspace_id: "ws-1".into(),
-        item_id: "it-1".into(),
-        display_name: "etl".into(),
-        description: PLANTED.into(),
-    };
+    let undo = Undo::new(
+        "item",
+        &serde_json::json!({
+            "workspaceId": "ws-1",
+            "itemId": "it-1",
+            "displayName": "etl",
+            "description": PLANTED,
+        }),
+    );
     txn.track_step(Step::new(item, undo.clone())).await.unwrap();
     let run_id = txn.run_id().to_owned();
     drop(txn);

@@ -10,7 +10,7 @@ use fabrik_txn::{
     UndoResult,
 };
 
-use crate::support::{Fake, crash_copy, item, options};
+use crate::support::{Fake, TestUndo, crash_copy, item, options};
 
 /// A run that created `ids` in the fake and then "crashed": only a copy of its journal is
 /// left, in a fresh state dir. Returns (state dir, run id).
@@ -465,9 +465,10 @@ async fn secrets_in_metadata_never_reach_the_journal() {
     txn.track_step(
         fabrik_txn::Step::new(
             r,
-            Undo::DeleteWorkspace {
+            TestUndo::DeleteWorkspace {
                 workspace_id: "w".into(),
-            },
+            }
+            .into(),
         )
         .meta("sasToken", "sv=2024&sig=TOPSECRET")
         .meta("Password", "TOPSECRET")

@@ -13,8 +13,8 @@ use fabrik_client::models::{
     AddRoleAssignmentRequest, CreateItemRequest, CreateWorkspaceRequest, ItemType, Principal,
     PrincipalType, UpdateItemRequest, UpdateWorkspaceRequest, WorkspaceRole,
 };
-use fabrik_client::{FabricClient, FabricUndoer, ItemFilter, StaticTokenProvider};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError};
+use fabrik_client::{FabricClient, ItemFilter, StaticTokenProvider};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome, Undoer};
 use fabrik_core::time::ManualClock;
 use fabrik_core::{Classify, SecretString, SplitMix64};
 use fabrik_emulator::{Emulator, EmulatorConfig};
@@ -23,7 +23,7 @@ use fabrik_txn::{Intent, IntentResolver, Journal, Transaction, TxnOptions};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::crash_copy;
+use crate::support::{TestUndo, crash_copy, test_undo};
 
 const ME: &str = "8eedb1b0-3af8-4b17-8e7e-663e61e12211";
 
@@ -134,6 +134,77 @@ impl Env {
     }
 }
 
+/// Carries out the tests' records against the emulator through the client; what is already
+/// gone is success, as for every real undoer.
+#[derive(Debug)]
+struct ClientUndoer(FabricClient);
+
+#[async_trait]
+impl Undoer for ClientUndoer {
+    async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
+        use fabrik_client::models::{UpdateItemRequest, UpdateWorkspaceRequest, WorkspaceRole};
+        let c = &self.0;
+        let result = match test_undo(undo) {
+            TestUndo::DeleteWorkspace { workspace_id } => c.delete_workspace(&workspace_id).await,
+            TestUndo::DeleteItem {
+                workspace_id,
+                item_id,
+            } => c.delete_item(&workspace_id, &item_id).await,
+            TestUndo::RestoreWorkspace {
+                workspace_id,
+                display_name,
+                description,
+            } => {
+                let req = UpdateWorkspaceRequest {
+                    display_name: Some(display_name),
+                    description: Some(description),
+                };
+                c.update_workspace(&workspace_id, &req).await.map(drop)
+            }
+            TestUndo::RestoreItem {
+                workspace_id,
+                item_id,
+                display_name,
+                description,
+            } => {
+                let req = UpdateItemRequest {
+                    display_name: Some(display_name),
+                    description: Some(description),
+                };
+                c.update_item(&workspace_id, &item_id, &req).await.map(drop)
+            }
+            TestUndo::RemoveRoleAssignment {
+                workspace_id,
+                assignment_id,
+            } => {
+                c.delete_role_assignment(&workspace_id, &assignment_id)
+                    .await
+            }
+            TestUndo::RestoreRole {
+                workspace_id,
+                assignment_id,
+                role,
+            } => c
+                .update_role_assignment(
+                    &workspace_id,
+                    &assignment_id,
+                    WorkspaceRole::from(role.as_str()),
+                )
+                .await
+                .map(drop),
+            other => panic!("these tests journal no {other:?}"),
+        };
+        match result {
+            Ok(()) => Ok(UndoOutcome::Done),
+            Err(e) if e.is_not_found() => Ok(UndoOutcome::AlreadyGone),
+            Err(e) => Err(UndoError {
+                message: e.to_string(),
+                class: e.class(),
+            }),
+        }
+    }
+}
+
 /// Finds what an unresolved create made, by display name, through the client.
 #[derive(Debug)]
 struct ByName(FabricClient);
@@ -145,7 +216,7 @@ impl IntentResolver for ByName {
             message: e.to_string(),
             class: e.class(),
         };
-        match (&intent.kind, &intent.workspace_id) {
+        match (intent.kind, &intent.workspace_id) {
             (ResourceKind::Workspace, _) => Ok(self
                 .0
                 .find_workspace(&intent.display_name)
@@ -154,7 +225,7 @@ impl IntentResolver for ByName {
                 .map(|w| {
                     (
                         ResourceRef::workspace(&w.id, &w.display_name),
-                        Undo::DeleteWorkspace { workspace_id: w.id },
+                        TestUndo::DeleteWorkspace { workspace_id: w.id }.into(),
                     )
                 })),
             (kind, Some(ws)) => {
@@ -169,11 +240,12 @@ impl IntentResolver for ByName {
                     .find(|i| i.display_name == intent.display_name)
                     .map(|i| {
                         (
-                            ResourceRef::in_workspace(*kind, ws, &i.id, Some(i.display_name)),
-                            Undo::DeleteItem {
+                            ResourceRef::in_workspace(kind, ws, &i.id, Some(i.display_name)),
+                            TestUndo::DeleteItem {
                                 workspace_id: ws.clone(),
                                 item_id: i.id,
-                            },
+                            }
+                            .into(),
                         )
                     }))
             }
@@ -274,9 +346,10 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
                 txn.complete_intent(
                     intent,
                     ResourceRef::workspace(&ws.id, &name),
-                    Undo::DeleteWorkspace {
+                    TestUndo::DeleteWorkspace {
                         workspace_id: ws.id.clone(),
-                    },
+                    }
+                    .into(),
                 )
                 .await
                 .unwrap();
@@ -303,10 +376,11 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
                 txn.complete_intent(
                     intent,
                     ResourceRef::in_workspace(rk, &ws_id, &item.id, Some(name.clone())),
-                    Undo::DeleteItem {
+                    TestUndo::DeleteItem {
                         workspace_id: ws_id.clone(),
                         item_id: item.id.clone(),
-                    },
+                    }
+                    .into(),
                 )
                 .await
                 .unwrap();
@@ -319,11 +393,12 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
             // Write-ahead: the previous value is durable before the change is sent.
             txn.track(
                 ResourceRef::workspace(&id, &name),
-                Undo::RestoreWorkspace {
+                TestUndo::RestoreWorkspace {
                     workspace_id: id.clone(),
                     display_name: name,
                     description,
-                },
+                }
+                .into(),
             )
             .await
             .unwrap();
@@ -344,12 +419,13 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
             let (ws, id, name, description) = world.items[n].clone();
             txn.track(
                 ResourceRef::in_workspace(ResourceKind::Item, &ws, &id, Some(name.clone())),
-                Undo::RestoreItem {
+                TestUndo::RestoreItem {
                     workspace_id: ws.clone(),
                     item_id: id.clone(),
                     display_name: name,
                     description,
-                },
+                }
+                .into(),
             )
             .await
             .unwrap();
@@ -372,10 +448,11 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
             // The assignment id is the principal id: known before the add, so tracked first.
             txn.track(
                 ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws_id, &who, None),
-                Undo::RemoveRoleAssignment {
+                TestUndo::RemoveRoleAssignment {
                     workspace_id: ws_id.clone(),
                     assignment_id: who.clone(),
-                },
+                }
+                .into(),
             )
             .await
             .unwrap();
@@ -395,11 +472,12 @@ async fn perform(env: &Env, txn: &Transaction, world: &mut World, i: usize, op: 
             let current = c.get_role_assignment(&ws_id, &who).await.unwrap();
             txn.track(
                 ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws_id, &who, None),
-                Undo::RestoreRole {
+                TestUndo::RestoreRole {
                     workspace_id: ws_id.clone(),
                     assignment_id: who.clone(),
                     role: current.role.as_str().to_owned(),
-                },
+                }
+                .into(),
             )
             .await
             .unwrap();
@@ -433,7 +511,7 @@ async fn run_case(seed: u64, ops: Vec<Op>, fail_at: usize, crash: bool, orphan_l
         env.state().await == before,
         "the run changed something"
     );
-    let undoer = FabricUndoer::new(env.client.clone());
+    let undoer = ClientUndoer(env.client.clone());
     let resolver = ByName(env.client.clone());
     let report = if crash {
         let copy = crash_copy(txn.journal_path());
@@ -503,9 +581,10 @@ async fn rollback_of_1000_resources_under_20_percent_transient_faults_leaves_not
                 .unwrap();
             txn.track(
                 ResourceRef::workspace(&ws.id, &ws.display_name),
-                Undo::DeleteWorkspace {
+                TestUndo::DeleteWorkspace {
                     workspace_id: ws.id.clone(),
-                },
+                }
+                .into(),
             )
             .await
             .unwrap();
@@ -519,10 +598,11 @@ async fn rollback_of_1000_resources_under_20_percent_transient_faults_leaves_not
                     .unwrap();
                 txn.track(
                     ResourceRef::in_workspace(ResourceKind::Lakehouse, &ws.id, &item.id, None),
-                    Undo::DeleteItem {
+                    TestUndo::DeleteItem {
                         workspace_id: ws.id.clone(),
                         item_id: item.id,
-                    },
+                    }
+                    .into(),
                 )
                 .await
                 .unwrap();
@@ -536,7 +616,7 @@ async fn rollback_of_1000_resources_under_20_percent_transient_faults_leaves_not
     // 20% of writes fail transiently; half of those after the delete was applied.
     env.set_faults("writes:503=0.1,writes:apply-then-500=0.1")
         .await;
-    let undoer = FabricUndoer::new(env.client.clone());
+    let undoer = ClientUndoer(env.client.clone());
     let report = txn.rollback("load test", &undoer).await.unwrap();
     let failures: Vec<_> = report.failures().take(3).collect();
     assert!(

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use crate::support::TestUndo;
 use async_trait::async_trait;
 use base64::Engine as _;
 use fabrik_core::resource::{
@@ -35,15 +36,15 @@ fn secret(s: &str) -> SecretString {
 }
 
 fn planted_undo() -> Undo {
-    Undo::RestoreDefinition {
+    TestUndo::RestoreDefinition {
         workspace_id: "ws-1".into(),
         item_id: "nb-1".into(),
         parts: vec![DefinitionPart {
             path: "notebook-content.py".into(),
             payload: base64::engine::general_purpose::STANDARD.encode(PLANTED),
         }],
-        format: None,
     }
+    .into()
 }
 
 /// Records every undo it is asked to do.
@@ -69,9 +70,10 @@ async fn abandoned_run(dir: &std::path::Path, keys: Keyring) -> String {
     txn.complete_intent(
         intent,
         ResourceRef::workspace("ws-1", "sales-dev"),
-        Undo::DeleteWorkspace {
+        TestUndo::DeleteWorkspace {
             workspace_id: "ws-1".into(),
-        },
+        }
+        .into(),
     )
     .await
     .unwrap();
@@ -209,9 +211,10 @@ async fn after_rotation_the_old_key_listed_as_old_rolls_the_run_back() {
         done,
         [
             planted_undo(),
-            Undo::DeleteWorkspace {
+            TestUndo::DeleteWorkspace {
                 workspace_id: "ws-1".into()
             }
+            .into()
         ]
     );
     // What the rollback appended is sealed under the journal's key too.

@@ -9,7 +9,7 @@ use fabrik_txn::{
     UndoResult,
 };
 
-use crate::support::{Fake, Flags, item, options};
+use crate::support::{Fake, Flags, TestUndo, item, options};
 
 /// Tracks `ids` as created items (creating them in the fake first).
 async fn track_items(txn: &Transaction, fake: &Fake, ids: &[&str]) {
@@ -186,17 +186,19 @@ async fn cleanup_with_kwargs() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new();
     fake.put("principal-1", "Admin");
-    let restore = Undo::RestoreRole {
+    let restore: Undo = TestUndo::RestoreRole {
         workspace_id: "w".into(),
         assignment_id: "principal-1".into(),
         role: "Viewer".into(),
-    };
-    let rename = Undo::RestoreItem {
+    }
+    .into();
+    let rename: Undo = TestUndo::RestoreItem {
         workspace_id: "w".into(),
         item_id: "nb".into(),
         display_name: "old name".into(),
         description: "old description".into(),
-    };
+    }
+    .into();
     fake.put("nb", "new name");
     let txn = Transaction::begin("deploy", options(dir.path()).0).unwrap();
     let role = ResourceRef::in_workspace(ResourceKind::RoleAssignment, "w", "principal-1", None);

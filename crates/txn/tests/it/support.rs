@@ -9,6 +9,62 @@ use fabrik_core::time::ManualClock;
 use fabrik_core::{ErrorClass, Flag, FlagSource};
 use fabrik_txn::{Intent, IntentResolver, TxnOptions};
 
+/// The undo records these tests journal: the txn crate carries any kind's payload, so the
+/// tests bring a small vocabulary of their own (kind `test`), carried out by [`Fake`] and, in
+/// the emulator tests, against Fabric by `ClientUndoer`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub(crate) enum TestUndo {
+    DeleteWorkspace {
+        workspace_id: String,
+    },
+    RestoreWorkspace {
+        workspace_id: String,
+        display_name: String,
+        description: String,
+    },
+    DeleteItem {
+        workspace_id: String,
+        item_id: String,
+    },
+    RestoreItem {
+        workspace_id: String,
+        item_id: String,
+        display_name: String,
+        description: String,
+    },
+    RestoreDefinition {
+        workspace_id: String,
+        item_id: String,
+        parts: Vec<fabrik_core::resource::DefinitionPart>,
+    },
+    DeleteFolder {
+        workspace_id: String,
+        folder_id: String,
+    },
+    RemoveRoleAssignment {
+        workspace_id: String,
+        assignment_id: String,
+    },
+    RestoreRole {
+        workspace_id: String,
+        assignment_id: String,
+        role: String,
+    },
+}
+
+impl From<TestUndo> for Undo {
+    fn from(u: TestUndo) -> Undo {
+        Undo::new("test", &u)
+    }
+}
+
+/// The test record `undo` holds.
+pub(crate) fn test_undo(undo: &Undo) -> TestUndo {
+    assert_eq!(undo.kind, "test", "{undo:?}");
+    undo.payload_as().unwrap()
+}
+
 /// Resources by id → value (a name, or a role for assignments).
 #[derive(Debug, Default)]
 pub(crate) struct Fake {
@@ -46,7 +102,7 @@ impl Fake {
 
     /// Ids undone, in call order.
     pub(crate) fn undone_ids(&self) -> Vec<String> {
-        self.calls().iter().map(|u| target(u).to_owned()).collect()
+        self.calls().iter().map(target).collect()
     }
 
     /// The next `times` undos of `id` fail with `class`.
@@ -59,13 +115,13 @@ impl Fake {
     }
 }
 
-pub(crate) fn target(undo: &Undo) -> &str {
-    match undo {
-        Undo::DeleteWorkspace { workspace_id } => workspace_id,
-        Undo::DeleteItem { item_id, .. } | Undo::RestoreItem { item_id, .. } => item_id,
-        Undo::DeleteFolder { folder_id, .. } => folder_id,
-        Undo::RemoveRoleAssignment { assignment_id, .. }
-        | Undo::RestoreRole { assignment_id, .. } => assignment_id,
+pub(crate) fn target(undo: &Undo) -> String {
+    match test_undo(undo) {
+        TestUndo::DeleteWorkspace { workspace_id } => workspace_id,
+        TestUndo::DeleteItem { item_id, .. } | TestUndo::RestoreItem { item_id, .. } => item_id,
+        TestUndo::DeleteFolder { folder_id, .. } => folder_id,
+        TestUndo::RemoveRoleAssignment { assignment_id, .. }
+        | TestUndo::RestoreRole { assignment_id, .. } => assignment_id,
         other => panic!("the fake does not handle {other:?}"),
     }
 }
@@ -75,7 +131,7 @@ impl Undoer for Fake {
     async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
         let mut s = self.state.lock().unwrap();
         s.calls.push(undo.clone());
-        let id = target(undo).to_owned();
+        let id = target(undo);
         if let Some((n, class)) = s.failures.get_mut(&id)
             && *n > 0
         {
@@ -85,9 +141,9 @@ impl Undoer for Fake {
                 class: *class,
             });
         }
-        let restore = match undo {
-            Undo::RestoreItem { display_name, .. } => Some(display_name.clone()),
-            Undo::RestoreRole { role, .. } => Some(role.clone()),
+        let restore = match test_undo(undo) {
+            TestUndo::RestoreItem { display_name, .. } => Some(display_name),
+            TestUndo::RestoreRole { role, .. } => Some(role),
             _ => None,
         };
         Ok(match restore {
@@ -119,10 +175,11 @@ impl IntentResolver for Fake {
                         id.clone(),
                         Some(name.clone()),
                     ),
-                    Undo::DeleteItem {
+                    TestUndo::DeleteItem {
                         workspace_id: ws,
                         item_id: id.clone(),
-                    },
+                    }
+                    .into(),
                 )
             }))
     }
@@ -132,10 +189,11 @@ impl IntentResolver for Fake {
 pub(crate) fn item(id: &str) -> (ResourceRef, Undo) {
     (
         ResourceRef::in_workspace(ResourceKind::Lakehouse, "w", id, Some(format!("name-{id}"))),
-        Undo::DeleteItem {
+        TestUndo::DeleteItem {
             workspace_id: "w".into(),
             item_id: id.into(),
-        },
+        }
+        .into(),
     )
 }
 

@@ -1,19 +1,41 @@
 //! A workspace's capacity assignment (a new workspace gets its capacity when it is created).
 
 use async_trait::async_trait;
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
-use serde::Serialize;
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
+use serde::{Deserialize, Serialize};
 
 use super::workspace;
 use crate::config::DesiredWorkspace;
 use crate::engine::{
-    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx,
+    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, UndoCx,
+    settle,
 };
 use crate::plan::Action;
 
 /// Capacity assignments.
 #[derive(Debug, Clone, Copy)]
 pub struct CapacityKind;
+
+/// The kind's name in addresses and journals.
+pub const NAME: &str = "capacity";
+
+/// How a capacity assignment is undone (the kind's journaled payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum CapacityUndo {
+    /// Unassign the capacity that was assigned.
+    Unassign {
+        /// The workspace.
+        workspace_id: String,
+    },
+    /// Put back the capacity it had.
+    Assign {
+        /// The workspace.
+        workspace_id: String,
+        /// The previous capacity.
+        capacity_id: String,
+    },
+}
 
 /// Assign the workspace to a capacity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +54,7 @@ impl Kind for CapacityKind {
     type Op = AssignCapacity;
 
     fn name(&self) -> &'static str {
-        "capacity"
+        NAME
     }
 
     fn resource_kind(&self) -> ResourceKind {
@@ -78,14 +100,15 @@ impl Kind for CapacityKind {
     async fn apply(&self, op: &AssignCapacity, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
         let ws = cx.workspace_id()?;
         let undo = match &op.previous {
-            Some(p) => Undo::AssignCapacity {
+            Some(p) => CapacityUndo::Assign {
                 workspace_id: ws.clone(),
                 capacity_id: p.clone(),
             },
-            None => Undo::UnassignCapacity {
+            None => CapacityUndo::Unassign {
                 workspace_id: ws.clone(),
             },
         };
+        let undo = Undo::new(NAME, &undo);
         cx.track(
             ResourceRef::in_workspace(ResourceKind::CapacityAssignment, &ws, &ws, None),
             undo,
@@ -96,6 +119,20 @@ impl Kind for CapacityKind {
             .await
             .map_err(cx.fabric(&format!("assigning to capacity {}", op.capacity_id)))?;
         Ok(Outcome::Updated)
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let c = cx.client;
+        let result = match undo.payload_as::<CapacityUndo>()? {
+            CapacityUndo::Unassign { workspace_id } => {
+                c.unassign_from_capacity(&workspace_id).await
+            }
+            CapacityUndo::Assign {
+                workspace_id,
+                capacity_id,
+            } => c.assign_to_capacity(&workspace_id, &capacity_id).await,
+        };
+        settle(result, &["WorkspaceHasNoCapacityAssigned"])
     }
 }
 

@@ -1,15 +1,17 @@
 //! Workspace folders, nested with `/`; a folder needs its parent.
 
 use async_trait::async_trait;
-use fabrik_client::models::CreateFolderRequest;
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_client::models::{CreateFolderRequest, Folder};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use fabrik_txn::Intent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::workspace;
 use crate::config::DesiredWorkspace;
+use crate::engine::recovery::{listed, pick};
 use crate::engine::{
-    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx,
+    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, UndoCx,
+    settle,
 };
 use crate::plan::Action;
 
@@ -30,6 +32,26 @@ pub struct CreateFolder {
 /// The address of folder `path` in `workspace`, for kinds whose resources live in folders.
 pub fn address(workspace: &str, path: &str) -> Address {
     Address::new(workspace, NAME, path)
+}
+
+/// How a folder change is undone (the kind's journaled payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum FolderUndo {
+    /// Delete the folder that was created.
+    Delete {
+        /// Its workspace.
+        workspace_id: String,
+        /// The folder.
+        folder_id: String,
+    },
+}
+
+impl FolderUndo {
+    /// The journal's record of it.
+    pub fn record(&self) -> Undo {
+        Undo::new(NAME, self)
+    }
 }
 
 #[async_trait]
@@ -116,16 +138,69 @@ impl Kind for FolderKind {
                             &f.id,
                             Some(path.clone()),
                         ),
-                        Undo::DeleteFolder {
+                        FolderUndo::Delete {
                             workspace_id: ws.clone(),
                             folder_id: f.id.clone(),
-                        },
+                        }
+                        .record(),
                     )
                 },
             )
             .await?;
         cx.set_id(NAME, path, &folder.id);
         Ok(outcome)
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let FolderUndo::Delete {
+            workspace_id,
+            folder_id,
+        } = undo.payload_as()?;
+        settle(
+            cx.client.delete_folder(&workspace_id, &folder_id).await,
+            &[],
+        )
+    }
+
+    /// Folder intents carry the folder's path; walk it from the root.
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        let Some(ws) = intent.workspace_id.as_deref() else {
+            return Ok(None);
+        };
+        let Some(folders) = listed::<Folder>(cx.client.list_folders(ws)).await? else {
+            return Ok(None);
+        };
+        let mut parent: Option<String> = None;
+        let mut found = None;
+        for part in intent.display_name.split('/') {
+            found = folders
+                .iter()
+                .find(|f| f.display_name == part && f.parent_folder_id == parent);
+            match found {
+                Some(f) => parent = Some(f.id.clone()),
+                None => return Ok(None),
+            }
+        }
+        let found = found.into_iter().collect();
+        Ok(pick(intent, found, |f| &f.id)?.map(|f| {
+            (
+                ResourceRef::in_workspace(
+                    ResourceKind::Folder,
+                    ws,
+                    &f.id,
+                    Some(intent.display_name.clone()),
+                ),
+                FolderUndo::Delete {
+                    workspace_id: ws.to_string(),
+                    folder_id: f.id.clone(),
+                }
+                .record(),
+            )
+        }))
     }
 }
 

@@ -5,19 +5,33 @@ use async_trait::async_trait;
 use fabrik_client::models::{
     GitConnectRequest, GitCredentials, GitCredentialsSource, GitProviderDetails, GitProviderType,
 };
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
-use serde::Serialize;
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
+use serde::{Deserialize, Serialize};
 
 use crate::config::DesiredWorkspace;
 use crate::config::model::Git;
 use crate::engine::{
-    ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, ctx,
+    ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, UndoCx, ctx, settle,
 };
 use crate::plan::Action;
 
 /// Git connections.
 #[derive(Debug, Clone, Copy)]
 pub struct GitKind;
+
+/// The kind's name in addresses and journals.
+pub const NAME: &str = "git";
+
+/// How a git connection is undone (the kind's journaled payload): disconnect what was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum GitUndo {
+    /// Disconnect the workspace.
+    Disconnect {
+        /// The workspace.
+        workspace_id: String,
+    },
+}
 
 /// Connect the workspace to git.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,7 +65,7 @@ impl Kind for GitKind {
     type Op = ConnectGit;
 
     fn name(&self) -> &'static str {
-        "git"
+        NAME
     }
 
     fn resource_kind(&self) -> ResourceKind {
@@ -127,9 +141,12 @@ impl Kind for GitKind {
         let git = &op.git;
         cx.track(
             ResourceRef::in_workspace(ResourceKind::GitConnection, &ws, &ws, None),
-            Undo::DisconnectGit {
-                workspace_id: ws.clone(),
-            },
+            Undo::new(
+                NAME,
+                &GitUndo::Disconnect {
+                    workspace_id: ws.clone(),
+                },
+            ),
         )
         .await?;
         let req = GitConnectRequest {
@@ -155,5 +172,13 @@ impl Kind for GitKind {
             }
             Err(e) => Err(ctx(format!("connecting git for {}", cx.workspace))(e)),
         }
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let GitUndo::Disconnect { workspace_id } = undo.payload_as()?;
+        settle(
+            cx.client.git_disconnect(&workspace_id).await,
+            &["WorkspaceNotConnectedToGit"],
+        )
     }
 }

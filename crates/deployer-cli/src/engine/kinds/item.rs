@@ -5,15 +5,18 @@ use async_trait::async_trait;
 use fabrik_client::models::{
     CreateItemRequest, DefinitionPart, ItemDefinition, ItemType, PayloadType, UpdateItemRequest,
 };
-use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{
+    DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome,
+};
 use fabrik_txn::Intent;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+pub use super::item_undo::{GENERIC, ItemUndo};
 use super::{folder, workspace};
 use crate::config::{DesiredItem, DesiredWorkspace};
 use crate::engine::{
-    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, ctx,
+    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, UndoCx, ctx,
 };
 use crate::plan::Action;
 
@@ -48,7 +51,7 @@ impl ItemKind {
     /// Every item type no other registered kind claims.
     pub fn generic() -> Self {
         Self {
-            name: "item",
+            name: GENERIC,
             item_type: None,
             resource_kind: ResourceKind::Item,
         }
@@ -382,10 +385,7 @@ impl Kind for ItemKind {
                                     &it.id,
                                     Some(item.name.clone()),
                                 ),
-                                Undo::DeleteItem {
-                                    workspace_id: ws.clone(),
-                                    item_id: it.id.clone(),
-                                },
+                                ItemUndo::delete(&ws, &it.id),
                             )
                         },
                     )
@@ -401,12 +401,13 @@ impl Kind for ItemKind {
             } => {
                 cx.track(
                     ResourceRef::in_workspace(kind, &ws, id, Some(name.clone())),
-                    Undo::RestoreItem {
+                    ItemUndo::Restore {
                         workspace_id: ws.clone(),
                         item_id: id.clone(),
                         display_name: name.clone(),
                         description: previous.clone(),
-                    },
+                    }
+                    .record(),
                 )
                 .await?;
                 let req = UpdateItemRequest {
@@ -427,7 +428,7 @@ impl Kind for ItemKind {
             } => {
                 cx.track(
                     ResourceRef::in_workspace(kind, &ws, id, None),
-                    Undo::RestoreDefinition {
+                    ItemUndo::RestoreDefinition {
                         workspace_id: ws.clone(),
                         item_id: id.clone(),
                         parts: previous
@@ -438,7 +439,8 @@ impl Kind for ItemKind {
                             })
                             .collect(),
                         format: definition_format(parts),
-                    },
+                    }
+                    .record(),
                 )
                 .await?;
                 cx.client
@@ -460,6 +462,18 @@ impl Kind for ItemKind {
                 }
             }
         }
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        super::item_undo::undo(undo, cx).await
+    }
+
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        super::item_undo::recover(intent, cx).await
     }
 }
 

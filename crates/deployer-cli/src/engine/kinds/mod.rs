@@ -5,6 +5,7 @@ pub mod capacity;
 pub mod folder;
 pub mod git;
 pub mod item;
+pub mod item_undo;
 pub mod role;
 pub mod workspace;
 

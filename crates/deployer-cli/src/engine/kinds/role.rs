@@ -3,20 +3,53 @@
 
 use async_trait::async_trait;
 use fabrik_client::models::{AddRoleAssignmentRequest, Principal, PrincipalType, WorkspaceRole};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use futures::TryStreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::workspace;
 use crate::config::{DesiredPrincipal, DesiredWorkspace};
 use crate::engine::{
-    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, ctx,
+    Address, ApplyCx, Diff, DiffCx, EngineError, Kind, Need, Outcome, Planned, ReadCx, UndoCx, ctx,
+    settle,
 };
 use crate::plan::Action;
 
 /// Role assignments.
 #[derive(Debug, Clone, Copy)]
 pub struct RoleKind;
+
+/// The kind's name in addresses and journals.
+pub const NAME: &str = "role";
+
+/// How a role change is undone (the kind's journaled payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum RoleUndo {
+    /// Remove an assignment that was added.
+    Remove {
+        /// Its workspace.
+        workspace_id: String,
+        /// The assignment (equal to the principal id).
+        assignment_id: String,
+    },
+    /// Put back the role an assignment had.
+    Restore {
+        /// Its workspace.
+        workspace_id: String,
+        /// The assignment.
+        assignment_id: String,
+        /// The previous role.
+        role: String,
+    },
+}
+
+impl RoleUndo {
+    /// The journal's record of it.
+    pub fn record(&self) -> Undo {
+        Undo::new(NAME, self)
+    }
+}
 
 /// A role assignment as it exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +99,7 @@ impl Kind for RoleKind {
     type Op = RoleOp;
 
     fn name(&self) -> &'static str {
-        "role"
+        NAME
     }
 
     fn resource_kind(&self) -> ResourceKind {
@@ -133,10 +166,11 @@ impl Kind for RoleKind {
             RoleOp::Add { id, kind, role } => {
                 cx.track(
                     ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws, id, None),
-                    Undo::RemoveRoleAssignment {
+                    RoleUndo::Remove {
                         workspace_id: ws.clone(),
                         assignment_id: id.clone(),
-                    },
+                    }
+                    .record(),
                 )
                 .await?;
                 let req = AddRoleAssignmentRequest {
@@ -157,11 +191,12 @@ impl Kind for RoleKind {
             RoleOp::Update { id, role, previous } => {
                 cx.track(
                     ResourceRef::in_workspace(ResourceKind::RoleAssignment, &ws, id, None),
-                    Undo::RestoreRole {
+                    RoleUndo::Restore {
                         workspace_id: ws.clone(),
                         assignment_id: id.clone(),
                         role: previous.clone(),
-                    },
+                    }
+                    .record(),
                 )
                 .await?;
                 cx.client
@@ -171,6 +206,32 @@ impl Kind for RoleKind {
                 Ok(Outcome::Updated)
             }
         }
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let c = cx.client;
+        let result = match undo.payload_as::<RoleUndo>()? {
+            RoleUndo::Remove {
+                workspace_id,
+                assignment_id,
+            } => {
+                c.delete_role_assignment(&workspace_id, &assignment_id)
+                    .await
+            }
+            RoleUndo::Restore {
+                workspace_id,
+                assignment_id,
+                role,
+            } => c
+                .update_role_assignment(
+                    &workspace_id,
+                    &assignment_id,
+                    WorkspaceRole::from(role.as_str()),
+                )
+                .await
+                .map(drop),
+        };
+        settle(result, &[])
     }
 }
 

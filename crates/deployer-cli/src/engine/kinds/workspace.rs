@@ -2,13 +2,16 @@
 
 use async_trait::async_trait;
 use fabrik_client::models::{CreateWorkspaceRequest, UpdateWorkspaceRequest};
-use fabrik_core::resource::{ResourceKind, ResourceRef, Undo};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use fabrik_txn::Intent;
-use serde::Serialize;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::config::DesiredWorkspace;
+use crate::engine::recovery::{failed, pick};
 use crate::engine::{
-    ApplyCx, Diff, DiffCx, EngineError, Kind, LiveWorkspace, Outcome, Planned, ReadCx,
+    ApplyCx, Diff, DiffCx, EngineError, Kind, LiveWorkspace, Outcome, Planned, ReadCx, UndoCx,
+    settle,
 };
 use crate::plan::Action;
 
@@ -40,6 +43,33 @@ pub enum WorkspaceOp {
         #[serde(skip)]
         previous: String,
     },
+}
+
+/// How a workspace change is undone (the kind's journaled payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum WorkspaceUndo {
+    /// Delete the workspace that was created.
+    Delete {
+        /// The workspace.
+        workspace_id: String,
+    },
+    /// Put back its previous name and description.
+    Restore {
+        /// The workspace.
+        workspace_id: String,
+        /// Previous display name.
+        display_name: String,
+        /// Previous description.
+        description: String,
+    },
+}
+
+impl WorkspaceUndo {
+    /// The journal's record of it.
+    pub fn record(&self) -> Undo {
+        Undo::new(NAME, self)
+    }
 }
 
 #[async_trait]
@@ -121,9 +151,10 @@ impl Kind for WorkspaceKind {
                         |ws| {
                             (
                                 ResourceRef::workspace(&ws.id, name),
-                                Undo::DeleteWorkspace {
+                                WorkspaceUndo::Delete {
                                     workspace_id: ws.id.clone(),
-                                },
+                                }
+                                .record(),
                             )
                         },
                     )
@@ -138,11 +169,12 @@ impl Kind for WorkspaceKind {
                 let id = cx.workspace_id()?;
                 cx.track(
                     ResourceRef::workspace(&id, name),
-                    Undo::RestoreWorkspace {
+                    WorkspaceUndo::Restore {
                         workspace_id: id.clone(),
                         display_name: name.to_string(),
                         description: previous.clone(),
-                    },
+                    }
+                    .record(),
                 )
                 .await?;
                 let req = UpdateWorkspaceRequest {
@@ -156,6 +188,51 @@ impl Kind for WorkspaceKind {
                 Ok(Outcome::Updated)
             }
         }
+    }
+
+    async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
+        let c = cx.client;
+        let result = match undo.payload_as::<WorkspaceUndo>()? {
+            WorkspaceUndo::Delete { workspace_id } => c.delete_workspace(&workspace_id).await,
+            WorkspaceUndo::Restore {
+                workspace_id,
+                display_name,
+                description,
+            } => {
+                let req = UpdateWorkspaceRequest {
+                    display_name: Some(display_name),
+                    description: Some(description),
+                };
+                c.update_workspace(&workspace_id, &req).await.map(drop)
+            }
+        };
+        settle(result, &[])
+    }
+
+    async fn recover(
+        &self,
+        intent: &Intent,
+        cx: &UndoCx<'_>,
+    ) -> Result<Option<(ResourceRef, Undo)>, UndoError> {
+        let all: Vec<_> = cx
+            .client
+            .list_workspaces()
+            .try_collect()
+            .await
+            .map_err(failed)?;
+        let named = all
+            .iter()
+            .filter(|w| w.display_name.eq_ignore_ascii_case(&intent.display_name))
+            .collect();
+        Ok(pick(intent, named, |w| &w.id)?.map(|w| {
+            (
+                ResourceRef::workspace(&w.id, &w.display_name),
+                WorkspaceUndo::Delete {
+                    workspace_id: w.id.clone(),
+                }
+                .record(),
+            )
+        }))
     }
 }
 
