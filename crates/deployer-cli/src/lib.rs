@@ -19,6 +19,7 @@ pub mod render;
 pub mod resolver;
 pub mod run;
 pub mod secrets;
+pub mod select;
 pub mod serve;
 pub mod state;
 pub mod state_key;

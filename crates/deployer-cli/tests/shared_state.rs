@@ -16,8 +16,21 @@ use fabrik_emulator::{Emulator, EmulatorConfig, FaultConfig};
 use fabrik_state_azure::azurite::Azurite;
 use fabrik_state_azure::{AzureBlobStore, AzureStateOptions, StateUrl};
 
-/// The lock key of the examples' dev environment (`<project prefix>.<environment>`).
+/// The start of the lock keys of the examples' dev environment
+/// (`<project prefix>.<environment>`); each workspace's lock adds `.<workspace name>`.
 const KEY: &str = "contoso-sales.dev";
+
+/// The examples' dev workspaces, sorted: the order their locks are taken in.
+const WORKSPACES: [&str; 3] = [
+    "contoso-sales-curated-dev",
+    "contoso-sales-ingest-dev",
+    "contoso-sales-reporting-dev",
+];
+
+/// The lock of one of the examples' dev workspaces.
+fn ws_key(workspace: &str) -> String {
+    format!("{KEY}.{workspace}")
+}
 
 fn shared_azurite() -> &'static Azurite {
     static AZURITE: OnceLock<Azurite> = OnceLock::new();
@@ -314,11 +327,14 @@ async fn a_run_killed_on_one_machine_is_rolled_back_from_another_with_only_the_u
         .output()
         .unwrap();
     assert!(unlock.status.success(), "{}", text(&unlock));
-    assert!(
-        String::from_utf8_lossy(&unlock.stdout).contains(&format!("released {KEY}")),
-        "{}",
-        text(&unlock)
-    );
+    // Every lock the run held: one per workspace it was writing.
+    for ws in WORKSPACES {
+        assert!(
+            String::from_utf8_lossy(&unlock.stdout).contains(&format!("released {} ", ws_key(ws))),
+            "{}",
+            text(&unlock)
+        );
+    }
     let rollback = w
         .fabrik(machine_b.path())
         .args(["rollback", &run_id])
@@ -344,7 +360,8 @@ async fn a_lease_broken_by_a_third_party_stops_the_run_and_rolls_it_back() {
         .spawn()
         .unwrap();
     w.wait_for_writes(4).await;
-    let broken = w.store().break_lock(KEY).await.unwrap();
+    // Breaking any one of the run's workspace locks stops it.
+    let broken = w.store().break_lock(&ws_key(WORKSPACES[1])).await.unwrap();
     assert!(broken.is_some_and(|h| h.command == "apply"));
     let out = a.wait_with_output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
@@ -475,7 +492,8 @@ async fn a_publish_that_waited_for_the_lock_plans_what_the_first_left_and_writes
     let w = World::start(shared_azurite(), "writes:latency=20ms").await;
     let ws = w.workspace("published-twice").await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let key = "fabrik.prod";
+    // No fabrik.yaml: the prefix is `fabrik`; the lock is the target workspace's.
+    let key = "fabrik.prod.published-twice";
     let a = w
         .publish(a_dir.path(), &ws)
         .stdout(Stdio::piped())
