@@ -294,9 +294,9 @@ pub enum Command {
     },
     /// Force-release the deployment locks held by a run that is dead, or with --all every
     /// lock of the environment (shared state only). Asks first unless --yes.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["run_id", "all"])))]
     Unlock {
         /// The run whose locks to release.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
         run_id: Option<String>,
         /// Release every deployment lock of the environment (--env), whoever holds it: each
         /// workspace's lock and the journal leases of the runs that held them.
