@@ -48,8 +48,8 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub state_url: Option<String>,
-    /// How long to wait for the environment's deployment lock, in seconds (0: fail at once
-    /// with exit code 3).
+    /// How long to wait for the deployment locks of the workspaces a command writes, in
+    /// seconds, one deadline for all of them (0: fail at once with exit code 3).
     #[arg(long, global = true, default_value_t = 0)]
     pub lock_timeout: u64,
     /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
