@@ -879,6 +879,21 @@ async fn two_runners_selecting_one_workspace_take_turns_or_the_second_exits_3() 
     ] {
         assert!(err.contains(part), "expected {part:?} in {err}");
     }
+    // Two workspaces, the first in sorted order free: taken, then given back when the second
+    // is found held.
+    let d = w
+        .apply(
+            c_dir.path(),
+            &["--workspace", "ingest", "--workspace", "curated"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(d.status.code(), Some(3), "{}", text(&d));
+    assert_eq!(
+        w.holder(&ws_key(WORKSPACES[0])).await,
+        None,
+        "curated's lock was released"
+    );
     // Waiting: it plans once the first is done, and finds nothing to do.
     let b = w
         .apply(

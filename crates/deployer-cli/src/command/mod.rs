@@ -251,6 +251,9 @@ async fn state_backend(cli: &Cli) -> Result<crate::state::Backend, String> {
 enum Locks<'a> {
     /// Those of these workspaces (display names).
     Workspaces(Vec<String>),
+    /// That of the workspace with this id, named as `apply` names it (read only with shared
+    /// state, which is when a lock is taken).
+    WorkspaceId(&'a FabricClient, &'a str),
     /// Those run `.0` was made under, for its rollback.
     OfRun(&'a str),
 }
@@ -268,12 +271,23 @@ async fn lock(
     let args = state_args(cli);
     let (keys, run_id) = match (&backend, locks) {
         (Backend::Local(_), Locks::OfRun(id)) => (Vec::new(), Some(id)),
-        (Backend::Local(_), Locks::Workspaces(_)) => (Vec::new(), None),
+        (Backend::Local(_), _) => (Vec::new(), None),
         (Backend::Azure(_), Locks::Workspaces(names)) => (
             crate::state::lock_keys(&args, names.iter().map(String::as_str))
                 .map_err(|e| fail(&e))?,
             None,
         ),
+        (Backend::Azure(_), Locks::WorkspaceId(client, id)) => {
+            let name = client
+                .get_workspace(id)
+                .await
+                .map_err(|e| fail(&format!("reading workspace {id} to lock it: {e}")))?
+                .display_name;
+            (
+                crate::state::lock_keys(&args, [name.as_str()]).map_err(|e| fail(&e))?,
+                None,
+            )
+        }
         (Backend::Azure(store), Locks::OfRun(id)) => {
             let recorded = crate::state::rollback_keys(&backend, id)
                 .await

@@ -36,14 +36,14 @@ async fn locked<F>(
     cli: &Cli,
     client: &FabricClient,
     flags: &fabrik_flags::Flags,
-    (opts, workspaces): (RunOptions, Vec<String>),
+    (opts, locks): (RunOptions, Locks<'_>),
     consent: &crate::plan::Consent,
     make_plan: F,
 ) -> ExitCode
 where
     F: std::future::Future<Output = Result<(config::Desired, Plan), crate::engine::EngineError>>,
 {
-    let (_, session) = match lock(cli, opts.command, Locks::Workspaces(workspaces)).await {
+    let (_, session) = match lock(cli, opts.command, locks).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -93,7 +93,7 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -
         allow_data_loss,
         cicd_features: Vec::new(),
     };
-    let writes = workspace_names(&desired);
+    let writes = Locks::Workspaces(workspace_names(&desired));
     locked(cli, &client, &flags, (opts, writes), &consent, plan).await
 }
 
@@ -176,14 +176,10 @@ pub(super) async fn publish(
             Err(e) => plan_failed(&e),
         };
     }
-    // The lock is the target workspace's, by its name, as `apply` names it.
-    let name = match client.get_workspace(&workspace_id).await {
-        Ok(w) => w.display_name,
-        Err(e) => return fail(&format!("reading workspace {workspace_id}: {e}")),
-    };
     let mut opts = run_options(cli, base_url);
     opts.command = "publish";
-    locked(cli, &client, &flags, (opts, vec![name]), &consent, plan).await
+    let target = Locks::WorkspaceId(&client, &workspace_id);
+    locked(cli, &client, &flags, (opts, target), &consent, plan).await
 }
 
 pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent) -> ExitCode {
@@ -216,7 +212,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent)
         let plan = crate::destroy::destroy_plan(&client, &desired, &options).await?;
         Ok((desired.clone(), plan))
     };
-    let writes = workspace_names(&desired);
+    let writes = Locks::Workspaces(workspace_names(&desired));
     locked(cli, &client, &flags, (opts, writes), &consent, plan).await
 }
 
