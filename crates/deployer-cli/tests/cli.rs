@@ -1512,4 +1512,42 @@ async fn workspace_and_shard_select_what_is_planned_and_bad_values_exit_4() {
         assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
     }
     assert_eq!(log(&emu).await.len(), before, "no request was sent");
+
+    // An apply of one shard makes only its workspaces; a destroy of one workspace removes
+    // only that one.
+    let live = || async {
+        let v: serde_json::Value = reqwest::get(format!("{}/_emulator/state", emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = v["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["displayName"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply", "--shard", "1/2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(live().await, ["s-one-dev", "s-two-dev"]);
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &[
+            "destroy",
+            "--yes",
+            "--allow-data-loss",
+            "--workspace",
+            "one",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(live().await, ["s-three-dev", "s-two-dev"]);
 }
