@@ -10,7 +10,7 @@
 //! with its holder (exit code 3). The run's journal goes to the container; a lost lock halts
 //! the run, which then rolls back as a run past its deadline does.
 //!
-//! The run's store, id and lock reach `run::apply` through a task-local ([`scope`]) so this
+//! The run's store, id and locks reach `run::apply` through a task-local ([`scope`]) so this
 //! module stays apart from the engine's options; `run` reads them with [`attach`] and
 //! [`lock_lost`]. Secrets: the SAS lives only inside the store's `StateUrl` (redacted from
 //! every message); nothing here prints a URL with its query.
