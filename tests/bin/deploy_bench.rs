@@ -192,7 +192,7 @@ async fn apply(
 async fn state_backends(bin: &Path, dir: &Path, config_path: &Path) -> String {
     let azurite = fabrik_state_azure::azurite::Azurite::start();
     let mut md = format!(
-        "# Deployment benchmark: state backends\n\nCommand: `cargo xtask bench` (or `target/release/deploy-bench state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`). {WORKSPACES} workspaces × (3 lakehouses, 10 principals), `--concurrency 16`; fabrik, the emulator and Azurite (in memory, 127.0.0.1) are separate processes on this 2-core machine. Local: journals fsync'd in the state directory. Azure: `--state http://127.0.0.1:PORT/devstoreaccount1/CONTAINER?SAS`, so the run also takes, renews and releases the environment's lease, and every journal group commit is an acknowledged append-block. Runs alternate local/Azure, each on a fresh emulator.\n"
+        "# Deployment benchmark: state backends\n\nCommand: `cargo xtask bench` (or `target/release/deploy-bench state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`). {WORKSPACES} workspaces × (3 lakehouses, 10 principals), `--concurrency 16`; fabrik, the emulator and Azurite (in memory, 127.0.0.1) are separate processes on this 2-core machine. Local: journals fsync'd in the state directory. Azure: `--state http://127.0.0.1:PORT/devstoreaccount1/CONTAINER?SAS`, so the run also takes, renews and releases a lease per workspace it writes, and every journal group commit is an acknowledged append-block. Runs alternate local/Azure, each on a fresh emulator.\n"
     );
     let cases: [(&str, &[&str], &[&str], usize); 2] = [
         (

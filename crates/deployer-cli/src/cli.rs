@@ -48,8 +48,8 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub state_url: Option<String>,
-    /// How long to wait for the environment's deployment lock, in seconds (0: fail at once
-    /// with exit code 3).
+    /// How long to wait for the deployment locks of the workspaces a command writes, in
+    /// seconds, one deadline for all of them (0: fail at once with exit code 3).
     #[arg(long, global = true, default_value_t = 0)]
     pub lock_timeout: u64,
     /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
@@ -121,6 +121,33 @@ pub struct Prune {
     pub prune: bool,
 }
 
+/// `--workspace` and `--shard`, for the commands that plan the configuration's workspaces.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Select {
+    /// Work on this workspace only, by its configured `name:` or its deployed name
+    /// (repeatable); the run takes only the locks of the workspaces it selects. An unknown
+    /// name is exit code 4.
+    #[arg(long = "workspace", value_name = "NAME", conflicts_with = "shard")]
+    pub workspaces: Vec<String>,
+    /// Work on the I-th of N slices of the workspaces (I from 1 to N): the workspaces sorted
+    /// by deployed name, the k-th (from 0) in slice k mod N + 1. N runners given 1/N … N/N
+    /// cover every workspace exactly once and run at once.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::select::Shard>,
+}
+
+impl Select {
+    /// What was selected.
+    pub fn selection(&self) -> crate::select::Selection {
+        use crate::select::Selection;
+        match (&self.shard, self.workspaces.is_empty()) {
+            (Some(s), _) => Selection::Shard(*s),
+            (None, false) => Selection::Named(self.workspaces.clone()),
+            (None, true) => Selection::All,
+        }
+    }
+}
+
 /// `--report`, for the commands that apply a plan.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Report {
@@ -162,6 +189,16 @@ impl Cli {
         }
     }
 
+    /// `--workspace`/`--shard` of the command; every workspace where it has none.
+    pub fn selection(&self) -> crate::select::Selection {
+        match &self.command {
+            Command::Plan { select, .. }
+            | Command::Apply { select, .. }
+            | Command::Destroy { select, .. } => select.selection(),
+            _ => crate::select::Selection::All,
+        }
+    }
+
     /// `--prune` of the command, where it has one.
     pub fn prune(&self) -> bool {
         match &self.command {
@@ -192,6 +229,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         prune: Prune,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        select: Select,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         lenient: Lenient,
@@ -252,10 +292,16 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Force-release the deployment locks held by a run that is dead (shared state only).
+    /// Force-release the deployment locks held by a run that is dead, or with --all every
+    /// lock of the environment (shared state only). Asks first unless --yes.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["run_id", "all"])))]
     Unlock {
         /// The run whose locks to release.
-        run_id: String,
+        run_id: Option<String>,
+        /// Release every deployment lock of the environment (--env), whoever holds it: each
+        /// workspace's lock and the journal leases of the runs that held them.
+        #[arg(long)]
+        all: bool,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -274,6 +320,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         report: Report,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        select: Select,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         lenient: Lenient,
@@ -309,6 +358,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         report: Report,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        select: Select,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         lenient: Lenient,

@@ -18,6 +18,7 @@ pub mod publish;
 pub mod render;
 pub mod run;
 pub mod secrets;
+pub mod select;
 pub mod serve;
 pub mod state;
 pub mod state_key;

@@ -70,7 +70,7 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
         }
     };
     // The state backend, resolved once: every cycle journals where `apply` does and holds
-    // the environment's lock while it plans and applies.
+    // the locks of the configuration's workspaces while it plans and applies.
     let backend = match crate::state::Backend::resolve(&opts.state, || {
         crate::state::entra_tokens(opts.auth.as_deref(), opts.ca_cert.as_deref())
     })
@@ -170,24 +170,37 @@ async fn reconcile(
     backend: &crate::state::Backend,
 ) {
     use crate::state::{Session, SessionError};
-    // The lock is taken before the plan, as `apply` takes it; a cycle that cannot have it
-    // is skipped (the next one tries again), never run beside another writer.
-    let session = match Session::begin(backend, &opts.state, "serve", None, None).await {
+    // The configuration is read first: it says which workspaces' locks to take.
+    let Some(desired) = load(opts, flags).await else {
+        return;
+    };
+    let keys = match crate::state::lock_keys(
+        &opts.state,
+        desired.workspaces.iter().map(|w| w.name.as_str()),
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("skipping this reconciliation: {e}");
+            return;
+        }
+    };
+    // The locks are taken before the plan, as `apply` takes them; a cycle that cannot have
+    // them is skipped (the next one tries again), never run beside another writer.
+    let session = match Session::begin(backend, &opts.state, "serve", None, &keys).await {
         Ok(s) => s,
         Err(SessionError::Locked(msg) | SessionError::Failed(msg)) => {
             tracing::error!("skipping this reconciliation: {msg}");
             return;
         }
     };
-    session.scope(reconcile_locked(opts, flags, client)).await;
+    session
+        .scope(reconcile_locked(opts, flags, client, &desired))
+        .await;
     session.finish().await;
 }
 
-async fn reconcile_locked(
-    opts: &ServeOptions,
-    flags: &fabrik_flags::Flags,
-    client: &fabrik_client::FabricClient,
-) {
+/// The configuration for this cycle; `None` (the problems logged) when it is not valid.
+async fn load(opts: &ServeOptions, flags: &fabrik_flags::Flags) -> Option<config::Desired> {
     // Secrets are resolved every cycle, as apply resolves them: a rotated secret is picked up.
     let secrets = crate::secrets::resolve(
         &opts.config,
@@ -203,23 +216,31 @@ async fn reconcile_locked(
         secrets,
         repositories: Some(crate::publish::reader::RepoReader::shared()),
     };
-    let desired = match config::load(&opts.config, &load) {
-        Ok((d, _)) => d,
+    match config::load(&opts.config, &load) {
+        Ok((d, _)) => Some(d),
         Err(problems) => {
             for p in problems {
                 tracing::error!("{}", p.headline());
             }
-            return;
+            None
         }
-    };
+    }
+}
+
+async fn reconcile_locked(
+    opts: &ServeOptions,
+    flags: &fabrik_flags::Flags,
+    client: &fabrik_client::FabricClient,
+    desired: &config::Desired,
+) {
     let started = std::time::Instant::now();
     // `run::apply` records the run's duration and outcome; a cycle that never reaches it
     // is recorded here.
-    match crate::run::plan(client, &desired, opts.run.concurrency).await {
+    match crate::run::plan(client, desired, opts.run.concurrency).await {
         Ok(plan) if plan.change_count() == 0 => {
             fabrik_telemetry::global().record_run("succeeded", started.elapsed());
         }
-        Ok(plan) => match run::apply(client, flags, &desired, &plan, &opts.run).await {
+        Ok(plan) => match run::apply(client, flags, desired, &plan, &opts.run).await {
             Ok(r) if r.errors.is_empty() => {
                 tracing::info!(
                     changes = r.applied.len(),

@@ -2,12 +2,15 @@
 //! an Azure Blob container chosen by `--state URL` / `FABRIK_STATE` / `state: {url: …}`.
 //!
 //! With a container, `apply`, `publish`, `destroy`, `rollback` and each reconciliation of
-//! `serve` take the environment's deployment lock (a renewed blob lease, key
-//! `<project prefix>.<environment>`) before they plan and release it at the end; a held lock is waited for up to `--lock-timeout` and then reported with its
-//! holder (exit code 3). The run's journal goes to the container; a lost lock halts the run,
-//! which then rolls back as a run past its deadline does.
+//! `serve` take the deployment lock of each workspace they will write (a renewed blob lease,
+//! key `<project prefix>.<environment>.<workspace>`, see [`workspace_key`]) before they plan,
+//! in sorted key order so two runners never wait on each other in a cycle, and release them
+//! at the end. Runners writing disjoint workspaces of one environment so run at once; a held
+//! lock is waited for up to `--lock-timeout` (one deadline for all of them) and then reported
+//! with its holder (exit code 3). The run's journal goes to the container; a lost lock halts
+//! the run, which then rolls back as a run past its deadline does.
 //!
-//! The run's store, id and lock reach `run::apply` through a task-local ([`scope`]) so this
+//! The run's store, id and locks reach `run::apply` through a task-local ([`scope`]) so this
 //! module stays apart from the engine's options; `run` reads them with [`attach`] and
 //! [`lock_lost`]. Secrets: the SAS lives only inside the store's `StateUrl` (redacted from
 //! every message); nothing here prints a URL with its query.
@@ -271,23 +274,64 @@ pub fn entra_tokens(
     crate::auth::azure_tokens(method, &env, &options)
 }
 
-/// The deployment lock key of an environment: `<project prefix>.<environment>`.
-pub fn lock_key(args: &StateArgs) -> Result<String, String> {
+/// Keeps a key part to the letters, digits, `-` and `_` a lock key may hold (`.` separates
+/// the parts).
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The lock keys of an environment start with `<project prefix>.<environment>`.
+pub fn env_key(args: &StateArgs) -> Result<String, String> {
     let prefix = read_file_state(&args.config)?
         .prefix
         .unwrap_or_else(|| "fabrik".into());
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     Ok(format!("{}.{}", clean(&prefix), clean(&args.environment)))
+}
+
+/// Lock keys become blob names of at most 200 characters.
+const MAX_KEY: usize = 200;
+
+/// The deployment lock of workspace `name` (its display name in Fabric) in the environment
+/// `env_key`: `<env_key>.<name>`, lower-cased since Fabric's names are (two spellings of one
+/// workspace share a lock). Characters a key cannot hold become `_`, and a long name is cut
+/// and ends in a hash of the whole, so distinct names may share a lock, which only
+/// serializes them, but one workspace never has two.
+pub fn workspace_key(env_key: &str, name: &str) -> String {
+    let key = format!("{env_key}.{}", clean(&name.to_lowercase()));
+    if key.len() <= MAX_KEY {
+        return key;
+    }
+    let hash = name
+        .to_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{}-{hash:016x}", &key[..MAX_KEY - 17])
+}
+
+/// The locks a run writing `workspaces` (display names) takes: sorted and without repeats,
+/// the order every runner takes them in.
+pub fn lock_keys<'a>(
+    args: &StateArgs,
+    workspaces: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, String> {
+    let env = env_key(args)?;
+    let mut keys: Vec<String> = workspaces
+        .into_iter()
+        .map(|w| workspace_key(&env, w))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }
 
 fn holder(run_id: &str, command: &str) -> LockHolder {
@@ -313,15 +357,15 @@ fn holder(run_id: &str, command: &str) -> LockHolder {
     }
 }
 
-/// The shared state of one run: the store its journal goes to, its id, and its lock.
+/// The shared state of one run: the store its journal goes to, its id, and its locks.
 #[derive(Debug, Clone)]
 pub struct RunState {
     store: Arc<dyn JournalStore>,
     run_id: String,
-    lock: Option<Arc<dyn HeldLock>>,
+    locks: Vec<Arc<dyn HeldLock>>,
 }
 
-/// A command holding the environment's lock (or, locally, nothing).
+/// A command holding the locks of the workspaces it writes (or, locally, nothing).
 #[derive(Debug)]
 pub struct Session {
     run: Option<RunState>,
@@ -330,7 +374,7 @@ pub struct Session {
 /// Why a session could not start.
 #[derive(Debug)]
 pub enum SessionError {
-    /// Someone else holds the lock (exit code 3).
+    /// Someone else holds a lock (exit code 3).
     Locked(String),
     /// Anything else (exit code 1).
     Failed(String),
@@ -342,50 +386,62 @@ impl Session {
         Self { run: None }
     }
 
-    /// Takes the environment's lock for `command` in the name of run `run_id` (a new id when
-    /// `None`), waiting up to the lock timeout.
+    /// Takes locks `keys` for `command` in the name of run `run_id` (a new id when `None`),
+    /// one after the other in sorted order, waiting up to the lock timeout for all of them
+    /// together. Locks already taken are released when a later one cannot be had.
     pub async fn begin(
         backend: &Backend,
         args: &StateArgs,
         command: &str,
         run_id: Option<&str>,
-        key: Option<String>,
+        keys: &[String],
     ) -> Result<Self, SessionError> {
         let Backend::Azure(store) = backend else {
             return Ok(Self::local());
         };
-        let key = match key {
-            Some(k) => k,
-            None => lock_key(args).map_err(SessionError::Failed)?,
-        };
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
         let run_id = run_id
             .map(str::to_owned)
             .unwrap_or_else(|| fabrik_txn::new_run_id(SystemTime::now()));
         let store = store
-            .for_lock(&key)
+            .for_locks(&keys)
             .map_err(|e| SessionError::Failed(e.to_string()))?;
-        let lock = fabrik_core::acquire_lock(
-            &store,
-            &key,
-            &holder(&run_id, command),
-            args.lock_timeout,
-            Duration::from_secs(2),
-            &SystemClock,
-            &fabrik_core::time::TokioSleeper,
-        )
-        .await
-        .map_err(|e| match e {
-            LockError::Held { ref holder, .. } => SessionError::Locked(format!(
-                "{e}\n  hint: wait with --lock-timeout SECONDS, or if run {} is dead, `fabrik unlock {}`",
-                holder.run_id, holder.run_id
-            )),
-            other => SessionError::Failed(other.to_string()),
-        })?;
+        let who = holder(&run_id, command);
+        let deadline = std::time::Instant::now() + args.lock_timeout;
+        let mut locks = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let taken = fabrik_core::acquire_lock(
+                &store,
+                key,
+                &who,
+                left,
+                Duration::from_secs(2),
+                &SystemClock,
+                &fabrik_core::time::TokioSleeper,
+            )
+            .await;
+            match taken {
+                Ok(lock) => locks.push(lock),
+                Err(e) => {
+                    release_all(&locks).await;
+                    return Err(match e {
+                        LockError::Held { ref holder, .. } => SessionError::Locked(format!(
+                            "{e}\n  hint: wait with --lock-timeout SECONDS, or if run {} is dead, `fabrik unlock {}`",
+                            holder.run_id, holder.run_id
+                        )),
+                        other => SessionError::Failed(other.to_string()),
+                    });
+                }
+            }
+        }
         Ok(Self {
             run: Some(RunState {
                 store: Arc::new(store),
                 run_id,
-                lock: Some(lock),
+                locks,
             }),
         })
     }
@@ -398,14 +454,21 @@ impl Session {
         }
     }
 
-    /// Releases the lock (a lost one is only reported).
+    /// Releases the locks (a lost one is only reported).
     pub async fn finish(self) {
-        if let Some(lock) = self.run.and_then(|r| r.lock) {
-            if let Some(why) = lock.lost() {
-                tracing::warn!("{why}");
-            } else if let Err(e) = lock.release().await {
-                tracing::warn!(error = %e, "releasing the deployment lock failed; its lease expires by itself");
-            }
+        if let Some(run) = self.run {
+            release_all(&run.locks).await;
+        }
+    }
+}
+
+/// Releases `locks`, reporting (not failing on) one that was lost or cannot be released.
+async fn release_all(locks: &[Arc<dyn HeldLock>]) {
+    for lock in locks {
+        if let Some(why) = lock.lost() {
+            tracing::warn!("{why}");
+        } else if let Err(e) = lock.release().await {
+            tracing::warn!(lock = %lock.key(), error = %e, "releasing the deployment lock failed; its lease expires by itself");
         }
     }
 }
@@ -422,13 +485,15 @@ pub fn attach(topts: &mut TxnOptions) {
     });
 }
 
-/// Hook for `run::apply`: resolves with why once the session's lock is lost; never without
-/// a lock.
+/// Hook for `run::apply`: resolves with why once any of the session's locks is lost; never
+/// without a lock.
 pub async fn lock_lost() -> String {
-    match CURRENT.try_with(|s| s.lock.clone()).ok().flatten() {
-        Some(lock) => lock.wait_lost().await,
-        None => std::future::pending().await,
+    let locks = CURRENT.try_with(|s| s.locks.clone()).unwrap_or_default();
+    if locks.is_empty() {
+        return std::future::pending().await;
     }
+    let lost = locks.iter().map(|l| Box::pin(l.wait_lost()));
+    futures::future::select_all(lost).await.0
 }
 
 /// Hook for `run::rollback`: opens run `run_id` in the session's store, else in `state_dir`.
@@ -439,10 +504,19 @@ pub async fn open_journal(state_dir: &Path, run_id: &str) -> Result<Journal, Jou
     }
 }
 
-/// `fabrik unlock RUN_ID`: what would be released, then (once confirmed) releases it.
+/// What `fabrik unlock` releases.
+#[derive(Debug, Clone)]
+pub enum UnlockWhat {
+    /// Every lock held by this run (and its journal's lease).
+    Run(String),
+    /// Every lock of the environment whose keys start with this (`--all`), whoever holds it.
+    Environment(String),
+}
+
+/// `fabrik unlock`: what would be released, then (once confirmed) releases it.
 pub async fn unlock(
     backend: &Backend,
-    run_id: &str,
+    what: &UnlockWhat,
     confirm: impl FnOnce(&str) -> bool,
 ) -> Result<Vec<(String, LockHolder)>, String> {
     let Backend::Azure(store) = backend else {
@@ -451,22 +525,34 @@ pub async fn unlock(
             backend.location()
         ));
     };
-    if !confirm(&format!(
-        "Force-release every deployment lock held by run {run_id} in {}? Do this only if that \
-         run is dead.",
-        store.url()
-    )) {
+    let question = match what {
+        UnlockWhat::Run(run_id) => format!(
+            "Force-release every deployment lock held by run {run_id} in {}? Do this only if \
+             that run is dead.",
+            store.url()
+        ),
+        UnlockWhat::Environment(env) => format!(
+            "Force-release every deployment lock of environment {env} in {}, whoever holds \
+             it? Do this only if no run of it is alive.",
+            store.url()
+        ),
+    };
+    if !confirm(&question) {
         return Err("not confirmed; pass --yes to unlock without asking".into());
     }
-    store.force_unlock(run_id).await.map_err(|e| e.to_string())
+    match what {
+        UnlockWhat::Run(run_id) => store.force_unlock(run_id).await,
+        UnlockWhat::Environment(env) => store.force_unlock_under(&format!("{env}.")).await,
+    }
+    .map_err(|e| e.to_string())
 }
 
-/// The lock a rollback of `run_id` takes: the one its journal recorded, else the current
-/// environment's.
-pub async fn rollback_key(backend: &Backend, run_id: &str) -> Result<Option<String>, String> {
+/// The locks a rollback of `run_id` takes: those its journal recorded (`None` when it
+/// recorded none).
+pub async fn rollback_keys(backend: &Backend, run_id: &str) -> Result<Option<Vec<String>>, String> {
     match backend {
         Backend::Local(_) => Ok(None),
-        Backend::Azure(store) => store.run_lock_key(run_id).await.map_err(|e| e.to_string()),
+        Backend::Azure(store) => store.run_lock_keys(run_id).await.map_err(|e| e.to_string()),
     }
 }
 
@@ -523,7 +609,40 @@ mod tests {
             panic!("expected the container")
         };
         assert_eq!(s.url().to_string(), "http://127.0.0.1:1/acct/from-flag");
-        assert_eq!(lock_key(&a).unwrap(), "sales.dev");
+        assert_eq!(env_key(&a).unwrap(), "sales.dev");
+    }
+
+    #[test]
+    fn each_workspace_has_its_own_lock_taken_in_sorted_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("fabrik.yaml");
+        std::fs::write(&cfg, "project: {name: P, prefix: sales}\n").unwrap();
+        let keys = lock_keys(
+            &args(&cfg),
+            [
+                "sales-Reporting-dev",
+                "sales ingest/dev",
+                "SALES-REPORTING-DEV",
+            ],
+        )
+        .unwrap();
+        // Two spellings of one workspace (Fabric's names ignore case) share one lock.
+        assert_eq!(
+            keys,
+            [
+                "sales.dev.sales-reporting-dev",
+                "sales.dev.sales_ingest_dev"
+            ]
+        );
+        // A key is at most 200 characters; long names that differ keep distinct keys.
+        let (a, b) = ("w".repeat(300), format!("{}x", "w".repeat(299)));
+        let (ka, kb) = (
+            workspace_key("sales.dev", &a),
+            workspace_key("sales.dev", &b),
+        );
+        assert!(ka.len() <= 200 && kb.len() <= 200, "{ka}");
+        assert_ne!(ka, kb);
+        assert_eq!(ka, workspace_key("sales.dev", &a.to_uppercase()));
     }
 
     #[tokio::test]

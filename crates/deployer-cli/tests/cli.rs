@@ -1407,26 +1407,46 @@ fn help_lists_options_only_where_they_apply() {
         (
             "publish",
             &["--allow-data-loss", "--report"][..],
-            &["--prune", "--lenient"][..],
+            &["--prune", "--lenient", "--workspace <", "--shard"][..],
         ),
         (
             "export",
             &[][..],
-            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+            &[
+                "--prune",
+                "--lenient",
+                "--report",
+                "--allow-data-loss",
+                "--workspace <",
+                "--shard",
+            ][..],
         ),
         (
             "apply",
-            &["--prune", "--lenient", "--report", "--allow-data-loss"][..],
+            &[
+                "--prune",
+                "--lenient",
+                "--report",
+                "--allow-data-loss",
+                "--workspace <",
+                "--shard",
+            ][..],
             &[][..],
         ),
         (
             "plan",
-            &["--prune", "--lenient"][..],
+            &["--prune", "--lenient", "--workspace <", "--shard"][..],
             &["--report", "--allow-data-loss"][..],
         ),
         (
             "destroy",
-            &["--lenient", "--report", "--allow-data-loss"][..],
+            &[
+                "--lenient",
+                "--report",
+                "--allow-data-loss",
+                "--workspace <",
+                "--shard",
+            ][..],
             &["--prune"][..],
         ),
     ] {
@@ -1439,4 +1459,100 @@ fn help_lists_options_only_where_they_apply() {
         }
         assert!(!text.contains("seed"), "{cmd} --help: {text}");
     }
+}
+
+/// `--workspace` and `--shard` narrow a plan to their workspaces; a bad `--shard`, an unknown
+/// `--workspace`, both at once, or an `unlock` with neither a run nor `--all` is invalid
+/// input (exit 4) naming the value, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_and_shard_select_what_is_planned_and_bad_values_exit_4() {
+    let (emu, token) = emulator_as_service_principal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("fabrik.yaml"),
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_one}]\n  - name: two\n  - name: three\n",
+    )
+    .unwrap();
+    let planned = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["plan", "--output", "json"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = run_in(&emu, &token, d, &all);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        plan["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(planned(&[]).len(), 3);
+    // By configured name or deployed name, in any case.
+    assert_eq!(
+        planned(&["--workspace", "two", "--workspace", "S-ONE-DEV"]),
+        ["s-one-dev", "s-two-dev"]
+    );
+    // Sorted: s-one-dev, s-three-dev, s-two-dev; shard 1/2 takes the 1st and 3rd.
+    assert_eq!(planned(&["--shard", "1/2"]), ["s-one-dev", "s-two-dev"]);
+    assert_eq!(planned(&["--shard", "2/2"]), ["s-three-dev"]);
+    assert_eq!(planned(&["--shard", "3/3"]), ["s-two-dev"]);
+    let before = log(&emu).await.len();
+    for (args, named) in [
+        (&["plan", "--shard", "0/2"][..], "0/2"),
+        (&["plan", "--shard", "3/2"][..], "3/2"),
+        (&["apply", "--shard", "1/0"][..], "1/0"),
+        (&["destroy", "--yes", "--shard", "half"][..], "half"),
+        (&["apply", "--workspace", "nope"][..], "nope"),
+        (&["destroy", "--yes", "--workspace", "nope"][..], "nope"),
+        (
+            &["plan", "--workspace", "one", "--shard", "1/2"][..],
+            "--shard",
+        ),
+        (&["unlock"][..], "--all"),
+        (&["unlock", "run-1", "--all"][..], "--all"),
+    ] {
+        let (code, _, stderr) = run_in(&emu, &token, d, args);
+        assert_eq!(code, Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
+    }
+    assert_eq!(log(&emu).await.len(), before, "no request was sent");
+
+    // An apply of one shard makes only its workspaces; a destroy of one workspace removes
+    // only that one.
+    let live = || async {
+        let v: serde_json::Value = reqwest::get(format!("{}/_emulator/state", emu.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = v["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["displayName"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply", "--shard", "1/2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(live().await, ["s-one-dev", "s-two-dev"]);
+    let (code, _, stderr) = run_in(&emu, &token, d, &["apply"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run_in(
+        &emu,
+        &token,
+        d,
+        &[
+            "destroy",
+            "--yes",
+            "--allow-data-loss",
+            "--workspace",
+            "one",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(live().await, ["s-three-dev", "s-two-dev"]);
 }

@@ -16,8 +16,21 @@ use fabrik_emulator::{Emulator, EmulatorConfig, FaultConfig};
 use fabrik_state_azure::azurite::Azurite;
 use fabrik_state_azure::{AzureBlobStore, AzureStateOptions, StateUrl};
 
-/// The lock key of the examples' dev environment (`<project prefix>.<environment>`).
+/// The start of the lock keys of the examples' dev environment
+/// (`<project prefix>.<environment>`); each workspace's lock adds `.<workspace name>`.
 const KEY: &str = "contoso-sales.dev";
+
+/// The examples' dev workspaces, sorted: the order their locks are taken in.
+const WORKSPACES: [&str; 3] = [
+    "contoso-sales-curated-dev",
+    "contoso-sales-ingest-dev",
+    "contoso-sales-reporting-dev",
+];
+
+/// The lock of one of the examples' dev workspaces.
+fn ws_key(workspace: &str) -> String {
+    format!("{KEY}.{workspace}")
+}
 
 fn shared_azurite() -> &'static Azurite {
     static AZURITE: OnceLock<Azurite> = OnceLock::new();
@@ -314,11 +327,14 @@ async fn a_run_killed_on_one_machine_is_rolled_back_from_another_with_only_the_u
         .output()
         .unwrap();
     assert!(unlock.status.success(), "{}", text(&unlock));
-    assert!(
-        String::from_utf8_lossy(&unlock.stdout).contains(&format!("released {KEY}")),
-        "{}",
-        text(&unlock)
-    );
+    // Every lock the run held: one per workspace it was writing.
+    for ws in WORKSPACES {
+        assert!(
+            String::from_utf8_lossy(&unlock.stdout).contains(&format!("released {} ", ws_key(ws))),
+            "{}",
+            text(&unlock)
+        );
+    }
     let rollback = w
         .fabrik(machine_b.path())
         .args(["rollback", &run_id])
@@ -344,7 +360,8 @@ async fn a_lease_broken_by_a_third_party_stops_the_run_and_rolls_it_back() {
         .spawn()
         .unwrap();
     w.wait_for_writes(4).await;
-    let broken = w.store().break_lock(KEY).await.unwrap();
+    // Breaking any one of the run's workspace locks stops it.
+    let broken = w.store().break_lock(&ws_key(WORKSPACES[1])).await.unwrap();
     assert!(broken.is_some_and(|h| h.command == "apply"));
     let out = a.wait_with_output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
@@ -475,7 +492,8 @@ async fn a_publish_that_waited_for_the_lock_plans_what_the_first_left_and_writes
     let w = World::start(shared_azurite(), "writes:latency=20ms").await;
     let ws = w.workspace("published-twice").await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let key = "fabrik.prod";
+    // No fabrik.yaml: the prefix is `fabrik`; the lock is the target workspace's.
+    let key = "fabrik.prod.published-twice";
     let a = w
         .publish(a_dir.path(), &ws)
         .stdout(Stdio::piped())
@@ -700,4 +718,270 @@ async fn a_destroy_killed_halfway_is_listed_from_another_machine_and_finished_by
         "apply, the killed destroy, the second: {runs:?}"
     );
     assert_no_sas(&text(&out));
+}
+
+impl World {
+    /// Waits until lock `key` is held by an `apply` other than run `not_run` (waits on the
+    /// running process); returns its holder.
+    async fn wait_for_holder(&self, key: &str, not_run: &str) -> fabrik_core::LockHolder {
+        for _ in 0..12_000 {
+            if let Some(h) = self.holder(key).await
+                && h.command == "apply"
+                && h.run_id != not_run
+            {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("nobody took {key}");
+    }
+
+    /// The successful requests `method path` the emulator has seen.
+    async fn requests(&self, method: &str, path: &str) -> usize {
+        let v: serde_json::Value =
+            reqwest::get(format!("{}/_emulator/requests", self.emu.base_url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        v["requests"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| {
+                        r["method"] == method
+                            && r["path"] == path
+                            && r["status"].as_u64() < Some(300)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The examples' dev workspaces that exist, sorted.
+    async fn dev_workspaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.fabric_state().await["workspaces"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w["displayName"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_of_one_environment_deploy_at_once_and_each_workspace_once() {
+    // Writes slow enough that shard 1 (two workspaces) still holds its locks when shard 2,
+    // a new process, takes its own.
+    let w = World::start(shared_azurite(), "writes:latency=100ms").await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Sorted, the 1st and 3rd workspace are shard 1/2, the 2nd is shard 2/2.
+    let (one, two) = (
+        [ws_key(WORKSPACES[0]), ws_key(WORKSPACES[2])],
+        ws_key(WORKSPACES[1]),
+    );
+    let a = w
+        .apply(a_dir.path(), &["--shard", "1/2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let a_holder = w.wait_for_holder(&one[1], "").await;
+    assert_eq!(
+        w.holder(&one[0]).await.map(|h| h.run_id),
+        Some(a_holder.run_id.clone())
+    );
+    assert_eq!(
+        w.holder(&two).await,
+        None,
+        "shard 1 leaves shard 2's workspace alone"
+    );
+    // No --lock-timeout: were a lock shared, the second would fail at once with exit 3.
+    let b = w
+        .apply(b_dir.path(), &["--shard", "2/2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.wait_for_holder(&two, &a_holder.run_id).await;
+    // Both hold their locks at this moment: the runs overlap.
+    for k in &one {
+        assert_eq!(
+            w.holder(k).await.map(|h| h.run_id),
+            Some(a_holder.run_id.clone()),
+            "shard 1 still runs"
+        );
+    }
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    // Each says what it selected, in the configuration's order.
+    assert!(
+        String::from_utf8_lossy(&a.stderr).contains(&format!(
+            "selected 2 of 3 workspace(s): {}, {}",
+            WORKSPACES[0], WORKSPACES[2]
+        )),
+        "{}",
+        text(&a)
+    );
+    // Each workspace was created exactly once, and all three exist.
+    assert_eq!(w.requests("POST", "/v1/workspaces").await, 3);
+    assert_eq!(w.dev_workspaces().await, WORKSPACES);
+    // Two journals, both committed; nothing is left to do for the whole environment.
+    let runs = w.status(a_dir.path());
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|(_, s)| s == "Committed"), "{runs:?}");
+    let again = w.apply(a_dir.path(), &[]).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("no changes: the deployment matches the configuration"),
+        "{}",
+        text(&again)
+    );
+    for k in one.iter().chain([&two]) {
+        assert_eq!(w.holder(k).await, None, "{k} was released");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_selecting_one_workspace_take_turns_or_the_second_exits_3() {
+    let w = World::start(shared_azurite(), "writes:latency=100ms").await;
+    let (a_dir, b_dir, c_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let key = ws_key(WORKSPACES[1]);
+    let a = w
+        .apply(a_dir.path(), &["--workspace", "ingest"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let holder = w.wait_for_holder(&key, "").await;
+    // The same workspace by its deployed name, without waiting: exit 3 naming lock and holder.
+    let c = w
+        .apply(c_dir.path(), &["--workspace", WORKSPACES[1]])
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(3), "{}", text(&c));
+    let err = String::from_utf8_lossy(&c.stderr);
+    for part in [
+        key.as_str(),
+        &format!("run {} (apply)", holder.run_id),
+        "fabrik unlock",
+    ] {
+        assert!(err.contains(part), "expected {part:?} in {err}");
+    }
+    // Two workspaces, the first in sorted order free: taken, then given back when the second
+    // is found held.
+    let d = w
+        .apply(
+            c_dir.path(),
+            &["--workspace", "ingest", "--workspace", "curated"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(d.status.code(), Some(3), "{}", text(&d));
+    assert_eq!(
+        w.holder(&ws_key(WORKSPACES[0])).await,
+        None,
+        "curated's lock was released"
+    );
+    // Waiting: it plans once the first is done, and finds nothing to do.
+    let b = w
+        .apply(
+            b_dir.path(),
+            &["--workspace", "ingest", "--lock-timeout", "600"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert!(
+        String::from_utf8_lossy(&b.stdout)
+            .contains("no changes: the deployment matches the configuration"),
+        "the second waits and plans after the first:\n{}",
+        text(&b)
+    );
+    assert_eq!(w.requests("POST", "/v1/workspaces").await, 1);
+    assert_eq!(w.dev_workspaces().await, [WORKSPACES[1]]);
+    let runs = w.status(a_dir.path());
+    assert_eq!(runs.len(), 1, "one journal: {runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_all_releases_every_workspace_lock_of_the_environment_after_confirmation() {
+    let w = World::start(shared_azurite(), "writes:latency=100ms").await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = w
+        .apply(a_dir.path(), &["--shard", "1/2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its locks are taken in sorted order: once it holds the last, it holds both.
+    let a_holder = w.wait_for_holder(&ws_key(WORKSPACES[2]), "").await;
+    let mut b = w
+        .apply(b_dir.path(), &["--shard", "2/2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.wait_for_holder(&ws_key(WORKSPACES[1]), &a_holder.run_id)
+        .await;
+    a.kill().unwrap(); // SIGKILL: the leases stay until they lapse
+    b.kill().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    // Without a terminal and without --yes, it asks and refuses.
+    let refused = w
+        .fabrik(other.path())
+        .args(["unlock", "--all"])
+        .arg("--config")
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(w.holder(&ws_key(WORKSPACES[0])).await.is_some());
+    let out = w
+        .fabrik(other.path())
+        .args(["unlock", "--all", "--yes"])
+        .arg("--config")
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for ws in WORKSPACES {
+        assert!(
+            stdout.contains(&format!("released {} ", ws_key(ws))),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(w.holder(&ws_key(ws)).await, None);
+    }
+    // Another environment's locks are not the environment's.
+    let prod = w
+        .fabrik(other.path())
+        .args(["unlock", "--all", "--yes", "--env", "prod"])
+        .arg("--config")
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&prod.stdout).contains("no deployment lock of contoso-sales.prod"),
+        "{}",
+        text(&prod)
+    );
 }

@@ -1,4 +1,5 @@
-//! Run journals and per-environment deployment locks for fabrik in Azure Blob Storage.
+//! Run journals and deployment locks (fabrik keys one per workspace) for fabrik in Azure Blob
+//! Storage.
 //!
 //! [`AzureBlobStore`] implements core's [`JournalStore`](fabrik_core::JournalStore) (journals
 //! as append blobs, written with the writer's lease and an append-position condition, each

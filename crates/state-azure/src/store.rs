@@ -23,7 +23,6 @@ use azure_storage_blob::models::{
     BlobClientAcquireLeaseOptions, BlobClientBreakLeaseOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientReleaseLeaseOptions,
     BlobClientSetMetadataOptions, BlobContainerClientListBlobsOptions, LeaseState,
-    ListBlobsIncludeItem,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient, BlobContainerClientOptions};
 use fabrik_core::{
@@ -86,8 +85,8 @@ pub struct AzureBlobStore {
 
 struct Inner {
     url: StateUrl,
-    /// The deployment lock this store's runs are made under, recorded on each new journal.
-    lock_key: Option<String>,
+    /// The deployment locks this store's runs are made under, recorded on each new journal.
+    lock_keys: Vec<String>,
     container: Arc<BlobContainerClient>,
     timing: LeaseTiming,
     container_ready: tokio::sync::OnceCell<()>,
@@ -177,7 +176,7 @@ impl AzureBlobStore {
             io: Io::new()?,
             inner: Arc::new(Inner {
                 url,
-                lock_key: None,
+                lock_keys: Vec::new(),
                 container: Arc::new(container),
                 timing: options.lease,
                 container_ready: tokio::sync::OnceCell::new(),
@@ -190,18 +189,20 @@ impl AzureBlobStore {
         &self.inner.url
     }
 
-    /// A store whose new journals record `key`, the deployment lock their runs hold, so a
-    /// rollback from another machine knows which lock to take ([`run_lock_key`]).
+    /// A store whose new journals record `keys`, the deployment locks their runs hold, so a
+    /// rollback from another machine knows which locks to take ([`run_lock_keys`]).
     ///
-    /// [`run_lock_key`]: Self::run_lock_key
-    pub fn for_lock(&self, key: &str) -> Result<Self, StateError> {
-        validate_key(key)?;
+    /// [`run_lock_keys`]: Self::run_lock_keys
+    pub fn for_locks(&self, keys: &[String]) -> Result<Self, StateError> {
+        for key in keys {
+            validate_key(key)?;
+        }
         let i = &self.inner;
         Ok(Self {
             io: self.io.clone(),
             inner: Arc::new(Inner {
                 url: i.url.clone(),
-                lock_key: Some(key.to_owned()),
+                lock_keys: keys.to_vec(),
                 container: i.container.clone(),
                 timing: i.timing.clone(),
                 container_ready: tokio::sync::OnceCell::new(),
@@ -209,22 +210,78 @@ impl AzureBlobStore {
         })
     }
 
-    /// The deployment lock run `run_id` was made under, if its journal recorded one.
-    pub async fn run_lock_key(&self, run_id: &str) -> Result<Option<String>, StateError> {
+    /// [`for_locks`](Self::for_locks) with one lock.
+    pub fn for_lock(&self, key: &str) -> Result<Self, StateError> {
+        self.for_locks(&[key.to_owned()])
+    }
+
+    /// The deployment locks run `run_id` was made under, if its journal recorded any. A run
+    /// whose keys were too many to record names their common prefix instead; that is read
+    /// back as every lock under it that exists now.
+    pub async fn run_lock_keys(&self, run_id: &str) -> Result<Option<Vec<String>>, StateError> {
         validate_run_id(run_id)?;
         let inner = self.inner.clone();
         let name = Inner::journal_name(run_id);
         let run = run_id.to_owned();
         self.io
             .run(async move {
-                match inner.blob(&name).get_properties(None).await {
-                    Ok(p) => Ok(p.metadata().unwrap_or_default().remove(META_LOCK_KEY)),
-                    Err(e) if is_not_found(&e) => Err(StateError::NotFound {
-                        run_id: run,
-                        location: inner.url.to_string(),
-                    }),
-                    Err(e) => Err(inner.backend(&name, "read journal metadata", &e)),
+                let meta = match inner.blob(&name).get_properties(None).await {
+                    Ok(p) => p.metadata().unwrap_or_default(),
+                    Err(e) if is_not_found(&e) => {
+                        return Err(StateError::NotFound {
+                            run_id: run,
+                            location: inner.url.to_string(),
+                        });
+                    }
+                    Err(e) => return Err(inner.backend(&name, "read journal metadata", &e)),
+                };
+                if let Some(keys) = meta.get(META_LOCK_KEY) {
+                    return Ok(Some(keys.split(',').map(str::to_owned).collect()));
                 }
+                match meta.get(META_LOCK_PREFIX) {
+                    Some(prefix) => inner.lock_keys_under(prefix).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// The keys of every lock blob whose key starts with `prefix` (held or not), sorted.
+    pub async fn lock_keys_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        let inner = self.inner.clone();
+        let prefix = prefix.to_owned();
+        self.io
+            .run(async move { inner.lock_keys_under(&prefix).await })
+            .await
+    }
+
+    /// Force-releases every held lock whose key starts with `prefix`, whoever holds it, and
+    /// the journal leases of the runs that held them (`fabrik unlock --all`); returns the
+    /// locks released with their holders.
+    pub async fn force_unlock_under(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, LockHolder)>, StateError> {
+        let inner = self.inner.clone();
+        let prefix = prefix.to_owned();
+        self.io
+            .run(async move {
+                let mut released = Vec::new();
+                for key in inner.lock_keys_under(&prefix).await? {
+                    let name = Inner::lock_name(&key);
+                    let Some(holder) = inner.read_holder(&name).await? else {
+                        continue;
+                    };
+                    break_lease(&inner, &name).await?;
+                    released.push((key, holder));
+                }
+                let mut runs: Vec<&str> = released.iter().map(|(_, h)| h.run_id.as_str()).collect();
+                runs.sort_unstable();
+                runs.dedup();
+                for run in runs.into_iter().filter(|r| validate_run_id(r).is_ok()) {
+                    break_lease(&inner, &Inner::journal_name(run)).await?;
+                }
+                Ok(released)
             })
             .await
     }
@@ -423,9 +480,8 @@ impl JournalStore for AzureBlobStore {
                 let name = Inner::journal_name(&run);
                 let blob = inner.blob(&name);
                 let mut create = AppendBlobClientCreateOptions::default().if_not_exists();
-                if let Some(key) = &inner.lock_key {
-                    create.metadata =
-                        Some(HashMap::from([(META_LOCK_KEY.to_owned(), key.clone())]));
+                if !inner.lock_keys.is_empty() {
+                    create.metadata = Some(lock_keys_metadata(&inner.lock_keys));
                 }
                 let created = blob.append_blob_client().create(Some(create)).await;
                 match created {
@@ -771,6 +827,33 @@ const META_USER: &str = "fabrikuser";
 const META_SINCE: &str = "fabriksince";
 const META_COMMAND: &str = "fabrikcommand";
 const META_LOCK_KEY: &str = "fabriklockkey";
+const META_LOCK_PREFIX: &str = "fabriklockprefix";
+
+/// Azure allows 8 KiB of metadata per blob; lock keys past this much are recorded by their
+/// common prefix instead.
+const MAX_LOCK_KEYS_META: usize = 6 * 1024;
+
+/// The journal metadata naming a run's locks: the keys, comma-separated (a key has no
+/// comma), or, when they would not fit, their longest common prefix ending at a `.`.
+fn lock_keys_metadata(keys: &[String]) -> HashMap<String, String> {
+    let joined = keys.join(",");
+    if joined.len() <= MAX_LOCK_KEYS_META {
+        return HashMap::from([(META_LOCK_KEY.to_owned(), joined)]);
+    }
+    let first = keys.first().map(String::as_str).unwrap_or_default();
+    let mut common = first.len();
+    for k in keys {
+        common = common.min(
+            first
+                .bytes()
+                .zip(k.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    let prefix = first[..common].rfind('.').map_or("", |dot| &first[..=dot]);
+    HashMap::from([(META_LOCK_PREFIX.to_owned(), prefix.to_owned())])
+}
 
 /// Metadata travels in HTTP headers: visible ASCII only.
 fn header_safe(s: &str) -> String {
@@ -820,6 +903,38 @@ fn unknown_holder() -> LockHolder {
 }
 
 impl Inner {
+    /// The keys of the lock blobs whose key starts with `key_prefix`, sorted; none when the
+    /// container does not exist.
+    async fn lock_keys_under(&self, key_prefix: &str) -> Result<Vec<String>, StateError> {
+        let prefix = format!("{}locks/", self.url.prefix());
+        let mut pager = self
+            .container
+            .list_blobs(Some(BlobContainerClientListBlobsOptions {
+                prefix: Some(format!("{prefix}{key_prefix}")),
+                ..Default::default()
+            }))
+            .map_err(|e| self.backend("locks/", "list", &e))?;
+        let mut keys = Vec::new();
+        loop {
+            let item = match pager.try_next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) if has_code(&e, "ContainerNotFound") => break,
+                Err(e) => return Err(self.backend("locks/", "list", &e)),
+            };
+            if let Some(key) = item
+                .name
+                .as_deref()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix(".lock"))
+            {
+                keys.push(key.to_owned());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     async fn read_holder(&self, name: &str) -> Result<Option<LockHolder>, StateError> {
         match self.blob(name).get_properties(None).await {
             Ok(p) => {
@@ -919,32 +1034,9 @@ impl DeploymentLocks for AzureBlobStore {
         let run = run_id.to_owned();
         self.io
             .run(async move {
-                let prefix = format!("{}locks/", inner.url.prefix());
-                let mut pager = inner
-                    .container
-                    .list_blobs(Some(BlobContainerClientListBlobsOptions {
-                        prefix: Some(prefix.clone()),
-                        include: Some(vec![ListBlobsIncludeItem::Metadata]),
-                        ..Default::default()
-                    }))
-                    .map_err(|e| inner.backend("locks/", "list", &e))?;
                 let mut released = Vec::new();
-                loop {
-                    let item = match pager.try_next().await {
-                        Ok(Some(item)) => item,
-                        Ok(None) => break,
-                        Err(e) if has_code(&e, "ContainerNotFound") => break,
-                        Err(e) => return Err(inner.backend("locks/", "list", &e)),
-                    };
-                    let Some(key) = item
-                        .name
-                        .as_deref()
-                        .and_then(|n| n.strip_prefix(&prefix))
-                        .and_then(|n| n.strip_suffix(".lock"))
-                    else {
-                        continue;
-                    };
-                    let name = Inner::lock_name(key);
+                for key in inner.lock_keys_under("").await? {
+                    let name = Inner::lock_name(&key);
                     // Re-read: the listing may be stale, and only a live lease is broken.
                     let Some(holder) = inner.read_holder(&name).await? else {
                         continue;
@@ -953,7 +1045,7 @@ impl DeploymentLocks for AzureBlobStore {
                         continue;
                     }
                     break_lease(&inner, &name).await?;
-                    released.push((key.to_owned(), holder));
+                    released.push((key, holder));
                 }
                 // The run's journal lease too, so `rollback` can open it at once.
                 break_lease(&inner, &Inner::journal_name(&run)).await?;
@@ -1125,6 +1217,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("lease duration 5s"), "{e}");
+    }
+
+    #[test]
+    fn a_runs_lock_keys_are_recorded_whole_or_by_their_common_prefix() {
+        let few = vec!["sales.dev.a".to_owned(), "sales.dev.b".to_owned()];
+        assert_eq!(
+            lock_keys_metadata(&few),
+            HashMap::from([(
+                META_LOCK_KEY.to_owned(),
+                "sales.dev.a,sales.dev.b".to_owned()
+            )])
+        );
+        let many: Vec<String> = (0..100)
+            .map(|i| format!("sales.dev.ws{i:03}{}", "x".repeat(80)))
+            .collect();
+        assert_eq!(
+            lock_keys_metadata(&many),
+            HashMap::from([(META_LOCK_PREFIX.to_owned(), "sales.dev.".to_owned())])
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
         } => apply(cli, *no_rollback, allow_data_loss.allow_data_loss).await,
         Command::Rollback { run_id } => rollback(cli, run_id).await,
         Command::Status => status(cli).await,
-        Command::Unlock { run_id, yes } => unlock(cli, run_id, *yes).await,
+        Command::Unlock { run_id, all, yes } => unlock(cli, run_id.as_deref(), *all, *yes).await,
         Command::Publish {
             repository,
             workspace_id,
@@ -247,22 +247,65 @@ async fn state_backend(cli: &Cli) -> Result<crate::state::Backend, String> {
     .await
 }
 
-/// Takes the environment's deployment lock for `command` (shared state only); a held lock
-/// exits with code 3, naming its holder. A rollback takes the lock its run was made under.
+/// Which deployment locks a writing command takes.
+enum Locks<'a> {
+    /// Those of these workspaces (display names).
+    Workspaces(Vec<String>),
+    /// That of the workspace with this id, named as `apply` names it (read only with shared
+    /// state, which is when a lock is taken).
+    WorkspaceId(&'a FabricClient, &'a str),
+    /// Those run `.0` was made under, for its rollback.
+    OfRun(&'a str),
+}
+
+/// Takes the deployment locks of the workspaces `command` writes (shared state only); a held
+/// lock exits with code 3, naming its holder. A rollback takes the locks its run was made
+/// under, or, where its journal recorded none, every workspace lock of the environment.
 async fn lock(
     cli: &Cli,
     command: &str,
-    run_id: Option<&str>,
+    locks: Locks<'_>,
 ) -> Result<(crate::state::Backend, crate::state::Session), ExitCode> {
-    use crate::state::{Session, SessionError};
+    use crate::state::{Backend, Session, SessionError};
     let backend = state_backend(cli).await.map_err(|e| fail(&e))?;
-    let key = match run_id {
-        Some(id) => crate::state::rollback_key(&backend, id)
-            .await
-            .map_err(|e| fail(&e))?,
-        None => None,
+    let args = state_args(cli);
+    let (keys, run_id) = match (&backend, locks) {
+        (Backend::Local(_), Locks::OfRun(id)) => (Vec::new(), Some(id)),
+        (Backend::Local(_), _) => (Vec::new(), None),
+        (Backend::Azure(_), Locks::Workspaces(names)) => (
+            crate::state::lock_keys(&args, names.iter().map(String::as_str))
+                .map_err(|e| fail(&e))?,
+            None,
+        ),
+        (Backend::Azure(_), Locks::WorkspaceId(client, id)) => {
+            let name = client
+                .get_workspace(id)
+                .await
+                .map_err(|e| fail(&format!("reading workspace {id} to lock it: {e}")))?
+                .display_name;
+            (
+                crate::state::lock_keys(&args, [name.as_str()]).map_err(|e| fail(&e))?,
+                None,
+            )
+        }
+        (Backend::Azure(store), Locks::OfRun(id)) => {
+            let recorded = crate::state::rollback_keys(&backend, id)
+                .await
+                .map_err(|e| fail(&e))?;
+            let keys = match recorded {
+                Some(keys) => keys,
+                None => {
+                    let env = crate::state::env_key(&args).map_err(|e| fail(&e))?;
+                    store
+                        .lock_keys_under(&format!("{env}."))
+                        .await
+                        .map_err(|e| fail(&e.to_string()))?
+                }
+            };
+            (keys, Some(id))
+        }
     };
-    match Session::begin(&backend, &state_args(cli), command, run_id, key).await {
+    match Session::begin(&backend, &args, command, run_id, &keys).await {
         Ok(s) => Ok((backend, s)),
         Err(SessionError::Locked(msg)) => {
             eprintln!("error: {msg}");
@@ -519,6 +562,8 @@ fn progress(cli: &Cli, plan: &Plan, opts: &mut RunOptions) -> Option<indicatif::
     bar
 }
 
+/// The configuration for `--env`, narrowed to the workspaces `--workspace`/`--shard`
+/// select (exit code 4 for a name that matches none).
 async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
     let Some(flags) = resolve_flags(cli) else {
         return Err(ExitCode::from(INVALID_INPUT));
@@ -537,20 +582,38 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
         secrets,
         repositories: Some(crate::publish::reader::RepoReader::shared()),
     };
-    match config::load(&cli.config, &opts) {
-        Ok((desired, warnings)) => {
-            for w in warnings {
-                eprint!("{w}");
-            }
-            Ok(desired)
-        }
+    let loaded = match config::load_named(&cli.config, &opts) {
+        Ok(loaded) => loaded,
         Err(problems) => {
             for p in &problems {
                 eprint!("{p}");
             }
             let n = problems.iter().filter(|p| p.is_error()).count();
             eprintln!("{n} problem(s) found; nothing was deployed");
-            Err(ExitCode::from(INVALID_INPUT))
+            return Err(ExitCode::from(INVALID_INPUT));
         }
+    };
+    for w in &loaded.problems {
+        eprint!("{w}");
     }
+    let selection = cli.selection();
+    let desired =
+        crate::select::select(&loaded.desired, &loaded.names, &selection).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(INVALID_INPUT)
+        })?;
+    if !selection.is_all() {
+        let names: Vec<&str> = desired.workspaces.iter().map(|w| w.name.as_str()).collect();
+        eprintln!(
+            "selected {} of {} workspace(s){}",
+            names.len(),
+            loaded.desired.workspaces.len(),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", names.join(", "))
+            }
+        );
+    }
+    Ok(desired)
 }

@@ -29,20 +29,21 @@ pub(super) struct PublishHow {
 }
 
 /// The path every writing command shares once its inputs are read and its client built:
-/// the deployment lock (before the plan, so a run that waited plans what the previous one
-/// left), the plan, the data-loss guard, then apply, journal and report under the lock.
+/// the locks of the workspaces it writes (before the plan, so a run that waited plans what
+/// the previous one left), the plan, the data-loss guard, then apply, journal and report
+/// under the locks.
 async fn locked<F>(
     cli: &Cli,
     client: &FabricClient,
     flags: &fabrik_flags::Flags,
-    opts: RunOptions,
+    (opts, locks): (RunOptions, Locks<'_>),
     consent: &crate::plan::Consent,
     make_plan: F,
 ) -> ExitCode
 where
     F: std::future::Future<Output = Result<(config::Desired, Plan), crate::engine::EngineError>>,
 {
-    let (_, session) = match lock(cli, opts.command, None).await {
+    let (_, session) = match lock(cli, opts.command, locks).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -92,7 +93,8 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -
         allow_data_loss,
         cicd_features: Vec::new(),
     };
-    locked(cli, &client, &flags, opts, &consent, plan).await
+    let writes = Locks::Workspaces(workspace_names(&desired));
+    locked(cli, &client, &flags, (opts, writes), &consent, plan).await
 }
 
 pub(super) async fn publish(
@@ -176,7 +178,8 @@ pub(super) async fn publish(
     }
     let mut opts = run_options(cli, base_url);
     opts.command = "publish";
-    locked(cli, &client, &flags, opts, &consent, plan).await
+    let target = Locks::WorkspaceId(&client, &workspace_id);
+    locked(cli, &client, &flags, (opts, target), &consent, plan).await
 }
 
 pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent) -> ExitCode {
@@ -209,7 +212,8 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent)
         let plan = crate::destroy::destroy_plan(&client, &desired, &options).await?;
         Ok((desired.clone(), plan))
     };
-    locked(cli, &client, &flags, opts, &consent, plan).await
+    let writes = Locks::Workspaces(workspace_names(&desired));
+    locked(cli, &client, &flags, (opts, writes), &consent, plan).await
 }
 
 pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
@@ -231,7 +235,7 @@ pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let (_, session) = match lock(cli, "rollback", Some(run_id)).await {
+    let (_, session) = match lock(cli, "rollback", Locks::OfRun(run_id)).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -276,14 +280,40 @@ pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
     }
 }
 
-pub(super) async fn unlock(cli: &Cli, run_id: &str, yes: bool) -> ExitCode {
+/// The display names of the workspaces a run of `desired` writes: the ones it locks.
+fn workspace_names(desired: &config::Desired) -> Vec<String> {
+    desired.workspaces.iter().map(|w| w.name.clone()).collect()
+}
+
+/// `fabrik unlock RUN_ID` releases the run's locks; `fabrik unlock --all` every lock of the
+/// environment (`--env`), whoever holds it.
+pub(super) async fn unlock(cli: &Cli, run_id: Option<&str>, all: bool, yes: bool) -> ExitCode {
+    use crate::state::UnlockWhat;
+    let what = match (run_id, all) {
+        (Some(id), false) => UnlockWhat::Run(id.to_owned()),
+        (None, true) => match crate::state::env_key(&state_args(cli)) {
+            Ok(env) => UnlockWhat::Environment(env),
+            Err(e) => return fail(&e),
+        },
+        _ => {
+            eprintln!("error: give either a RUN_ID or --all");
+            return ExitCode::from(INVALID_INPUT);
+        }
+    };
     let backend = match state_backend(cli).await {
         Ok(b) => b,
         Err(e) => return fail(&e),
     };
-    match crate::state::unlock(&backend, run_id, |q| yes || confirm(q)).await {
+    match crate::state::unlock(&backend, &what, |q| yes || confirm(q)).await {
         Ok(released) if released.is_empty() => {
-            println!("run {run_id} held no deployment lock; its journal lease (if any) was broken");
+            match what {
+                UnlockWhat::Run(id) => println!(
+                    "run {id} held no deployment lock; its journal lease (if any) was broken"
+                ),
+                UnlockWhat::Environment(env) => {
+                    println!("no deployment lock of {env} was held")
+                }
+            }
             ExitCode::SUCCESS
         }
         Ok(released) => {

@@ -310,6 +310,23 @@ pub struct Desired {
 /// Loads and validates `path` for one environment. Returns the desired state and warnings,
 /// or every error found.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Desired, Vec<Problem>), Vec<Problem>> {
+    load_named(path, opts).map(|n| (n.desired, n.problems))
+}
+
+/// What [`load_named`] gives: the desired state, each workspace's configured `name:` (its
+/// `${env:…}` resolved) in the order of `desired.workspaces`, and the warnings.
+#[derive(Debug)]
+pub struct Named {
+    /// The desired state.
+    pub desired: Desired,
+    /// `workspaces[i].name` of the file, for `desired.workspaces[i]`.
+    pub names: Vec<String>,
+    /// Warnings.
+    pub problems: Vec<Problem>,
+}
+
+/// [`load`], with the workspaces' configured names (what `--workspace` may name).
+pub fn load_named(path: &Path, opts: &LoadOptions) -> Result<Named, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Problem::at(
             path,
@@ -320,7 +337,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Desired, Vec<Problem>), 
         )]
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    load_str(path, &text, base, opts)
+    load_str_named(path, &text, base, opts)
 }
 
 /// [`load`] on text already read; files it names are resolved against `base`.
@@ -330,6 +347,15 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<(Desired, Vec<Problem>), Vec<Problem>> {
+    load_str_named(path, text, base, opts).map(|n| (n.desired, n.problems))
+}
+
+fn load_str_named(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<Named, Vec<Problem>> {
     // Syntax and duplicate keys first, at their own positions: serde_norway reports the first
     // as an unrelated error and the second at the document's start.
     let structural = Locations::structural_problems(text);
@@ -374,7 +400,13 @@ pub fn load_str(
             features: config.features.clone(),
             hash: format!("{:016x}", hasher.0),
         };
-        Ok((d, problems))
+        // `validate` makes one workspace per entry of the file, in its order.
+        let names = config.workspaces.iter().map(|w| w.name.clone()).collect();
+        Ok(Named {
+            desired: d,
+            names,
+            problems,
+        })
     }
 }
 

@@ -173,3 +173,92 @@ async fn bad_lock_keys_are_refused_naming_the_key() {
         .unwrap();
     assert!(err.to_string().contains("\"../etc\""), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_holding_several_locks_records_them_and_force_unlock_releases_them_all() {
+    use fabrik_core::JournalStore;
+    let clock = Arc::new(ManualClock::new());
+    let name = container();
+    let base = store_on(shared(), &name, &clock);
+    let keys: Vec<String> = ["sales.dev.a", "sales.dev.b"].map(String::from).to_vec();
+    let a = base.for_locks(&keys).unwrap();
+    let mut held = Vec::new();
+    for k in &keys {
+        held.push(
+            a.try_acquire(k, &holder("run-a", "apply"))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let mut journal = a.create("run-a", b"{}\n").await.unwrap();
+    journal.close().await.unwrap();
+    assert_eq!(
+        base.run_lock_keys("run-a").await.unwrap(),
+        Some(keys.clone())
+    );
+    // Another run holds a third workspace of dev, and one of prod.
+    let other_dev = base
+        .try_acquire("sales.dev.c", &holder("run-b", "apply"))
+        .await
+        .unwrap()
+        .unwrap();
+    let prod = base
+        .try_acquire("sales.prod.a", &holder("run-c", "apply"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut released = base.force_unlock("run-a").await.unwrap();
+    released.sort_by(|x, y| x.0.cmp(&y.0));
+    let released: Vec<&str> = released.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(released, ["sales.dev.a", "sales.dev.b"]);
+    for k in &keys {
+        assert_eq!(base.holder(k).await.unwrap(), None, "{k} was released");
+    }
+    drop(held);
+    assert_eq!(
+        base.holder("sales.dev.c").await.unwrap(),
+        Some(holder("run-b", "apply"))
+    );
+    // `--all` for dev: every dev lock, whoever holds it; prod's stays.
+    let released = base.force_unlock_under("sales.dev.").await.unwrap();
+    assert_eq!(
+        released,
+        vec![("sales.dev.c".to_owned(), holder("run-b", "apply"))]
+    );
+    assert_eq!(base.holder("sales.dev.c").await.unwrap(), None);
+    drop(other_dev);
+    assert_eq!(
+        base.holder("sales.prod.a").await.unwrap(),
+        Some(holder("run-c", "apply"))
+    );
+    prod.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_too_many_locks_to_record_is_read_back_as_every_lock_of_their_prefix() {
+    use fabrik_core::JournalStore;
+    let clock = Arc::new(ManualClock::new());
+    let base = store_on(shared(), &container(), &clock);
+    // 80 keys of 100 characters: more than a blob's metadata may hold.
+    let keys: Vec<String> = (0..80)
+        .map(|i| format!("sales.dev.{i:02}{}", "w".repeat(88)))
+        .collect();
+    for k in &keys[..3] {
+        base.try_acquire(k, &holder("run-x", "apply"))
+            .await
+            .unwrap()
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+    }
+    let a = base.for_locks(&keys).unwrap();
+    let mut journal = a.create("run-x", b"{}\n").await.unwrap();
+    journal.close().await.unwrap();
+    assert_eq!(
+        base.run_lock_keys("run-x").await.unwrap(),
+        Some(keys[..3].to_vec()),
+        "the lock blobs under sales.dev. that exist"
+    );
+}
