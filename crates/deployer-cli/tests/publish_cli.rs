@@ -1,7 +1,7 @@
 //! `fabrik publish` as a user runs it, against the in-process emulator: problems in
-//! `parameter.yml` and reference cycles are reported at their place before any request, the
-//! plan names the parts that differ, and a publish killed with SIGKILL is undone by
-//! `fabrik rollback RUN_ID`.
+//! `parameter.yml` and reference cycles are reported at their place before any request, a
+//! deployed part that is not base64 stops the publish, the plan names the parts that differ,
+//! and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -211,6 +211,65 @@ async fn a_reference_cycle_is_an_error_naming_its_items_and_nothing_is_written()
         })
         .count();
     assert_eq!(writes, 1, "only the test's own workspace create");
+    emu.shutdown().await.unwrap();
+}
+
+/// The service keeps definition payloads opaque (the emulator too), so a deployed part can be
+/// anything; the publish must stop at it rather than read it as an empty part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_part_that_is_not_base64_stops_the_publish_naming_item_and_part() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "badpart").await;
+    reqwest::Client::new()
+        .post(format!("{base}/workspaces/{ws}/items"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"displayName": "Utils", "type": "Notebook", "definition": {
+            "parts": [{"path": "notebook-content.py", "payload": "not base64!",
+                       "payloadType": "InlineBase64"}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("Utils.Notebook");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".platform"),
+        serde_json::json!({
+            "metadata": {"type": "Notebook", "displayName": "Utils"},
+            "config": {"version": "2.0", "logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4e01"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("notebook-content.py"),
+        "# Fabric notebook source\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let before = writes(&requests(&emu).await);
+    let out = fabrik()
+        .arg("publish")
+        .arg("--repository")
+        .arg(repo.path())
+        .args(["--workspace-id", &ws, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Notebook Utils") && stderr.contains("part notebook-content.py"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&requests(&emu).await), before, "nothing was written");
     emu.shutdown().await.unwrap();
 }
 
