@@ -4,7 +4,7 @@
 //! Environment definition naming another workspace's pool is refused
 //! ([`check_environment_pool`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -12,10 +12,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{S, created, json, ok_empty, ws, ws_mut};
 use crate::error::ApiError;
-use crate::server::Ctx;
+use crate::server::{Ctx, Shared};
 use crate::store::{Definition, SparkPool, Store, Workspace};
 use crate::util::{PageRequest, parse_body, parse_id};
 
@@ -108,6 +109,45 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
     }))
 }
 
+/// Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
+pub(crate) fn valid_pool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// The pools `--spark-pool` gives a new workspace named `display_name`, with the seeded
+/// capacity pools' node settings.
+pub(crate) fn configured_pools(s: &Shared, display_name: &str) -> BTreeMap<Uuid, SparkPool> {
+    let mut pools = BTreeMap::new();
+    for p in s
+        .config
+        .workspace_pools
+        .iter()
+        .filter(|p| p.applies_to(display_name))
+    {
+        if pools
+            .values()
+            .any(|x: &SparkPool| x.name.eq_ignore_ascii_case(&p.pool))
+        {
+            continue;
+        }
+        let id = s.new_id();
+        pools.insert(
+            id,
+            SparkPool {
+                id,
+                name: p.pool.clone(),
+                settings: default_pool_settings(),
+            },
+        );
+    }
+    pools
+}
+
 pub(crate) async fn create(
     State(s): S,
     Extension(ctx): Extension<Ctx>,
@@ -120,14 +160,7 @@ pub(crate) async fn create(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
     let name = requested.trim();
-    // Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if !valid {
+    if !valid_pool_name(name) {
         return Err(ApiError::invalid_input(
             "InvalidPoolName",
             format!("Pool name '{requested}' is invalid"),

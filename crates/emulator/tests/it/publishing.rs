@@ -343,6 +343,68 @@ async fn spark_pools_list_workspace_and_capacity_pools() {
 }
 
 #[tokio::test]
+async fn spark_pool_options_give_new_workspaces_their_pools() {
+    use fabrik_emulator::WorkspacePool;
+    let env = Env::with(|c| {
+        c.workspace_pools = ["test:SmallPool", "*:Shared", "TEST:smallpool"]
+            .iter()
+            .map(|s| s.parse::<WorkspacePool>().unwrap())
+            .collect();
+    })
+    .await;
+    let names = |ws: String| {
+        let env = &env;
+        async move {
+            let r = env
+                .get(&format!("/v1/workspaces/{ws}/spark/pools"))
+                .await
+                .expect(200);
+            conforms("CustomPools_ListWorkspaceCustomPools", &r);
+            r.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}",
+                        p["type"].as_str().unwrap(),
+                        p["name"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let test = env.workspace("Test", true).await;
+    let mut got = names(test.clone()).await;
+    got.sort();
+    // Names match without case, and a pool named twice is made once.
+    assert_eq!(got, ["Workspace:Shared", "Workspace:SmallPool"]);
+    assert_eq!(
+        names(env.workspace("prod", false).await).await,
+        ["Workspace:Shared"]
+    );
+    // They are ordinary workspace pools: an environment may name one, and it can be deleted.
+    let listed = env.get(&format!("/v1/workspaces/{test}/spark/pools")).await;
+    let small = listed.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "SmallPool")
+        .map(id)
+        .unwrap();
+    let compute = format!("instance_pool_id: {small}\n");
+    env.post(
+        &format!("/v1/workspaces/{test}/environments"),
+        json!({"displayName": "Spark", "definition": {"parts": [part("Setting/Sparkcompute.yml", &compute)]}}),
+    )
+    .await
+    .expect(201);
+    env.delete(&format!("/v1/workspaces/{test}/spark/pools/{small}"))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
 async fn an_environment_may_name_only_its_own_workspaces_or_capacitys_pools() {
     let env = Env::with(|c| c.capacity_pools = vec!["ProdCapacityPool".into()]).await;
     let pool = json!({"name": "SmallPool", "nodeFamily": "MemoryOptimized", "nodeSize": "Small", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 3}, "dynamicExecutorAllocation": {"enabled": false, "minExecutors": 1, "maxExecutors": 2}});
