@@ -629,7 +629,10 @@ mod tests {
         // Flags replace the file's pools.
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap(), "--capacity-pool", "C"]);
         assert_eq!(config_from_args(&cli.args).unwrap().capacity_pools, ["C"]);
+    }
 
+    #[test]
+    fn tls_and_identity_come_from_flags_or_the_file_and_secrets_stay_out_of_debug() {
         let cli = Cli::parse_from([
             "x",
             "--ca-out",
@@ -672,6 +675,8 @@ mod tests {
                 .contains("CLIENT_ID:SECRET")
         );
 
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(
             &t,
             "tls_port = 0\ntoken-lifetime = 120\n[[applications]]\ntenant_id = \"t\"\nclient_id = \"c\"\nobject_id = \"o\"\nfederated_credentials = [{ issuer = \"i\", subject = \"s\" }]\n",
@@ -682,7 +687,10 @@ mod tests {
         assert_eq!(c.tls.unwrap().port, 0);
         let fed = &c.identity.applications[0].federated_credentials[0];
         assert_eq!(fed.audience, crate::identity::FEDERATED_AUDIENCE);
+    }
 
+    #[test]
+    fn the_profile_makes_creates_long_running_and_scale_and_quota_must_be_positive() {
         let cli = Cli::parse_from([
             "x",
             "--profile",
@@ -707,6 +715,8 @@ mod tests {
             CreateMode::Immediate201,
             "unless asked otherwise"
         );
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(&t, "profile = \"fabric\"\ntime-scale = 2.5\nquota = 30\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let c = config_from_args(&cli.args).unwrap();
@@ -723,7 +733,12 @@ mod tests {
             let cli = Cli::parse_from(["x", bad]);
             assert!(config_from_args(&cli.args).is_err(), "{bad}");
         }
+    }
 
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(&t, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let err = config_from_args(&cli.args).unwrap_err().to_string();
