@@ -41,6 +41,7 @@ async fn export_to(client: &FabricClient, ws: &str, dir: &Path) {
     let items = snapshot::read_workspace(client, ws, 8).await.unwrap();
     let opts = ExportOptions {
         workspace_id: Some(ws.to_string()),
+        pools: snapshot::read_pools(client, ws, &items).await.unwrap(),
     };
     export::export(dir, &items, &opts).unwrap();
 }

@@ -275,28 +275,24 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// The task.
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let started = Instant::now();
-    let debug = match args {
-        [] => false,
-        [flag] if flag == "--debug" => true,
-        _ => return Err("usage: cargo xtask bench-publish [--debug]".into()),
-    };
-    let root = root();
-    let dir = root.join("target/bench-publish");
-    let repo = dir.join("repo");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let shape = generate(&root.join("../shared/fixtures/git-format-repo"), &repo)?;
-    println!(
-        "generated {} items in {} folders under {}",
-        shape.items,
-        shape.folders,
-        repo.display()
-    );
-    let cicd_dir = root.join("target/cicd");
-    let python = ensure_venv(&cicd_dir.join("venv"))?;
+/// The emulator's flags for the benchmark.
+const EMULATOR_ARGS: [&str; 7] = [
+    "--accept-any-token",
+    "--capacity-pool",
+    "ProdCapacityPool",
+    "--lro-delay",
+    "50",
+    // fabric-cicd 1.4.0 reads `GET /items` without following `continuationToken`
+    // (`_refresh_deployed_items`); at the emulator's default 100 per page it cannot find
+    // most of 300 items. One page, as a server may choose, lets it work; fabrik pages
+    // either way.
+    "--page-size",
+    "1000",
+];
+
+/// Builds `fabrik` and `fabrik-emulator` (release unless `debug`) and installs the wheel
+/// into fabric-cicd's virtualenv; the directory holding the binaries.
+fn build_tools(root: &Path, python: &Path, debug: bool) -> Result<PathBuf, String> {
     let profile = if debug { "debug" } else { "release" };
     let mut build = cargo();
     build.arg("build");
@@ -319,7 +315,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     )?;
     // The same script through the wheel: fabrik_cicd and its `fabrik` in fabric-cicd's venv.
     let wheel = crate::wheel::build(debug, &root.join("target/wheels/bench"))?;
-    let mut install = Command::new(&python);
+    let mut install = Command::new(python);
     install
         .args([
             "-m",
@@ -331,31 +327,29 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         ])
         .arg(&wheel);
     step("pip install the wheel into target/cicd/venv", install)?;
-    let bin = crate::wheel::target_dir().join(profile);
-    let emulator_args = [
-        "--accept-any-token",
-        "--capacity-pool",
-        "ProdCapacityPool",
-        "--lro-delay",
-        "50",
-        // fabric-cicd 1.4.0 reads `GET /items` without following `continuationToken`
-        // (`_refresh_deployed_items`); at the emulator's default 100 per page it cannot find
-        // most of 300 items. One page, as a server may choose, lets it work; fabrik pages
-        // either way.
-        "--page-size",
-        "1000",
-    ];
-    let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &emulator_args)?;
-    write_drivers(&cicd_dir)?;
+    Ok(crate::wheel::target_dir().join(profile))
+}
+
+/// Runs the driver (fabric-cicd, fabrik, fabrik_cicd against one emulator) and reads its
+/// results; with the machine it ran on, load averages included.
+fn measure(
+    python: &Path,
+    cicd_dir: &Path,
+    bin: &Path,
+    dir: &Path,
+    shape: &Generated,
+) -> Result<(Report, String), String> {
+    let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &EMULATOR_ARGS)?;
+    write_drivers(cicd_dir)?;
     let load_before = load_average();
     let results = dir.join("results.json");
-    let mut driver = Command::new(&python);
+    let mut driver = Command::new(python);
     driver
         .arg(cicd_dir.join("publish_bench.py"))
         .arg(&url)
-        .arg(&repo)
+        .arg(dir.join("repo"))
         .arg(bin.join("fabrik"))
-        .arg(&dir)
+        .arg(dir)
         .arg(ENV)
         .arg(shape.items.to_string())
         .arg(shape.folders.to_string())
@@ -370,23 +364,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         std::fs::read_to_string(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let v: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", results.display()))?;
-    let report = Report::from_json(&v)?;
     let machine = format!(
         "{} cores ({}), load average {load_before} before and {load_after} after (1, 5, 15 min); other builds may share the cores",
         std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model()
     );
-    let md = report.markdown(
-        &shape,
-        profile,
-        &emulator_args.join(" "),
-        &machine,
-        &time::OffsetDateTime::now_utc().date().to_string(),
-    );
-    let out = root.join("docs/benchmarks/publish.md");
-    std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("wrote {}", out.display());
-    write_benchmarks_index()?;
+    Ok((Report::from_json(&v)?, machine))
+}
+
+/// Prints each bar; an error naming the bars missed.
+fn verdict(report: &Report, started: Instant) -> Result<(), String> {
     for b in &report.bars() {
         println!(
             "{}: {} ({})",
@@ -413,6 +400,106 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             missed.join("; ")
         ))
     }
+}
+
+/// The task.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let debug = match args {
+        [] => false,
+        [flag] if flag == "--debug" => true,
+        _ => return Err("usage: cargo xtask bench-publish [--debug]".into()),
+    };
+    let root = root();
+    let dir = root.join("target/bench-publish");
+    let repo = dir.join("repo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let shape = generate(&root.join("../shared/fixtures/git-format-repo"), &repo)?;
+    println!(
+        "generated {} items in {} folders under {}",
+        shape.items,
+        shape.folders,
+        repo.display()
+    );
+    let cicd_dir = root.join("target/cicd");
+    let python = ensure_venv(&cicd_dir.join("venv"))?;
+    let bin = build_tools(&root, &python, debug)?;
+    let (report, machine) = measure(&python, &cicd_dir, &bin, &dir, &shape)?;
+    let md = report.markdown(
+        &shape,
+        if debug { "debug" } else { "release" },
+        &EMULATOR_ARGS.join(" "),
+        &machine,
+        &time::OffsetDateTime::now_utc().date().to_string(),
+    );
+    let out = root.join("docs/benchmarks/publish.md");
+    std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("wrote {}", out.display());
+    write_benchmarks_index()?;
+    verdict(&report, started)
+}
+
+/// The page's title and how the figures were made: command, repository, emulator, timing.
+fn intro(
+    shape: &Generated,
+    profile: &str,
+    emulator_args: &str,
+    machine: &str,
+    date: &str,
+) -> String {
+    let mut md = String::from("# Publish benchmark: fabrik against fabric-cicd 1.4.0\n\n");
+    let _ = write!(
+        md,
+        "Command: `cargo xtask bench-publish` ({}builds {profile} `fabrik` and `fabrik-emulator`, \
+installs fabric-cicd 1.4.0 into target/cicd/venv, generates the repository, measures, writes this \
+file and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it after the other benchmarks). \
+Measured {date} on {machine}.\n\n",
+        if profile == "debug" {
+            "with `--debug`: "
+        } else {
+            ""
+        }
+    );
+    let _ = write!(
+        md,
+        "**Repository** (generated under target/bench-publish/repo): the shared fixture \
+(shared/fixtures/git-format-repo, 11 items of 8 types) scaled to {} items: {UNITS} copies of its \
+items (names suffixed `_00`…`_{:02}`, their own logicalIds, references kept within each copy: \
+notebook → environment, pipeline → notebook, pipeline → pipeline, report → model by path, \
+shortcut → lakehouse) plus {EXTRA_NOTEBOOKS} more copies of `Utils`; each copy's Orchestrate \
+pipeline also runs the previous copy's Daily Load. {} folders ({} top folders, each holding the \
+fixture's four). Its parameter.yml maps each copy's dev lakehouse id to its Bronze \
+(`$items.Lakehouse.Bronze_KK.$id`, one entry per copy), the dev workspace id (regex, \
+`$workspace.$id`), the storage account, the schedules, the variable value and the environments' \
+Spark pool. Environment `{ENV}`.\n\n",
+        shape.items,
+        UNITS - 1,
+        shape.folders,
+        AREAS.len()
+    );
+    let _ = write!(
+        md,
+        "**Emulator**: one `fabrik-emulator {emulator_args}` ({profile} build), no throttling. \
+Item creates answer 201 at once; getDefinition, updateDefinition and the environment publish are \
+50 ms long-running operations whose 202 carries `Retry-After: 1`. Lists answer up to 1,000 per \
+page: fabric-cicd 1.4.0 reads `GET /items` without following its continuation, and at the \
+emulator's default of 100 per page its first publish fails (\"Item 'Bronze_20' not found as a \
+deployed Lakehouse\"). Every run publishes into its own \
+fresh workspace; the request log is cleared before each run.\n\n\
+**Timing**: fabrik is timed as a whole process (`fabrik publish --repository … --workspace-id … \
+--env {ENV} --base-url … --state-dir …`, defaults otherwise, `--concurrency 16`), its peak RSS \
+sampled from /proc/PID/status VmHWM every 10 ms. fabric-cicd is timed inside its own Python \
+process around `FabricWorkspace(...)` + `publish_all_items(...)`, with its defaults (no feature \
+flag, 8 workers, its 1 s pause before polling an operation); the process's wall time with \
+Python's start-up and imports is shown beside it. A run fails the benchmark if it exits non-zero \
+or leaves other than {} items and {} folders. `fabrik_cicd`: the same fabric-cicd child script \
+with only its import changed to `fabrik_cicd`, run through the wheel (`cargo xtask wheel`, {profile} \
+build) installed into the same virtualenv, timed the same way: its publish is a `fabrik publish` \
+process that gets its tokens from the script's credential over the token pipe (docs/PYTHON.md).\n\n",
+        shape.items, shape.folders
+    );
+    md
 }
 
 /// One measured run, as the driver reports it.
@@ -528,58 +615,15 @@ impl Report {
         machine: &str,
         date: &str,
     ) -> String {
-        let items = shape.items as u64;
-        let mut md = String::from("# Publish benchmark: fabrik against fabric-cicd 1.4.0\n\n");
-        let _ = write!(
-            md,
-            "Command: `cargo xtask bench-publish` ({}builds {profile} `fabrik` and `fabrik-emulator`, \
-installs fabric-cicd 1.4.0 into target/cicd/venv, generates the repository, measures, writes this \
-file and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it after the other benchmarks). \
-Measured {date} on {machine}.\n\n",
-            if profile == "debug" {
-                "with `--debug`: "
-            } else {
-                ""
-            }
-        );
-        let _ = write!(
-            md,
-            "**Repository** (generated under target/bench-publish/repo): the shared fixture \
-(shared/fixtures/git-format-repo, 11 items of 8 types) scaled to {} items: {UNITS} copies of its \
-items (names suffixed `_00`…`_{:02}`, their own logicalIds, references kept within each copy: \
-notebook → environment, pipeline → notebook, pipeline → pipeline, report → model by path, \
-shortcut → lakehouse) plus {EXTRA_NOTEBOOKS} more copies of `Utils`; each copy's Orchestrate \
-pipeline also runs the previous copy's Daily Load. {} folders ({} top folders, each holding the \
-fixture's four). Its parameter.yml maps each copy's dev lakehouse id to its Bronze \
-(`$items.Lakehouse.Bronze_KK.$id`, one entry per copy), the dev workspace id (regex, \
-`$workspace.$id`), the storage account, the schedules, the variable value and the environments' \
-Spark pool. Environment `{ENV}`.\n\n",
-            shape.items,
-            UNITS - 1,
-            shape.folders,
-            AREAS.len()
-        );
-        let _ = write!(
-            md,
-            "**Emulator**: one `fabrik-emulator {emulator_args}` ({profile} build), no throttling. \
-Item creates answer 201 at once; getDefinition, updateDefinition and the environment publish are \
-50 ms long-running operations whose 202 carries `Retry-After: 1`. Lists answer up to 1,000 per \
-page: fabric-cicd 1.4.0 reads `GET /items` without following its continuation, and at the \
-emulator's default of 100 per page its first publish fails (\"Item 'Bronze_20' not found as a \
-deployed Lakehouse\"). Every run publishes into its own \
-fresh workspace; the request log is cleared before each run.\n\n\
-**Timing**: fabrik is timed as a whole process (`fabrik publish --repository … --workspace-id … \
---env {ENV} --base-url … --state-dir …`, defaults otherwise, `--concurrency 16`), its peak RSS \
-sampled from /proc/PID/status VmHWM every 10 ms. fabric-cicd is timed inside its own Python \
-process around `FabricWorkspace(...)` + `publish_all_items(...)`, with its defaults (no feature \
-flag, 8 workers, its 1 s pause before polling an operation); the process's wall time with \
-Python's start-up and imports is shown beside it. A run fails the benchmark if it exits non-zero \
-or leaves other than {} items and {} folders. `fabrik_cicd`: the same fabric-cicd child script \
-with only its import changed to `fabrik_cicd`, run through the wheel (`cargo xtask wheel`, {profile} \
-build) installed into the same virtualenv, timed the same way: its publish is a `fabrik publish` \
-process that gets its tokens from the script's credential over the token pipe (docs/PYTHON.md).\n\n",
-            shape.items, shape.folders
-        );
+        let mut md = intro(shape, profile, emulator_args, machine, date);
+        md.push_str(&self.tables());
+        md.push_str(&self.reading(shape.items as u64));
+        md
+    }
+
+    /// The runs, their most frequent requests, and the bars.
+    fn tables(&self) -> String {
+        let mut md = String::new();
         md.push_str(
             "| tool | publish | wall | (process) | requests | writes | getDefinition | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
         );
@@ -623,6 +667,12 @@ process that gets its tokens from the script's credential over the token pipe (d
                 if b.met { "met" } else { "**missed**" }
             );
         }
+        md
+    }
+
+    /// What the figures mean, for the runs that have them.
+    fn reading(&self, items: u64) -> String {
+        let mut md = String::new();
         if let Some(f) = self.find("fabrik", "second") {
             let _ = write!(
                 md,

@@ -166,7 +166,61 @@ pub struct AllowDataLoss {
     pub allow_data_loss: bool,
 }
 
+/// The global options `fabrik export` has no use for (it reads one workspace: no environment,
+/// no plan to print, no journal, lock or apply deadline), by clap id.
+const NOT_FOR_EXPORT: &[&str] = &[
+    "environment",
+    "output",
+    "state_dir",
+    "state_url",
+    "lock_timeout",
+    "run_timeout",
+];
+
 impl Cli {
+    /// The command line as parsed: [`Cli`]'s definitions, with the global options export
+    /// ignores shadowed in `export` by hidden copies (same id, type and default). clap copies a
+    /// global option into a subcommand only when the subcommand has none of that id, so
+    /// `export --help` leaves them out. They are still accepted (and ignored), so a wrapper
+    /// that passes `--state-dir` or `--env` to every fabrik command keeps working.
+    pub fn command_line() -> clap::Command {
+        let cmd = <Self as clap::CommandFactory>::command();
+        let shadows: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| NOT_FOR_EXPORT.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().global(false).hide(true))
+            .collect();
+        cmd.mut_subcommand("export", |export| export.args(shadows))
+    }
+
+    /// Parses `args` (the program name first) with [`Cli::command_line`].
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Self::command_line();
+        let mut matches = cmd.try_get_matches_from_mut(args)?;
+        if let Some(("export", export)) = matches.subcommand() {
+            // Accepted so a wrapper passing them to every command keeps working, but never
+            // silently: the user hears that export does without them.
+            let longs = cmd.find_subcommand("export").map(|c| {
+                c.get_arguments()
+                    .map(|a| (a.get_id().to_string(), a.get_long().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+            });
+            for (id, long) in longs.unwrap_or_default() {
+                let given =
+                    export.value_source(&id) == Some(clap::parser::ValueSource::CommandLine);
+                if given && NOT_FOR_EXPORT.contains(&id.as_str()) {
+                    eprintln!("warning: export does not use --{long}; it is ignored");
+                }
+            }
+        }
+        <Self as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+            .map_err(|e| e.format(&mut cmd))
+    }
+
     /// `--lenient` of the command, where it has one.
     pub fn lenient(&self) -> bool {
         match &self.command {

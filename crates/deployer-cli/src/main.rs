@@ -10,13 +10,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use fabrik_cli::cli::{Cli, Command, INVALID_INPUT};
 use fabrik_cli::command;
 use tracing::Instrument as _;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

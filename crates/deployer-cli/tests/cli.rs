@@ -1394,7 +1394,9 @@ async fn the_emulator_saves_its_state_file_on_sigterm() {
 
 /// Options are offered where they do something: `--prune` on plan and apply, `--lenient` on
 /// the commands that read principals files, `--report` and `--allow-data-loss` on the commands
-/// that apply a plan — not on `publish` or `export` when they do nothing there.
+/// that apply a plan — not on `publish` or `export` when they do nothing there; and `export`,
+/// which reads one workspace, lists none of the global options about environments, plan
+/// output, journals, locks or apply deadlines (and ignores them).
 #[test]
 fn help_lists_options_only_where_they_apply() {
     let help = |cmd: &str| {
@@ -1406,12 +1408,29 @@ fn help_lists_options_only_where_they_apply() {
     for (cmd, present, absent) in [
         (
             "publish",
-            &["--allow-data-loss", "--report"][..],
+            &[
+                "--allow-data-loss",
+                "--report",
+                "--env",
+                "--output",
+                "--state-dir",
+                "--state ",
+                "--lock-timeout",
+                "--run-timeout",
+            ][..],
             &["--prune", "--lenient", "--workspace <", "--shard"][..],
         ),
         (
             "export",
-            &[][..],
+            &[
+                "--workspace-id",
+                "--out ",
+                "--base-url",
+                "--concurrency",
+                "--auth",
+                "--feature",
+                "--config",
+            ][..],
             &[
                 "--prune",
                 "--lenient",
@@ -1419,6 +1438,11 @@ fn help_lists_options_only_where_they_apply() {
                 "--allow-data-loss",
                 "--workspace <",
                 "--shard",
+                "--env",
+                "--output",
+                "--state",
+                "--lock-timeout",
+                "--run-timeout",
             ][..],
         ),
         (
@@ -1458,6 +1482,25 @@ fn help_lists_options_only_where_they_apply() {
             assert!(!has(&text, o), "{cmd} --help lists {o}:\n{text}");
         }
         assert!(!text.contains("seed"), "{cmd} --help: {text}");
+    }
+    // Given to export anyway (a wrapper passing them to every command), they are accepted:
+    // the run gets as far as checking the workspace id.
+    let out = fabrik()
+        .args(["export", "--workspace-id", "x", "--out", "y"])
+        .args(["--state-dir", "z", "--env", "prod", "--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("`x` is not a workspace id"), "{stderr}");
+    // ... and never silently: each is named as ignored.
+    for flag in ["--state-dir", "--env", "--output"] {
+        assert!(
+            stderr.contains(&format!(
+                "warning: export does not use {flag}; it is ignored"
+            )),
+            "{stderr}"
+        );
     }
 }
 

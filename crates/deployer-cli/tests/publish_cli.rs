@@ -1,7 +1,8 @@
 //! `fabrik publish` as a user runs it, against the in-process emulator: problems in
-//! `parameter.yml` and reference cycles are reported at their place before any request, the
-//! plan names the parts that differ, and a publish killed with SIGKILL is undone by
-//! `fabrik rollback RUN_ID`.
+//! `parameter.yml` and reference cycles are reported at their place before any request, a
+//! deployed part that is not base64 stops the publish, an exported Environment finds the
+//! target's Spark pool by name, the plan names the parts that differ,
+//! and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -211,6 +212,184 @@ async fn a_reference_cycle_is_an_error_naming_its_items_and_nothing_is_written()
         })
         .count();
     assert_eq!(writes, 1, "only the test's own workspace create");
+    emu.shutdown().await.unwrap();
+}
+
+/// The service keeps definition payloads opaque (the emulator too), so a deployed part can be
+/// anything; the publish must stop at it rather than read it as an empty part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_part_that_is_not_base64_stops_the_publish_naming_item_and_part() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "badpart").await;
+    reqwest::Client::new()
+        .post(format!("{base}/workspaces/{ws}/items"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"displayName": "Utils", "type": "Notebook", "definition": {
+            "parts": [{"path": "notebook-content.py", "payload": "not base64!",
+                       "payloadType": "InlineBase64"}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("Utils.Notebook");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".platform"),
+        serde_json::json!({
+            "metadata": {"type": "Notebook", "displayName": "Utils"},
+            "config": {"version": "2.0", "logicalId": "3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b4e01"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("notebook-content.py"),
+        "# Fabric notebook source\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let before = writes(&requests(&emu).await);
+    let out = fabrik()
+        .arg("publish")
+        .arg("--repository")
+        .arg(repo.path())
+        .args(["--workspace-id", &ws, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Notebook Utils") && stderr.contains("part notebook-content.py"),
+        "{stderr}"
+    );
+    assert_eq!(writes(&requests(&emu).await), before, "nothing was written");
+    emu.shutdown().await.unwrap();
+}
+
+/// A workspace pool named `name`; its id.
+async fn spark_pool(emu: &Emulator, token: &str, ws: &str, name: &str) -> String {
+    let p: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/workspaces/{ws}/spark/pools", emu.base_url()))
+        .bearer_auth(token)
+        .json(
+            &serde_json::json!({"name": name, "nodeFamily": "MemoryOptimized", "nodeSize": "Small",
+            "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 2},
+            "dynamicExecutorAllocation": {"enabled": false, "minExecutors": 1, "maxExecutors": 1}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    p["id"].as_str().unwrap().to_string()
+}
+
+/// The decoded `path` part of item `name` in workspace `ws`, from the emulator's state.
+fn deployed_part(emu: &Emulator, ws: &str, name: &str, path: &str) -> String {
+    use base64::Engine as _;
+    let state = emu.state();
+    let w = state["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == ws)
+        .unwrap();
+    let item = w["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["displayName"] == name)
+        .unwrap_or_else(|| panic!("{name} is deployed in {w}"));
+    let part = item["definition"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == path)
+        .unwrap_or_else(|| panic!("{name} has {path}: {item}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(part["payload"].as_str().unwrap())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// An export names an Environment's Spark pool by name, so publishing it into another
+/// workspace uses that workspace's pool of the same name (the source's id would be refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_environment_uses_the_target_workspaces_pool_of_the_same_name() {
+    use base64::Engine as _;
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let (src, dst) = (
+        workspace(&emu, &token, "source").await,
+        workspace(&emu, &token, "target").await,
+    );
+    let src_pool = spark_pool(&emu, &token, &src, "SmallPool").await;
+    let dst_pool = spark_pool(&emu, &token, &dst, "SmallPool").await;
+    let compute = format!("driver_cores: 4\ninstance_pool_id: {src_pool}\nruntime_version: 1.3\n");
+    reqwest::Client::new()
+        .post(format!("{base}/workspaces/{src}/environments"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"displayName": "Spark", "definition": {"parts": [
+            {"path": "Setting/Sparkcompute.yml", "payloadType": "InlineBase64",
+             "payload": base64::engine::general_purpose::STANDARD.encode(&compute)}]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let repo = out.path().join("repo");
+    let export = fabrik()
+        .args(["export", "--workspace-id", &src, "--base-url", &base])
+        .arg("--out")
+        .arg(&repo)
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let params = std::fs::read_to_string(repo.join("parameter.yml")).unwrap();
+    assert!(
+        params.contains(&src_pool) && params.contains("name: \"SmallPool\""),
+        "{params}"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let publish = fabrik()
+        .arg("publish")
+        .arg("--repository")
+        .arg(&repo)
+        .args(["--workspace-id", &dst, "--base-url", &base])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("FABRIC_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    let deployed = deployed_part(&emu, &dst, "Spark", "Setting/Sparkcompute.yml");
+    assert!(
+        deployed.contains(&format!("instance_pool_id: {dst_pool}")),
+        "{deployed}"
+    );
     emu.shutdown().await.unwrap();
 }
 

@@ -82,6 +82,51 @@ impl std::str::FromStr for ThrottleConfig {
     }
 }
 
+/// A workspace Spark pool the emulator gives a workspace when it is created:
+/// `WORKSPACE:POOL` (`--spark-pool`), `*` for every workspace. Creating the pool this way
+/// needs no `POST /spark/pools` call, which a fixture that only publishes cannot make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspacePool {
+    /// The workspace's display name (compared without case), or `*` for every workspace.
+    pub workspace: String,
+    /// The pool's name.
+    pub pool: String,
+}
+
+impl WorkspacePool {
+    /// Whether a workspace named `display_name` gets this pool.
+    pub fn applies_to(&self, display_name: &str) -> bool {
+        self.workspace == "*" || self.workspace.eq_ignore_ascii_case(display_name)
+    }
+}
+
+impl std::str::FromStr for WorkspacePool {
+    type Err = String;
+    /// `WORKSPACE:POOL`, split at the last `:` (pool names have none).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((workspace, pool)) = s.rsplit_once(':') else {
+            return Err(format!(
+                "invalid Spark pool '{s}': expected WORKSPACE:POOL (WORKSPACE `*` for every workspace)"
+            ));
+        };
+        let (workspace, pool) = (workspace.trim(), pool.trim());
+        if workspace.is_empty() {
+            return Err(format!(
+                "invalid Spark pool '{s}': the workspace name is empty"
+            ));
+        }
+        if !crate::api::spark::valid_pool_name(pool) {
+            return Err(format!(
+                "invalid Spark pool '{s}': pool name '{pool}' must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+            ));
+        }
+        Ok(Self {
+            workspace: workspace.to_string(),
+            pool: pool.to_string(),
+        })
+    }
+}
+
 /// Everything the emulator can be told at start.
 #[derive(Clone)]
 pub struct EmulatorConfig {
@@ -110,6 +155,9 @@ pub struct EmulatorConfig {
     /// Spark pools every seeded capacity has (names; listed with `type: Capacity` by
     /// `GET /v1/workspaces/{id}/spark/pools` of the workspaces on it). Default none.
     pub capacity_pools: Vec<String>,
+    /// Workspace Spark pools given to workspaces as they are created (listed with
+    /// `type: Workspace`, deletable like any). Default none.
+    pub workspace_pools: Vec<WorkspacePool>,
     /// Most entries kept in the request log; older ones are dropped (default 10,000).
     pub request_log_limit: usize,
     /// Largest request body accepted (default 32 MiB).
@@ -148,6 +196,7 @@ impl Default for EmulatorConfig {
             create_mode: CreateMode::default(),
             capacities: 1,
             capacity_pools: Vec::new(),
+            workspace_pools: Vec::new(),
             request_log_limit: 10_000,
             max_body_bytes: 32 << 20,
             clock: Arc::new(SystemClock),
@@ -177,6 +226,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("create_mode", &self.create_mode)
             .field("capacities", &self.capacities)
             .field("capacity_pools", &self.capacity_pools)
+            .field("workspace_pools", &self.workspace_pools)
             .field("request_log_limit", &self.request_log_limit)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("clock", &self.clock)
@@ -232,6 +282,10 @@ pub struct EmulatorArgs {
     /// A Spark pool every seeded capacity has (repeatable), e.g. `--capacity-pool Large`.
     #[arg(long = "capacity-pool", value_name = "NAME")]
     pub capacity_pools: Vec<String>,
+    /// A workspace Spark pool every workspace named WORKSPACE gets when it is created
+    /// (repeatable; WORKSPACE `*` is every workspace), e.g. `--spark-pool Dev:SmallPool`.
+    #[arg(long = "spark-pool", value_name = "WORKSPACE:POOL")]
+    pub spark_pools: Vec<String>,
     /// Whether item creates answer 201 at once or 202 with a long-running operation [default: 201].
     #[arg(long, value_enum, value_name = "201|202")]
     pub create_mode: Option<CreateMode>,
@@ -288,6 +342,8 @@ struct FileConfig {
     capacities: Option<usize>,
     #[serde(alias = "capacity-pools")]
     capacity_pools: Option<Vec<String>>,
+    #[serde(alias = "spark-pools")]
+    spark_pools: Option<Vec<String>>,
     #[serde(alias = "create-mode")]
     create_mode: Option<CreateMode>,
     #[serde(alias = "tls-port")]
@@ -344,6 +400,22 @@ pub(crate) fn quota_bucket(calls: u32, time_scale: f64) -> ThrottleConfig {
     }
 }
 
+/// `--spark-pool` values, else the file's `spark_pools`; flags replace the file's list.
+fn workspace_pools(
+    flags: &[String],
+    file: Option<Vec<String>>,
+) -> Result<Vec<WorkspacePool>, EmulatorError> {
+    let specs = if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags.to_vec()
+    };
+    specs
+        .iter()
+        .map(|s| s.parse().map_err(EmulatorError::Config))
+        .collect()
+}
+
 /// Builds the configuration from parsed arguments (and the `--config` file they name).
 pub fn config_from_args(args: &EmulatorArgs) -> Result<EmulatorConfig, EmulatorError> {
     let file = match &args.config {
@@ -387,6 +459,7 @@ pub fn config_from_args(args: &EmulatorArgs) -> Result<EmulatorConfig, EmulatorE
     } else {
         args.capacity_pools.clone()
     };
+    c.workspace_pools = workspace_pools(&args.spark_pools, file.spark_pools)?;
     c.profile = args.profile.or(file.profile);
     if let Some(m) = args.create_mode.or(file.create_mode) {
         c.create_mode = m;
@@ -471,6 +544,53 @@ mod tests {
     }
 
     #[test]
+    fn spark_pools_come_from_flags_or_the_file_and_bad_ones_are_named() {
+        let cli = Cli::parse_from([
+            "x",
+            "--spark-pool",
+            "Dev: Team:SmallPool",
+            "--spark-pool",
+            "*:Shared",
+        ]);
+        let c = config_from_args(&cli.args).unwrap();
+        let pool = |w: &str, p: &str| WorkspacePool {
+            workspace: w.into(),
+            pool: p.into(),
+        };
+        assert_eq!(
+            c.workspace_pools,
+            [pool("Dev: Team", "SmallPool"), pool("*", "Shared")]
+        );
+        assert!(c.workspace_pools[0].applies_to("dev: team"));
+        assert!(!c.workspace_pools[0].applies_to("Prod"));
+        assert!(c.workspace_pools[1].applies_to("Prod"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("emu.yaml");
+        std::fs::write(&f, "spark-pools: [\"test:SmallPool\"]\n").unwrap();
+        let from_file = Cli::parse_from(["x", "--config", f.to_str().unwrap()]);
+        assert_eq!(
+            config_from_args(&from_file.args).unwrap().workspace_pools,
+            [pool("test", "SmallPool")]
+        );
+        // Flags replace the file's pools.
+        let both = Cli::parse_from(["x", "--config", f.to_str().unwrap(), "--spark-pool", "a:B"]);
+        assert_eq!(
+            config_from_args(&both.args).unwrap().workspace_pools,
+            [pool("a", "B")]
+        );
+        for (bad, says) in [
+            ("SmallPool", "expected WORKSPACE:POOL"),
+            (":SmallPool", "workspace name is empty"),
+            ("Dev:Small Pool", "pool name 'Small Pool'"),
+        ] {
+            let cli = Cli::parse_from(["x", "--spark-pool", bad]);
+            let e = config_from_args(&cli.args).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn flags_override_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("emu.yaml");
@@ -509,7 +629,10 @@ mod tests {
         // Flags replace the file's pools.
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap(), "--capacity-pool", "C"]);
         assert_eq!(config_from_args(&cli.args).unwrap().capacity_pools, ["C"]);
+    }
 
+    #[test]
+    fn tls_and_identity_come_from_flags_or_the_file_and_secrets_stay_out_of_debug() {
         let cli = Cli::parse_from([
             "x",
             "--ca-out",
@@ -552,6 +675,8 @@ mod tests {
                 .contains("CLIENT_ID:SECRET")
         );
 
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(
             &t,
             "tls_port = 0\ntoken-lifetime = 120\n[[applications]]\ntenant_id = \"t\"\nclient_id = \"c\"\nobject_id = \"o\"\nfederated_credentials = [{ issuer = \"i\", subject = \"s\" }]\n",
@@ -562,7 +687,10 @@ mod tests {
         assert_eq!(c.tls.unwrap().port, 0);
         let fed = &c.identity.applications[0].federated_credentials[0];
         assert_eq!(fed.audience, crate::identity::FEDERATED_AUDIENCE);
+    }
 
+    #[test]
+    fn the_profile_makes_creates_long_running_and_scale_and_quota_must_be_positive() {
         let cli = Cli::parse_from([
             "x",
             "--profile",
@@ -587,6 +715,8 @@ mod tests {
             CreateMode::Immediate201,
             "unless asked otherwise"
         );
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(&t, "profile = \"fabric\"\ntime-scale = 2.5\nquota = 30\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let c = config_from_args(&cli.args).unwrap();
@@ -603,7 +733,12 @@ mod tests {
             let cli = Cli::parse_from(["x", bad]);
             assert!(config_from_args(&cli.args).is_err(), "{bad}");
         }
+    }
 
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("emu.toml");
         std::fs::write(&t, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", t.to_str().unwrap()]);
         let err = config_from_args(&cli.args).unwrap_err().to_string();

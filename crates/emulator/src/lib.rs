@@ -27,8 +27,9 @@
 //! folders), the 31 item types fabric-cicd publishes on their typed endpoints
 //! (`/variableLibraries`, `/warehouses`, `/environments`, … matched case-insensitively) with
 //! per-type definitions, creation payloads and properties (SQL endpoints, Kusto URIs, the
-//! active value set, environment publish state), Spark pools (workspace ones, and capacity
-//! ones seeded with `--capacity-pool`), environment `staging/publish`, connections and a
+//! active value set, environment publish state), Spark pools (workspace ones, made by
+//! `POST` or given to new workspaces by `--spark-pool WORKSPACE:POOL`, and capacity ones
+//! seeded with `--capacity-pool`), environment `staging/publish`, connections and a
 //! semantic model's `bindConnection`, lakehouse shortcuts, nested folders, git
 //! integration (connect, status, commit, update, …) against shared in-memory remotes, and
 //! long-running operations (`/v1/operations/{id}` and `/result`). docs/EMULATOR.md lists the
@@ -155,7 +156,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    CreateMode, EmulatorArgs, EmulatorConfig, ThrottleConfig, TlsConfig, config_from_args,
+    CreateMode, EmulatorArgs, EmulatorConfig, ThrottleConfig, TlsConfig, WorkspacePool,
+    config_from_args,
 };
 pub use faults::{FaultConfig, FaultStats};
 pub use identity::{

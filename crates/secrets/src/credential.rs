@@ -160,7 +160,11 @@ impl AzureCredential {
             None => {
                 let candidates = AuthMethod::ALL
                     .into_iter()
-                    .map(|m| (m, build_one(m, env, http)))
+                    .map(|m| Candidate {
+                        method: m,
+                        built: build_one(m, env, http),
+                        configured_by: configured_by(m, env),
+                    })
                     .collect();
                 let auto = Arc::new(AutoCredential {
                     candidates,
@@ -420,12 +424,52 @@ fn managed_identity(env: &dyn Env, http: &AzureHttp) -> Built {
     }
 }
 
+/// What configured `method` in `env`, for messages; `None` when the chain finds it without
+/// any setting (the VM metadata endpoint it probes, the signed-in `az` account).
+fn configured_by(method: AuthMethod, env: &dyn Env) -> Option<&'static str> {
+    match method {
+        AuthMethod::ClientSecret => Some("AZURE_CLIENT_SECRET"),
+        AuthMethod::WorkloadIdentity => {
+            Some(if env.non_empty("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+                "AZURE_FEDERATED_TOKEN_FILE"
+            } else {
+                "ACTIONS_ID_TOKEN_REQUEST_URL"
+            })
+        }
+        AuthMethod::AzurePipelines => Some("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
+        AuthMethod::ManagedIdentity => env
+            .non_empty("IDENTITY_ENDPOINT")
+            .map(|_| "IDENTITY_ENDPOINT"),
+        AuthMethod::AzureCli => None,
+    }
+}
+
+/// Why the chain stopped at `method`, which Entra ID refused: what configured it, or that
+/// nothing did and the chain only found it (so the message never says the user set it up).
+fn rejection_message(method: AuthMethod, configured_by: Option<&str>, tried: &[String]) -> String {
+    let tried = tried.join("; ");
+    match configured_by {
+        Some(var) => format!("{method} (configured by {var}) was rejected; tried: {tried}"),
+        None => format!(
+            "no credential is configured, and {method}, which the automatic chain found on \
+             this machine without any setting, was refused a token; tried: {tried}"
+        ),
+    }
+}
+
+/// One link of the automatic chain.
+struct Candidate {
+    method: AuthMethod,
+    built: Built,
+    configured_by: Option<&'static str>,
+}
+
 /// Tries each configured credential in order, remembers the first that yields a token, and
-/// otherwise reports every attempt. A credential that is configured but *rejected* (bad secret,
-/// unknown application) ends the search: silently falling through to another identity would
-/// deploy as somebody else.
+/// otherwise reports every attempt. A credential that is *rejected* (bad secret, unknown
+/// application) ends the search: silently falling through to another identity would deploy
+/// as somebody else.
 pub(crate) struct AutoCredential {
-    candidates: Vec<(AuthMethod, Built)>,
+    candidates: Vec<Candidate>,
     chosen: Mutex<Option<usize>>,
 }
 
@@ -440,14 +484,14 @@ impl fmt::Debug for AutoCredential {
 impl AutoCredential {
     fn describe(&self) -> String {
         let chosen = *self.chosen.lock().unwrap_or_else(|p| p.into_inner());
-        match chosen.and_then(|i| self.candidates[i].1.as_ref().ok()) {
+        match chosen.and_then(|i| self.candidates[i].built.as_ref().ok()) {
             Some((_, desc)) => format!("automatic → {desc}"),
             None => {
                 let ready: Vec<&str> = self
                     .candidates
                     .iter()
-                    .filter(|(_, b)| b.is_ok())
-                    .map(|(m, _)| m.as_str())
+                    .filter(|c| c.built.is_ok())
+                    .map(|c| c.method.as_str())
                     .collect();
                 format!(
                     "automatic (not yet resolved; candidates: {})",
@@ -481,13 +525,14 @@ impl TokenCredential for AutoCredential {
     ) -> azure_core::Result<AccessToken> {
         let chosen = *self.chosen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = chosen
-            && let Ok((cred, _)) = &self.candidates[i].1
+            && let Ok((cred, _)) = &self.candidates[i].built
         {
             return cred.get_token(scopes, options).await;
         }
         let mut report = Vec::new();
-        for (i, (method, built)) in self.candidates.iter().enumerate() {
-            match built {
+        for (i, c) in self.candidates.iter().enumerate() {
+            let method = c.method;
+            match &c.built {
                 Err(why) => report.push(format!("{method}: {why}")),
                 Ok((cred, desc)) => match cred.get_token(scopes, options.clone()).await {
                     Ok(token) => {
@@ -498,10 +543,7 @@ impl TokenCredential for AutoCredential {
                     Err(e) => {
                         report.push(format!("{method}: {}", error_chain(&e)));
                         if is_rejection(&e) {
-                            let msg = format!(
-                                "{method} is configured but was rejected; tried: {}",
-                                report.join("; ")
-                            );
+                            let msg = rejection_message(method, c.configured_by, &report);
                             return Err(azure_core::Error::with_error(
                                 ErrorKind::Credential,
                                 e,
@@ -726,5 +768,36 @@ mod tests {
             None
         );
         assert!(choose_method(None, &MapEnv::new().with(AUTH_ENV, "nope"), None).is_err());
+    }
+
+    #[test]
+    fn a_rejection_says_what_configured_the_credential_and_never_claims_the_user_did() {
+        let tried = ["client-secret: AZURE_CLIENT_SECRET is not set".to_string()];
+        let probed = rejection_message(AuthMethod::ManagedIdentity, None, &tried);
+        assert!(!probed.contains("configured by"), "{probed}");
+        assert!(
+            probed.starts_with("no credential is configured, and managed-identity")
+                && probed.contains("found on this machine without any setting")
+                && probed.ends_with("tried: client-secret: AZURE_CLIENT_SECRET is not set"),
+            "{probed}"
+        );
+        let set = rejection_message(
+            AuthMethod::ClientSecret,
+            Some("AZURE_CLIENT_SECRET"),
+            &tried,
+        );
+        assert!(
+            set.starts_with("client-secret (configured by AZURE_CLIENT_SECRET) was rejected"),
+            "{set}"
+        );
+        // Managed identity counts as configured only through App Service's variables; the VM
+        // metadata endpoint is probed.
+        let env = MapEnv::new();
+        assert_eq!(configured_by(AuthMethod::ManagedIdentity, &env), None);
+        let app_service = MapEnv::new().with("IDENTITY_ENDPOINT", "http://127.0.0.1:1/token");
+        assert_eq!(
+            configured_by(AuthMethod::ManagedIdentity, &app_service),
+            Some("IDENTITY_ENDPOINT")
+        );
     }
 }

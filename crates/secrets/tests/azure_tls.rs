@@ -580,7 +580,7 @@ async fn a_rejected_configured_credential_stops_the_automatic_chain() {
     assert!(matches!(err, AuthError::Rejected(_)), "{err:?}");
     assert!(
         err.to_string()
-            .contains("client-secret is configured but was rejected"),
+            .contains("client-secret (configured by AZURE_CLIENT_SECRET) was rejected"),
         "{err}"
     );
 }

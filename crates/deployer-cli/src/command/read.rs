@@ -21,8 +21,13 @@ pub(super) async fn export(cli: &Cli, workspace_id: &str, out: &std::path::Path)
         Ok(i) => i,
         Err(e) => return fail(&e),
     };
+    let pools = match snapshot::read_pools(&client, workspace_id, &items).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
     let opts = export::ExportOptions {
         workspace_id: Some(workspace_id.to_string()),
+        pools,
     };
     match export::export(out, &items, &opts) {
         Ok(dirs) => {

@@ -204,7 +204,7 @@ colour: blue
 }
 
 #[test]
-fn workspace_by_name_env_lists_and_structural_errors() {
+fn workspace_by_name_and_values_per_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let text = "\
@@ -213,7 +213,9 @@ core:
   repository_directory: .
   item_types_in_scope: {test: [Notebook], prod: [Lakehouse, Notebook]}
 features: {prod: [enable_lakehouse_unpublish]}
-constants: {DEFAULT_API_ROOT_URL: {test: 'https://abc.zab.w.api.fabric.microsoft.com/'}}
+constants:
+  DEFAULT_API_ROOT_URL:
+    test: 'https://abc.zab.w.api.fabric.microsoft.com/'
 ";
     let test = CicdConfig::load_str(&d.join("config.yml"), text, "test").unwrap();
     assert_eq!(test.workspace, WorkspaceRef::Name("Sales Test".into()));
@@ -246,7 +248,12 @@ constants: {DEFAULT_API_ROOT_URL: {test: 'https://abc.zab.w.api.fabric.microsoft
     );
     assert!(prod.constants.is_empty());
     assert_eq!(prod.api_root, None);
+}
 
+#[test]
+fn structural_errors_are_reported_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
     assert_eq!(
         check(
             d,
@@ -291,11 +298,8 @@ fn gated(key: &str, flag: &str, missing: &[&str]) -> String {
     )
 }
 
-#[test]
-fn experimental_filters_need_their_flags_as_in_fabric_cicd() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let body = "\
+/// A config.yml using every experimental filter, no feature flag.
+const EXPERIMENTAL: &str = "\
 core:
   workspace_id: 11111111-2222-4333-8444-555555555555
   repository_directory: .
@@ -306,7 +310,15 @@ publish:
 unpublish:
   items_to_include: [Old.Notebook]
 ";
-    const X: &str = "enable_experimental_features";
+
+/// fabric-cicd's gate for every experimental feature.
+const X: &str = "enable_experimental_features";
+
+#[test]
+fn experimental_filters_need_their_flags_as_in_fabric_cicd() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let body = EXPERIMENTAL;
     assert_eq!(
         check(d, body, "test"),
         vec![
@@ -362,6 +374,13 @@ unpublish:
         got[0].2,
         gated("publish.items_to_include", "enable_items_to_include", &[X])
     );
+}
+
+#[test]
+fn experimental_filters_apply_with_their_flags_unless_their_operation_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let body = EXPERIMENTAL;
     // Every flag, in the file or (as `--cicd-feature`) beside it: the filters apply.
     let all: Vec<String> = [
         X,
@@ -394,8 +413,15 @@ unpublish:
     let skipped = body.replace("publish:\n", "publish:\n  skip: true\n");
     let c = CicdConfig::load_str(&path, &skipped, "test").unwrap();
     assert!(c.publish.skip && c.unpublish.skip);
-    // `disable_workspace_folder_publish`: fabric-cicd neither checks nor applies the folder
-    // filters; fabrik drops them and says so.
+}
+
+/// `disable_workspace_folder_publish`: fabric-cicd neither checks nor applies the folder
+/// filters; fabrik drops them and says so.
+#[test]
+fn folder_filters_are_dropped_with_a_warning_when_folder_publish_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    let body = EXPERIMENTAL;
     let text = format!(
         "{}features: [{X}, enable_items_to_include, enable_shortcut_exclude]\n",
         body.replace(

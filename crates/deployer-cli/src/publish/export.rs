@@ -3,8 +3,9 @@
 //! [`Repository::discover`](super::repo::Repository::discover) reads back the same items,
 //! folders and parts. A KQL database is written under its eventhouse's `.children/`.
 //!
-//! The caller fetches the items, folders and definitions (getDefinition); this module only
-//! writes files.
+//! The caller fetches the items, folders, definitions (getDefinition) and Spark pools; this
+//! module only writes files. An Environment on one of the workspace's Spark pools gets a
+//! `parameter.yml` `spark_pool` entry naming the pool, since its id means nothing elsewhere.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -67,6 +68,11 @@ pub struct ExportOptions {
     /// The exported workspace's id: in text parts it becomes the zero GUID, as Git sync
     /// writes same-workspace references, so publishing points them at the target workspace.
     pub workspace_id: Option<String>,
+    /// The exported workspace's Spark pools (`GET /spark/pools`). An Environment whose
+    /// `Sparkcompute.yml` names one of them gets a `parameter.yml` `spark_pool` entry that
+    /// maps the id to the pool's name and type, so a publish elsewhere uses that workspace's
+    /// pool of the same name instead of this workspace's id (see [`spark_pool_parameters`]).
+    pub pools: Vec<fabrik_client::models::SparkPool>,
 }
 
 /// Why nothing was written.
@@ -261,6 +267,11 @@ pub fn export(
         }
     }
     let dirs = layout(items)?;
+    if let Some(text) = spark_pool_parameters(items, &opts.pools) {
+        let path = dir.join("parameter.yml");
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::write(&path, text).map_err(io(&path))?;
+    }
     for (item, rel) in items.iter().zip(&dirs) {
         let item_dir = dir.join(rel);
         fs::create_dir_all(&item_dir).map_err(io(&item_dir))?;
@@ -275,6 +286,47 @@ pub fn export(
         }
     }
     Ok(dirs)
+}
+
+/// fabric-cicd's `parameter.yml` with one `spark_pool` entry per pool of `pools` that an
+/// Environment's `Setting/Sparkcompute.yml` names by `instance_pool_id`: for every
+/// environment (`_ALL_`), the pool of that name and type in the target workspace. `None` when
+/// no Environment names one of them (a starter pool, or an id the workspace does not list,
+/// is left as it is).
+pub fn spark_pool_parameters(
+    items: &[ExportItem],
+    pools: &[fabrik_client::models::SparkPool],
+) -> Option<String> {
+    let named: BTreeSet<String> = items
+        .iter()
+        .filter(|i| i.item_type == ItemType::Environment)
+        .filter_map(|i| {
+            i.parts
+                .iter()
+                .find(|p| p.path == "Setting/Sparkcompute.yml")
+        })
+        .filter_map(|p| super::parameter::instance_pool_id(p.text()?))
+        .collect();
+    let used: Vec<_> = pools.iter().filter(|p| named.contains(&p.id)).collect();
+    if used.is_empty() {
+        return None;
+    }
+    // JSON strings are YAML double-quoted scalars, so any name is written safely.
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let mut out = String::from(
+        "# Written by `fabrik export`: the Spark pools the exported Environments use, by name,\n\
+         # so a publish uses the target workspace's pool of the same name and type.\n\
+         spark_pool:\n",
+    );
+    for p in used {
+        out.push_str(&format!(
+            "  - instance_pool_id: {}\n    replace_value:\n      _ALL_:\n        type: {}\n        name: {}\n",
+            q(&p.id),
+            q(&p.kind),
+            q(&p.name)
+        ));
+    }
+    Some(out)
 }
 
 fn part_bytes(part: &Part, opts: &ExportOptions) -> Vec<u8> {

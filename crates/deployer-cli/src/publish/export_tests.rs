@@ -169,6 +169,7 @@ fn kql_databases_go_under_their_eventhouse_and_workspace_ids_become_zero() {
     let out = tempfile::tempdir().unwrap();
     let opts = ExportOptions {
         workspace_id: Some(ws.into()),
+        ..ExportOptions::default()
     };
     let dirs = export(out.path(), &items, &opts).unwrap();
     assert_eq!(
@@ -248,4 +249,87 @@ fn export_refuses_to_write_over_a_tree_or_outside_the_item() {
         "N.Notebook: folder `/a/../..` is not a path of folder names"
     );
     assert!(tree(empty.path()).is_empty());
+}
+
+#[test]
+fn pools_environments_name_become_spark_pool_entries_that_resolve_by_name_in_any_environment() {
+    use crate::publish::parameter::{LoadOptions, PoolType, load_str};
+    use fabrik_client::models::SparkPool;
+    let pool = |id: &str, name: &str, kind: &str| SparkPool {
+        id: id.into(),
+        name: name.into(),
+        kind: kind.into(),
+    };
+    let used = "11111111-2222-4333-8444-555555555555";
+    let pools = [
+        pool(used, "Small \"Pool\"", "Workspace"),
+        pool("99999999-2222-4333-8444-555555555555", "Idle", "Capacity"),
+    ];
+    let env = |name: &str, pool_id: &str| {
+        item(
+            name,
+            ItemType::Environment,
+            name,
+            None,
+            vec![text(
+                "Setting/Sparkcompute.yml",
+                &format!("driver_cores: 4\ninstance_pool_id: {pool_id}\n"),
+            )],
+        )
+    };
+    // An id the workspace does not list (a starter pool) is left alone: no parameter.yml.
+    let unlisted = [env("Starter", "00000000-aaaa-4bbb-8ccc-000000000000")];
+    assert_eq!(spark_pool_parameters(&unlisted, &pools), None);
+
+    let items = [env("Spark", used), env("Other", used)];
+    let text = spark_pool_parameters(&items, &pools).unwrap();
+    assert_eq!(text.matches("instance_pool_id").count(), 1, "{text}");
+    assert!(!text.contains("Idle"), "only pools in use: {text}");
+    let repo = std::path::Path::new("/repo");
+    let (params, warnings) = load_str(
+        &repo.join("parameter.yml"),
+        &text,
+        &LoadOptions {
+            repository: repo,
+            environment: Some("PROD"),
+            env_vars_enabled: false,
+        },
+    )
+    .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let r = params.spark_pool_for("PROD", "Other", used).unwrap();
+    assert_eq!(
+        (r.pool.pool_type, r.pool.name.as_str()),
+        (PoolType::Workspace, "Small \"Pool\"")
+    );
+}
+
+#[test]
+fn export_writes_the_spark_pool_parameters_beside_the_items() {
+    use fabrik_client::models::SparkPool;
+    let id = "11111111-2222-4333-8444-555555555555";
+    let items = [item(
+        "e",
+        ItemType::Environment,
+        "Spark",
+        None,
+        vec![text(
+            "Setting/Sparkcompute.yml",
+            &format!("instance_pool_id: {id}\n"),
+        )],
+    )];
+    let opts = ExportOptions {
+        pools: vec![SparkPool {
+            id: id.into(),
+            name: "SmallPool".into(),
+            kind: "Workspace".into(),
+        }],
+        ..ExportOptions::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    export(out.path(), &items, &opts).unwrap();
+    let written = fs::read_to_string(out.path().join("parameter.yml")).unwrap();
+    assert_eq!(Some(written), spark_pool_parameters(&items, &opts.pools));
+    let repo = Repository::discover(out.path(), &DiscoverOptions::default()).unwrap();
+    assert_eq!(repo.items.len(), 1, "parameter.yml is not an item");
 }

@@ -82,16 +82,7 @@ impl PublishKind {
                             l.item_type.as_str(),
                             l.name
                         )))?;
-                    let parts = d
-                        .parts
-                        .into_iter()
-                        .map(|p| {
-                            let bytes = base64::engine::general_purpose::STANDARD
-                                .decode(p.payload.as_bytes())
-                                .unwrap_or_default();
-                            (p.path, bytes)
-                        })
-                        .collect();
+                    let parts = decode_parts(l.item_type, &l.name, d.parts)?;
                     Ok::<_, EngineError>((i, parts))
                 }
             })
@@ -116,5 +107,74 @@ impl PublishKind {
             }
         }
         Ok(())
+    }
+}
+
+/// A deployed definition's parts, decoded. A part that is not base64 is an error naming the
+/// item and the part: read as empty, it would be compared, journaled as the previous
+/// definition and restored by a rollback as nothing.
+fn decode_parts(
+    item_type: ItemType,
+    name: &str,
+    parts: Vec<fabrik_client::models::DefinitionPart>,
+) -> Result<super::Parts, EngineError> {
+    parts
+        .into_iter()
+        .map(
+            |p| match base64::engine::general_purpose::STANDARD.decode(p.payload.as_bytes()) {
+                Ok(bytes) => Ok((p.path, bytes)),
+                Err(e) => Err(EngineError::Invalid(format!(
+                    "the deployed definition of {} {}: part {} is not valid base64 ({e}); \
+                     fix or redeploy that item before publishing over it",
+                    item_type.as_str(),
+                    name,
+                    p.path
+                ))),
+            },
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use fabrik_client::models::{DefinitionPart, PayloadType};
+
+    use super::*;
+
+    fn part(path: &str, payload: &str) -> DefinitionPart {
+        DefinitionPart {
+            path: path.into(),
+            payload: payload.into(),
+            payload_type: PayloadType::InlineBase64,
+        }
+    }
+
+    #[test]
+    fn a_part_that_is_not_base64_is_an_error_naming_the_item_and_the_part() {
+        let good = decode_parts(
+            ItemType::Notebook,
+            "Utils",
+            vec![part("notebook-content.py", "eA==")],
+        )
+        .unwrap();
+        assert_eq!(
+            good,
+            vec![("notebook-content.py".to_string(), b"x".to_vec())]
+        );
+
+        let e = decode_parts(
+            ItemType::Notebook,
+            "Utils",
+            vec![
+                part(".platform", "e30="),
+                part("notebook-content.py", "not base64!"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("Notebook Utils") && e.contains("part notebook-content.py"),
+            "{e}"
+        );
     }
 }

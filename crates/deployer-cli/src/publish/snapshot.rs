@@ -1,5 +1,6 @@
 //! Reading a deployed workspace for `fabrik export`: its folders, its items of the types
-//! fabric-cicd publishes, and their definitions (several getDefinition calls at once).
+//! fabric-cicd publishes, their definitions (several getDefinition calls at once), and the
+//! Spark pools its Environments name.
 
 use std::collections::BTreeMap;
 
@@ -109,4 +110,35 @@ pub async fn read_workspace(
         .buffered(concurrency.max(1))
         .try_collect()
         .await
+}
+
+/// The workspace's Spark pools when one of `items` (an Environment's `Sparkcompute.yml`) names
+/// a pool id; no request otherwise, so exporting a workspace without Spark settings needs no
+/// Spark API.
+pub async fn read_pools(
+    client: &FabricClient,
+    workspace_id: &str,
+    items: &[ExportItem],
+) -> Result<Vec<fabrik_client::models::SparkPool>, String> {
+    let names_a_pool = items
+        .iter()
+        .filter(|i| i.item_type == ItemType::Environment)
+        .filter_map(|i| {
+            i.parts
+                .iter()
+                .find(|p| p.path == "Setting/Sparkcompute.yml")
+        })
+        .any(|p| {
+            p.text()
+                .and_then(super::parameter::instance_pool_id)
+                .is_some()
+        });
+    if !names_a_pool {
+        return Ok(Vec::new());
+    }
+    client
+        .list_spark_pools(workspace_id)
+        .try_collect()
+        .await
+        .map_err(|e| format!("listing the Spark pools of workspace {workspace_id}: {e}"))
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{S, json, ok_empty, start_operation, ws, ws_mut};
 use crate::error::ApiError;
-use crate::server::Ctx;
+use crate::server::{Ctx, Shared};
 use crate::store::{GitState, Item, RemoteBranch, RemoteItem, Store, Workspace};
 use crate::util::{commit_hash, parse_body, parse_opt_body};
 
@@ -496,56 +496,57 @@ pub(crate) async fn commit(
     Ok(start_operation(&s, &mut store, &ctx, None))
 }
 
-pub(crate) async fn update_from_git(
-    State(s): S,
-    Extension(ctx): Extension<Ctx>,
-    Path(wsid): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Resolution {
-        conflict_resolution_type: String,
-        conflict_resolution_policy: String,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Options {
-        allow_override_items: Option<bool>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Req {
-        workspace_head: Option<String>,
-        remote_commit_hash: String,
-        conflict_resolution: Option<Resolution>,
-        options: Option<Options>,
-    }
-    let req: Req = parse_body(&body)?;
-    let prefer_remote = match &req.conflict_resolution {
-        None => None,
-        Some(r) if r.conflict_resolution_type != "Workspace" => {
-            return Err(ApiError::bad_body(format!(
-                "Unknown conflict resolution type '{}'",
-                r.conflict_resolution_type
-            )));
-        }
-        Some(r) => match r.conflict_resolution_policy.as_str() {
-            "PreferRemote" => Some(true),
-            "PreferWorkspace" => Some(false),
-            other => {
-                return Err(ApiError::bad_body(format!(
-                    "Unknown conflict resolution policy '{other}'"
-                )));
-            }
-        },
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Resolution {
+    conflict_resolution_type: String,
+    conflict_resolution_policy: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateOptions {
+    allow_override_items: Option<bool>,
+}
+
+/// The `updateFromGit` body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateReq {
+    workspace_head: Option<String>,
+    remote_commit_hash: String,
+    conflict_resolution: Option<Resolution>,
+    options: Option<UpdateOptions>,
+}
+
+/// Whether conflicts take the remote side (`Some(true)`), the workspace's (`Some(false)`),
+/// or are not resolved (`None`, so any conflict refuses the update).
+fn prefer_remote(r: Option<&Resolution>) -> Result<Option<bool>, ApiError> {
+    let Some(r) = r else {
+        return Ok(None);
     };
-    let allow_override = req
-        .options
-        .and_then(|o| o.allow_override_items)
-        .unwrap_or(false);
-    let mut store = s.write();
-    let (w, g, remote) = connected(&store, &wsid)?;
+    if r.conflict_resolution_type != "Workspace" {
+        return Err(ApiError::bad_body(format!(
+            "Unknown conflict resolution type '{}'",
+            r.conflict_resolution_type
+        )));
+    }
+    match r.conflict_resolution_policy.as_str() {
+        "PreferRemote" => Ok(Some(true)),
+        "PreferWorkspace" => Ok(Some(false)),
+        other => Err(ApiError::bad_body(format!(
+            "Unknown conflict resolution policy '{other}'"
+        ))),
+    }
+}
+
+/// The remote changes an update brings in, after the request's heads, conflict resolution and
+/// override consent are checked against them.
+fn incoming_changes(
+    req: &UpdateReq,
+    prefer_remote: Option<bool>,
+    (w, g, remote): (&Workspace, &GitState, &RemoteBranch),
+) -> Result<Vec<Change>, ApiError> {
     if req.remote_commit_hash != remote.commit {
         return Err(ApiError::bad_request(
             "InvalidRemoteCommitHash",
@@ -567,22 +568,36 @@ pub(crate) async fn update_from_git(
             "Items changed both in the workspace and in git; a conflict resolution is required",
         ));
     }
-    let incoming: Vec<&Change> = all
-        .iter()
+    let incoming: Vec<Change> = all
+        .into_iter()
         .filter(|c| c.remote.is_some())
         .filter(|c| c.conflict != "Conflict" || prefer_remote == Some(true))
         .collect();
+    let allow_override = req
+        .options
+        .as_ref()
+        .and_then(|o| o.allow_override_items)
+        .unwrap_or(false);
     if !allow_override && incoming.iter().any(|c| c.object_id.is_some()) {
         return Err(ApiError::bad_request(
             "OverrideItemsConsentRequired",
             "Incoming changes override workspace items; set options.allowOverrideItems to true",
         ));
     }
-    // Plan the new item set, then check names before touching anything.
+    Ok(incoming)
+}
+
+/// The workspace's items with `incoming` applied: updated, removed, and created (new ids).
+fn updated_items(
+    s: &Shared,
+    w: &Workspace,
+    remote: &RemoteBranch,
+    incoming: &[Change],
+) -> BTreeMap<Uuid, Item> {
     let mut items = w.items.clone();
     let by_logical: BTreeMap<Uuid, Uuid> = w.items.values().map(|i| (i.logical_id, i.id)).collect();
-    let mut new_ids = Vec::new();
-    for c in &incoming {
+    let now = s.now();
+    for c in incoming {
         match (
             remote.items.get(&c.logical_id),
             by_logical.get(&c.logical_id),
@@ -594,35 +609,36 @@ pub(crate) async fn update_from_git(
                     i.definition = r.definition.clone();
                 }
             }
-            (Some(r), None) => new_ids.push((c.logical_id, r.clone())),
+            (Some(r), None) => {
+                let id = s.new_id();
+                items.insert(id, new_item(id, c.logical_id, r.clone(), now));
+            }
             (None, Some(id)) => {
                 items.remove(id);
             }
             (None, None) => {}
         }
     }
-    let remote_commit = remote.commit.clone();
-    let synced: BTreeMap<Uuid, u64> = remote.items.iter().map(|(k, v)| (*k, v.hash)).collect();
-    let wid = w.id;
-    let now = s.now();
-    for (lid, r) in new_ids {
-        let id = s.new_id();
-        items.insert(
-            id,
-            Item {
-                id,
-                item_type: r.item_type,
-                display_name: r.display_name,
-                description: r.description,
-                folder_id: None,
-                definition: r.definition,
-                logical_id: lid,
-                created_at: now,
-                enable_schemas: false,
-                extra: None,
-            },
-        );
+    items
+}
+
+fn new_item(id: Uuid, logical_id: Uuid, r: RemoteItem, now: std::time::SystemTime) -> Item {
+    Item {
+        id,
+        item_type: r.item_type,
+        display_name: r.display_name,
+        description: r.description,
+        folder_id: None,
+        definition: r.definition,
+        logical_id,
+        created_at: now,
+        enable_schemas: false,
+        extra: None,
     }
+}
+
+/// 400 `PotentialDuplicateDisplayNameAndType` when two of `items` share type and name.
+fn check_unique_names(items: &BTreeMap<Uuid, Item>) -> Result<(), ApiError> {
     let mut seen = BTreeSet::new();
     for i in items.values() {
         if !seen.insert((i.item_type.to_lowercase(), i.display_name.to_lowercase())) {
@@ -635,6 +651,27 @@ pub(crate) async fn update_from_git(
             ));
         }
     }
+    Ok(())
+}
+
+pub(crate) async fn update_from_git(
+    State(s): S,
+    Extension(ctx): Extension<Ctx>,
+    Path(wsid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: UpdateReq = parse_body(&body)?;
+    let prefer_remote = prefer_remote(req.conflict_resolution.as_ref())?;
+    let mut store = s.write();
+    let (w, g, remote) = connected(&store, &wsid)?;
+    let incoming = incoming_changes(&req, prefer_remote, (w, g, remote))?;
+    // Plan the new item set, then check names before touching anything.
+    let items = updated_items(&s, w, remote, &incoming);
+    check_unique_names(&items)?;
+    let remote_commit = remote.commit.clone();
+    let synced: BTreeMap<Uuid, u64> = remote.items.iter().map(|(k, v)| (*k, v.hash)).collect();
+    let wid = w.id;
+    let now = s.now();
     let w = store.workspaces.get_mut(&wid).ok_or_else(not_connected)?;
     w.items = items;
     if let Some(g) = w.git.as_mut() {

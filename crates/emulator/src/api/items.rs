@@ -213,6 +213,14 @@ pub(crate) fn check_definition(
     ))
 }
 
+/// A base64 payload that decodes to UTF-8 text.
+pub(crate) fn decode_text(payload: &str) -> Option<String> {
+    PADDING_INDIFFERENT
+        .decode(payload.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
 /// A base64 payload that decodes to JSON.
 pub(crate) fn decode_json(payload: &str) -> Option<Value> {
     PADDING_INDIFFERENT
@@ -494,6 +502,9 @@ pub(crate) async fn create(
     let logical_id = meta.logical_id.unwrap_or_else(|| s.new_id());
     let now = s.now();
     let mut store = s.write();
+    if let Some(d) = &definition {
+        super::spark::check_environment_pool(&store, ws(&store, &wsid)?, item_type, d)?;
+    }
     let w = ws_mut(&mut store, &wsid)?;
     let folder_id = folder_ref(w, req.folder_id.as_deref(), "folderId")?;
     if item_type == "KQLDatabase" {
@@ -670,6 +681,8 @@ pub(crate) async fn update_definition(
         (i.id, i.item_type)
     };
     let (definition, meta) = check_definition(item_type, req.definition)?;
+    super::spark::check_environment_pool(&store, ws(&store, &wsid)?, item_type, &definition)?;
+    let w = ws_mut(&mut store, &wsid)?;
     let kql = (item_type == "KQLDatabase").then(|| kql_properties(&definition));
     if let Some((parent, _)) = kql
         && parent.is_some()

@@ -1,8 +1,10 @@
 //! Spark custom pools: `/v1/workspaces/{id}/spark/pools`. A workspace lists its own pools
 //! (`type: Workspace`) followed by its capacity's (`type: Capacity`, seeded by
-//! `--capacity-pool` or the state file); only its own can be created and deleted here.
+//! `--capacity-pool` or the state file); only its own can be created and deleted here. An
+//! Environment definition naming another workspace's pool is refused
+//! ([`check_environment_pool`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -10,11 +12,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{S, created, json, ok_empty, ws, ws_mut};
 use crate::error::ApiError;
-use crate::server::Ctx;
-use crate::store::{SparkPool, Store, Workspace};
+use crate::server::{Ctx, Shared};
+use crate::store::{Definition, SparkPool, Store, Workspace};
 use crate::util::{PageRequest, parse_body, parse_id};
 
 /// Node settings of a seeded capacity pool: the spec example's medium memory-optimized pool.
@@ -106,6 +109,45 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
     }))
 }
 
+/// Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
+pub(crate) fn valid_pool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// The pools `--spark-pool` gives a new workspace named `display_name`, with the seeded
+/// capacity pools' node settings.
+pub(crate) fn configured_pools(s: &Shared, display_name: &str) -> BTreeMap<Uuid, SparkPool> {
+    let mut pools = BTreeMap::new();
+    for p in s
+        .config
+        .workspace_pools
+        .iter()
+        .filter(|p| p.applies_to(display_name))
+    {
+        if pools
+            .values()
+            .any(|x: &SparkPool| x.name.eq_ignore_ascii_case(&p.pool))
+        {
+            continue;
+        }
+        let id = s.new_id();
+        pools.insert(
+            id,
+            SparkPool {
+                id,
+                name: p.pool.clone(),
+                settings: default_pool_settings(),
+            },
+        );
+    }
+    pools
+}
+
 pub(crate) async fn create(
     State(s): S,
     Extension(ctx): Extension<Ctx>,
@@ -118,14 +160,7 @@ pub(crate) async fn create(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
     let name = requested.trim();
-    // Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if !valid {
+    if !valid_pool_name(name) {
         return Err(ApiError::invalid_input(
             "InvalidPoolName",
             format!("Pool name '{requested}' is invalid"),
@@ -179,4 +214,60 @@ pub(crate) async fn delete(
         .remove(&pid)
         .ok_or_else(|| pool_not_found(&id))?;
     Ok(ok_empty())
+}
+
+/// The `instance_pool_id` an Environment's `Setting/Sparkcompute.yml` names, when it is a
+/// GUID (a top-level `instance_pool_id:` line, quotes allowed).
+fn sparkcompute_pool(d: &Definition) -> Option<uuid::Uuid> {
+    let text = d
+        .parts
+        .iter()
+        .find(|p| p.path.eq_ignore_ascii_case("Setting/Sparkcompute.yml"))
+        .and_then(|p| super::items::decode_text(&p.payload))?;
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix("instance_pool_id:")?.trim();
+        uuid::Uuid::parse_str(v.trim_matches(|c| c == '"' || c == '\'')).ok()
+    })
+}
+
+/// 400 `EnvironmentSparkPoolNotFound` when an Environment definition names a pool the
+/// emulator knows as another workspace's (or another capacity's): the service resolves
+/// `instance_pool_id` only among the pools the workspace lists. An id the emulator knows
+/// nowhere is let through, as the spec's examples and repositories from a real tenant carry
+/// ids of pools it never saw.
+pub(crate) fn check_environment_pool(
+    store: &Store,
+    w: &Workspace,
+    item_type: &str,
+    d: &Definition,
+) -> Result<(), ApiError> {
+    if item_type != "Environment" {
+        return Ok(());
+    }
+    let Some(pid) = sparkcompute_pool(d) else {
+        return Ok(());
+    };
+    let id = json!(pid);
+    if all_pools(store, w).any(|p| p["id"] == id) {
+        return Ok(());
+    }
+    let elsewhere = store
+        .workspaces
+        .values()
+        .any(|o| o.spark_pools.contains_key(&pid))
+        || store
+            .capacities
+            .values()
+            .any(|c| c.spark_pools.iter().any(|p| p.id == pid));
+    if !elsewhere {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "EnvironmentSparkPoolNotFound",
+        format!(
+            "Setting/Sparkcompute.yml names instance pool '{pid}', which is not a pool of \
+             workspace '{}' (use one of its own or its capacity's pools)",
+            w.id
+        ),
+    ))
 }

@@ -159,6 +159,7 @@ pub(crate) async fn create(
     if store.workspace_names.contains_key(&key) {
         return Err(name_conflict(&req.display_name));
     }
+    let spark_pools = super::spark::configured_pools(&s, &req.display_name);
     let mut w = Workspace {
         id,
         display_name: req.display_name,
@@ -170,7 +171,7 @@ pub(crate) async fn create(
         items: Default::default(),
         deleted_items: Default::default(),
         git: None,
-        spark_pools: Default::default(),
+        spark_pools,
     };
     // The creator becomes Admin, as in the real service.
     if let Ok(p) = Uuid::parse_str(&ctx.principal_id) {

@@ -343,6 +343,132 @@ async fn spark_pools_list_workspace_and_capacity_pools() {
 }
 
 #[tokio::test]
+async fn spark_pool_options_give_new_workspaces_their_pools() {
+    use fabrik_emulator::WorkspacePool;
+    let env = Env::with(|c| {
+        c.workspace_pools = ["test:SmallPool", "*:Shared", "TEST:smallpool"]
+            .iter()
+            .map(|s| s.parse::<WorkspacePool>().unwrap())
+            .collect();
+    })
+    .await;
+    let names = |ws: String| {
+        let env = &env;
+        async move {
+            let r = env
+                .get(&format!("/v1/workspaces/{ws}/spark/pools"))
+                .await
+                .expect(200);
+            conforms("CustomPools_ListWorkspaceCustomPools", &r);
+            r.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}",
+                        p["type"].as_str().unwrap(),
+                        p["name"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let test = env.workspace("Test", true).await;
+    let mut got = names(test.clone()).await;
+    got.sort();
+    // Names match without case, and a pool named twice is made once.
+    assert_eq!(got, ["Workspace:Shared", "Workspace:SmallPool"]);
+    assert_eq!(
+        names(env.workspace("prod", false).await).await,
+        ["Workspace:Shared"]
+    );
+    // They are ordinary workspace pools: an environment may name one, and it can be deleted.
+    let listed = env.get(&format!("/v1/workspaces/{test}/spark/pools")).await;
+    let small = listed.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "SmallPool")
+        .map(id)
+        .unwrap();
+    let compute = format!("instance_pool_id: {small}\n");
+    env.post(
+        &format!("/v1/workspaces/{test}/environments"),
+        json!({"displayName": "Spark", "definition": {"parts": [part("Setting/Sparkcompute.yml", &compute)]}}),
+    )
+    .await
+    .expect(201);
+    env.delete(&format!("/v1/workspaces/{test}/spark/pools/{small}"))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn an_environment_may_name_only_its_own_workspaces_or_capacitys_pools() {
+    let env = Env::with(|c| c.capacity_pools = vec!["ProdCapacityPool".into()]).await;
+    let pool = json!({"name": "SmallPool", "nodeFamily": "MemoryOptimized", "nodeSize": "Small", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 3}, "dynamicExecutorAllocation": {"enabled": false, "minExecutors": 1, "maxExecutors": 2}});
+    let mut own = Vec::new();
+    for name in ["A", "B"] {
+        let ws = env.workspace(name, true).await;
+        let p = env
+            .post(&format!("/v1/workspaces/{ws}/spark/pools"), pool.clone())
+            .await
+            .expect(201);
+        own.push((ws, id(&p.body)));
+    }
+    let (a, a_pool) = &own[0];
+    let (b, b_pool) = &own[1];
+    let listed = env.get(&format!("/v1/workspaces/{a}/spark/pools")).await;
+    let cap_pool = id(&listed.body["value"][1]);
+    let compute = |pool: &str| json!({"parts": [part("Setting/Sparkcompute.yml", &format!("driver_cores: 4\ninstance_pool_id: {pool}\n"))]});
+    let envs = format!("/v1/workspaces/{a}/environments");
+    // B's pool, at create and at updateDefinition: refused, naming the pool.
+    let refused = env
+        .post(
+            &envs,
+            json!({"displayName": "Spark", "definition": compute(b_pool)}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(refused.error_code(), "EnvironmentSparkPoolNotFound");
+    assert!(refused.raw.contains(b_pool.as_str()), "{}", refused.raw);
+    // Its own pool, its capacity's pool, a quoted id, and none at all are accepted.
+    let e = env
+        .post(
+            &envs,
+            json!({"displayName": "Spark", "definition": compute(a_pool)}),
+        )
+        .await
+        .expect(201);
+    let update = format!("{envs}/{}/updateDefinition", id(&e.body));
+    for ok in [cap_pool.clone(), format!("'{a_pool}'")] {
+        let (op, _) = env
+            .finish(env.post(&update, json!({"definition": compute(&ok)})).await)
+            .await;
+        assert_eq!(op["status"], "Succeeded", "{ok}");
+    }
+    env.post(&envs, json!({"displayName": "NoPool", "definition": {"parts": [part("Setting/Sparkcompute.yml", "driver_cores: 4\n")]}}))
+        .await
+        .expect(201);
+    let r = env
+        .post(
+            &update,
+            json!({"definition": compute(&format!("\"{b_pool}\""))}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r.error_code(), "EnvironmentSparkPoolNotFound");
+    // B, on the same capacity, may use the capacity's pool.
+    env.post(
+        &format!("/v1/workspaces/{b}/environments"),
+        json!({"displayName": "Spark", "definition": compute(&cap_pool)}),
+    )
+    .await
+    .expect(201);
+}
+
+#[tokio::test]
 async fn environment_publish_runs_then_succeeds_or_fails_under_a_fault() {
     let env = Env::with(|c| c.lro_delay = Duration::from_secs(30)).await;
     let ws = env.workspace("Envs", true).await;
