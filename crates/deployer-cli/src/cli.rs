@@ -194,6 +194,10 @@ impl Cli {
     }
 
     /// Parses `args` (the program name first) with [`Cli::command_line`].
+    #[allow(
+        clippy::print_stderr,
+        reason = "export's ignored options are a warning for the person running fabrik"
+    )]
     pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
