@@ -45,6 +45,8 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
 
 /// Runs until SIGTERM or Ctrl-C. Exit 0 on a clean stop.
 pub async fn serve(opts: &ServeOptions) -> ExitCode {
+    // From here on a SIGTERM waits for the cycle in flight.
+    let stop = shutdown_signal();
     let env: Vec<(String, String)> = std::env::vars().collect();
     let flags = match crate::flags::resolve(&opts.config, &env, &opts.features) {
         Ok(f) => f,
@@ -136,11 +138,14 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
         }
     });
 
-    let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut last_seen = None;
     let mut next = tokio::time::Instant::now();
     loop {
+        // A SIGTERM that came while no cycle ran (at start-up) stops before the next one.
+        if futures::FutureExt::now_or_never(&mut stop).is_some() {
+            break;
+        }
         let changed = modified(&opts.config);
         if tokio::time::Instant::now() >= next || changed != last_seen {
             last_seen = changed;
@@ -260,25 +265,34 @@ async fn reconcile_locked(
     }
 }
 
-/// SIGTERM (Kubernetes, systemd) or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM (Kubernetes, systemd) or Ctrl-C. The handlers are installed when this is called,
+/// not when the future is first polled: the first cycle runs before the loop polls it, and a
+/// SIGTERM then must wait for the cycle, not kill the process mid-run.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+                // No handler could be installed: Ctrl-C as the runtime offers it.
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

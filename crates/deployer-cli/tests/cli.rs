@@ -209,6 +209,72 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
     state
 }
 
+/// A SIGTERM while the first cycle runs waits for it: the cycle finishes and is committed,
+/// and serve exits 0 (it used to install its handler only after the first cycle, so the
+/// signal killed it mid-run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stopped_during_its_first_cycle_finishes_the_cycle_first() {
+    let faults: FaultConfig = "writes:latency=150ms".parse().unwrap();
+    let emu = Emulator::start(EmulatorConfig {
+        faults,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = emu.mint_token_as(
+        "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+        "ServicePrincipal",
+        Duration::from_secs(3600),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fabrik.yaml");
+    std::fs::write(
+        &config,
+        "project: {name: s, prefix: s}\nworkspaces:\n  - name: one\n    lakehouses: [{name: LH_a}, {name: LH_b}, {name: LH_c}, {name: LH_d}]\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let mut serve = fabrik()
+        .args(["serve", "--interval", "3600", "--listen", "127.0.0.1:0"])
+        .args(["--concurrency", "1", "--config"])
+        .arg(&config)
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(&runs)
+        .env("FABRIC_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first cycle has started writing (this waits on the other process, not a timer).
+    let mut writing = false;
+    for _ in 0..6000 {
+        writing = log(&emu).await.iter().any(|r| r["method"] != "GET");
+        if writing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(writing, "serve never started its first cycle");
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let stopped = serve.wait().unwrap();
+    assert!(stopped.success(), "{stopped:?}");
+    let state = emu.state().to_string();
+    for lh in ["LH_a", "LH_b", "LH_c", "LH_d"] {
+        assert!(state.contains(lh), "the cycle finished: {lh} missing");
+    }
+    let status = fabrik()
+        .arg("status")
+        .arg("--state-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout);
+    assert!(listing.contains("Committed"), "{listing}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reconciles_serves_probes_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
