@@ -23,6 +23,7 @@ use fabrik_txn::Intent;
 /// How often the toy kind carried out its own undo and recovery (tests run in one process).
 static UNDONE: AtomicUsize = AtomicUsize::new(0);
 static RECOVERED: AtomicUsize = AtomicUsize::new(0);
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The toy kind.
 struct LoaderPipelines;
@@ -35,16 +36,23 @@ struct DropLoader {
 }
 
 #[derive(Debug, serde::Serialize)]
-struct CreateLoader {
-    name: String,
-    lakehouse: String,
+enum LoaderOp {
+    Create {
+        name: String,
+        lakehouse: String,
+    },
+    /// The kind's own delete, for `destroy`.
+    Drop {
+        name: String,
+        id: String,
+    },
 }
 
 #[async_trait]
 impl Kind for LoaderPipelines {
-    /// Names of the pipelines that exist.
-    type Live = Vec<String>;
-    type Op = CreateLoader;
+    /// The pipelines that exist: (name, id).
+    type Live = Vec<(String, String)>;
+    type Op = LoaderOp;
 
     fn name(&self) -> &'static str {
         "loader"
@@ -58,26 +66,44 @@ impl Kind for LoaderPipelines {
         Some("DataPipeline")
     }
 
-    async fn read(&self, cx: &ReadCx<'_>) -> Result<Vec<String>, EngineError> {
-        Ok(cx
-            .items()
-            .await?
-            .iter()
-            .filter(|i| i.kind.as_str() == "DataPipeline")
-            .map(|i| i.display_name.clone())
-            .collect())
+    async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError> {
+        let mut live = Vec::new();
+        for i in cx.items().await? {
+            if i.kind.as_str() == "DataPipeline" {
+                let at = Address::new(&cx.desired.name, "loader", &i.display_name);
+                cx.know(at, &i.id);
+                live.push((i.display_name.clone(), i.id.clone()));
+            }
+        }
+        Ok(live)
     }
 
-    fn diff(
-        &self,
-        desired: &DesiredWorkspace,
-        live: &Vec<String>,
-        _: &DiffCx,
-    ) -> Diff<CreateLoader> {
+    fn destroy(&self, desired: &DesiredWorkspace, live: &Self::Live) -> Diff<LoaderOp> {
         let mut d = Diff::default();
         for lh in desired.items.iter().filter(|i| i.item_type == "Lakehouse") {
             let name = format!("Load_{}", lh.name);
-            if live.contains(&name) {
+            if let Some((_, id)) = live.iter().find(|(n, _)| *n == name) {
+                d.changes.push(Planned {
+                    action: Action::Delete,
+                    key: name.clone(),
+                    target: format!("pipeline {name}"),
+                    detail: None,
+                    needs: vec![],
+                    op: LoaderOp::Drop {
+                        name,
+                        id: id.clone(),
+                    },
+                });
+            }
+        }
+        d
+    }
+
+    fn diff(&self, desired: &DesiredWorkspace, live: &Self::Live, _: &DiffCx) -> Diff<LoaderOp> {
+        let mut d = Diff::default();
+        for lh in desired.items.iter().filter(|i| i.item_type == "Lakehouse") {
+            let name = format!("Load_{}", lh.name);
+            if live.iter().any(|(n, _)| *n == name) {
                 continue;
             }
             d.changes.push(Planned {
@@ -89,7 +115,7 @@ impl Kind for LoaderPipelines {
                     Need::At(workspace_address(&desired.name)),
                     Need::At(Address::new(&desired.name, "lakehouse", &lh.name)),
                 ],
-                op: CreateLoader {
+                op: LoaderOp::Create {
                     name,
                     lakehouse: lh.name.clone(),
                 },
@@ -98,19 +124,33 @@ impl Kind for LoaderPipelines {
         d
     }
 
-    async fn apply(&self, op: &CreateLoader, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
+    async fn apply(&self, op: &LoaderOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
         let ws = cx.workspace_id()?;
+        let (name, lakehouse) = match op {
+            LoaderOp::Create { name, lakehouse } => (name, lakehouse),
+            LoaderOp::Drop { name, id } => {
+                let resource =
+                    ResourceRef::in_workspace(ResourceKind::Item, &ws, id, Some(name.clone()));
+                cx.track_without_undo(resource).await?;
+                DROPPED.fetch_add(1, Ordering::SeqCst);
+                return match cx.client.delete_item(&ws, id).await {
+                    Ok(()) => Ok(Outcome::Deleted),
+                    Err(e) if e.is_not_found() => Ok(Outcome::Deleted),
+                    Err(e) => Err(cx.fabric(&format!("dropping {}", cx.target))(e)),
+                };
+            }
+        };
         let lakehouse =
-            cx.id_of("lakehouse", &op.lakehouse)
+            cx.id_of("lakehouse", lakehouse)
                 .ok_or_else(|| EngineError::Unresolved {
                     target: cx.target.to_string(),
-                    missing: format!("lakehouse {}", op.lakehouse),
+                    missing: format!("lakehouse {lakehouse}"),
                 })?;
-        let mut req = CreateItemRequest::new(op.name.clone(), ItemType::from("DataPipeline"));
+        let mut req = CreateItemRequest::new(name.clone(), ItemType::from("DataPipeline"));
         req.description = Some(format!("loads {lakehouse}"));
         let (outcome, _) = cx
             .create(
-                Intent::create(ResourceKind::Item, Some(ws.clone()), op.name.clone()),
+                Intent::create(ResourceKind::Item, Some(ws.clone()), name.clone()),
                 &format!("creating {}", cx.target),
                 cx.client.get_or_create_item(&ws, &req),
                 |it| {
@@ -119,7 +159,7 @@ impl Kind for LoaderPipelines {
                             ResourceKind::Item,
                             &ws,
                             &it.id,
-                            Some(op.name.clone()),
+                            Some(name.clone()),
                         ),
                         Undo::new(
                             "loader",
@@ -416,5 +456,69 @@ async fn a_killed_run_is_recovered_by_the_kind_itself() {
         "the loader's open intent went to the toy kind"
     );
     assert_eq!(crate::admin(&emu, "/_emulator/state").await, before);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_plans_the_kinds_own_deletes_and_then_the_workspace() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let desired = lakehouses_only(2);
+    let plan = fabrik_cli::engine::plan_kinds(&client, &desired, &registry(), 4, false)
+        .await
+        .unwrap();
+    let flags = fabrik_flags::Flags::defaults();
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &plan, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+
+    // Without the kind, its pipelines are nobody's: the workspace is kept for them.
+    let builtin = fabrik_cli::destroy::destroy_plan(&client, &desired, &Default::default())
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = builtin.changes().map(|(_, c)| c.address.kind).collect();
+    assert!(!kinds.contains(&"workspace"), "{kinds:?}");
+    assert!(
+        builtin.workspaces[0]
+            .unmanaged
+            .iter()
+            .any(|u| u.contains("Load_"))
+    );
+
+    // With it, the kind drops them itself, and then the workspace goes whole.
+    let options = fabrik_cli::destroy::DestroyOptions {
+        kinds: Some(Registry::empty().with(LoaderPipelines)),
+        ..Default::default()
+    };
+    let destroy = fabrik_cli::destroy::destroy_plan(&client, &desired, &options)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = destroy.changes().map(|(_, c)| c.address.kind).collect();
+    assert_eq!(kinds, ["loader", "loader", "workspace"], "{destroy:#?}");
+    let dropped = DROPPED.load(Ordering::SeqCst);
+    let mut opts = opts;
+    opts.command = "destroy";
+    let report = fabrik_cli::run::apply(&client, &flags, &desired, &destroy, &opts)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(DROPPED.load(Ordering::SeqCst), dropped + 2);
+    let name = &desired.workspaces[0].name;
+    assert!(client.find_workspace(name).await.unwrap().is_none());
+    // The pipelines' deletes were sent before the workspace's.
+    let log = crate::admin(&emu, "/_emulator/requests").await;
+    let deletes: Vec<&str> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "DELETE")
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(deletes.len(), 3, "{deletes:?}");
+    assert!(!deletes[2].contains("/items/"), "{deletes:?}");
+    assert!(
+        deletes[..2].iter().all(|p| p.contains("/items/")),
+        "{deletes:?}"
+    );
     emu.shutdown().await.unwrap();
 }

@@ -198,11 +198,16 @@ impl DynOp for DestroyOp {
     }
 }
 
-/// Consent to delete data-bearing repository items, by fabric-cicd's flag names.
+/// Consent to delete data-bearing repository items, by fabric-cicd's flag names, and the
+/// kinds that plan deletes of their own.
 #[derive(Debug, Clone, Default)]
 pub struct DestroyOptions {
     /// fabric-cicd features given (`enable_lakehouse_unpublish`, …).
     pub cicd_features: Vec<String>,
+    /// Kinds a program adds ([`crate::engine::Kind::destroy`]): their deletes join the plan,
+    /// and what they delete counts as described. The built-in kinds' deletes are this
+    /// module's.
+    pub kinds: Option<crate::engine::Registry>,
 }
 
 /// The plan of a destroy: for each described workspace that exists, its deletes.
@@ -241,14 +246,27 @@ pub async fn destroy_plan(
             .await
             .map_err(ctx(format!("listing role assignments of {}", d.name)))?;
         let git = d.git.is_some() && connected(client, &w.id, &d.name).await?;
+        let (own, covered) = match &options.kinds {
+            Some(kinds) => {
+                let live = crate::engine::LiveWorkspace {
+                    id: w.id.clone(),
+                    name: w.display_name.clone(),
+                    description: w.description.clone(),
+                    capacity_id: w.capacity_id.clone(),
+                };
+                kinds.plan_destroys(client, d, &live).await?
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let live = Live {
             id: &w.id,
             items: &items,
             folders: &folders,
             roles: &roles,
             git,
+            covered: &covered,
         };
-        workspaces.push(workspace_plan(d, &live, options));
+        workspaces.push(workspace_plan(d, &live, options, own));
     }
     let nodes: Vec<NodeSpec> = workspaces
         .iter()
@@ -271,6 +289,8 @@ struct Live<'a> {
     roles: &'a [String],
     /// Connected to git.
     git: bool,
+    /// Ids of the resources the kinds' own deletes remove.
+    covered: &'a [String],
 }
 
 /// Whether the workspace is connected to git (asked only where the configuration has git).
@@ -337,12 +357,16 @@ fn workspace_plan(
     d: &DesiredWorkspace,
     live: &Live<'_>,
     options: &DestroyOptions,
+    own: Vec<Change>,
 ) -> WorkspacePlan {
     let ws = live.id.to_string();
     let mut kept = Vec::new();
     let mut doomed = Vec::new();
     let label = |i: &Item| format!("{} {}", i.kind.as_str().to_lowercase(), i.display_name);
     for i in live.items {
+        if live.covered.contains(&i.id) {
+            continue; // a kind deletes it itself
+        }
         match described(d, i) {
             Described::Configured | Described::Published(None) => doomed.push((i, None)),
             Described::Published(Some(flag)) if options.cicd_features.iter().any(|g| g == flag) => {
@@ -355,7 +379,9 @@ fn workspace_plan(
             Described::No => kept.push(label(i)),
         }
     }
-    let mut changes = Vec::new();
+    // The kinds' own deletes come first: a workspace deleted whole waits for them.
+    let own_needs: Vec<Need> = own.iter().map(|c| Need::At(c.address.clone())).collect();
+    let mut changes = own;
     if kept.is_empty() {
         // Deleting the workspace removes everything in it at once.
         let op = DestroyOp::Workspace {
@@ -368,16 +394,19 @@ fn workspace_plan(
                 .map(label)
                 .collect(),
         };
-        changes.push(change(d, "workspace", &d.name, op));
+        let mut whole = change(d, "workspace", &d.name, op);
+        whole.needs = own_needs;
+        changes.push(whole);
     } else {
-        changes = partial(d, live, &doomed);
+        changes.extend(partial(d, live, &doomed));
     }
     WorkspacePlan {
         name: d.name.clone(),
-        id: Some(ws),
+        id: Some(ws.clone()),
         changes,
         unmanaged: kept,
-        known_ids: Vec::new(),
+        // The kinds' own deletes find the workspace by its address, as in any plan.
+        known_ids: vec![(crate::engine::workspace_address(&d.name), ws.clone())],
         seen_items: Vec::new(),
         desired: d.clone(),
     }

@@ -205,6 +205,7 @@ pub(super) async fn destroy(cli: &Cli, yes: bool, consent: crate::plan::Consent)
     };
     let options = crate::destroy::DestroyOptions {
         cicd_features: consent.cicd_features.clone(),
+        kinds: None,
     };
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.command = "destroy";

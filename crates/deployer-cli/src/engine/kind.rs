@@ -167,6 +167,16 @@ pub trait Kind: Send + Sync + 'static {
     /// no longer be undone from the journal alone.
     async fn apply(&self, op: &Self::Op, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
 
+    /// The deletes `fabrik destroy` plans for what this kind deployed in the workspace of
+    /// `desired` (as [`read`](Kind::read) found it): changes with [`Action::Delete`] whose op
+    /// [`apply`](Kind::apply) carries out — the kind's own delete, journaled before it is sent.
+    /// An item a delete removes should be recorded with [`ReadCx::know`] at its address, so
+    /// destroy counts it as described (a workspace left with nothing else goes whole). None by
+    /// default: the kind's resources go with their workspace, or are left.
+    fn destroy(&self, _desired: &DesiredWorkspace, _live: &Self::Live) -> Diff<Self::Op> {
+        Diff::default()
+    }
+
     /// Carries out an undo record this kind journaled (`Undo::new(self.name(), &payload)`),
     /// in this process or a later one. Idempotent: undoing what is already gone is
     /// [`UndoOutcome::AlreadyGone`] (see [`settle`]).
@@ -586,6 +596,8 @@ pub trait DynKind: Send + Sync {
         cx: &ReadCx<'_>,
         diff: &DiffCx,
     ) -> Result<Diff<Arc<dyn DynOp>>, EngineError>;
+    /// [`Kind::read`] then [`Kind::destroy`], the deletes bound to the kind.
+    async fn plan_destroy(&self, cx: &ReadCx<'_>) -> Result<Diff<Arc<dyn DynOp>>, EngineError>;
 }
 
 /// A planned change bound to its kind.
@@ -670,8 +682,18 @@ impl<K: Kind> DynKind for Erased<K> {
         diff: &DiffCx,
     ) -> Result<Diff<Arc<dyn DynOp>>, EngineError> {
         let live = self.0.read(cx).await?;
-        let d = self.0.diff(cx.desired, &live, diff);
-        Ok(Diff {
+        Ok(self.bind(self.0.diff(cx.desired, &live, diff)))
+    }
+    async fn plan_destroy(&self, cx: &ReadCx<'_>) -> Result<Diff<Arc<dyn DynOp>>, EngineError> {
+        let live = self.0.read(cx).await?;
+        Ok(self.bind(self.0.destroy(cx.desired, &live)))
+    }
+}
+
+impl<K: Kind> Erased<K> {
+    /// The kind's changes with their ops bound to it.
+    fn bind(&self, d: Diff<K::Op>) -> Diff<Arc<dyn DynOp>> {
+        Diff {
             changes: d
                 .changes
                 .into_iter()
@@ -688,6 +710,6 @@ impl<K: Kind> DynKind for Erased<K> {
                 })
                 .collect(),
             unmanaged: d.unmanaged,
-        })
+        }
     }
 }

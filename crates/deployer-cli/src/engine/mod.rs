@@ -144,6 +144,38 @@ impl Registry {
         self
     }
 
+    /// Every kind's own deletes in one existing workspace, for `fabrik destroy` (see
+    /// [`Kind::destroy`]), and the ids of the resources they delete (those the kinds recorded
+    /// with [`ReadCx::know`] at the deletes' addresses).
+    pub async fn plan_destroys(
+        &self,
+        client: &FabricClient,
+        desired: &crate::config::DesiredWorkspace,
+        live: &LiveWorkspace,
+    ) -> Result<(Vec<Change>, Vec<String>), EngineError> {
+        let mut cx = ReadCx::new(client, desired, Some(live), 1);
+        cx.claimed_item_types = self.claimed_item_types.clone();
+        let mut changes = Vec::new();
+        for k in &self.kinds {
+            for p in k.plan_destroy(&cx).await?.changes {
+                changes.push(Change {
+                    action: p.action,
+                    target: p.target,
+                    detail: p.detail,
+                    address: Address::new(&desired.name, k.name(), p.key),
+                    needs: p.needs,
+                    op: p.op,
+                });
+            }
+        }
+        let (known, _) = cx.into_known();
+        let ids = changes
+            .iter()
+            .filter_map(|c| known.get(&c.address).cloned())
+            .collect();
+        Ok((changes, ids))
+    }
+
     /// Every registered kind's name, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()
