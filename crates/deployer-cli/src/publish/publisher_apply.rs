@@ -1,7 +1,7 @@
 //! Applying a publish change: the calls, each journaled first with its undo.
 
 use fabrik_client::models::{CreateItemRequest, ItemType as ApiType};
-use fabrik_core::resource::{DefinitionPart as UndoPart, ResourceKind, ResourceRef};
+use fabrik_core::resource::{ResourceKind, ResourceRef};
 use fabrik_txn::Intent;
 
 use super::{DEFAULT_VALUE_SET, FolderMove, ItemType, NAME, Outcome, PublishKind, definition};
@@ -140,19 +140,12 @@ impl PublishKind {
         }
         cx.track(
             ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(r.display_name.clone())),
-            ItemUndo::RestoreDefinition {
-                workspace_id: ws.to_string(),
-                item_id: id.clone(),
-                parts: previous
-                    .iter()
-                    .map(|(p, v)| UndoPart {
-                        path: p.clone(),
-                        payload: v.clone(),
-                    })
-                    .collect(),
-                format: r.definition_format().map(str::to_string),
-            }
-            .record(),
+            ItemUndo::restore_definition(
+                ws,
+                id,
+                previous,
+                r.definition_format().map(str::to_string),
+            ),
         )
         .await?;
         let parts = self.render_now(r, cx, ws).await?;

@@ -5,9 +5,7 @@ use async_trait::async_trait;
 use fabrik_client::models::{
     CreateItemRequest, DefinitionPart, ItemDefinition, ItemType, PayloadType, UpdateItemRequest,
 };
-use fabrik_core::resource::{
-    DefinitionPart as UndoPart, ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome,
-};
+use fabrik_core::resource::{ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome};
 use fabrik_txn::Intent;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -428,19 +426,7 @@ impl Kind for ItemKind {
             } => {
                 cx.track(
                     ResourceRef::in_workspace(kind, &ws, id, None),
-                    ItemUndo::RestoreDefinition {
-                        workspace_id: ws.clone(),
-                        item_id: id.clone(),
-                        parts: previous
-                            .iter()
-                            .map(|(p, v)| UndoPart {
-                                path: p.clone(),
-                                payload: v.clone(),
-                            })
-                            .collect(),
-                        format: definition_format(parts),
-                    }
-                    .record(),
+                    ItemUndo::restore_definition(&ws, id, previous, definition_format(parts)),
                 )
                 .await?;
                 cx.client

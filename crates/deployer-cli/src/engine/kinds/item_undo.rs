@@ -114,6 +114,29 @@ impl ItemUndo {
         Undo::new(GENERIC, self)
     }
 
+    /// Put back the definition `previous` (`(path, base64 payload)` parts, as read) of item
+    /// `item_id`, in `format` when not the default.
+    pub fn restore_definition(
+        workspace_id: &str,
+        item_id: &str,
+        previous: &[(String, String)],
+        format: Option<String>,
+    ) -> Undo {
+        Self::RestoreDefinition {
+            workspace_id: workspace_id.to_string(),
+            item_id: item_id.to_string(),
+            parts: previous
+                .iter()
+                .map(|(path, payload)| JournaledPart {
+                    path: path.clone(),
+                    payload: payload.clone(),
+                })
+                .collect(),
+            format,
+        }
+        .record()
+    }
+
     /// Delete item `item_id` of `workspace_id`.
     pub fn delete(workspace_id: &str, item_id: &str) -> Undo {
         Self::Delete {
