@@ -209,17 +209,30 @@ impl Plan {
     }
 }
 
-/// The `kind` label of `fabrik_resources_total` (docs/METRICS.md).
-pub fn kind_label(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Workspace => "workspace",
-        ResourceKind::Lakehouse => "lakehouse",
-        ResourceKind::Notebook => "notebook",
-        ResourceKind::Folder => "folder",
-        ResourceKind::RoleAssignment => "role_assignment",
-        ResourceKind::GitConnection => "git_connection",
-        ResourceKind::CapacityAssignment => "capacity_assignment",
-        _ => "item",
+/// The `kind` label of `fabrik_resources_total` (docs/METRICS.md): the resource kind's name
+/// in snake case (`RoleAssignment` → `role_assignment`), so a kind added anywhere labels its
+/// metrics without a table here.
+pub fn kind_label(kind: ResourceKind) -> String {
+    let mut out = String::new();
+    for (i, c) in kind.as_str().chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_are_the_kinds_names_in_snake_case() {
+        assert_eq!(kind_label(ResourceKind::RoleAssignment), "role_assignment");
+        assert_eq!(kind_label(ResourceKind::Workspace), "workspace");
+        assert_eq!(kind_label(ResourceKind::Item), "item");
+        assert_eq!(kind_label(ResourceKind::new("SparkPool")), "spark_pool");
     }
 }
 
