@@ -30,6 +30,9 @@ pub fn text(plan: &Plan) -> String {
         for u in &w.unmanaged {
             let _ = writeln!(out, "  ? {u} (not in the config; left alone)");
         }
+        if let Some(r) = crate::publish::publisher::DefinitionReads::of_plan(w) {
+            let _ = writeln!(out, "  deployed definitions read by {}", r.describe());
+        }
     }
     let _ = writeln!(out, "{}", summary(plan));
     out
