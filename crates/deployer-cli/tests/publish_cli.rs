@@ -1,8 +1,9 @@
 //! `fabrik publish` as a user runs it, against the in-process emulator: problems in
 //! `parameter.yml` and reference cycles are reported at their place before any request, a
 //! deployed part that is not base64 stops the publish, an exported Environment finds the
-//! target's Spark pool by name, the plan names the parts that differ,
-//! and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
+//! target's Spark pool by name, the plan names the parts that differ, a re-publish reads the
+//! deployed definitions by one bulk export (one by one when the service refuses it, as the plan
+//! says), and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -931,7 +932,10 @@ async fn a_refused_bulk_export_falls_back_to_reading_each_definition_and_the_pla
     run(&["--env", "prod"]);
     let refuse = "POST /v1/workspaces/*/items/bulkExportDefinitions";
     emu.set_faults(
-        format!("{refuse}#1=400,{refuse}#2=400,{refuse}#3=400,{refuse}#4=400")
+        (1..=5)
+            .map(|n| format!("{refuse}#{n}=400"))
+            .collect::<Vec<_>>()
+            .join(",")
             .parse()
             .unwrap(),
     );
@@ -968,13 +972,19 @@ async fn a_refused_bulk_export_falls_back_to_reading_each_definition_and_the_pla
         text.contains("read one by one, bulk export refused") && text.contains("Notebook:Ingest"),
         "{text}"
     );
+    let md = run(&["--env", "prod", "--plan", "--output", "markdown"]);
+    assert!(
+        md.contains("Deployed definitions read by 1 bulk export(s) (0 item(s)); ")
+            && md.contains("read one by one, bulk export refused"),
+        "{md}"
+    );
     let again = run(&["--env", "prod"]);
     assert!(again.contains("no changes"), "{again}");
     let log = requests(&emu).await.split_off(before);
     assert_eq!(writes(&log), 0, "{log:?}");
-    assert_eq!(ending(&log, "/getDefinition"), 2 * one_by_one.len());
+    assert_eq!(ending(&log, "/getDefinition"), 3 * one_by_one.len());
 
-    // Another environment changes definitions: read one by one (the fourth refusal), updated.
+    // Another environment changes definitions: read one by one (the fifth refusal), updated.
     let staged = run(&["--env", "staging"]);
     assert!(!staged.contains("no changes"), "{staged}");
     // Read back by bulk export (no more refusals), the updates match the repository.

@@ -108,7 +108,7 @@ impl PublishKind {
     /// The deployed items whose definitions a publish compares (by index into `items`), each
     /// with the repository item it is compared with: the item of its type and name, or for an
     /// orphan, a new item of its type it may be the rename of.
-    fn definitions_wanted<'r>(&'r self, items: &[LiveItem]) -> Vec<(usize, &'r RepoItem)> {
+    fn definitions_wanted(&self, items: &[LiveItem]) -> Wanted<'_> {
         items
             .iter()
             .enumerate()
@@ -219,7 +219,7 @@ async fn bulk_read(
     cx: &ReadCx<'_>,
     ws: &str,
     items: &[LiveItem],
-    wanted: Vec<(usize, &RepoItem)>,
+    wanted: Wanted<'_>,
     reads: &mut DefinitionReads,
 ) -> Result<(Vec<(usize, super::Parts)>, Vec<(usize, Option<String>)>), EngineError> {
     let mut pending = wanted;
@@ -257,28 +257,12 @@ async fn bulk_read(
                 ))(e));
             }
         };
-        // A type the service does not export refuses the whole request, naming the item:
-        // its type is read one by one and the rest asked again (at most once per type).
-        let unsupported = e
-            .is_not_supported()
-            .then(|| e.api()?.related_resource.as_ref())
-            .flatten()
-            .and_then(|rel| {
-                pending
-                    .iter()
-                    .find(|(i, _)| items[*i].id == rel.resource_id)
-            })
-            .map(|(i, _)| items[*i].item_type);
-        let (out, rest): (Vec<_>, Vec<_>) = match unsupported {
-            Some(t) => pending
-                .into_iter()
-                .partition(|(i, _)| items[*i].item_type == t),
-            None => (pending, Vec::new()),
-        };
-        let why = match unsupported {
-            Some(t) => format!("bulk export does not export {} items ({e})", t.as_str()),
-            None => format!("bulk export refused ({e})"),
-        };
+        let (out, rest, why) = after_refusal(&e, items, pending);
+        tracing::warn!(
+            workspace = %cx.desired.name,
+            items = out.len(),
+            "reading deployed definitions one by one: {why}"
+        );
         for (i, r) in out {
             by_one(i, r, why.clone(), reads, &mut one_by_one);
         }
@@ -286,6 +270,40 @@ async fn bulk_read(
     }
     Ok((Vec::new(), one_by_one))
 }
+
+/// Items of a refused bulk export of `pending`: those to read one by one, those to ask again,
+/// and why. A type the service does not export refuses the whole request naming the item
+/// (`OperationNotSupportedForItem`): that type is read one by one and the rest asked again, so
+/// each retry drops a type. Any other refusal: every item one by one.
+fn after_refusal<'r>(
+    e: &FabricError,
+    items: &[LiveItem],
+    pending: Wanted<'r>,
+) -> (Wanted<'r>, Wanted<'r>, String) {
+    let unsupported = e
+        .is_not_supported()
+        .then(|| e.api()?.related_resource.as_ref())
+        .flatten()
+        .and_then(|rel| {
+            pending
+                .iter()
+                .find(|(i, _)| items[*i].id == rel.resource_id)
+        })
+        .map(|(i, _)| items[*i].item_type);
+    match unsupported {
+        Some(t) => {
+            let (out, rest) = pending
+                .into_iter()
+                .partition(|(i, _)| items[*i].item_type == t);
+            let why = format!("bulk export does not export {} items ({e})", t.as_str());
+            (out, rest, why)
+        }
+        None => (pending, Vec::new(), format!("bulk export refused ({e})")),
+    }
+}
+
+/// Deployed items (by index) with the repository item each is compared with.
+type Wanted<'r> = Vec<(usize, &'r RepoItem)>;
 
 /// An item's exported parts, or why it is read one by one instead.
 type Exported = Result<super::Parts, String>;
@@ -469,25 +487,61 @@ mod tests {
         );
     }
 
+    /// An API error of `status` and `code`, naming the item `related` when given.
+    fn api(status: u16, code: &str, related: Option<&str>) -> FabricError {
+        FabricError::Api(Box::new(fabrik_client::ApiError {
+            status,
+            error_code: code.into(),
+            message: "m".into(),
+            request_id: None,
+            client_request_id: None,
+            more_details: Vec::new(),
+            related_resource: related.map(|id| fabrik_client::models::ErrorRelatedResource {
+                resource_id: id.into(),
+                resource_type: "Item".into(),
+            }),
+            is_retriable: None,
+            retry_after: None,
+            operation: "bulk export".into(),
+            attempt: 1,
+        }))
+    }
+
     #[test]
     fn only_a_4xx_other_than_429_is_a_refusal_to_fall_back_from() {
-        let api = |status: u16| {
-            FabricError::Api(Box::new(fabrik_client::ApiError {
-                status,
-                error_code: "X".into(),
-                message: "m".into(),
-                request_id: None,
-                client_request_id: None,
-                more_details: Vec::new(),
-                related_resource: None,
-                is_retriable: None,
-                retry_after: None,
-                operation: "bulk export".into(),
-                attempt: 1,
-            }))
-        };
+        let api = |status| api(status, "X", None);
         assert!(refused(&api(400)) && refused(&api(403)) && refused(&api(404)));
         assert!(!refused(&api(429)) && !refused(&api(500)) && !refused(&api(503)));
+    }
+
+    #[test]
+    fn a_type_bulk_export_refuses_is_read_one_by_one_and_the_rest_asked_again() {
+        let items = [
+            live("n1", ItemType::Notebook, "A"),
+            live("r1", ItemType::Report, "R"),
+            live("n2", ItemType::Notebook, "B"),
+            live("r2", ItemType::Report, "S"),
+        ];
+        let repo: Vec<RepoItem> = items
+            .iter()
+            .map(|l| repo_item(l.item_type, &l.name, &[".platform"]))
+            .collect();
+        let pending = || -> Vec<(usize, &RepoItem)> { repo.iter().enumerate().collect() };
+        let indices = |v: &[(usize, &RepoItem)]| v.iter().map(|(i, _)| *i).collect::<Vec<_>>();
+
+        let e = api(400, "OperationNotSupportedForItem", Some("r2"));
+        let (out, rest, why) = after_refusal(&e, &items, pending());
+        assert_eq!((indices(&out), indices(&rest)), (vec![1, 3], vec![0, 2]));
+        assert!(why.contains("does not export Report items"), "{why}");
+
+        // Without an item it names (or for any other refusal), every item one by one.
+        let e = api(400, "OperationNotSupportedForItem", None);
+        let (out, rest, _) = after_refusal(&e, &items, pending());
+        assert_eq!((out.len(), rest.len()), (4, 0));
+        let e = api(403, "FeatureNotAvailable", Some("r2"));
+        let (out, rest, why) = after_refusal(&e, &items, pending());
+        assert_eq!((out.len(), rest.len()), (4, 0));
+        assert!(why.starts_with("bulk export refused"), "{why}");
     }
 
     fn part(path: &str, payload: &str) -> DefinitionPart {
