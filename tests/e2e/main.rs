@@ -104,14 +104,16 @@ fn writes(log: &serde_json::Value) -> usize {
         .as_array()
         .or_else(|| log.get("requests").and_then(|r| r.as_array()))
         .expect("request log");
-    // getDefinition is a read that the API spells as POST.
+    // getDefinition and bulkExportDefinitions are reads that the API spells as POST.
     entries
         .iter()
         .filter(|e| e["method"] != "GET")
         .filter(|e| {
-            e["path"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("/v1") && !p.ends_with("/getDefinition"))
+            e["path"].as_str().is_some_and(|p| {
+                p.starts_with("/v1")
+                    && !p.ends_with("/getDefinition")
+                    && !p.ends_with("/bulkExportDefinitions")
+            })
         })
         .count()
 }

@@ -169,6 +169,14 @@ async fn the_fixture_publishes_in_reference_order_and_a_second_publish_plans_not
         "{}",
         fabrik_cli::render::text(&again)
     );
+    // The deployed definitions came from one bulk export, none read one by one.
+    let reads = fabrik_cli::publish::publisher::DefinitionReads::of_plan(&again.workspaces[0])
+        .expect("the plan says how definitions were read");
+    assert_eq!(reads.bulk_exports, 1, "{reads:?}");
+    assert!(
+        reads.exported > 0 && reads.one_by_one.is_empty(),
+        "{reads:?}"
+    );
     emu.shutdown().await.unwrap();
 }
 

@@ -5,7 +5,8 @@ Usage: python publish_bench.py EMULATOR_URL REPOSITORY FABRIK_BINARY WORK_DIR EN
 
 Each tool publishes into a fresh workspace twice (the second time the repository is
 unchanged). Before each run the emulator's request log is cleared; after it the run's
-requests are counted (writes: anything but GET, getDefinition excluded). A run fails the
+requests are counted (writes: anything but GET, the definition reads getDefinition and
+bulkExportDefinitions excluded). A run fails the
 benchmark (exit 1) when it exits non-zero, when the request log overflowed, or when the first
 publish leaves other than ITEMS items and FOLDERS folders.
 
@@ -86,9 +87,13 @@ class Bench:
                       self.work / f"{tag}.log")
         reqs = log["requests"]
         get_definitions = sum(1 for r in reqs if r["path"].endswith("/getDefinition"))
-        writes = sum(1 for r in reqs if r["method"] != "GET" and not r["path"].endswith("/getDefinition"))
+        bulk_exports = sum(1 for r in reqs if r["path"].endswith("/bulkExportDefinitions"))
+        # Both definition reads are spelled POST.
+        reads = ("/getDefinition", "/bulkExportDefinitions")
+        writes = sum(1 for r in reqs if r["method"] != "GET" and not r["path"].endswith(reads))
         kinds = collections.Counter(f"{r['method']} {GUID.sub('{id}', r['path'])}" for r in reqs)
-        return len(reqs), writes, get_definitions, [[n, k] for k, n in kinds.most_common(4)]
+        top = [[n, k] for k, n in kinds.most_common(4)]
+        return len(reqs), writes, get_definitions, bulk_exports, top
 
     def check_deployed(self, ws, tag):
         items = self.api.list(f"/workspaces/{ws}/items")
@@ -98,13 +103,15 @@ class Bench:
                       f"{self.items} and {self.folders} expected", self.work / f"{tag}.log")
 
     def record(self, tool, label, run, wall, process_wall, tag, peak=None):
-        total, writes, get_definitions, top = self.requests(tag)
+        total, writes, get_definitions, bulk_exports, top = self.requests(tag)
         r = {"tool": tool, "label": label, "run": run, "wall": wall, "processWall": process_wall,
-             "requests": total, "writes": writes, "getDefinitions": get_definitions, "top": top,
-             "peakRssKb": peak, "load": os.getloadavg()[0]}
+             "requests": total, "writes": writes, "getDefinitions": get_definitions,
+             "bulkExports": bulk_exports, "top": top, "peakRssKb": peak,
+             "load": os.getloadavg()[0]}
         self.runs.append(r)
         print(f"{tool}{' (' + label + ')' if label else ''} {run} publish: {wall:.2f} s, "
-              f"{total} requests, {writes} writes, {get_definitions} getDefinition"
+              f"{total} requests, {writes} writes, {get_definitions} getDefinition, "
+              f"{bulk_exports} bulkExportDefinitions"
               + (f", peak RSS {peak / 1024:.1f} MB" if peak else ""), flush=True)
 
     def cicd(self, label, extra_env, module="fabric_cicd"):

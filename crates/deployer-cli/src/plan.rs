@@ -272,6 +272,9 @@ impl Serialize for Plan {
             id: &'a Option<String>,
             changes: Vec<ChangeJson<'a>>,
             unmanaged: &'a [String],
+            /// How a publish read the deployed definitions (bulk export, one by one and why).
+            #[serde(rename = "definitionReads", skip_serializing_if = "Option::is_none")]
+            definition_reads: Option<crate::publish::publisher::DefinitionReads>,
         }
         #[derive(Serialize)]
         struct Edge {
@@ -299,6 +302,7 @@ impl Serialize for Plan {
                     })
                     .collect(),
                 unmanaged: &w.unmanaged,
+                definition_reads: crate::publish::publisher::DefinitionReads::of_plan(w),
             })
             .collect();
         let edges: Vec<Edge> = self

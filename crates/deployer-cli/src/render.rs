@@ -30,6 +30,9 @@ pub fn text(plan: &Plan) -> String {
         for u in &w.unmanaged {
             let _ = writeln!(out, "  ? {u} (not in the config; left alone)");
         }
+        if let Some(r) = crate::publish::publisher::DefinitionReads::of_plan(w) {
+            let _ = writeln!(out, "  deployed definitions read by {}", r.describe());
+        }
     }
     let _ = writeln!(out, "{}", summary(plan));
     out
@@ -105,10 +108,11 @@ pub fn markdown(plan: &Plan) -> String {
             w.unmanaged.len()
         );
     }
-    for w in plan
+    for (w, reads) in plan
         .workspaces
         .iter()
-        .filter(|w| !w.changes.is_empty() || !w.unmanaged.is_empty())
+        .map(|w| (w, crate::publish::publisher::DefinitionReads::of_plan(w)))
+        .filter(|(w, reads)| !w.changes.is_empty() || !w.unmanaged.is_empty() || reads.is_some())
     {
         let _ = writeln!(out, "\n### {}\n", md_escape(&w.name));
         for c in &w.changes {
@@ -134,6 +138,13 @@ pub fn markdown(plan: &Plan) -> String {
                 out,
                 "- `?` {} (not in the config; left alone)",
                 md_escape(u)
+            );
+        }
+        if let Some(r) = reads {
+            let _ = writeln!(
+                out,
+                "\nDeployed definitions read by {}.",
+                md_escape(&r.describe())
             );
         }
     }

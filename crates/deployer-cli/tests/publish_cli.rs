@@ -1,8 +1,9 @@
 //! `fabrik publish` as a user runs it, against the in-process emulator: problems in
 //! `parameter.yml` and reference cycles are reported at their place before any request, a
 //! deployed part that is not base64 stops the publish, an exported Environment finds the
-//! target's Spark pool by name, the plan names the parts that differ,
-//! and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
+//! target's Spark pool by name, the plan names the parts that differ, a re-publish reads the
+//! deployed definitions by one bulk export (one by one when the service refuses it, as the plan
+//! says), and a publish killed with SIGKILL is undone by `fabrik rollback RUN_ID`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -207,9 +208,7 @@ async fn a_reference_cycle_is_an_error_naming_its_items_and_nothing_is_written()
     let writes = requests(&emu)
         .await
         .into_iter()
-        .filter(|r| {
-            r["method"] != "GET" && !r["path"].as_str().unwrap_or("").ends_with("getDefinition")
-        })
+        .filter(|r| r["method"] != "GET" && !is_read(r))
         .count();
     assert_eq!(writes, 1, "only the test's own workspace create");
     emu.shutdown().await.unwrap();
@@ -470,10 +469,7 @@ async fn a_publish_killed_mid_way_is_undone_by_rollback_run_id() {
         writes = requests(&emu)
             .await
             .iter()
-            .filter(|r| {
-                r["method"] == "POST"
-                    && !r["path"].as_str().unwrap_or("").ends_with("getDefinition")
-            })
+            .filter(|r| r["method"] == "POST" && !is_read(r))
             .count();
         if writes >= 8 {
             break;
@@ -540,15 +536,19 @@ fn live(mut state: serde_json::Value) -> serde_json::Value {
     state
 }
 
-/// Requests other than reads (getDefinition reads, though the API spells it POST).
+/// Whether a logged request reads though the API spells it POST: a definition read, one item's
+/// (`getDefinition`) or many (`bulkExportDefinitions`).
+fn is_read(r: &serde_json::Value) -> bool {
+    r["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("/getDefinition") || p.ends_with("/bulkExportDefinitions"))
+}
+
+/// Requests other than reads.
 fn writes(log: &[serde_json::Value]) -> usize {
     log.iter()
-        .filter(|r| r["method"] != "GET")
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("/v1") && !p.ends_with("/getDefinition"))
-        })
+        .filter(|r| r["method"] != "GET" && !is_read(r))
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/v1")))
         .count()
 }
 
@@ -812,5 +812,189 @@ async fn config_yml_features_and_keys_fabrik_refuses_are_errors_at_their_line() 
         );
     }
     assert_eq!(requests(&emu).await, Vec::<serde_json::Value>::new());
+    emu.shutdown().await.unwrap();
+}
+
+/// A repository of `n` notebooks, `NB0` … (logicalIds told apart by their last digits).
+fn notebooks_repo(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join(format!("NB{i}.Notebook"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(".platform"),
+            serde_json::json!({
+                "metadata": {"type": "Notebook", "displayName": format!("NB{i}")},
+                "config": {"version": "2.0", "logicalId": format!("3b1f2c4d-5e6f-4a7b-8c9d-0e1f2a3b{i:04}")},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("notebook-content.py"),
+            format!("# Fabric notebook source\n\n# CELL ********************\n\nprint({i})\n"),
+        )
+        .unwrap();
+    }
+}
+
+/// `fabrik publish` of the repository at `root`.
+fn publish_repo(root: &Path, base: &str, token: &str, ws: &str, state: &Path) -> Command {
+    let mut c = fabrik();
+    c.arg("publish")
+        .arg("--repository")
+        .arg(root)
+        .args(["--workspace-id", ws, "--base-url", base])
+        .arg("--state-dir")
+        .arg(state)
+        .env("FABRIC_TOKEN", token);
+    c
+}
+
+/// How many logged requests' paths end with `suffix`.
+fn ending(log: &[serde_json::Value], suffix: &str) -> usize {
+    log.iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+        .count()
+}
+
+/// Issue 26: re-publishing reads the deployed definitions with one bulk export, so the requests
+/// of a publish that changes nothing are as many for 12 items as for 3 (operation polls aside,
+/// which follow the server's timing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_republish_reads_definitions_by_one_bulk_export_whatever_the_item_count() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let mut counts = Vec::new();
+    for n in [3, 12] {
+        let ws = workspace(&emu, &token, &format!("bulk{n}")).await;
+        let repo = tempfile::tempdir().unwrap();
+        notebooks_repo(repo.path(), n);
+        let state = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = publish_repo(repo.path(), &base, &token, &ws, state.path())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        run(&[]);
+        let before = requests(&emu).await.len();
+        let plan = run(&["--plan"]);
+        assert!(
+            plan.contains(&format!(
+                "deployed definitions read by 1 bulk export(s) ({n} item(s))\n"
+            )),
+            "{plan}"
+        );
+        let again = run(&[]);
+        assert!(again.contains("no changes"), "{again}");
+        let log = requests(&emu).await.split_off(before);
+        assert_eq!(ending(&log, "/getDefinition"), 0, "{log:?}");
+        assert_eq!(ending(&log, "/bulkExportDefinitions"), 2, "{log:?}");
+        assert_eq!(writes(&log), 0, "{log:?}");
+        let not_polls = log.iter().filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| !p.starts_with("/v1/operations/"))
+        });
+        counts.push(not_polls.count());
+    }
+    assert_eq!(counts[0], counts[1], "requests for 3 items, for 12");
+    emu.shutdown().await.unwrap();
+}
+
+/// When the service refuses bulk export (here a 400, as when the beta API is not enabled),
+/// definitions are read one by one: the plan says so and names the items, a publish that
+/// changes something still updates what differs, and one that changes nothing writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bulk_export_falls_back_to_reading_each_definition_and_the_plan_says_so() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "fallback").await;
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = publish(&base, &token, &ws, state.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code() == Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["--env", "prod"]);
+    let refuse = "POST /v1/workspaces/*/items/bulkExportDefinitions";
+    emu.set_faults(
+        (1..=5)
+            .map(|n| format!("{refuse}#{n}=400"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .parse()
+            .unwrap(),
+    );
+
+    let before = requests(&emu).await.len();
+    let json = run(&["--env", "prod", "--plan", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let reads = &plan["workspaces"][0]["definitionReads"];
+    assert_eq!(reads["bulkExports"], 1, "{json}");
+    assert_eq!(reads["exported"], 0, "{json}");
+    let one_by_one = reads["oneByOne"].as_array().unwrap();
+    let names: Vec<&str> = one_by_one
+        .iter()
+        .map(|o| o["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Notebook:Ingest") && names.contains(&"DataPipeline:Daily Load"),
+        "{json}"
+    );
+    for o in one_by_one {
+        let why = o["why"].as_str().unwrap();
+        assert!(
+            why.contains("bulk export refused") && why.contains("400"),
+            "{why}"
+        );
+    }
+    assert_eq!(plan["summary"]["update"], 0, "{json}");
+    let log = requests(&emu).await.split_off(before);
+    assert_eq!(ending(&log, "/getDefinition"), one_by_one.len(), "{log:?}");
+
+    let before = requests(&emu).await.len();
+    let text = run(&["--env", "prod", "--plan"]);
+    assert!(
+        text.contains("read one by one, bulk export refused") && text.contains("Notebook:Ingest"),
+        "{text}"
+    );
+    let md = run(&["--env", "prod", "--plan", "--output", "markdown"]);
+    assert!(
+        md.contains("Deployed definitions read by 1 bulk export(s) (0 item(s)); ")
+            && md.contains("read one by one, bulk export refused"),
+        "{md}"
+    );
+    let again = run(&["--env", "prod"]);
+    assert!(again.contains("no changes"), "{again}");
+    let log = requests(&emu).await.split_off(before);
+    assert_eq!(writes(&log), 0, "{log:?}");
+    assert_eq!(ending(&log, "/getDefinition"), 3 * one_by_one.len());
+
+    // Another environment changes definitions: read one by one (the fifth refusal), updated.
+    let staged = run(&["--env", "staging"]);
+    assert!(!staged.contains("no changes"), "{staged}");
+    // Read back by bulk export (no more refusals), the updates match the repository.
+    let before = requests(&emu).await.len();
+    let plan = run(&["--env", "staging", "--plan", "--detailed-exitcode"]);
+    assert!(
+        plan.contains("bulk export(s)") && !plan.contains("one by one"),
+        "{plan}"
+    );
+    let log = requests(&emu).await.split_off(before);
+    assert_eq!(ending(&log, "/getDefinition"), 0, "{log:?}");
     emu.shutdown().await.unwrap();
 }

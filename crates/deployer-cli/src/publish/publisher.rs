@@ -41,6 +41,7 @@ mod planning;
 mod reading;
 use apply::UpdateChange;
 use planning::Slot;
+pub use reading::{DefinitionReads, OneByOne};
 
 /// The kind's name in addresses.
 pub const NAME: &str = "published";
