@@ -409,6 +409,7 @@ fn workspace_plan(
         known_ids: vec![(crate::engine::workspace_address(&d.name), ws.clone())],
         seen_items: Vec::new(),
         desired: d.clone(),
+        reads: Default::default(),
     }
 }
 

@@ -156,6 +156,9 @@ pub struct WorkspacePlan {
     pub seen_items: Vec<(String, String)>,
     /// The desired state.
     pub desired: DesiredWorkspace,
+    /// The kinds' accounts of how they read the workspace (`definitionReads`), shown with
+    /// the plan.
+    pub reads: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The whole plan.

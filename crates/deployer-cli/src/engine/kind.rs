@@ -281,6 +281,7 @@ pub struct ReadCx<'a> {
     folders: OnceCell<Vec<Folder>>,
     items: OnceCell<Vec<Item>>,
     known: Mutex<BTreeMap<Address, String>>,
+    reads: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 impl fmt::Debug for ReadCx<'_> {
@@ -308,6 +309,7 @@ impl<'a> ReadCx<'a> {
             folders: OnceCell::new(),
             items: OnceCell::new(),
             known: Mutex::new(BTreeMap::new()),
+            reads: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -374,6 +376,20 @@ impl<'a> ReadCx<'a> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(address, id.into());
+    }
+
+    /// Records a kind's account of how it read (`definitionReads`: what a bulk read covered and
+    /// what it read one by one), carried into the plan ([`WorkspacePlan::reads`](crate::plan::WorkspacePlan::reads)).
+    pub fn report_read(&self, key: &str, value: serde_json::Value) {
+        self.reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), value);
+    }
+
+    /// The reports recorded with [`report_read`](Self::report_read).
+    pub fn take_reads(&self) -> BTreeMap<String, serde_json::Value> {
+        std::mem::take(&mut self.reads.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The ids recorded with [`know`](Self::know), and the items listed (`(name, id)`).

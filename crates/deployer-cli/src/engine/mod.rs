@@ -310,6 +310,7 @@ async fn read_and_diff(
             // they delete is no longer "unmanaged and left alone".
             unmanaged.retain(|u| !deletes.iter().any(|c: &Change| &c.target == u));
             changes.extend(deletes);
+            let reads = cx.take_reads();
             let (known, seen_items) = cx.into_known();
             let mut known_ids: Vec<(Address, String)> = known.into_iter().collect();
             if let Some(w) = live {
@@ -323,6 +324,7 @@ async fn read_and_diff(
                 known_ids,
                 seen_items,
                 desired: d.clone(),
+                reads,
             })
         }
     });

@@ -87,7 +87,7 @@ impl PublishKind {
             items[i].parts = Some(parts);
         }
         if reads.bulk_exports > 0 || !reads.one_by_one.is_empty() {
-            reads.make_known(cx);
+            reads.report(cx);
         }
         for l in items.iter_mut() {
             let selected = self
@@ -152,25 +152,22 @@ pub struct OneByOne {
     pub why: String,
 }
 
-/// The address key the reads are made known under (see [`DefinitionReads::of_plan`]).
-const READS_KEY: &str = "#definition-reads";
+/// The key the reads are reported under (see [`ReadCx::report_read`]).
+const READS_KEY: &str = "definitionReads";
 
 impl DefinitionReads {
-    /// Makes the reads known to the run under the workspace's publish address: the engine
-    /// carries what a kind makes known during its read into the plan, where the plan's text and
-    /// JSON find it ([`of_plan`](Self::of_plan)).
-    fn make_known(&self, cx: &ReadCx<'_>) {
+    /// Reports the reads to the plan, where its text and JSON find them
+    /// ([`of_plan`](Self::of_plan)).
+    fn report(&self, cx: &ReadCx<'_>) {
         // A struct of strings and numbers always serializes.
-        let text = serde_json::to_string(self).unwrap_or_default();
-        cx.know(Address::new(&cx.desired.name, NAME, READS_KEY), text);
+        cx.report_read(READS_KEY, serde_json::to_value(self).unwrap_or_default());
     }
 
-    /// The reads a publish made known while planning `w`, if it read any definition.
+    /// The reads a publish reported while planning `w`, if it read any definition.
     pub fn of_plan(w: &crate::plan::WorkspacePlan) -> Option<Self> {
-        w.known_ids
-            .iter()
-            .find(|(a, _)| a.kind == NAME && a.key == READS_KEY)
-            .and_then(|(_, text)| serde_json::from_str(text).ok())
+        w.reads
+            .get(READS_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// One line for people: `1 bulk export (12 items)`, then the items read one by one,
