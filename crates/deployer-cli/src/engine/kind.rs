@@ -370,6 +370,27 @@ impl<'a> ReadCx<'a> {
             .map(Vec::as_slice)
     }
 
+    /// The deployed definition of item `id` (`item_type` `name`, for the error), in `format`
+    /// when given: every item kind reads definitions this way.
+    pub async fn definition(
+        &self,
+        item_type: &str,
+        name: &str,
+        id: &str,
+        format: Option<&str>,
+    ) -> Result<fabrik_client::models::ItemDefinition, EngineError> {
+        let Some(ws) = self.workspace_id() else {
+            return Err(EngineError::Invalid(format!(
+                "{item_type} {name}: its workspace {} does not exist",
+                self.desired.name
+            )));
+        };
+        self.client
+            .get_item_definition(ws, id, format)
+            .await
+            .map_err(ctx(format!("reading the definition of {item_type} {name}")))
+    }
+
     /// Records the id of an existing resource, so changes that reference it find it at apply.
     pub fn know(&self, address: Address, id: impl Into<String>) {
         self.known

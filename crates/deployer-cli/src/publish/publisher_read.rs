@@ -67,14 +67,8 @@ impl PublishKind {
                 let l = &items[i];
                 async move {
                     let d = cx
-                        .client
-                        .get_item_definition(ws, &l.id, format.as_deref())
-                        .await
-                        .map_err(ctx(format!(
-                            "reading the definition of {} {}",
-                            l.item_type.as_str(),
-                            l.name
-                        )))?;
+                        .definition(l.item_type.as_str(), &l.name, &l.id, format.as_deref())
+                        .await?;
                     let parts = decode_parts(l.item_type, &l.name, d.parts)?;
                     Ok::<_, EngineError>((i, parts))
                 }

@@ -181,9 +181,9 @@ impl Kind for ItemKind {
     }
 
     async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError> {
-        let Some(ws) = cx.workspace_id() else {
+        if cx.workspace_id().is_none() {
             return Ok(vec![]);
-        };
+        }
         let mut live = Vec::new();
         for it in cx.items().await? {
             let item_type = it.kind.as_str();
@@ -228,13 +228,8 @@ impl Kind for ItemKind {
                 let l = &live[i];
                 async move {
                     let d = cx
-                        .client
-                        .get_item_definition(ws, &l.id, format.as_deref())
-                        .await
-                        .map_err(ctx(format!(
-                            "reading the definition of {} {}",
-                            l.item_type, l.name
-                        )))?;
+                        .definition(&l.item_type, &l.name, &l.id, format.as_deref())
+                        .await?;
                     Ok::<_, EngineError>((
                         i,
                         d.parts.into_iter().map(|p| (p.path, p.payload)).collect(),
