@@ -162,12 +162,40 @@ pub struct DefinitionPart {
 ///
 /// By convention a payload's `parts` array, when present, holds definition parts
 /// (`{"path", "payload"}`, base64): secret values inside them are journaled as references.
+///
+/// A record journaled before records named their kind (`{"op": "deleteItem", …}`) reads back
+/// with an empty `kind` and its whole body as `payload`, for the deployer to map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "UndoWire")]
 pub struct Undo {
-    /// The kind that carries it out (its registered name: `workspace`, `item`).
+    /// The kind that carries it out (its registered name: `workspace`, `item`); empty for a
+    /// record of an older journal.
     pub kind: String,
     /// The kind's own description of what to do.
     pub payload: serde_json::Value,
+}
+
+/// An undo record as journals hold it: current, or of an older journal.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UndoWire {
+    Current {
+        kind: String,
+        payload: serde_json::Value,
+    },
+    Older(serde_json::Value),
+}
+
+impl From<UndoWire> for Undo {
+    fn from(w: UndoWire) -> Self {
+        match w {
+            UndoWire::Current { kind, payload } => Self { kind, payload },
+            UndoWire::Older(payload) => Self {
+                kind: String::new(),
+                payload,
+            },
+        }
+    }
 }
 
 impl Undo {
@@ -271,6 +299,10 @@ mod tests {
         );
         assert!(matches!(back, POOL));
         assert!(serde_json::from_str::<ResourceKind>(r#""""#).is_err());
+        let older: Undo =
+            serde_json::from_str(r#"{"op":"deleteWorkspace","workspaceId":"w"}"#).unwrap();
+        assert_eq!(older.kind, "");
+        assert_eq!(older.payload["op"], "deleteWorkspace");
         assert_eq!(POOL.to_string(), "SparkPool");
     }
 }

@@ -51,9 +51,59 @@ fn owner_of(intent: &Intent) -> &str {
     }
 }
 
+/// A record of a journal written before records named their kind (`{"op": "deleteItem", …}`,
+/// see [`Undo`]) as the built-in kind that now carries it out: the fields are as they were,
+/// only the operations were renamed. This table is of those old names only; no kind added
+/// since appears in it.
+pub fn upgrade(undo: &Undo) -> Result<Undo, UndoError> {
+    use super::kinds::{capacity, folder, git, item, role, workspace};
+    let old = undo
+        .payload
+        .get("op")
+        .and_then(|o| o.as_str())
+        .unwrap_or("");
+    let (kind, op) = match old {
+        "deleteWorkspace" => (workspace::NAME, "delete"),
+        "restoreWorkspace" => (workspace::NAME, "restore"),
+        "deleteFolder" => (folder::NAME, "delete"),
+        "removeRoleAssignment" => (role::NAME, "remove"),
+        "restoreRole" => (role::NAME, "restore"),
+        "disconnectGit" => (git::NAME, "disconnect"),
+        "unassignCapacity" => (capacity::NAME, "unassign"),
+        "assignCapacity" => (capacity::NAME, "assign"),
+        "deleteItem" => (item::GENERIC, "delete"),
+        "restoreItem" => (item::GENERIC, "restore"),
+        "moveItem" => (item::GENERIC, "move"),
+        "restoreDefinition"
+        | "restoreActiveValueSet"
+        | "restoreShortcut"
+        | "restoreBinding"
+        | "publishEnvironment" => (item::GENERIC, old),
+        _ => {
+            return Err(permanent(format!(
+                "the journal holds an undo record this fabrik cannot read: {}",
+                undo.payload
+            )));
+        }
+    };
+    let mut payload = undo.payload.clone();
+    payload["op"] = serde_json::Value::String(op.to_string());
+    Ok(Undo {
+        kind: kind.to_string(),
+        payload,
+    })
+}
+
 #[async_trait]
 impl Undoer for Recovery {
     async fn undo(&self, undo: &Undo) -> Result<UndoOutcome, UndoError> {
+        let upgraded;
+        let undo = if undo.kind.is_empty() {
+            upgraded = upgrade(undo)?;
+            &upgraded
+        } else {
+            undo
+        };
         let kind = self
             .registry
             .kind_named(&undo.kind)
@@ -136,5 +186,36 @@ pub fn pick<'a, T>(
         [] => Ok(None),
         [one] => Ok(Some(*one)),
         many => Err(unsure(intent, format!("{} candidates", many.len()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::kinds::item::ItemUndo;
+    use crate::engine::kinds::role::RoleUndo;
+
+    #[test]
+    fn records_of_older_journals_read_as_the_kinds_records_of_today() {
+        let older: Undo =
+            serde_json::from_str(r#"{"op":"deleteItem","workspaceId":"w","itemId":"i"}"#).unwrap();
+        assert_eq!(upgrade(&older).unwrap(), ItemUndo::delete("w", "i"));
+        let role: Undo = serde_json::from_str(
+            r#"{"op":"restoreRole","workspaceId":"w","assignmentId":"p","role":"Viewer"}"#,
+        )
+        .unwrap();
+        let expected = RoleUndo::Restore {
+            workspace_id: "w".into(),
+            assignment_id: "p".into(),
+            role: "Viewer".into(),
+        };
+        assert_eq!(upgrade(&role).unwrap(), expected.record());
+        let unknown: Undo = serde_json::from_str(r#"{"op":"launchRocket"}"#).unwrap();
+        assert!(
+            upgrade(&unknown)
+                .unwrap_err()
+                .message
+                .contains("launchRocket")
+        );
     }
 }
