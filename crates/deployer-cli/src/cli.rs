@@ -47,7 +47,7 @@ pub struct Cli {
         env = "FABRIK_STATE",
         hide_env_values = true
     )]
-    pub state_url: Option<String>,
+    pub state_url: Option<crate::state::StateLocation>,
     /// How long to wait for the deployment locks of the workspaces a command writes, in
     /// seconds, one deadline for all of them (0: fail at once with exit code 3).
     #[arg(long, global = true, default_value_t = 0)]
@@ -464,4 +464,27 @@ pub enum AuthCommand {
     /// Get a token (FABRIC_TOKEN, --auth / FABRIK_AUTH, or the automatic chain) and list the
     /// workspaces it can see; print which credential answered, never the token.
     Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parsed_command_line_never_shows_a_sas() {
+        let sas = "sv=2024-08-04&sig=Zm9vYmFyc2VjcmV0";
+        let url = format!("https://acct.blob.core.windows.net/state?{sas}");
+        let cli = Cli::try_parse_args(["fabrik", "status", "--state", &url]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("Zm9vYmFyc2VjcmV0"), "{shown}");
+        assert!(
+            shown.contains("acct.blob.core.windows.net/state?[redacted]"),
+            "{shown}"
+        );
+        // The value itself is kept for the state backend.
+        assert_eq!(
+            cli.state_url.as_ref().map(|s| s.as_str()),
+            Some(url.as_str())
+        );
+    }
 }

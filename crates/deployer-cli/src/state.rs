@@ -30,11 +30,46 @@ use fabrik_txn::{Journal, JournalError, RunListing, TxnOptions};
 /// Exit code when the deployment lock is held by someone else.
 pub const EXIT_LOCKED: u8 = 3;
 
+/// A state location as given (`--state`, `FABRIK_STATE`, `state.url`): a container URL, whose
+/// query may hold a SAS, or a directory. Its `Debug` leaves the query out, so printing the
+/// parsed command line or the state settings never shows a SAS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StateLocation(String);
+
+impl StateLocation {
+    /// The location as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for StateLocation {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl From<&str> for StateLocation {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.split_once('?') {
+            Some((base, _)) => write!(f, "\"{base}?[redacted]\""),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// What the command line and environment say about state.
 #[derive(Debug, Clone, Default)]
 pub struct StateArgs {
     /// `--state` / `FABRIK_STATE`: a container URL or a local directory.
-    pub state: Option<String>,
+    pub state: Option<StateLocation>,
     /// `--state-dir`: the local directory when no URL is given.
     pub state_dir: PathBuf,
     /// The configuration file (for `state:` and the project prefix), if readable.
@@ -58,7 +93,7 @@ pub enum Backend {
 /// or status works where the rest is not valid (or not there).
 #[derive(Debug, Default, Clone)]
 struct FileState {
-    url: Option<String>,
+    url: Option<StateLocation>,
     prefix: Option<String>,
 }
 
@@ -92,7 +127,7 @@ fn parse_file_state(config: &Path) -> Result<FileState, String> {
         Some(_) => Err(format!("{}: {key} must be a string", config.display())),
     };
     Ok(FileState {
-        url: string(v.get("state").and_then(|s| s.get("url")), "state.url")?,
+        url: string(v.get("state").and_then(|s| s.get("url")), "state.url")?.map(StateLocation),
         prefix: string(
             v.get("project").and_then(|p| p.get("prefix")),
             "project.prefix",
@@ -202,10 +237,10 @@ impl Backend {
     ) -> Result<Self, String> {
         let file = read_file_state(&args.config)?;
         let chosen = match (&args.state, &file.url) {
-            (Some(flag), _) => Some(flag.clone()),
+            (Some(flag), _) => Some(flag.as_str().to_string()),
             (None, Some(url)) => {
                 let env = |k: &str| std::env::var(k).ok();
-                Some(expand_state_url(url, &env, &args.config).await?)
+                Some(expand_state_url(url.as_str(), &env, &args.config).await?)
             }
             (None, None) => None,
         };
@@ -605,6 +640,7 @@ mod tests {
         };
         assert_eq!(s.url().to_string(), "http://127.0.0.1:1/acct/from-file");
         a.state = Some("http://127.0.0.1:1/acct/from-flag?sig=S2".into());
+        assert!(!format!("{a:?}").contains("S2"), "{a:?}");
         let Backend::Azure(s) = Backend::resolve(&a, no_tokens).await.unwrap() else {
             panic!("expected the container")
         };
