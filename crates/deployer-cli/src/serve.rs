@@ -93,18 +93,7 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
         }
     };
 
-    let mut health = HealthRegistry::builder()
-        .enabled(flags.is_on(Flag::HealthChecks))
-        .check(Arc::new(TokenCheck::new(
-            Arc::clone(&token),
-            vec![fabrik_client::FABRIC_SCOPE.to_string()],
-        )));
-    if let Some(breakers) = stack.pipeline.breakers() {
-        health = health.check(Arc::new(BreakerCheck::new(
-            Arc::clone(breakers) as Arc<dyn BreakerStateSource>
-        )));
-    }
-    let health = match health.build() {
+    let health = match health_checks(&flags, &token, &stack) {
         Ok(h) => h,
         Err(e) => {
             tracing::error!("{e}");
@@ -166,6 +155,26 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
     server.abort();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// `/health/ready`'s checks: the token, and the circuit breakers when the pipeline has them.
+fn health_checks(
+    flags: &fabrik_flags::Flags,
+    token: &Arc<dyn fabrik_core::TokenProvider>,
+    stack: &run::Stack,
+) -> Result<HealthRegistry, String> {
+    let mut health = HealthRegistry::builder()
+        .enabled(flags.is_on(Flag::HealthChecks))
+        .check(Arc::new(TokenCheck::new(
+            Arc::clone(token),
+            vec![fabrik_client::FABRIC_SCOPE.to_string()],
+        )));
+    if let Some(breakers) = stack.pipeline.breakers() {
+        health = health.check(Arc::new(BreakerCheck::new(
+            Arc::clone(breakers) as Arc<dyn BreakerStateSource>
+        )));
+    }
+    health.build().map_err(|e| e.to_string())
 }
 
 async fn reconcile(
