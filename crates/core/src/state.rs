@@ -109,6 +109,32 @@ pub trait JournalStore: Send + Sync + Debug {
 
     /// Whether a live process holds the run's lock now.
     async fn is_locked(&self, run_id: &str) -> Result<bool, StateError>;
+
+    /// The record kept under `key` beside the journals (what the last successful run of a
+    /// workspace deployed from secret references), `None` when there is none. Keys are lock
+    /// keys: letters, digits, `-`, `_` and `.`.
+    async fn read_record(&self, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// Replaces the record under `key` with `bytes`, whole or not at all, durably.
+    async fn write_record(&self, key: &str, bytes: &[u8]) -> Result<(), StateError>;
+}
+
+/// Checks a record key ([`JournalStore::read_record`]): a lock key, which never names a path
+/// outside the store.
+pub fn validate_record_key(key: &str) -> Result<(), StateError> {
+    let ok = !key.is_empty()
+        && key.len() <= 200
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::Invalid(format!(
+            "invalid record key {key:?}: expected letters, digits, '-', '_' and '.' only"
+        )))
+    }
 }
 
 /// The one writer of one journal, holding the run's lock until closed or dropped.

@@ -327,6 +327,10 @@ impl Inner {
         format!("locks/{key}.lock")
     }
 
+    fn record_name(key: &str) -> String {
+        format!("deployed/{key}.json")
+    }
+
     fn location(&self, name: &str) -> String {
         format!("{}/{name}", self.url)
     }
@@ -622,6 +626,45 @@ impl JournalStore for AzureBlobStore {
                     Err(e) if is_not_found(&e) => Ok(false),
                     Err(e) => Err(inner.backend(&name, "read lease state", &e)),
                 }
+            })
+            .await
+    }
+
+    async fn read_record(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        fabrik_core::state::validate_record_key(key)?;
+        let inner = self.inner.clone();
+        let name = Inner::record_name(key);
+        self.io
+            .run(async move {
+                match inner.blob(&name).download(None).await {
+                    Ok(r) => r
+                        .body
+                        .collect()
+                        .await
+                        .map(|b| Some(b.to_vec()))
+                        .map_err(|e| inner.backend(&name, "read record", &e)),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(inner.backend(&name, "read record", &e)),
+                }
+            })
+            .await
+    }
+
+    async fn write_record(&self, key: &str, bytes: &[u8]) -> Result<(), StateError> {
+        fabrik_core::state::validate_record_key(key)?;
+        let inner = self.inner.clone();
+        let name = Inner::record_name(key);
+        let bytes = bytes.to_vec();
+        self.io
+            .run(async move {
+                inner.ensure_container().await?;
+                // One Put Blob: the service replaces the block blob whole or not at all.
+                inner
+                    .blob(&name)
+                    .upload(RequestContent::from(bytes), None)
+                    .await
+                    .map(drop)
+                    .map_err(|e| inner.backend(&name, "write record", &e))
             })
             .await
     }

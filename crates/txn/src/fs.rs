@@ -214,6 +214,38 @@ impl JournalStore for LocalDirStore {
     async fn is_locked(&self, run_id: &str) -> Result<bool, StateError> {
         Ok(RunLock::is_held(&self.dir, run_id))
     }
+
+    async fn read_record(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        fabrik_core::state::validate_record_key(key)?;
+        let path = record_path(&self.dir, key);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path, "read record", e)),
+        }
+    }
+
+    async fn write_record(&self, key: &str, bytes: &[u8]) -> Result<(), StateError> {
+        fabrik_core::state::validate_record_key(key)?;
+        let dir = self.dir.join(RECORD_DIR);
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "create record directory", e))?;
+        let path = record_path(&self.dir, key);
+        // Written beside, then renamed over: a reader sees the old record or the new, whole.
+        let tmp = dir.join(format!("{key}.json.tmp"));
+        let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, "create record", e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(&tmp, "write record", e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, "replace record", e))?;
+        sync_dir(&dir).map_err(state_err)
+    }
+}
+
+/// Where records live in the state directory (no `.jsonl` there, so never listed as runs).
+const RECORD_DIR: &str = "deployed";
+
+fn record_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join(RECORD_DIR).join(format!("{key}.json"))
 }
 
 /// Appends to a journal file with `write_all` + `sync_data`, holding the run's lock file.

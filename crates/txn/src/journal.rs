@@ -434,6 +434,12 @@ impl Journal {
         self.parsed.steps.resources().cloned().collect()
     }
 
+    /// Resources tracked by the run whose undo a rollback has not done yet: what a rollback
+    /// would undo, to check beforehand that it can.
+    pub fn pending_resources(&self) -> Vec<TrackedResource> {
+        self.parsed.steps.pending_resources().cloned().collect()
+    }
+
     /// The run's summary (its status is never [`RunStatus::Active`]: we hold its lock).
     pub fn summary(&self) -> RunSummary {
         self.parsed.summary(self.path.clone(), false)

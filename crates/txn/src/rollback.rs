@@ -139,6 +139,14 @@ impl Steps {
         self.steps.values().filter_map(|s| s.tracked.as_ref())
     }
 
+    /// Tracked resources whose undo has not been done yet, in the order recorded.
+    pub(crate) fn pending_resources(&self) -> impl Iterator<Item = &TrackedResource> {
+        self.steps
+            .values()
+            .filter(|s| !s.undone)
+            .filter_map(|s| s.tracked.as_ref())
+    }
+
     /// Steps with an undo that has not been done yet.
     pub(crate) fn pending_undos(&self) -> usize {
         self.steps
