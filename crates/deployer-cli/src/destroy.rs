@@ -410,6 +410,7 @@ fn workspace_plan(
         seen_items: Vec::new(),
         desired: d.clone(),
         reads: Default::default(),
+        rendered: None,
     }
 }
 

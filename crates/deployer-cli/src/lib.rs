@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod deployed;
 pub mod destroy;
 pub mod engine;
 pub mod flags;

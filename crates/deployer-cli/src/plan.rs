@@ -159,6 +159,9 @@ pub struct WorkspacePlan {
     /// The kinds' accounts of how they read the workspace (`definitionReads`), shown with
     /// the plan.
     pub reads: std::collections::BTreeMap<String, serde_json::Value>,
+    /// What this run renders from secret references: the deployed record it leaves once it
+    /// succeeds (never shown; `None`: none to write).
+    pub rendered: Option<crate::deployed::Record>,
 }
 
 /// The whole plan.

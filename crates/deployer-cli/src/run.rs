@@ -418,11 +418,23 @@ pub async fn rollback_with(
     let undoer = crate::secrets::ResolvingUndoer(recovery.clone());
     let resolver = recovery;
     let keys = crate::state_key::from_env()?;
-    let report = crate::state::open_journal(state_dir, run_id)
+    let journal = crate::state::open_journal(state_dir, run_id)
         .await
         .map_err(|e| e.to_string())?
         .with_keys(&keys)
-        .map_err(|e| crate::state_key::explain(&e))?
+        .map_err(|e| crate::state_key::explain(&e))?;
+    // Undo records keep references where secrets were (a value deployed from `${secret:A}`
+    // is journaled as that reference): every one is resolved before anything is undone.
+    // (A committed run is refused by the rollback itself, which says so.)
+    if journal.summary().status != fabrik_txn::RunStatus::Committed {
+        let pending: Vec<(String, fabrik_core::Undo)> = journal
+            .pending_resources()
+            .into_iter()
+            .filter_map(|r| r.undo.map(|u| (r.resource.to_string(), u)))
+            .collect();
+        crate::secrets::resolve_for_undo(&pending).await?;
+    }
+    let report = journal
         .rollback("fabrik rollback", &undoer, Some(&resolver))
         .await
         .map_err(|e| e.to_string())?;

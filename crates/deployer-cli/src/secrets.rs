@@ -16,8 +16,105 @@ use crate::config::{self, SecretValue};
 /// stays redacted.
 static VALUES: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
 
+/// Values of secrets as a previous run deployed them, learned by matching the deployed
+/// record's templates against what is deployed ([`learn`]), (name, value). A rollback
+/// restores these first: they are what the undo records stood for.
+static LEARNED: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+
+/// Whole deployed values of fields rendered from secrets, (value, template): shown as
+/// `(sensitive)`, journaled as their template.
+static SENSITIVE: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+
+/// How a deployed value rendered from secrets is shown.
+pub const SENSITIVE_SHOWN: &str = "(sensitive)";
+
+/// Every (name, value) this process knows, learned values first (see [`LEARNED`]).
 fn known() -> Vec<(String, String)> {
-    VALUES.read().unwrap_or_else(|p| p.into_inner()).clone()
+    let mut all = LEARNED.read().unwrap_or_else(|p| p.into_inner()).clone();
+    all.extend(
+        VALUES
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
+    all
+}
+
+/// What to replace in text, longest value first so a value containing another is replaced
+/// whole: (value, how it is shown, what a journal keeps in its place — `opening` + name + `}`
+/// for a secret, the template for a whole sensitive field).
+fn replacements(opening: &str) -> Vec<(String, &'static str, String)> {
+    let mut out: Vec<(String, &'static str, String)> = SENSITIVE
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(v, t)| (v.clone(), SENSITIVE_SHOWN, t.clone()))
+        .collect();
+    let learned = LEARNED.read().unwrap_or_else(|p| p.into_inner()).clone();
+    out.extend(
+        learned
+            .into_iter()
+            .map(|(n, v)| (v, SENSITIVE_SHOWN, format!("{opening}{n}}}"))),
+    );
+    let values = VALUES.read().unwrap_or_else(|p| p.into_inner()).clone();
+    out.extend(
+        values
+            .into_iter()
+            .map(|(n, v)| (v, "[secret]", format!("{opening}{n}}}"))),
+    );
+    out.sort_by_key(|(v, _, _)| std::cmp::Reverse(v.len()));
+    out
+}
+
+/// Learns what `live` (a deployed field or decoded definition part) was rendered from, given
+/// its template from the deployed record (references spelled `{opening}NAME}`): the values
+/// filling the references are redacted from now on and journaled as the references, and with
+/// `whole`, the whole value is shown as `(sensitive)` and journaled as the template. A value
+/// that no longer matches its template (changed since) teaches nothing; returns whether it
+/// matched.
+pub fn learn(template: &str, opening: &str, live: &str, whole: bool) -> bool {
+    let Some(values) = crate::deployed::match_template(template, opening, live) else {
+        return false;
+    };
+    {
+        let mut l = LEARNED.write().unwrap_or_else(|p| p.into_inner());
+        for (name, value) in values {
+            if value.len() >= 4 && !l.iter().any(|(n, v)| *n == name && *v == value) {
+                l.push((name, value));
+            }
+        }
+        l.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
+    }
+    if whole && live.len() >= 4 {
+        let template = template.replace(opening, "${secret:");
+        let mut s = SENSITIVE.write().unwrap_or_else(|p| p.into_inner());
+        if !s.iter().any(|(v, _)| v == live) {
+            s.push((live.to_string(), template));
+        }
+    }
+    true
+}
+
+/// Whether `text` holds a value of a secret this process resolved (not one it learned).
+pub fn holds_secret(text: &str) -> bool {
+    VALUES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(_, v)| text.contains(v.as_str()))
+}
+
+/// `text` with the values of the secrets this process resolved replaced by `{opening}NAME}`:
+/// the template a deployed record keeps.
+pub fn template_of(text: &str, opening: &str) -> String {
+    let mut values = VALUES.read().unwrap_or_else(|p| p.into_inner()).clone();
+    values.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
+    let mut out = text.to_string();
+    for (n, v) in values {
+        out = out.replace(v.as_str(), &format!("{opening}{n}}}"));
+    }
+    out
 }
 
 /// Registers a resolved secret for redaction. Values shorter than 4 characters would redact
@@ -35,10 +132,12 @@ pub fn register(name: &str, value: &str) {
 
 /// Replaces every resolved secret value in `text` with `[secret]`: the one redaction path for
 /// everything fabrik prints or writes for people (terminal, report, plan).
+/// Values a previous run deployed from secrets (learned from the deployed record) become
+/// `(sensitive)`.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
-    for (_, v) in known() {
-        out = out.replace(v.as_str(), "[secret]");
+    for (v, shown, _) in replacements("${secret:") {
+        out = out.replace(v.as_str(), shown);
     }
     out
 }
@@ -47,8 +146,8 @@ pub fn redact(text: &str) -> String {
 /// undo record never holds a secret yet can be restored by a process that resolves it again.
 pub fn to_references(text: &str) -> String {
     let mut out = text.to_string();
-    for (n, v) in known() {
-        out = out.replace(v.as_str(), &format!("${{secret:{n}}}"));
+    for (v, _, reference) in replacements("${secret:") {
+        out = out.replace(v.as_str(), &reference);
     }
     out
 }
@@ -115,7 +214,7 @@ fn map_strings<E>(
 
 /// The reference a secret value becomes inside a journaled definition part (decoded text):
 /// spelled apart from `${secret:…}`, which a notebook may well contain as text of its own.
-const IN_DEFINITION: &str = "${fabrik-secret:";
+pub const IN_DEFINITION: &str = "${fabrik-secret:";
 
 /// Applies `f` to the decoded text of every definition part an undo payload holds (its
 /// `parts` array, by [`Undo`](fabrik_core::Undo)'s convention): their payloads are base64,
@@ -155,8 +254,8 @@ fn map_definition_parts<E>(
 /// Secret values in decoded definition text replaced by `${fabrik-secret:NAME}`.
 fn definition_to_references(text: &str) -> String {
     let mut out = text.to_string();
-    for (n, v) in known() {
-        out = out.replace(v.as_str(), &format!("{IN_DEFINITION}{n}}}"));
+    for (v, _, reference) in replacements(IN_DEFINITION) {
+        out = out.replace(v.as_str(), &reference);
     }
     out
 }
@@ -206,6 +305,64 @@ impl<U: fabrik_core::Undoer> fabrik_core::Undoer for ResolvingUndoer<U> {
     }
 }
 
+/// Where secrets are read from, as the last [`resolve`] was told: what a rollback resolves
+/// the references of its undo records through ([`resolve_for_undo`]).
+#[derive(Debug, Clone)]
+struct Sources {
+    config_path: std::path::PathBuf,
+    keyvault: bool,
+    auth: Option<String>,
+    ca_cert: Option<std::path::PathBuf>,
+}
+
+static SOURCES: RwLock<Option<Sources>> = RwLock::new(None);
+
+/// The secret providers `sources` names (Key Vault when its flag is on, then the
+/// environment, then `.env` beside the config).
+fn provider(sources: &Sources) -> Result<fabrik_secrets::CachedSecrets, String> {
+    let env: Arc<dyn fabrik_secrets::Env> = Arc::new(fabrik_secrets::ProcessEnv);
+    let azure = if sources.keyvault {
+        let method = sources
+            .auth
+            .as_deref()
+            .and_then(|a| fabrik_secrets::credential::parse_method(a).ok().flatten());
+        let mut options =
+            fabrik_secrets::AzureOptions::from_env(env.as_ref()).map_err(|e| e.to_string())?;
+        if let Some(ca) = &sources.ca_cert {
+            options = options.with_extra_ca_file(ca).map_err(|e| e.to_string())?;
+        }
+        let auth = fabrik_secrets::AzureAuth::from_env(
+            method,
+            None,
+            env.as_ref(),
+            &options,
+            Arc::new(fabrik_core::SystemClock),
+        )
+        .map_err(|e| format!("Key Vault is on but no Azure credential: {e}"))?;
+        Some(auth)
+    } else {
+        None
+    };
+    let options = fabrik_secrets::SecretsOptions {
+        keyvault_enabled: sources.keyvault,
+        dotenv: Some(
+            sources
+                .config_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(".env"),
+        ),
+        defaults: Default::default(),
+    };
+    fabrik_secrets::build_secrets(
+        env,
+        &options,
+        azure.as_ref(),
+        Arc::new(fabrik_core::SystemClock),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Resolves the config's secret references; a failure becomes a `Missing` that the loader
 /// reports at the reference's position.
 pub async fn resolve(
@@ -214,57 +371,22 @@ pub async fn resolve(
     auth: Option<&str>,
     ca_cert: Option<&Path>,
 ) -> BTreeMap<String, SecretValue> {
+    let sources = Sources {
+        config_path: config_path.to_path_buf(),
+        keyvault: flags.is_on(Flag::AzureKeyVault),
+        auth: auth.map(str::to_owned),
+        ca_cert: ca_cert.map(Path::to_path_buf),
+    };
+    *SOURCES.write().unwrap_or_else(|p| p.into_inner()) = Some(sources.clone());
     let text = std::fs::read_to_string(config_path).unwrap_or_default();
     let names = config::secret_references(&text);
     let mut out = BTreeMap::new();
     if names.is_empty() {
         return out;
     }
-    let env: Arc<dyn fabrik_secrets::Env> = Arc::new(fabrik_secrets::ProcessEnv);
-    let keyvault = flags.is_on(Flag::AzureKeyVault);
-    let azure = if keyvault {
-        let method = auth.and_then(|a| fabrik_secrets::credential::parse_method(a).ok().flatten());
-        let mut options = match fabrik_secrets::AzureOptions::from_env(env.as_ref()) {
-            Ok(o) => o,
-            Err(e) => return missing_all(&names, &e.to_string()),
-        };
-        if let Some(ca) = ca_cert {
-            match options.with_extra_ca_file(ca) {
-                Ok(o) => options = o,
-                Err(e) => return missing_all(&names, &e.to_string()),
-            }
-        }
-        match fabrik_secrets::AzureAuth::from_env(
-            method,
-            None,
-            env.as_ref(),
-            &options,
-            Arc::new(fabrik_core::SystemClock),
-        ) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                return missing_all(
-                    &names,
-                    &format!("Key Vault is on but no Azure credential: {e}"),
-                );
-            }
-        }
-    } else {
-        None
-    };
-    let options = fabrik_secrets::SecretsOptions {
-        keyvault_enabled: keyvault,
-        dotenv: Some(config_path.parent().unwrap_or(Path::new(".")).join(".env")),
-        defaults: Default::default(),
-    };
-    let provider = match fabrik_secrets::build_secrets(
-        env,
-        &options,
-        azure.as_ref(),
-        Arc::new(fabrik_core::SystemClock),
-    ) {
+    let provider = match provider(&sources) {
         Ok(p) => p,
-        Err(e) => return missing_all(&names, &e.to_string()),
+        Err(e) => return missing_all(&names, &e),
     };
     for name in names {
         let v = match provider.get_secret(&name).await {
@@ -281,6 +403,82 @@ pub async fn resolve(
         out.insert(name, v);
     }
     out
+}
+
+/// The secret names the references of `undo` need (`${secret:NAME}` in its strings,
+/// `${fabrik-secret:NAME}` in the text of its definition parts).
+fn undo_names(undo: &fabrik_core::Undo) -> Vec<String> {
+    let found = std::sync::Mutex::new(Vec::<String>::new());
+    let collect = |text: &str, opening: &str| {
+        let mut f = found.lock().unwrap_or_else(|p| p.into_inner());
+        for r in crate::deployed::references(text, opening) {
+            let name = r[opening.len()..r.len() - 1].to_string();
+            if !f.contains(&name) {
+                f.push(name);
+            }
+        }
+    };
+    let r: Result<_, std::convert::Infallible> = map_strings(undo, &|s| {
+        collect(s, "${secret:");
+        Ok(s.to_string())
+    })
+    .and_then(|u| {
+        map_definition_parts(u, &|t| {
+            collect(t, IN_DEFINITION);
+            Ok(t.to_string())
+        })
+    });
+    let _ = r;
+    found.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Before a rollback undoes anything: resolves every secret the undo records of `records`
+/// (resource, undo) refer to and this process does not know yet — through the providers the
+/// project's secrets are read from (environment and `.env` when no config was read), an
+/// `env:VAR` from the variable — so no record fails halfway for want of one. The first that
+/// cannot be resolved is the error, naming it and its resource.
+pub async fn resolve_for_undo(records: &[(String, fabrik_core::Undo)]) -> Result<(), String> {
+    let sources = SOURCES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| Sources {
+            config_path: std::path::PathBuf::from("fabrik.yaml"),
+            keyvault: false,
+            auth: None,
+            ca_cert: None,
+        });
+    let mut provider_built: Option<Result<fabrik_secrets::CachedSecrets, String>> = None;
+    for (resource, undo) in records {
+        for name in undo_names(undo) {
+            if known().iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let why = if let Some(var) = name.strip_prefix("env:") {
+                if std::env::var(var).is_ok() {
+                    continue;
+                }
+                format!("environment variable {var} is not set")
+            } else {
+                let p = provider_built.get_or_insert_with(|| provider(&sources));
+                match p {
+                    Ok(p) => match p.get_secret(&name).await {
+                        Ok(Some(v)) => {
+                            register(&name, v.expose_secret());
+                            continue;
+                        }
+                        Ok(None) => format!("not found ({})", p.describe()),
+                        Err(e) => e.to_string(),
+                    },
+                    Err(e) => e.clone(),
+                }
+            };
+            return Err(format!(
+                "the undo record of {resource} needs secret '{name}', which cannot be resolved:                  {why}; nothing was undone — make it available and run `fabrik rollback` again"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn missing_all(names: &[String], why: &str) -> BTreeMap<String, SecretValue> {

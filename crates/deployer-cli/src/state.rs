@@ -282,6 +282,51 @@ impl Backend {
         }
     }
 
+    /// The deployed records ([`crate::deployed`]) of `workspaces` (display names), by
+    /// lower-cased name; a workspace without one is absent. Kept under each workspace's lock
+    /// key, beside the journals.
+    pub async fn read_records(
+        &self,
+        args: &StateArgs,
+        workspaces: &[String],
+    ) -> Result<crate::deployed::Previous, String> {
+        let env = env_key(args)?;
+        let mut out = std::collections::BTreeMap::new();
+        for name in workspaces {
+            let key = workspace_key(&env, name);
+            let bytes = match self {
+                Backend::Local(dir) => fabrik_txn::LocalDirStore::new(dir).read_record(&key).await,
+                Backend::Azure(store) => store.read_record(&key).await,
+            }
+            .map_err(|e| format!("reading the deployed record of {name}: {e}"))?;
+            if let Some(bytes) = bytes {
+                let what = format!("{} of workspace {name}", self.location());
+                let record = crate::deployed::Record::parse(&bytes, &what)?;
+                out.insert(name.to_lowercase(), record);
+            }
+        }
+        Ok(Arc::new(out))
+    }
+
+    /// Replaces the deployed record of its workspace with `record`.
+    pub async fn write_record(
+        &self,
+        args: &StateArgs,
+        record: &crate::deployed::Record,
+    ) -> Result<(), String> {
+        let key = workspace_key(&env_key(args)?, &record.workspace);
+        let bytes = record.to_bytes();
+        match self {
+            Backend::Local(dir) => {
+                fabrik_txn::LocalDirStore::new(dir)
+                    .write_record(&key, &bytes)
+                    .await
+            }
+            Backend::Azure(store) => store.write_record(&key, &bytes).await,
+        }
+        .map_err(|e| format!("writing the deployed record of {}: {e}", record.workspace))
+    }
+
     /// Where the journals are, for messages.
     pub fn location(&self) -> String {
         match self {

@@ -431,6 +431,9 @@ async fn apply_planned(
     // `apply` says which workspaces it made or used: a publish into them needs their ids.
     let says_ids = opts.command == "apply";
     if plan.change_count() == 0 {
+        if let Err(code) = keep_records(cli, plan, opts).await {
+            return code;
+        }
         println!("no changes: the deployment matches the configuration");
         if says_ids {
             print!(
@@ -478,11 +481,36 @@ async fn apply_planned(
         Vec::new()
     };
     print_report(cli, &report, &ids);
-    if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if !report.errors.is_empty() {
+        return ExitCode::FAILURE;
     }
+    match keep_records(cli, plan, &opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// After a run that left the deployment as planned: each workspace's deployed record
+/// (`crate::deployed`) replaced by what this run rendered from secrets, so the next run
+/// treats those values as secret. `apply` and `publish` keep them; a failure is the run's
+/// (exit 1): without the record, the next run could show what this one deployed.
+async fn keep_records(cli: &Cli, plan: &Plan, opts: &RunOptions) -> Result<(), ExitCode> {
+    if !matches!(opts.command, "apply" | "publish") {
+        return Ok(());
+    }
+    let backend = state_backend(cli).await.map_err(|e| fail(&e))?;
+    for record in plan.workspaces.iter().filter_map(|w| w.rendered.as_ref()) {
+        backend
+            .write_record(&state_args(cli), record)
+            .await
+            .map_err(|e| {
+                fail(&format!(
+                    "{e}; the deployment itself was applied, but a later run may show values \
+                     it rendered from secrets"
+                ))
+            })?;
+    }
+    Ok(())
 }
 
 /// The result of an apply: JSON (the report, and `workspaces: [{name, id}]` when `ids` has

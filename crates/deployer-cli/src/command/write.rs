@@ -8,7 +8,12 @@ pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune()).await {
+    let planned = async {
+        let previous = previous_records(cli, &workspace_names(&desired)).await?;
+        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune());
+        crate::deployed::with_previous(previous, plan).await
+    };
+    match planned.await {
         Ok(plan) => {
             print_plan(cli, &plan);
             if detailed_exitcode && plan.change_count() > 0 {
@@ -86,7 +91,10 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -
     let mut opts = run_options(cli, cli.base_url.clone());
     opts.rollback = !no_rollback;
     let plan = async {
-        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune()).await?;
+        // Read under the locks: the record the previous run left, not one it is replacing.
+        let previous = previous_records(cli, &workspace_names(&desired)).await?;
+        let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune());
+        let plan = crate::deployed::with_previous(previous, plan).await?;
         Ok((desired.clone(), plan))
     };
     let consent = crate::plan::Consent {
@@ -163,6 +171,17 @@ pub(super) async fn publish(
         target.unpublish.clone(),
         cli.concurrency,
     );
+    let plan = async {
+        let name = client
+            .get_workspace(&workspace_id)
+            .await
+            .map_err(crate::engine::ctx(format!(
+                "reading workspace {workspace_id}"
+            )))?
+            .display_name;
+        let previous = previous_records(cli, &[name]).await?;
+        crate::deployed::with_previous(previous, plan).await
+    };
     if only_plan {
         return match plan.await {
             Ok((_, plan)) => {
@@ -279,6 +298,21 @@ pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// The deployed records of `workspaces` (display names) in the state backend: what their
+/// last successful runs rendered from secrets.
+async fn previous_records(
+    cli: &Cli,
+    workspaces: &[String],
+) -> Result<crate::deployed::Previous, crate::engine::EngineError> {
+    let backend = state_backend(cli)
+        .await
+        .map_err(crate::engine::EngineError::Invalid)?;
+    backend
+        .read_records(&state_args(cli), workspaces)
+        .await
+        .map_err(crate::engine::EngineError::Invalid)
 }
 
 /// The display names of the workspaces a run of `desired` writes: the ones it locks.

@@ -282,6 +282,10 @@ pub struct ReadCx<'a> {
     items: OnceCell<Vec<Item>>,
     known: Mutex<BTreeMap<Address, String>>,
     reads: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// What the workspace's last successful run rendered from secrets (the deployed record).
+    previous: Option<crate::deployed::Record>,
+    /// What this run renders from secrets: the next deployed record.
+    rendered: Mutex<crate::deployed::Record>,
 }
 
 impl fmt::Debug for ReadCx<'_> {
@@ -310,6 +314,8 @@ impl<'a> ReadCx<'a> {
             items: OnceCell::new(),
             known: Mutex::new(BTreeMap::new()),
             reads: Mutex::new(BTreeMap::new()),
+            previous: crate::deployed::previous(&desired.name),
+            rendered: Mutex::new(crate::deployed::Record::new(&desired.name)),
         }
     }
 
@@ -406,6 +412,79 @@ impl<'a> ReadCx<'a> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string(), value);
+    }
+
+    /// A deployed value of `field` of the resource at `address`, as read: when the deployed
+    /// record says it was rendered from secrets and it still is that rendering, its secrets
+    /// are learned ([`crate::secrets::learn`]) — it shows as `(sensitive)` and journals as
+    /// its template. Returns whether it did.
+    pub fn deployed_field(&self, address: &Address, field: &str, live: &str) -> bool {
+        let Some(r) = self.previous.as_ref() else {
+            return false;
+        };
+        r.field(&address.to_string(), field)
+            .is_some_and(|t| crate::secrets::learn(&t.template, "${secret:", live, true))
+    }
+
+    /// A deployed definition part (decoded text) of the resource at `address`: its secrets
+    /// are learned as for [`deployed_field`](Self::deployed_field), and journal as
+    /// `${fabrik-secret:NAME}`.
+    pub fn deployed_part(&self, address: &Address, path: &str, live: &str) -> bool {
+        let Some(r) = self.previous.as_ref() else {
+            return false;
+        };
+        let opening = crate::secrets::IN_DEFINITION;
+        r.part(&address.to_string(), path)
+            .is_some_and(|t| crate::secrets::learn(&t.template, opening, live, false))
+    }
+
+    /// The value this run wants for `field` of the resource at `address`: recorded for the
+    /// next deployed record when it holds secrets.
+    pub fn rendered_field(&self, address: &Address, field: &str, desired: &str) {
+        self.render(address, desired, "${secret:", |r| &mut r.fields, field);
+    }
+
+    /// A definition part (decoded text) this run wants for the resource at `address`:
+    /// recorded for the next deployed record when it holds secrets.
+    pub fn rendered_part(&self, address: &Address, path: &str, desired: &str) {
+        let opening = crate::secrets::IN_DEFINITION;
+        self.render(address, desired, opening, |r| &mut r.parts, path);
+    }
+
+    fn render(
+        &self,
+        address: &Address,
+        desired: &str,
+        opening: &str,
+        slot: impl FnOnce(
+            &mut crate::deployed::Resource,
+        ) -> &mut BTreeMap<String, crate::deployed::Rendered>,
+        name: &str,
+    ) {
+        if !crate::secrets::holds_secret(desired) {
+            return;
+        }
+        let template = crate::secrets::template_of(desired, opening);
+        let rendered = crate::deployed::Rendered {
+            references: crate::deployed::references(&template, opening),
+            template,
+        };
+        let mut r = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        let resource = r.resources.entry(address.to_string()).or_default();
+        slot(resource).insert(name.to_string(), rendered);
+    }
+
+    /// What [`rendered_field`](Self::rendered_field) and
+    /// [`rendered_part`](Self::rendered_part) recorded: the record this run leaves once it
+    /// succeeds; `None` when it renders nothing from secrets and there is no record to
+    /// replace.
+    pub fn take_rendered(&self) -> Option<crate::deployed::Record> {
+        let name = self.desired.name.clone();
+        let r = std::mem::replace(
+            &mut *self.rendered.lock().unwrap_or_else(|p| p.into_inner()),
+            crate::deployed::Record::new(&name),
+        );
+        (!r.resources.is_empty() || self.previous.is_some()).then_some(r)
     }
 
     /// The reports recorded with [`report_read`](Self::report_read).

@@ -311,6 +311,7 @@ async fn read_and_diff(
             unmanaged.retain(|u| !deletes.iter().any(|c: &Change| &c.target == u));
             changes.extend(deletes);
             let reads = cx.take_reads();
+            let rendered = cx.take_rendered();
             let (known, seen_items) = cx.into_known();
             let mut known_ids: Vec<(Address, String)> = known.into_iter().collect();
             if let Some(w) = live {
@@ -325,6 +326,7 @@ async fn read_and_diff(
                 seen_items,
                 desired: d.clone(),
                 reads,
+                rendered,
             })
         }
     });

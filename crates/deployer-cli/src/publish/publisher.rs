@@ -355,6 +355,35 @@ fn key(t: ItemType, name: &str) -> String {
 }
 
 impl PublishKind {
+    /// Parts rendered from secrets, for the deployed record: the deployed parts the previous
+    /// run rendered from them are learned (so journals keep references, not that run's
+    /// values), and the parts `rendered` now (by repository index) are recorded.
+    fn note_secrets<'a>(
+        &self,
+        cx: &ReadCx<'_>,
+        live: &[LiveItem],
+        rendered: impl Iterator<Item = (&'a usize, &'a Parts)>,
+    ) {
+        let address = |t: ItemType, n: &str| Address::new(&cx.desired.name, NAME, key(t, n));
+        for l in live {
+            let at = address(l.item_type, &l.name);
+            for (path, bytes) in l.parts.iter().flatten() {
+                if let Ok(text) = std::str::from_utf8(bytes) {
+                    cx.deployed_part(&at, path, text);
+                }
+            }
+        }
+        for (&index, parts) in rendered {
+            let r = &self.repo.items[index];
+            let at = address(r.item_type, &r.display_name);
+            for (path, bytes) in parts {
+                if let Ok(text) = std::str::from_utf8(bytes) {
+                    cx.rendered_part(&at, path, text);
+                }
+            }
+        }
+    }
+
     /// Renders every selected item against `world`: the parts of deployed items (to diff
     /// with what is deployed), the shortcuts wanted and present of deployed lakehouses, and the
     /// parts of items not deployed yet (`fresh`: created, or a rename's new name).
@@ -1086,6 +1115,11 @@ impl Kind for PublishKind {
         };
         let (mut rendered, shortcuts, fresh) =
             self.render_deployed(cx, ws, &world, &deployed).await?;
+        self.note_secrets(
+            cx,
+            &items,
+            rendered.iter().chain(fresh.iter().map(|(i, p)| (i, p))),
+        );
         let renames = self.renames(&items, &fresh);
         for (&index, &l) in &renames {
             // Items that mention the renamed one find it under its new name.

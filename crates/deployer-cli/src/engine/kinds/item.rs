@@ -181,6 +181,12 @@ impl Kind for ItemKind {
     }
 
     async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError> {
+        for d in &cx.desired.items {
+            if self.owns(&d.item_type, &cx.claimed_item_types) {
+                let at = Address::new(&cx.desired.name, self.name, &d.name);
+                cx.rendered_field(&at, "description", &d.description);
+            }
+        }
         if cx.workspace_id().is_none() {
             return Ok(vec![]);
         }
@@ -202,6 +208,15 @@ impl Kind for ItemKind {
                 Address::new(&cx.desired.name, self.name, &it.display_name),
                 it.id.clone(),
             );
+            // A description the last run rendered from secrets is learned (deployed record).
+            if let Some(d) =
+                cx.desired.items.iter().find(|d| {
+                    d.item_type == item_type && d.name.eq_ignore_ascii_case(&it.display_name)
+                })
+            {
+                let at = Address::new(&cx.desired.name, self.name, &d.name);
+                cx.deployed_field(&at, "description", &it.description);
+            }
             live.push(LiveItem {
                 id: it.id.clone(),
                 name: it.display_name.clone(),

@@ -11,7 +11,7 @@ use crate::config::DesiredWorkspace;
 use crate::engine::recovery::{failed, pick};
 use crate::engine::{
     ApplyCx, Diff, DiffCx, EngineError, Kind, LiveWorkspace, Outcome, Planned, ReadCx, UndoCx,
-    settle,
+    settle, workspace_address,
 };
 use crate::plan::Action;
 
@@ -86,6 +86,13 @@ impl Kind for WorkspaceKind {
     }
 
     async fn read(&self, cx: &ReadCx<'_>) -> Result<Self::Live, EngineError> {
+        let address = workspace_address(&cx.desired.name);
+        // A description rendered from secrets: the deployed one (from the last run's
+        // secrets) is learned before the diff shows it, the wanted one goes in the record.
+        if let Some(live) = cx.live {
+            cx.deployed_field(&address, "description", &live.description);
+        }
+        cx.rendered_field(&address, "description", &cx.desired.description);
         Ok(cx.live.cloned())
     }
 
