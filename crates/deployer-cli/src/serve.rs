@@ -208,7 +208,7 @@ async fn reconcile(
         }
     };
     session
-        .scope(reconcile_locked(opts, flags, client, &desired))
+        .scope(reconcile_locked(opts, flags, client, backend, &desired))
         .await;
     session.finish().await;
 }
@@ -245,14 +245,32 @@ async fn reconcile_locked(
     opts: &ServeOptions,
     flags: &fabrik_flags::Flags,
     client: &fabrik_client::FabricClient,
+    backend: &crate::state::Backend,
     desired: &config::Desired,
 ) {
     let started = std::time::Instant::now();
+    let names: Vec<String> = desired.workspaces.iter().map(|w| w.name.clone()).collect();
+    // What the previous runs rendered from secrets (deployed records), read under the locks.
+    let planned = match backend.read_records(&opts.state, &names).await {
+        Ok(previous) => {
+            let plan = crate::run::plan(client, desired, opts.run.concurrency);
+            crate::deployed::with_previous(previous, plan)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    let keep = |plan: crate::plan::Plan| async move {
+        if let Err(e) = backend.write_records(&opts.state, &plan).await {
+            tracing::error!("{e}; a later cycle may show values this one rendered from secrets");
+        }
+    };
     // `run::apply` records the run's duration and outcome; a cycle that never reaches it
     // is recorded here.
-    match crate::run::plan(client, desired, opts.run.concurrency).await {
+    match planned {
         Ok(plan) if plan.change_count() == 0 => {
             fabrik_telemetry::global().record_run("succeeded", started.elapsed());
+            keep(plan).await;
         }
         Ok(plan) => match run::apply(client, flags, desired, &plan, &opts.run).await {
             Ok(r) if r.errors.is_empty() => {
@@ -261,6 +279,7 @@ async fn reconcile_locked(
                     run_id = r.run_id.as_deref().unwrap_or("-"),
                     "applied"
                 );
+                keep(plan).await;
             }
             Ok(r) => {
                 tracing::error!(errors = ?r.errors, rolled_back = r.rolled_back.len(), "apply failed");

@@ -308,6 +308,19 @@ impl Backend {
         Ok(Arc::new(out))
     }
 
+    /// After a run that left `plan`'s workspaces as planned: each one's deployed record
+    /// replaced by what the run rendered from secrets (where it has one to write).
+    pub async fn write_records(
+        &self,
+        args: &StateArgs,
+        plan: &crate::plan::Plan,
+    ) -> Result<(), String> {
+        for record in plan.workspaces.iter().filter_map(|w| w.rendered.as_ref()) {
+            self.write_record(args, record).await?;
+        }
+        Ok(())
+    }
+
     /// Replaces the deployed record of its workspace with `record`.
     pub async fn write_record(
         &self,

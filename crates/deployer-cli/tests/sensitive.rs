@@ -539,3 +539,65 @@ async fn the_deployed_record_lives_in_shared_state_and_a_run_elsewhere_uses_it()
     emu.shutdown().await.unwrap();
     drop(azurite);
 }
+
+/// A `serve` cycle leaves the deployed record as `apply` does: a later plan, in another
+/// process and after the reference changed, shows the description it deployed as
+/// `(sensitive)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_cycle_leaves_the_deployed_record_a_later_plan_uses() {
+    let (emu, token) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    config(d, "sens-first", false);
+    let mut serve = fabrik()
+        .args(["serve", "--interval", "3600", "--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(d.join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("FABRIC_TOKEN", &token)
+        .env("SENS_FIRST", FIRST)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first cycle wrote its record (this waits on the other process, not a timer).
+    let records = state.join("deployed");
+    let mut record = None;
+    for _ in 0..6000 {
+        // The record is written beside and renamed into place: only the `.json` counts.
+        record = std::fs::read_dir(&records).ok().and_then(|e| {
+            e.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+    let record = std::fs::read_to_string(record.expect("serve wrote a record")).unwrap();
+    assert!(record.contains("owner ${secret:sens-first}"), "{record}");
+    assert!(!record.contains(FIRST), "{record}");
+
+    config(d, "sens-second", false);
+    let (code, text) = run(fabrik()
+        .arg("plan")
+        .arg("--config")
+        .arg(d.join("fabrik.yaml"))
+        .args(["--base-url", &format!("{}/v1", emu.base_url())])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("FABRIC_TOKEN", &token)
+        .env("SENS_SECOND", SECOND));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("(sensitive)"), "{text}");
+    assert!(!text.contains(FIRST), "{text}");
+    emu.shutdown().await.unwrap();
+}

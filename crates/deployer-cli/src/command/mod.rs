@@ -499,18 +499,15 @@ async fn keep_records(cli: &Cli, plan: &Plan, opts: &RunOptions) -> Result<(), E
         return Ok(());
     }
     let backend = state_backend(cli).await.map_err(|e| fail(&e))?;
-    for record in plan.workspaces.iter().filter_map(|w| w.rendered.as_ref()) {
-        backend
-            .write_record(&state_args(cli), record)
-            .await
-            .map_err(|e| {
-                fail(&format!(
-                    "{e}; the deployment itself was applied, but a later run may show values \
-                     it rendered from secrets"
-                ))
-            })?;
-    }
-    Ok(())
+    backend
+        .write_records(&state_args(cli), plan)
+        .await
+        .map_err(|e| {
+            fail(&format!(
+                "{e}; the deployment itself was applied, but a later run may show values \
+                 it rendered from secrets"
+            ))
+        })
 }
 
 /// The result of an apply: JSON (the report, and `workspaces: [{name, id}]` when `ids` has
