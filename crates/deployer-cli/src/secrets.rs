@@ -536,6 +536,46 @@ mod tests {
     }
 
     #[test]
+    fn a_value_learned_from_a_deployed_record_is_sensitive_and_journals_as_its_template() {
+        // The config now names another secret; the deployed description came from this one.
+        register("learn-now", "now-Wq19zt");
+        assert!(!learn(
+            "owner ${secret:learn-old}",
+            "${secret:",
+            "changed by hand",
+            true
+        ));
+        assert_eq!(redact("changed by hand"), "changed by hand");
+        assert!(learn(
+            "owner ${secret:learn-old}",
+            "${secret:",
+            "owner old-Kp42vd",
+            true
+        ));
+        assert_eq!(
+            redact("description: \"owner old-Kp42vd\" → \"owner now-Wq19zt\""),
+            "description: \"(sensitive)\" → \"owner [secret]\""
+        );
+        assert_eq!(
+            redact("in a log line: old-Kp42vd"),
+            "in a log line: (sensitive)"
+        );
+        let undo = crate::engine::kinds::workspace::WorkspaceUndo::Restore {
+            workspace_id: "w".into(),
+            display_name: "n".into(),
+            description: "owner old-Kp42vd".into(),
+        }
+        .record();
+        let journaled = undo_to_references(&undo);
+        let json = serde_json::to_string(&journaled).unwrap();
+        assert!(json.contains("owner ${secret:learn-old}"), "{json}");
+        assert!(!json.contains("old-Kp42vd"), "{json}");
+        // In this process the learned value restores exactly what was deployed.
+        assert_eq!(undo_from_references(&journaled).unwrap(), undo);
+        assert_eq!(undo_names(&journaled), vec!["learn-old".to_string()]);
+    }
+
+    #[test]
     fn values_become_references_and_references_values_again() {
         register("api-key", "sk-live-0123");
         let text = "key sk-live-0123 and again sk-live-0123";

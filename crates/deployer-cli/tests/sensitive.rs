@@ -601,3 +601,71 @@ async fn a_serve_cycle_leaves_the_deployed_record_a_later_plan_uses() {
     assert!(!text.contains(FIRST), "{text}");
     emu.shutdown().await.unwrap();
 }
+
+/// A `publish` into a workspace that `apply` deploys replaces only its own entries of the
+/// workspace's record: the description `apply` rendered from a secret stays listed beside the
+/// parts `publish` rendered, and the other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_publish_into_one_workspace_keep_each_others_entries_of_its_record() {
+    let (emu, token) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    let repo = d.join("repo");
+    env_repo(&repo);
+    config_with_lakehouse(d, "sens-first", "sens-lake-first");
+    let fabrik = |args: &[&str]| {
+        let mut c = fabrik();
+        c.args(args)
+            .arg("--config")
+            .arg(d.join("fabrik.yaml"))
+            .args(["--base-url", &format!("{}/v1", emu.base_url())])
+            .arg("--state-dir")
+            .arg(&state)
+            .env("FABRIC_TOKEN", &token)
+            .env("SENS_FIRST", FIRST)
+            .env("SENS_LAKE_FIRST", LAKE_FIRST)
+            .env("SENS_PW", SECOND);
+        c
+    };
+    let record = || {
+        let records: Vec<_> = std::fs::read_dir(state.join("deployed"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        std::fs::read_to_string(&records[0]).unwrap()
+    };
+    let (code, text) = run(&mut fabrik(&["apply"]));
+    assert_eq!(code, Some(0), "{text}");
+    let ws = emu.state()["workspaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, text) = run(&mut fabrik(&[
+        "publish",
+        "--repository",
+        repo.to_str().unwrap(),
+        "--workspace-id",
+        &ws,
+        "--cicd-feature",
+        "enable_environment_variable_replacement",
+    ]));
+    assert_eq!(code, Some(0), "{text}");
+    let after_publish = record();
+    for entry in [
+        "owner ${secret:sens-first}",
+        "lake ${secret:sens-lake-first}",
+        "${fabrik-secret:env:SENS_PW}",
+    ] {
+        assert!(after_publish.contains(entry), "{entry}: {after_publish}");
+    }
+    let (code, text) = run(&mut fabrik(&["apply"]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        record().contains("${fabrik-secret:env:SENS_PW}"),
+        "{}",
+        record()
+    );
+    emu.shutdown().await.unwrap();
+}

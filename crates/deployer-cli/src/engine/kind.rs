@@ -475,16 +475,33 @@ impl<'a> ReadCx<'a> {
     }
 
     /// What [`rendered_field`](Self::rendered_field) and
-    /// [`rendered_part`](Self::rendered_part) recorded: the record this run leaves once it
+    /// [`rendered_part`](Self::rendered_part) recorded — with the previous record's entries
+    /// of kinds other than `kinds` (those that planned: a `publish` leaves the workspace's
+    /// description alone, so its entry stays) —: the record this run leaves once it
     /// succeeds; `None` when it renders nothing from secrets and there is no record to
     /// replace.
-    pub fn take_rendered(&self) -> Option<crate::deployed::Record> {
+    pub fn take_rendered(&self, kinds: &[&str]) -> Option<crate::deployed::Record> {
         let name = self.desired.name.clone();
-        let r = std::mem::replace(
+        let mut r = std::mem::replace(
             &mut *self.rendered.lock().unwrap_or_else(|p| p.into_inner()),
             crate::deployed::Record::new(&name),
         );
-        (!r.resources.is_empty() || self.previous.is_some()).then_some(r)
+        let Some(previous) = self.previous.as_ref() else {
+            return (!r.resources.is_empty()).then_some(r);
+        };
+        let prefix = format!("{name}/");
+        for (address, resource) in &previous.resources {
+            let kind = address
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(kind, _)| kind);
+            if kind.is_some_and(|k| !kinds.contains(&k)) {
+                r.resources
+                    .entry(address.clone())
+                    .or_insert_with(|| resource.clone());
+            }
+        }
+        Some(r)
     }
 
     /// The reports recorded with [`report_read`](Self::report_read).

@@ -311,7 +311,7 @@ async fn read_and_diff(
             unmanaged.retain(|u| !deletes.iter().any(|c: &Change| &c.target == u));
             changes.extend(deletes);
             let reads = cx.take_reads();
-            let rendered = cx.take_rendered();
+            let rendered = cx.take_rendered(&registry.names());
             let (known, seen_items) = cx.into_known();
             let mut known_ids: Vec<(Address, String)> = known.into_iter().collect();
             if let Some(w) = live {
