@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::bench_docs::{Bar, Provenance, bars_section};
 use crate::cicd::{ensure_venv, start_emulator, write_drivers};
 use crate::{cargo, root, step, write_benchmarks_index};
 
@@ -258,23 +259,6 @@ pub(crate) fn generate(fixture: &Path, out: &Path) -> Result<Generated, String> 
     })
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 /// The emulator's flags for the benchmark.
 const EMULATOR_ARGS: [&str; 7] = [
     "--accept-any-token",
@@ -331,7 +315,7 @@ fn build_tools(root: &Path, python: &Path, debug: bool) -> Result<PathBuf, Strin
 }
 
 /// Runs the driver (fabric-cicd, fabrik, fabrik_cicd against one emulator) and reads its
-/// results; with the machine it ran on, load averages included.
+/// results; with the provenance paragraph (command, commit, machine, load before and after).
 fn measure(
     python: &Path,
     cicd_dir: &Path,
@@ -341,7 +325,7 @@ fn measure(
 ) -> Result<(Report, String), String> {
     let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &EMULATOR_ARGS)?;
     write_drivers(cicd_dir)?;
-    let load_before = load_average();
+    let provenance = Provenance::start("cargo xtask bench-publish");
     let results = dir.join("results.json");
     let mut driver = Command::new(python);
     driver
@@ -359,17 +343,11 @@ fn measure(
         .env_remove("FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS")
         .env_remove("FABRIC_CICD_PARALLEL_MAX_WORKERS");
     step("measure fabric-cicd 1.4.0 and fabrik publish", driver)?;
-    let load_after = load_average();
     let text =
         std::fs::read_to_string(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let v: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", results.display()))?;
-    let machine = format!(
-        "{} cores ({}), load average {load_before} before and {load_after} after (1, 5, 15 min); other builds may share the cores",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        cpu_model()
-    );
-    Ok((Report::from_json(&v)?, machine))
+    Ok((Report::from_json(&v)?, provenance.finish()))
 }
 
 /// Prints each bar; an error naming the bars missed.
@@ -377,7 +355,7 @@ fn verdict(report: &Report, started: Instant) -> Result<(), String> {
     for b in &report.bars() {
         println!(
             "{}: {} ({})",
-            b.name,
+            b.what,
             b.measured,
             if b.met { "met" } else { "MISSED" }
         );
@@ -390,7 +368,7 @@ fn verdict(report: &Report, started: Instant) -> Result<(), String> {
         .bars()
         .into_iter()
         .filter(|b| !b.met)
-        .map(|b| b.name)
+        .map(|b| b.what)
         .collect();
     if missed.is_empty() {
         Ok(())
@@ -425,13 +403,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let cicd_dir = root.join("target/cicd");
     let python = ensure_venv(&cicd_dir.join("venv"))?;
     let bin = build_tools(&root, &python, debug)?;
-    let (report, machine) = measure(&python, &cicd_dir, &bin, &dir, &shape)?;
+    let (report, provenance) = measure(&python, &cicd_dir, &bin, &dir, &shape)?;
     let md = report.markdown(
         &shape,
         if debug { "debug" } else { "release" },
         &EMULATOR_ARGS.join(" "),
-        &machine,
-        &time::OffsetDateTime::now_utc().date().to_string(),
+        &provenance,
     );
     let out = root.join("docs/benchmarks/publish.md");
     std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -441,20 +418,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// The page's title and how the figures were made: command, repository, emulator, timing.
-fn intro(
-    shape: &Generated,
-    profile: &str,
-    emulator_args: &str,
-    machine: &str,
-    date: &str,
-) -> String {
+fn intro(shape: &Generated, profile: &str, emulator_args: &str, provenance: &str) -> String {
     let mut md = String::from("# Publish benchmark: fabrik against fabric-cicd 1.4.0\n\n");
     let _ = write!(
         md,
-        "Command: `cargo xtask bench-publish` ({}builds {profile} `fabrik` and `fabrik-emulator`, \
+        "{provenance}\nThe command ({}builds {profile} `fabrik` and `fabrik-emulator`, \
 installs fabric-cicd 1.4.0 into target/cicd/venv, generates the repository, measures, writes this \
-file and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it after the other benchmarks). \
-Measured {date} on {machine}.\n\n",
+file, docs/benchmarks/00-summary.md and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it \
+after the other benchmarks).\n\n",
         if profile == "debug" {
             "with `--debug`: "
         } else {
@@ -526,12 +497,6 @@ struct Report {
     runs: Vec<RunFigures>,
 }
 
-struct Bar {
-    name: String,
-    measured: String,
-    met: bool,
-}
-
 impl Report {
     fn from_json(v: &Value) -> Result<Self, String> {
         let runs = v["runs"]
@@ -574,24 +539,27 @@ impl Report {
         let pair = |run: &str| Some((self.find("fabric-cicd", run)?, self.find("fabrik", run)?));
         if let Some((c, f)) = pair("first") {
             let x = c.wall / f.wall;
-            bars.push(Bar {
-                name: "fabrik's first publish ≥ 5× faster than fabric-cicd's".into(),
-                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
-                met: x >= 5.0,
-            });
+            bars.push(Bar::new(
+                "publish 300 items: fabrik's first publish vs fabric-cicd 1.4.0's",
+                "≥ 5× faster",
+                format!("{x:.1}× ({:.2} s vs {:.2} s)", f.wall, c.wall),
+                x >= 5.0,
+            ));
         }
         if let Some((c, f)) = pair("second") {
             let x = c.wall / f.wall;
-            bars.push(Bar {
-                name: "fabrik's second publish ≥ 50× faster than fabric-cicd's".into(),
-                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
-                met: x >= 50.0,
-            });
-            bars.push(Bar {
-                name: "fabrik's second publish sends no write".into(),
-                measured: format!("{} writes (fabric-cicd's: {})", f.writes, c.writes),
-                met: f.writes == 0,
-            });
+            bars.push(Bar::new(
+                "publish 300 items: second publish of the unchanged repository vs fabric-cicd's",
+                "≥ 50× faster",
+                format!("{x:.1}× ({:.2} s vs {:.2} s)", f.wall, c.wall),
+                x >= 50.0,
+            ));
+            bars.push(Bar::new(
+                "publish 300 items: writes of fabrik's second publish",
+                "none",
+                format!("{} (fabric-cicd's: {})", f.writes, c.writes),
+                f.writes == 0,
+            ));
         }
         let peak = self
             .runs
@@ -600,11 +568,12 @@ impl Report {
             .filter_map(|r| r.peak_rss_kb)
             .max();
         if let Some(kb) = peak {
-            bars.push(Bar {
-                name: "fabrik's peak RSS < 100 MB".into(),
-                measured: format!("{:.1} MB", kb as f64 / 1024.0),
-                met: kb < 100 * 1024,
-            });
+            bars.push(Bar::new(
+                "`fabrik publish` peak RSS, 300 items",
+                "< 100 MB",
+                format!("{:.1} MB", kb as f64 / 1024.0),
+                kb < 100 * 1024,
+            ));
         }
         bars
     }
@@ -614,12 +583,13 @@ impl Report {
         shape: &Generated,
         profile: &str,
         emulator_args: &str,
-        machine: &str,
-        date: &str,
+        provenance: &str,
     ) -> String {
-        let mut md = intro(shape, profile, emulator_args, machine, date);
+        let mut md = intro(shape, profile, emulator_args, provenance);
         md.push_str(&self.tables());
         md.push_str(&self.reading(shape.items as u64));
+        md.push('\n');
+        md.push_str(&bars_section(&self.bars()));
         md
     }
 
@@ -659,16 +629,6 @@ impl Report {
             };
             let top: Vec<String> = r.top.iter().map(|(n, k)| format!("{n} × `{k}`")).collect();
             let _ = writeln!(md, "| {tool} | {} | {} |", r.run, top.join(", "));
-        }
-        md.push_str("\n| bar | measured | result |\n|---|---|---|\n");
-        for b in self.bars() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} |",
-                b.name,
-                b.measured,
-                if b.met { "met" } else { "**missed**" }
-            );
         }
         md
     }
@@ -737,10 +697,9 @@ mod tests {
             },
             "release",
             "--lro-delay 50",
-            "a machine",
-            "2026-01-01",
+            "Command: `x`.",
         );
-        assert!(md.contains("| **missed** |"), "{md}");
+        assert!(md.contains("| **no** |"), "{md}");
         assert!(
             md.contains("fabric-cicd (OVERRIDE=0) | second | 1000.00 s"),
             "{md}"
