@@ -11,10 +11,12 @@
 //!    long-running operation of 50 ms (`--create-mode 202 --lro-delay 50`):
 //!    the default `--concurrency` against `--concurrency 1` (bar: ≥ 5× faster);
 //! 5. the unthrottled deployment with local and with Azure Blob state (Azurite), alternating
-//!    (bar: Azure within 1.2× of local); writes `docs/benchmarks/deploy-state.md`.
+//!    (bar: Azure within 1.2× of local); writes `docs/benchmarks/deploy-state.md`;
+//! 6. a short deploy (about 250 requests) throttled at a rate fabrik is not told, ten runs
+//!    (bar: median ≤ 1.1 × accepted requests ÷ rate, worst ≤ 1.25).
 //!
 //! Every run must succeed, or the benchmark fails; a missed bar fails it after the documents
-//! are written. Writes `docs/benchmarks/deploy.md` when all cases ran; `deploy-bench throttled|unthrottled|items|state` runs one, and `deploy-bench
+//! are written. Writes `docs/benchmarks/deploy.md` when all cases ran; `deploy-bench throttled|unthrottled|items|pacing|state` runs one, and `deploy-bench
 //! compare OTHER_FABRIK` times this build against another on the unthrottled case. Run from the
 //! workspace root after a release build.
 
@@ -35,8 +37,13 @@ use bench_doc::{Bar, Provenance, bars_section};
 const WORKSPACES: usize = 200;
 
 fn config() -> String {
+    config_of(WORKSPACES)
+}
+
+/// `workspaces` workspaces × (3 lakehouses, 10 principals): about 14 requests each.
+fn config_of(workspaces: usize) -> String {
     let mut y = String::from("project: {name: bench, prefix: bench}\nworkspaces:\n");
-    for w in 0..WORKSPACES {
+    for w in 0..workspaces {
         let _ = writeln!(y, "  - name: w{w:03}\n    lakehouses:");
         for l in 0..3 {
             let _ = writeln!(y, "      - name: LH_{w}_{l}");
@@ -453,6 +460,62 @@ async fn items(bin: &Path, dir: &Path) -> Section {
     (md, bars)
 }
 
+/// Workspaces of the short deploy of case 6: about 250 requests.
+const PACING_WORKSPACES: usize = 18;
+/// The rate case 6 throttles at, which fabrik is not told.
+const PACING_RATE: u32 = 25;
+/// Runs of case 6.
+const PACING_RUNS: usize = 10;
+
+/// Case 6: a short deploy (about 250 requests) against a rate fabrik is not told, ten runs,
+/// each on a fresh emulator: wall time against the accepted requests ÷ rate.
+async fn pacing(bin: &Path, dir: &Path) -> Section {
+    let config_path = dir.join("pacing.yaml");
+    std::fs::write(&config_path, config_of(PACING_WORKSPACES)).unwrap();
+    let rate = f64::from(PACING_RATE);
+    let mut md = format!(
+        "## 6. Adaptive pacing at an unknown rate: a short deploy, {PACING_RUNS} runs\n\n{PACING_WORKSPACES} workspaces × (3 lakehouses, 10 principals), the emulator throttled at {PACING_RATE} requests/s per principal (bucket of one second), fabrik given no `--rate-limit`; each run on a fresh emulator. The ratio divides the wall time by the requests the emulator accepted (429 answers left out) ÷ rate: the least time the work can take.\n\n| run | requests accepted | 429 answers | wall | accepted ÷ rate | ratio |\n|---|---|---|---|---|---|\n"
+    );
+    let mut ratios = Vec::new();
+    for i in 0..PACING_RUNS {
+        let emu = emulator(
+            bin,
+            &["--throttle", &format!("{PACING_RATE}/{PACING_RATE}")],
+        )
+        .await;
+        let tok = token(&emu.base).await;
+        let state = dir.join(format!("runs-pacing-{i}"));
+        let run = apply(bin, &config_path, &emu.base, &tok, &state, &[]).await;
+        check(&run, "short throttled apply");
+        let (total, _, throttled) = requests(&emu.base).await;
+        let accepted = total - throttled;
+        let minimum = accepted as f64 / rate;
+        let ratio = run.wall.as_secs_f64() / minimum;
+        println!(
+            "pacing run {i}: {accepted} accepted, {throttled} 429s in {:.2}s; ratio {ratio:.3}",
+            run.wall.as_secs_f64()
+        );
+        let _ = writeln!(
+            md,
+            "| {} | {accepted} | {throttled} | {:.2} s | {minimum:.2} s | {ratio:.3} |",
+            i + 1,
+            run.wall.as_secs_f64()
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[PACING_RUNS / 2 - 1] + ratios[PACING_RUNS / 2]) / 2.0;
+    let worst = ratios[PACING_RUNS - 1];
+    let _ = writeln!(md, "\nMedian {median:.3}, worst {worst:.3}.\n");
+    let bars = vec![Bar::new(
+        "adaptive pacing at an unknown rate, a short deploy (~250 requests), 10 runs",
+        "median ≤ 1.1 × requests ÷ rate, worst ≤ 1.25",
+        format!("median {median:.3}, worst {worst:.3}"),
+        median <= 1.1 && worst <= 1.25,
+    )];
+    (md, bars)
+}
+
 /// Writes `docs/benchmarks/{name}.md`; false when a bar was missed.
 fn write_doc(root: &Path, name: &str, doc: &str, bars: &[Bar]) -> bool {
     std::fs::create_dir_all(root.join("docs/benchmarks")).unwrap();
@@ -504,10 +567,13 @@ async fn main() -> std::process::ExitCode {
     if wants("items") {
         sections.push(items(&bin, dir.path()).await);
     }
+    if wants("pacing") {
+        sections.push(pacing(&bin, dir.path()).await);
+    }
     let mut ok = true;
     if only.is_none() {
         let mut md = format!(
-            "# Deployment benchmark\n\n{}\nOne case alone: `target/release/deploy-bench throttled|unthrottled|items|state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`. fabrik and the emulator are separate release processes on this machine; fabrik runs with its defaults (`--concurrency` {DEFAULT_CONCURRENCY}) unless a case says otherwise. Every run must succeed, or the benchmark fails.\n\n",
+            "# Deployment benchmark\n\n{}\nOne case alone: `target/release/deploy-bench throttled|unthrottled|items|pacing|state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`. fabrik and the emulator are separate release processes on this machine; fabrik runs with its defaults (`--concurrency` {DEFAULT_CONCURRENCY}) unless a case says otherwise. Every run must succeed, or the benchmark fails.\n\n",
             provenance.finish()
         );
         let mut bars = Vec::new();
