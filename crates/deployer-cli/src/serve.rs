@@ -84,6 +84,12 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The state key's references are read once: rotating it means restarting serve.
+    let (auth, ca) = (opts.auth.as_deref(), opts.ca_cert.as_deref());
+    if let Err(e) = crate::state_key::resolve(&opts.config, &flags, auth, ca).await {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     let sink = Arc::new(fabrik_telemetry::MetricsEventSink) as Arc<dyn fabrik_core::EventSink>;
     let stack = match run::stack(&opts.run, Arc::clone(&token), resilience, None, Some(sink)) {
         Ok(s) => s,
