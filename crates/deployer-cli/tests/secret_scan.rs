@@ -3,18 +3,22 @@
 //! Distinct secret values are planted where a user gives them: a `${secret:…}` from Key Vault
 //! in a workspace description, a `parameter.yml` `$ENV:` value a publish renders into a
 //! notebook, the SAS of an Azure Blob state URL (Azurite), the `FABRIC_TOKEN` bearer token,
-//! the service principal's client secret (Key Vault is read as that principal), and a
-//! principal's description (`${secret:…}` from the environment: fabrik takes principals by
-//! object id only, so a principal's name is not an input anywhere, and the description is the
-//! field closest to it), and `serve`'s `FABRIK_STATE_KEY` passphrase (a Key Vault secret).
+//! the service principal's client secret (Key Vault is read as that principal), a principal's
+//! description (`${secret:…}` from the environment: fabrik takes principals by object id only,
+//! so a principal's name is not an input anywhere, and the description is the field closest
+//! to it), `serve`'s `FABRIK_STATE_KEY` passphrase (a Key Vault secret), and an API key in
+//! `OTEL_EXPORTER_OTLP_HEADERS`.
+//!
 //! Then `apply`, two `publish`es, an `apply` that fails and is rolled back, `fabrik rollback
-//! RUN_ID`, one `serve` cycle and `export` run as separate processes
-//! against the emulator over loopback, with debug JSON logs, `--report`, an OTLP collector and
-//! Application Insights (the emulator's ingestion). Every channel is read back — stdout,
-//! stderr, the reports, the local journals, the journals in the blob container, the OTLP
-//! capture and the ingested App Insights envelopes — checked to hold something, and scanned
-//! for every planted value in the forms it could take (as is, percent-encoded, and inside
-//! base64 at any alignment).
+//! RUN_ID`, one `serve` cycle, `status` (the SAS in `--state`, then in `FABRIK_STATE_SAS`,
+//! then for a store that cannot be reached),
+//! `plan --output markdown` and `export` run as separate processes against the emulator over
+//! loopback, with debug JSON logs, `--report`, an OTLP collector and Application Insights (the
+//! emulator's ingestion). Every channel is read back — stdout, stderr, the reports, the local
+//! journals, the journals in the blob container, the OTLP capture, the ingested App Insights
+//! envelopes and `serve`'s health and metrics endpoints — checked to hold something, and
+//! scanned for every planted value in the forms it could take (as is, percent-encoded, and
+//! inside base64 at any alignment).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +41,8 @@ const DESCRIPTION_VALUE: &str = "kv-desc-3f7b1c9e5a2d4410";
 /// The Key Vault secret `serve`'s `FABRIK_STATE_KEY` refers to, and its value.
 const STATE_KEY_SECRET: &str = "scan-state-passphrase";
 const STATE_KEY_VALUE: &str = "kv-state-Passphrase-61d0b8f3e2";
+/// An API key for the OTLP collector, in `OTEL_EXPORTER_OTLP_HEADERS`.
+const OTLP_API_KEY: &str = "otlp-key-0f5e9d27a4c1b8";
 /// The principal description's secret, read from the environment (`SCAN_PRINCIPAL_NAME`).
 const PRINCIPAL_VALUE: &str = "scan.principal.8c41d2e7@contoso.example";
 /// The `$ENV:` variable `parameter.yml` renders into the notebook, and its value.
@@ -70,8 +76,12 @@ async fn otlp_collector() -> (String, Received) {
 
 /// Where a command keeps its state.
 enum State<'a> {
-    /// The blob container, its SAS in the URL's query.
+    /// The blob container, its SAS in the URL's query (`FABRIK_STATE`).
     Azure,
+    /// The blob container, its URL with the SAS given as `--state`.
+    AzureFlag,
+    /// The blob container, the SAS apart in `FABRIK_STATE_SAS`.
+    AzureSasVar,
     /// A local state directory.
     Local(&'a Path),
 }
@@ -152,12 +162,25 @@ impl World {
             .env(STORAGE_VAR, STORAGE_VALUE)
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", &self.collector)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                format!("x-api-key={OTLP_API_KEY}"),
+            )
             .env("APPLICATIONINSIGHTS_CONNECTION_STRING", app_insights)
             .args(["--base-url", &format!("{}/v1", self.emu.base_url())])
             .stdin(Stdio::null());
         match state {
             State::Azure => {
                 c.env("FABRIK_STATE", self.azurite.url_with_sas(&self.container));
+            }
+            State::AzureFlag => {
+                c.env_remove("FABRIK_STATE")
+                    .arg("--state")
+                    .arg(self.azurite.url_with_sas(&self.container));
+            }
+            State::AzureSasVar => {
+                c.env("FABRIK_STATE", self.azurite.container_url(&self.container))
+                    .env("FABRIK_STATE_SAS", Azurite::sas());
             }
             State::Local(dir) => {
                 c.env_remove("FABRIK_STATE").arg("--state-dir").arg(dir);
@@ -361,6 +384,18 @@ async fn serve_one_cycle(w: &mut World, state: &Path) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // What its endpoints serve is a channel too: the readiness checks describe the
+    // credential and the secret store.
+    let addr = first.rsplit(' ').next().unwrap().to_owned();
+    for path in ["/health/ready", "/health/live", "/metrics"] {
+        let body = reqwest::get(format!("{addr}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        w.keep("serve endpoints", &body);
+    }
     let pid = child.id().unwrap().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
@@ -379,6 +414,41 @@ async fn serve_one_cycle(w: &mut World, state: &Path) {
     );
     w.keep("stdout", &stdout);
     w.keep("stderr", &stderr);
+}
+
+/// `status` with the SAS given each way, and against a store that cannot be reached (its
+/// error names the URL); a plan showing the description the failed run would have changed.
+fn status_and_plan(w: &mut World) {
+    for state in [State::AzureFlag, State::AzureSasVar] {
+        let (code, shown) = w.run(&state, &["status", "--output", "json"]);
+        assert!(code == Some(0) && shown.contains("publish dev"), "{shown}");
+    }
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!(
+        "http://127.0.0.1:{dead}/devstoreaccount1/gone?{}",
+        Azurite::sas()
+    );
+    let (code, shown) = w.run(
+        &State::Local(Path::new("unused")),
+        &["status", "--state", &unreachable],
+    );
+    assert!(code == Some(1) && shown.contains("list failed"), "{shown}");
+    let failing = w.path("failing.yaml");
+    let (code, shown) = w.run(
+        &State::Azure,
+        &[
+            "plan",
+            "--output",
+            "markdown",
+            "--config",
+            failing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
 }
 
 /// Every file under `dir`, as text.
@@ -482,6 +552,7 @@ fn planted(w: &World) -> Vec<(&'static str, String)> {
         ("parameter.yml $ENV value", STORAGE_VALUE.into()),
         ("state URL SAS signature", sig_decoded),
         ("FABRIC_TOKEN", w.token.clone()),
+        ("OTLP header API key", OTLP_API_KEY.into()),
         (
             "state key passphrase from Key Vault",
             STATE_KEY_VALUE.into(),
@@ -530,6 +601,7 @@ async fn no_channel_of_any_command_holds_a_planted_secret() {
     failed_run_and_rollback(&mut w, &failed_state);
     let serve_state = w.path("serve-runs");
     serve_one_cycle(&mut w, &serve_state).await;
+    status_and_plan(&mut w);
     let out = w.path("export");
     let (code, shown) = w.run(
         &State::Azure,
