@@ -633,9 +633,10 @@ async fn no_channel_of_any_command_holds_a_planted_secret() {
         local.contains(&format!("${{secret:{DESCRIPTION_SECRET}}}")),
         "{local}"
     );
+    let served = files(&serve_state);
     assert!(
-        local.contains("LH_scan"),
-        "serve journaled its cycle: {local}"
+        served.contains("LH_scan") && served.contains("\"sealed\""),
+        "serve journaled its cycle, encrypted with the key from Key Vault: {served}"
     );
     w.keep("local journals", &local);
     let azure = azure_journals(&w).await;
