@@ -216,6 +216,18 @@ pub async fn resolve(
 ) -> BTreeMap<String, SecretValue> {
     let text = std::fs::read_to_string(config_path).unwrap_or_default();
     let names = config::secret_references(&text);
+    resolve_names(names, config_path, flags, auth, ca_cert).await
+}
+
+/// Resolves `names` through the providers [`resolve`] uses (`.env` beside `config_path`) and
+/// registers each value for redaction: the state key's references go through here too.
+pub async fn resolve_names(
+    names: Vec<String>,
+    config_path: &Path,
+    flags: &fabrik_flags::Flags,
+    auth: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> BTreeMap<String, SecretValue> {
     let mut out = BTreeMap::new();
     if names.is_empty() {
         return out;
