@@ -13,10 +13,12 @@
 //! 5. the unthrottled deployment with local and with Azure Blob state (Azurite), alternating
 //!    (bar: Azure within 1.2× of local); writes `docs/benchmarks/deploy-state.md`;
 //! 6. a short deploy (about 250 requests) throttled at a rate fabrik is not told, ten runs
-//!    (bar: median ≤ 1.1 × accepted requests ÷ rate, worst ≤ 1.25).
+//!    (bar: median ≤ 1.1 × accepted requests ÷ rate, worst ≤ 1.25);
+//! 7. the 200 workspaces by one runner and by four runners at once (`--shard I/4`), each its
+//!    own identity, state in Azure Blob (bar: each workspace once, wall ≤ 0.35 × one runner's).
 //!
 //! Every run must succeed, or the benchmark fails; a missed bar fails it after the documents
-//! are written. Writes `docs/benchmarks/deploy.md` when all cases ran; `deploy-bench throttled|unthrottled|items|pacing|state` runs one, and `deploy-bench
+//! are written. Writes `docs/benchmarks/deploy.md` when all cases ran; `deploy-bench throttled|unthrottled|items|pacing|shards|state` runs one, and `deploy-bench
 //! compare OTHER_FABRIK` times this build against another on the unthrottled case. Run from the
 //! workspace root after a release build.
 
@@ -117,7 +119,12 @@ async fn emulator(bin: &Path, extra: &[&str]) -> Emulator {
 }
 
 async fn token(base: &str) -> String {
-    let body = serde_json::json!({"principalId": "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f", "principalType": "ServicePrincipal", "lifetimeSeconds": 86400});
+    token_for(base, "6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e5f").await
+}
+
+/// A token of the service principal `principal`: each identity has its own quota.
+async fn token_for(base: &str, principal: &str) -> String {
+    let body = serde_json::json!({"principalId": principal, "principalType": "ServicePrincipal", "lifetimeSeconds": 86400});
     let v: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/_emulator/token"))
         .json(&body)
@@ -516,6 +523,117 @@ async fn pacing(bin: &Path, dir: &Path) -> Section {
     (md, bars)
 }
 
+/// Runners of case 7, each its own identity.
+const RUNNERS: usize = 4;
+/// The per-identity rate of case 7.
+const SHARD_RATE: u32 = 100;
+
+/// How many workspaces of each name the emulator holds: exactly once each is the bar.
+async fn workspace_names(base: &str, token: &str) -> std::collections::BTreeMap<String, usize> {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/workspaces"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names = std::collections::BTreeMap::new();
+    for w in v["value"].as_array().into_iter().flatten() {
+        *names
+            .entry(w["displayName"].as_str().unwrap_or("").to_string())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        v["continuationToken"].is_null(),
+        "list workspaces in one page (--page-size)"
+    );
+    names
+}
+
+/// Case 7: the 200 workspaces by one runner, then by four runners at once (`--shard I/4`),
+/// each its own identity with its own quota, journals and locks in Azure Blob (Azurite).
+async fn shards(bin: &Path, dir: &Path, config_path: &Path) -> Section {
+    let azurite = fabrik_state_azure::azurite::Azurite::start();
+    let throttle = format!("{SHARD_RATE}/{SHARD_RATE}");
+    let emu_args = ["--throttle", throttle.as_str(), "--page-size", "1000"];
+    let emu = emulator(bin, &emu_args).await;
+    let tok = token(&emu.base).await;
+    let url = azurite.url_with_sas("shards-one");
+    let one = apply(
+        bin,
+        config_path,
+        &emu.base,
+        &tok,
+        &dir.join("shards-one"),
+        &["--state", &url],
+    )
+    .await;
+    check(&one, "one runner");
+    drop(emu);
+
+    let emu = emulator(bin, &emu_args).await;
+    let url = azurite.url_with_sas("shards-four");
+    let started = Instant::now();
+    let mut runners = Vec::new();
+    for i in 1..=RUNNERS {
+        let tok = token_for(
+            &emu.base,
+            &format!("6f1e0d4c-2b3a-4c5d-8e9f-0a1b2c3d4e{i:02}"),
+        )
+        .await;
+        let (bin, config, base, url) = (
+            bin.to_path_buf(),
+            config_path.to_path_buf(),
+            emu.base.clone(),
+            url.clone(),
+        );
+        let state = dir.join(format!("shards-{i}"));
+        runners.push(tokio::spawn(async move {
+            let shard = format!("{i}/{RUNNERS}");
+            apply(
+                &bin,
+                &config,
+                &base,
+                &tok,
+                &state,
+                &["--state", &url, "--shard", &shard],
+            )
+            .await
+        }));
+    }
+    for r in runners {
+        check(&r.await.unwrap(), "a shard's runner");
+    }
+    let four = started.elapsed().as_secs_f64();
+    let names = workspace_names(&emu.base, &token(&emu.base).await).await;
+    let once = names.len() == WORKSPACES && names.values().all(|&n| n == 1);
+    let ratio = four / one.wall.as_secs_f64();
+    println!(
+        "shards: one runner {:.2}s, {RUNNERS} runners {four:.2}s, ratio {ratio:.3}; {} workspaces, each once: {once}",
+        one.wall.as_secs_f64(),
+        names.len()
+    );
+    let md = format!(
+        "## 7. {RUNNERS} runners, {RUNNERS} identities, one environment\n\nThe {WORKSPACES} workspaces of case 1, the emulator throttled at {SHARD_RATE} requests/s per identity, journals and locks in Azure Blob (Azurite): one runner deploys them all; then, on a fresh emulator, {RUNNERS} runners at once, each `fabrik apply --shard I/{RUNNERS}` with its own service principal.\n\n| runners | wall | workspaces deployed | each exactly once |\n|---|---|---|---|\n| 1 | {:.2} s | {WORKSPACES} | yes |\n| {RUNNERS} | {four:.2} s | {} | {} |\n\nRatio {ratio:.3} (bar ≤ 0.35).\n\n",
+        one.wall.as_secs_f64(),
+        names.len(),
+        if once { "yes" } else { "**no**" }
+    );
+    let bars = vec![Bar::new(
+        "4 runners with 4 identities, `--shard I/4`, 200 workspaces, Azure Blob state on Azurite",
+        "every workspace deployed exactly once; wall ≤ 0.35 × one runner's",
+        format!(
+            "{ratio:.3} ({four:.2} s vs {:.2} s); each once: {}",
+            one.wall.as_secs_f64(),
+            if once { "yes" } else { "no" }
+        ),
+        once && ratio <= 0.35,
+    )];
+    (md, bars)
+}
+
 /// Writes `docs/benchmarks/{name}.md`; false when a bar was missed.
 fn write_doc(root: &Path, name: &str, doc: &str, bars: &[Bar]) -> bool {
     std::fs::create_dir_all(root.join("docs/benchmarks")).unwrap();
@@ -570,10 +688,13 @@ async fn main() -> std::process::ExitCode {
     if wants("pacing") {
         sections.push(pacing(&bin, dir.path()).await);
     }
+    if wants("shards") {
+        sections.push(shards(&bin, dir.path(), &config_path).await);
+    }
     let mut ok = true;
     if only.is_none() {
         let mut md = format!(
-            "# Deployment benchmark\n\n{}\nOne case alone: `target/release/deploy-bench throttled|unthrottled|items|pacing|state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`. fabrik and the emulator are separate release processes on this machine; fabrik runs with its defaults (`--concurrency` {DEFAULT_CONCURRENCY}) unless a case says otherwise. Every run must succeed, or the benchmark fails.\n\n",
+            "# Deployment benchmark\n\n{}\nOne case alone: `target/release/deploy-bench throttled|unthrottled|items|pacing|shards|state` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`. fabrik and the emulator are separate release processes on this machine; fabrik runs with its defaults (`--concurrency` {DEFAULT_CONCURRENCY}) unless a case says otherwise. Every run must succeed, or the benchmark fails.\n\n",
             provenance.finish()
         );
         let mut bars = Vec::new();
