@@ -1,7 +1,13 @@
 """Measures fabric-cicd 1.4.0's and fabrik's publish of one repository against one
 fabrik-emulator (run by `cargo xtask bench-publish`, which reads RESULTS_JSON).
 
-Usage: python publish_bench.py EMULATOR_URL REPOSITORY FABRIK_BINARY WORK_DIR ENV ITEMS FOLDERS RESULTS_JSON
+Usage: python publish_bench.py EMULATOR_URL REPOSITORY FABRIK_BINARY WORK_DIR ENV ITEMS FOLDERS RESULTS_JSON MODE
+
+MODE `fast` (an emulator that answers at once): fabric-cicd, fabrik, fabrik_cicd, then
+fabric-cicd with its delays overridden (labelled). MODE `fabric` (the emulator's Fabric-like
+profile, durations divided by TIME_SCALE): fabric-cicd with its own fixed delays scaled the same
+way (FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS, unlabelled: it is the run the bars use), then
+fabrik.
 
 Each tool publishes into a fresh workspace twice (the second time the repository is
 unchanged). Before each run the emulator's request log is cleared; after it the run's
@@ -56,6 +62,25 @@ def cicd_run(url, repo, ws, env, result_file, module="fabric_cicd"):
     Path(result_file).write_text(json.dumps({"seconds": time.perf_counter() - started}))
 
 
+def call_class(r):
+    """The kind of call, as the emulator's Fabric profile classes them (docs/EMULATOR.md),
+    with the definition reads apart."""
+    path, method = GUID.sub("{id}", r["path"]), r["method"]
+    if path.endswith(("/getDefinition", "/bulkExportDefinitions")):
+        return "definition read"
+    if method == "GET":
+        if path.startswith("/v1/operations/"):
+            return "result" if path.endswith("/result") else "poll"
+        # A collection's name is a plural (`/items`, `/workspaces`, `/spark/pools`).
+        last = path.rsplit("/", 1)[-1]
+        return "list" if last != "{id}" and last.endswith("s") else "read"
+    collection = path in ("/v1/workspaces", "/v1/connections") or path.endswith(
+        ("/spark/pools", "/shortcuts")) or re.search(r"/workspaces/\{id\}/[a-zA-Z]+s$", path)
+    if method == "POST" and collection:
+        return "create"
+    return "write"
+
+
 def vmhwm_kb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -93,7 +118,9 @@ class Bench:
         writes = sum(1 for r in reqs if r["method"] != "GET" and not r["path"].endswith(reads))
         kinds = collections.Counter(f"{r['method']} {GUID.sub('{id}', r['path'])}" for r in reqs)
         top = [[n, k] for k, n in kinds.most_common(4)]
-        return len(reqs), writes, get_definitions, bulk_exports, top
+        throttled = sum(1 for r in reqs if r.get("status") == 429)
+        classes = collections.Counter(call_class(r) for r in reqs if r.get("status") != 429)
+        return len(reqs), writes, get_definitions, bulk_exports, top, dict(classes), throttled
 
     def check_deployed(self, ws, tag):
         items = self.api.list(f"/workspaces/{ws}/items")
@@ -103,11 +130,11 @@ class Bench:
                       f"{self.items} and {self.folders} expected", self.work / f"{tag}.log")
 
     def record(self, tool, label, run, wall, process_wall, tag, peak=None):
-        total, writes, get_definitions, bulk_exports, top = self.requests(tag)
+        total, writes, get_definitions, bulk_exports, top, classes, throttled = self.requests(tag)
         r = {"tool": tool, "label": label, "run": run, "wall": wall, "processWall": process_wall,
              "requests": total, "writes": writes, "getDefinitions": get_definitions,
              "bulkExports": bulk_exports, "top": top, "peakRssKb": peak,
-             "load": os.getloadavg()[0]}
+             "classes": classes, "throttled": throttled, "load": os.getloadavg()[0]}
         self.runs.append(r)
         print(f"{tool}{' (' + label + ')' if label else ''} {run} publish: {wall:.2f} s, "
               f"{total} requests, {writes} writes, {get_definitions} getDefinition, "
@@ -170,13 +197,20 @@ def main():
     if sys.argv[1] == "cicd-run":
         cicd_run(*sys.argv[2:8])
         return
-    url, repo, fabrik, work, env, items, folders, results = sys.argv[1:9]
+    url, repo, fabrik, work, env, items, folders, results, mode = sys.argv[1:10]
     b = Bench(url.rstrip("/"), Path(repo), fabrik, work, env, int(items), int(folders))
-    b.cicd("", {})
-    b.fabrik_runs()
-    b.cicd("", {}, module="fabrik_cicd")
-    b.cicd(f"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS={OVERRIDE_SECONDS}",
-           {"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS": OVERRIDE_SECONDS})
+    if mode == "fabric":
+        # fabric-cicd's own fixed delays scaled like the service's durations (1/20).
+        b.cicd("", {"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS": OVERRIDE_SECONDS})
+        b.fabrik_runs()
+    elif mode == "fast":
+        b.cicd("", {})
+        b.fabrik_runs()
+        b.cicd("", {}, module="fabrik_cicd")
+        b.cicd(f"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS={OVERRIDE_SECONDS}",
+               {"FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS": OVERRIDE_SECONDS})
+    else:
+        sys.exit(f"unknown mode {mode!r}: fast or fabric")
     Path(results).write_text(json.dumps({"runs": b.runs}, indent=2))
 
 

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::bench_docs::{Bar, Provenance, bars_section};
 use crate::cicd::{ensure_venv, start_emulator, write_drivers};
 use crate::{cargo, root, step, write_benchmarks_index};
 
@@ -258,37 +259,72 @@ pub(crate) fn generate(fixture: &Path, out: &Path) -> Result<Generated, String> 
     })
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+/// Which service the emulator plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// Answers at once, no throttling, 50 ms operations (`docs/benchmarks/publish.md`).
+    Fast,
+    /// Fabric's latencies, operations and `Retry-After`s from the recorded trace, scaled by
+    /// [`TIME_SCALE`], one quota per identity ([`QUOTA`]) (`docs/benchmarks/publish-fabric.md`).
+    Fabric,
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
+/// The Fabric profile's time scale: every duration divided by 20, the quota's rate multiplied.
+const TIME_SCALE: u32 = 20;
+/// Calls per minute per identity: the low end of the 200–500 Fabric's throttling docs name for
+/// the unified quota (../shared/docs/peers.md), the budget a team must plan for.
+const QUOTA: u32 = 200;
+/// fabric-cicd's fixed 1 s delays, scaled like the service's (`1 / TIME_SCALE`).
+const CICD_DELAY_SCALED: &str = "0.05";
 
-/// The emulator's flags for the benchmark.
-const EMULATOR_ARGS: [&str; 7] = [
-    "--accept-any-token",
-    "--capacity-pool",
-    "ProdCapacityPool",
-    "--lro-delay",
-    "50",
-    // fabric-cicd 1.4.0 reads `GET /items` without following `continuationToken`
-    // (`_refresh_deployed_items`); at the emulator's default 100 per page it cannot find
-    // most of 300 items. One page, as a server may choose, lets it work; fabrik pages
-    // either way.
-    "--page-size",
-    "1000",
-];
+impl Profile {
+    /// The emulator's flags.
+    fn emulator_args(self) -> Vec<String> {
+        let mut args: Vec<String> = ["--accept-any-token", "--capacity-pool", "ProdCapacityPool"]
+            .map(String::from)
+            .to_vec();
+        match self {
+            Profile::Fast => args.extend(["--lro-delay", "50"].map(String::from)),
+            Profile::Fabric => args.extend([
+                "--profile".into(),
+                "fabric".into(),
+                "--time-scale".into(),
+                TIME_SCALE.to_string(),
+                "--quota".into(),
+                QUOTA.to_string(),
+            ]),
+        }
+        // fabric-cicd 1.4.0 reads `GET /items` without following `continuationToken`
+        // (`_refresh_deployed_items`); at the emulator's default 100 per page it cannot find
+        // most of 300 items. One page, as a server may choose, lets it work; fabrik pages
+        // either way.
+        args.extend(["--page-size", "1000"].map(String::from));
+        args
+    }
+
+    /// The document it writes.
+    fn doc(self) -> &'static str {
+        match self {
+            Profile::Fast => "publish",
+            Profile::Fabric => "publish-fabric",
+        }
+    }
+
+    /// The driver's mode argument.
+    fn mode(self) -> &'static str {
+        match self {
+            Profile::Fast => "fast",
+            Profile::Fabric => "fabric",
+        }
+    }
+
+    fn command(self) -> &'static str {
+        match self {
+            Profile::Fast => "cargo xtask bench-publish",
+            Profile::Fabric => "cargo xtask bench-publish --profile fabric",
+        }
+    }
+}
 
 /// Builds `fabrik` and `fabrik-emulator` (release unless `debug`) and installs the wheel
 /// into fabric-cicd's virtualenv; the directory holding the binaries.
@@ -331,17 +367,20 @@ fn build_tools(root: &Path, python: &Path, debug: bool) -> Result<PathBuf, Strin
 }
 
 /// Runs the driver (fabric-cicd, fabrik, fabrik_cicd against one emulator) and reads its
-/// results; with the machine it ran on, load averages included.
+/// results; with the provenance paragraph (command, commit, machine, load before and after).
 fn measure(
     python: &Path,
     cicd_dir: &Path,
     bin: &Path,
     dir: &Path,
     shape: &Generated,
+    service: Profile,
 ) -> Result<(Report, String), String> {
-    let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &EMULATOR_ARGS)?;
+    let args = service.emulator_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_emulator, url) = start_emulator(&bin.join("fabrik-emulator"), &args)?;
     write_drivers(cicd_dir)?;
-    let load_before = load_average();
+    let provenance = Provenance::start(service.command());
     let results = dir.join("results.json");
     let mut driver = Command::new(python);
     driver
@@ -354,30 +393,26 @@ fn measure(
         .arg(shape.items.to_string())
         .arg(shape.folders.to_string())
         .arg(&results)
+        .arg(service.mode())
         .env("NO_COLOR", "1")
-        // fabric-cicd runs with its defaults; the driver sets the one labelled exception.
+        // fabric-cicd runs with its defaults; the driver sets the exceptions it labels.
         .env_remove("FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS")
         .env_remove("FABRIC_CICD_PARALLEL_MAX_WORKERS");
     step("measure fabric-cicd 1.4.0 and fabrik publish", driver)?;
-    let load_after = load_average();
     let text =
         std::fs::read_to_string(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let v: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", results.display()))?;
-    let machine = format!(
-        "{} cores ({}), load average {load_before} before and {load_after} after (1, 5, 15 min); other builds may share the cores",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        cpu_model()
-    );
-    Ok((Report::from_json(&v)?, machine))
+    Ok((Report::from_json(&v, service)?, provenance.finish()))
 }
 
 /// Prints each bar; an error naming the bars missed.
 fn verdict(report: &Report, started: Instant) -> Result<(), String> {
+    let doc = report.service.doc();
     for b in &report.bars() {
         println!(
             "{}: {} ({})",
-            b.name,
+            b.what,
             b.measured,
             if b.met { "met" } else { "MISSED" }
         );
@@ -390,13 +425,13 @@ fn verdict(report: &Report, started: Instant) -> Result<(), String> {
         .bars()
         .into_iter()
         .filter(|b| !b.met)
-        .map(|b| b.name)
+        .map(|b| b.what)
         .collect();
     if missed.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "bar(s) missed, figures written to docs/benchmarks/publish.md: {}",
+            "bar(s) missed, figures written to docs/benchmarks/{doc}.md: {}",
             missed.join("; ")
         ))
     }
@@ -405,11 +440,22 @@ fn verdict(report: &Report, started: Instant) -> Result<(), String> {
 /// The task.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
-    let debug = match args {
-        [] => false,
-        [flag] if flag == "--debug" => true,
-        _ => return Err("usage: cargo xtask bench-publish [--debug]".into()),
-    };
+    let usage = "usage: cargo xtask bench-publish [--debug] [--profile fast|fabric]";
+    let (mut debug, mut service) = (false, Profile::Fast);
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--debug" => debug = true,
+            "--profile" => {
+                service = match rest.next().map(String::as_str) {
+                    Some("fast") => Profile::Fast,
+                    Some("fabric") => Profile::Fabric,
+                    _ => return Err(format!("--profile takes fast or fabric; {usage}")),
+                }
+            }
+            other => return Err(format!("unknown option {other}; {usage}")),
+        }
+    }
     let root = root();
     let dir = root.join("target/bench-publish");
     let repo = dir.join("repo");
@@ -425,15 +471,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let cicd_dir = root.join("target/cicd");
     let python = ensure_venv(&cicd_dir.join("venv"))?;
     let bin = build_tools(&root, &python, debug)?;
-    let (report, machine) = measure(&python, &cicd_dir, &bin, &dir, &shape)?;
+    let (report, provenance) = measure(&python, &cicd_dir, &bin, &dir, &shape, service)?;
     let md = report.markdown(
         &shape,
         if debug { "debug" } else { "release" },
-        &EMULATOR_ARGS.join(" "),
-        &machine,
-        &time::OffsetDateTime::now_utc().date().to_string(),
+        &service.emulator_args().join(" "),
+        &provenance,
     );
-    let out = root.join("docs/benchmarks/publish.md");
+    let out = root.join(format!("docs/benchmarks/{}.md", service.doc()));
     std::fs::write(&out, &md).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("wrote {}", out.display());
     write_benchmarks_index()?;
@@ -443,18 +488,18 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// The page's title and how the figures were made: command, repository, emulator, timing.
 fn intro(
     shape: &Generated,
+    service: Profile,
     profile: &str,
     emulator_args: &str,
-    machine: &str,
-    date: &str,
+    provenance: &str,
 ) -> String {
     let mut md = String::from("# Publish benchmark: fabrik against fabric-cicd 1.4.0\n\n");
     let _ = write!(
         md,
-        "Command: `cargo xtask bench-publish` ({}builds {profile} `fabrik` and `fabrik-emulator`, \
+        "{provenance}\nThe command ({}builds {profile} `fabrik` and `fabrik-emulator`, \
 installs fabric-cicd 1.4.0 into target/cicd/venv, generates the repository, measures, writes this \
-file and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it after the other benchmarks). \
-Measured {date} on {machine}.\n\n",
+file, docs/benchmarks/00-summary.md and docs/BENCHMARKS.md; `cargo xtask bench --publish` runs it \
+after the other benchmarks).\n\n",
         if profile == "debug" {
             "with `--debug`: "
         } else {
@@ -478,17 +523,27 @@ Spark pool. Environment `{ENV}`.\n\n",
         shape.folders,
         AREAS.len()
     );
-    let _ = write!(
-        md,
+    md.push_str(&match service {
+        Profile::Fast => fast_setting(shape, profile, emulator_args),
+        Profile::Fabric => fabric_setting(shape, profile, emulator_args),
+    });
+    md
+}
+
+/// The emulator and the timing of the fast profile.
+fn fast_setting(shape: &Generated, profile: &str, emulator_args: &str) -> String {
+    format!(
         "**Emulator**: one `fabrik-emulator {emulator_args}` ({profile} build), no throttling. \
 Item creates answer 201 at once; getDefinition, updateDefinition and the environment publish are \
 50 ms long-running operations whose 202 carries `Retry-After: 1`. Lists answer up to 1,000 per \
 page: fabric-cicd 1.4.0 reads `GET /items` without following its continuation, and at the \
 emulator's default of 100 per page its first publish fails (\"Item 'Bronze_20' not found as a \
 deployed Lakehouse\"). Every run publishes into its own \
-fresh workspace; the request log is cleared before each run.\n\n\
+fresh workspace; the request log is cleared before each run. Real Fabric answers in about a \
+second and throttles each identity: `cargo xtask bench-publish --profile fabric` measures against \
+that (docs/benchmarks/publish-fabric.md).\n\n\
 **Timing**: fabrik is timed as a whole process (`fabrik publish --repository … --workspace-id … \
---env {ENV} --base-url … --state-dir …`, defaults otherwise, `--concurrency 16`), its peak RSS \
+--env {ENV} --base-url … --state-dir …`, defaults otherwise, `--concurrency {FABRIK_CONCURRENCY}`), its peak RSS \
 sampled from /proc/PID/status VmHWM every 10 ms. fabric-cicd is timed inside its own Python \
 process around `FabricWorkspace(...)` + `publish_all_items(...)`, with its defaults (no feature \
 flag, 8 workers, its 1 s pause before polling an operation); the process's wall time with \
@@ -498,8 +553,36 @@ with only its import changed to `fabrik_cicd`, run through the wheel (`cargo xta
 build) installed into the same virtualenv, timed the same way: its publish is a `fabrik publish` \
 process that gets its tokens from the script's credential over the token pipe (docs/PYTHON.md).\n\n",
         shape.items, shape.folders
-    );
-    md
+    )
+}
+
+/// The emulator and the timing of the Fabric-like profile.
+fn fabric_setting(shape: &Generated, profile: &str, emulator_args: &str) -> String {
+    let per_second = f64::from(QUOTA * TIME_SCALE) / 60.0;
+    format!(
+        "**Emulator**: one `fabrik-emulator {emulator_args}` ({profile} build) playing Fabric \
+(docs/EMULATOR.md, \"The Fabric-like profile\"): every request waits a latency drawn from the \
+recorded trace's distribution for its class (a GET about 1 s, a create 3–5 s); item creates, \
+definition reads and writes and the bulk calls are long-running operations that answer 202 with \
+`Retry-After: 20` and run as long as the trace's; an Environment publish asks for \
+`Retry-After: 120` and runs about six minutes. Every duration is divided by the time scale \
+{TIME_SCALE}, so the ratios between the tools are Fabric's and the run {TIME_SCALE}× shorter. \
+**Quota**: {QUOTA} calls per minute per identity, the low end of the 200–500 per minute the \
+Fabric documentation names for its unified quota (what a team must plan for), scaled like time: \
+a bucket of {QUOTA} calls refilled at {} calls per minute ({per_second:.1}/s); over it the \
+emulator answers 429 with Fabric's body and `Retry-After`. Both tools deploy as one identity, \
+one after the other, each into its own fresh workspace; the request log is cleared before each \
+run. Lists answer up to 1,000 per page (fabric-cicd 1.4.0 does not follow continuations).\n\n\
+**Timing**: fabrik is timed as a whole process with its defaults (`--concurrency \
+{FABRIK_CONCURRENCY}`, no `--rate-limit`: it finds the quota from the 429s), its peak RSS sampled \
+every 10 ms. fabric-cicd is timed inside its own Python process around `FabricWorkspace(...)` + \
+`publish_all_items(...)`, with its defaults except that its own fixed 1 s delays are scaled like \
+the service's (`FABRIC_CICD_RETRY_DELAY_OVERRIDE_SECONDS={CICD_DELAY_SCALED}`). A run fails the \
+benchmark if it exits non-zero or leaves other than {} items and {} folders.\n\n",
+        QUOTA * TIME_SCALE,
+        shape.items,
+        shape.folders
+    )
 }
 
 /// One measured run, as the driver reports it.
@@ -520,20 +603,19 @@ struct RunFigures {
     peak_rss_kb: Option<u64>,
     /// The most frequent requests: (count, `METHOD /path` with ids as `{id}`).
     top: Vec<(u64, String)>,
+    /// Requests per kind of call (the emulator profile's classes, definition reads apart).
+    classes: std::collections::BTreeMap<String, u64>,
+    /// Answers of 429.
+    throttled: u64,
 }
 
 struct Report {
     runs: Vec<RunFigures>,
-}
-
-struct Bar {
-    name: String,
-    measured: String,
-    met: bool,
+    service: Profile,
 }
 
 impl Report {
-    fn from_json(v: &Value) -> Result<Self, String> {
+    fn from_json(v: &Value, service: Profile) -> Result<Self, String> {
         let runs = v["runs"]
             .as_array()
             .ok_or("results.json has no runs")?
@@ -556,11 +638,18 @@ impl Report {
                         .flatten()
                         .filter_map(|t| Some((t[0].as_u64()?, t[1].as_str()?.to_string())))
                         .collect(),
+                    classes: r["classes"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                        .collect(),
+                    throttled: r["throttled"].as_u64().unwrap_or(0),
                 })
             })
             .collect::<Result<Vec<_>, &str>>()
             .map_err(|f| format!("results.json: a run without {f}"))?;
-        Ok(Self { runs })
+        Ok(Self { runs, service })
     }
 
     fn find(&self, tool: &str, run: &str) -> Option<&RunFigures> {
@@ -570,29 +659,10 @@ impl Report {
     }
 
     fn bars(&self) -> Vec<Bar> {
-        let mut bars = Vec::new();
-        let pair = |run: &str| Some((self.find("fabric-cicd", run)?, self.find("fabrik", run)?));
-        if let Some((c, f)) = pair("first") {
-            let x = c.wall / f.wall;
-            bars.push(Bar {
-                name: "fabrik's first publish ≥ 5× faster than fabric-cicd's".into(),
-                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
-                met: x >= 5.0,
-            });
-        }
-        if let Some((c, f)) = pair("second") {
-            let x = c.wall / f.wall;
-            bars.push(Bar {
-                name: "fabrik's second publish ≥ 50× faster than fabric-cicd's".into(),
-                measured: format!("{:.2} s ÷ {:.2} s = {x:.1}×", c.wall, f.wall),
-                met: x >= 50.0,
-            });
-            bars.push(Bar {
-                name: "fabrik's second publish sends no write".into(),
-                measured: format!("{} writes (fabric-cicd's: {})", f.writes, c.writes),
-                met: f.writes == 0,
-            });
-        }
+        let mut bars = match self.service {
+            Profile::Fast => self.fast_bars(),
+            Profile::Fabric => self.fabric_bars(),
+        };
         let peak = self
             .runs
             .iter()
@@ -600,13 +670,131 @@ impl Report {
             .filter_map(|r| r.peak_rss_kb)
             .max();
         if let Some(kb) = peak {
-            bars.push(Bar {
-                name: "fabrik's peak RSS < 100 MB".into(),
-                measured: format!("{:.1} MB", kb as f64 / 1024.0),
-                met: kb < 100 * 1024,
-            });
+            bars.push(Bar::new(
+                &format!("`fabrik publish` peak RSS, 300 items{}", self.suffix()),
+                "< 100 MB",
+                format!("{:.1} MB", kb as f64 / 1024.0),
+                kb < 100 * 1024,
+            ));
         }
         bars
+    }
+
+    /// How a bar names the profile it was measured on.
+    fn suffix(&self) -> &'static str {
+        match self.service {
+            Profile::Fast => "",
+            Profile::Fabric => ", Fabric-like profile",
+        }
+    }
+
+    fn pair(&self, run: &str) -> Option<(&RunFigures, &RunFigures)> {
+        Some((self.find("fabric-cicd", run)?, self.find("fabrik", run)?))
+    }
+
+    fn fast_bars(&self) -> Vec<Bar> {
+        let mut bars = Vec::new();
+        if let Some((c, f)) = self.pair("first") {
+            let x = c.wall / f.wall;
+            bars.push(Bar::new(
+                "publish 300 items: fabrik's first publish vs fabric-cicd 1.4.0's",
+                "≥ 5× faster",
+                format!("{x:.1}× ({:.2} s vs {:.2} s)", f.wall, c.wall),
+                x >= 5.0,
+            ));
+        }
+        if let Some((c, f)) = self.pair("second") {
+            let x = c.wall / f.wall;
+            bars.push(Bar::new(
+                "publish 300 items: second publish of the unchanged repository vs fabric-cicd's",
+                "≥ 50× faster",
+                format!("{x:.1}× ({:.2} s vs {:.2} s)", f.wall, c.wall),
+                x >= 50.0,
+            ));
+            bars.push(Bar::new(
+                "publish 300 items: writes of fabrik's second publish",
+                "none",
+                format!("{} (fabric-cicd's: {})", f.writes, c.writes),
+                f.writes == 0,
+            ));
+        }
+        bars
+    }
+
+    /// Issue 26's bars, on the Fabric-like profile.
+    fn fabric_bars(&self) -> Vec<Bar> {
+        let mut bars = Vec::new();
+        if let Some((c, f)) = self.pair("second") {
+            bars.push(Bar::new(
+                "requests of a re-publish of the unchanged repository, Fabric-like profile",
+                "≤ 40, 0 writes",
+                format!(
+                    "{} requests, {} writes (fabric-cicd: {}, {})",
+                    f.requests, f.writes, c.requests, c.writes
+                ),
+                f.requests <= 40 && f.writes == 0,
+            ));
+        }
+        if let Some((c, f)) = self.pair("first") {
+            bars.push(Bar::new(
+                "requests of a first publish, Fabric-like profile",
+                "fewer than fabric-cicd's, reported per kind of call",
+                format!(
+                    "{} vs {} (per kind: publish-fabric.md)",
+                    f.requests, c.requests
+                ),
+                f.requests < c.requests,
+            ));
+        }
+        for (run, what, bar) in [
+            ("first", "first publish", 5.0),
+            ("second", "re-publish", 30.0),
+        ] {
+            if let Some((c, f)) = self.pair(run) {
+                let x = c.wall / f.wall;
+                bars.push(Bar::new(
+                    &format!("{what}, wall time vs fabric-cicd, Fabric-like profile"),
+                    &format!("≥ {bar}× faster"),
+                    format!(
+                        "{x:.1}× ({:.1} s vs {:.1} s; 429s: {} vs {})",
+                        f.wall, c.wall, f.throttled, c.throttled
+                    ),
+                    x >= bar,
+                ));
+            }
+        }
+        bars
+    }
+
+    /// Requests per kind of call, a column per run.
+    fn classes_table(&self) -> String {
+        let kinds: std::collections::BTreeSet<&String> =
+            self.runs.iter().flat_map(|r| r.classes.keys()).collect();
+        if kinds.is_empty() {
+            return String::new();
+        }
+        let mut md = String::from(
+            "\nRequests per kind of call (a `poll` is `GET /operations/{id}`, a `result` its `/result`, a `definition read` a `getDefinition` or `bulkExportDefinitions`; 429 answers apart):\n\n| kind |",
+        );
+        for r in &self.runs {
+            let _ = write!(md, " {} {} |", r.tool, r.run);
+        }
+        md.push_str("\n|---|");
+        md.push_str(&"---|".repeat(self.runs.len()));
+        md.push('\n');
+        for k in kinds.iter().copied().chain([&"429".to_string()]) {
+            let _ = write!(md, "| {k} |");
+            for r in &self.runs {
+                let n = if k == "429" {
+                    r.throttled
+                } else {
+                    r.classes.get(k).copied().unwrap_or(0)
+                };
+                let _ = write!(md, " {n} |");
+            }
+            md.push('\n');
+        }
+        md
     }
 
     fn markdown(
@@ -614,12 +802,14 @@ impl Report {
         shape: &Generated,
         profile: &str,
         emulator_args: &str,
-        machine: &str,
-        date: &str,
+        provenance: &str,
     ) -> String {
-        let mut md = intro(shape, profile, emulator_args, machine, date);
+        let mut md = intro(shape, self.service, profile, emulator_args, provenance);
         md.push_str(&self.tables());
+        md.push_str(&self.classes_table());
         md.push_str(&self.reading(shape.items as u64));
+        md.push('\n');
+        md.push_str(&bars_section(&self.bars()));
         md
     }
 
@@ -659,16 +849,6 @@ impl Report {
             };
             let top: Vec<String> = r.top.iter().map(|(n, k)| format!("{n} × `{k}`")).collect();
             let _ = writeln!(md, "| {tool} | {} | {} |", r.run, top.join(", "));
-        }
-        md.push_str("\n| bar | measured | result |\n|---|---|---|\n");
-        for b in self.bars() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} |",
-                b.name,
-                b.measured,
-                if b.met { "met" } else { "**missed**" }
-            );
         }
         md
     }
@@ -726,7 +906,7 @@ mod tests {
             run("fabrik", "", "second", 1.0, 0),
             run("fabric-cicd", "OVERRIDE=0", "second", 1000.0, 5),
         ]});
-        let report = Report::from_json(&v).unwrap();
+        let report = Report::from_json(&v, Profile::Fast).unwrap();
         let met: Vec<bool> = report.bars().iter().map(|b| b.met).collect();
         // 10× first (met), 10× second (missed: the labelled run is not used), 0 writes, 20 MB.
         assert_eq!(met, [true, false, true, true]);
@@ -737,14 +917,44 @@ mod tests {
             },
             "release",
             "--lro-delay 50",
-            "a machine",
-            "2026-01-01",
+            "Command: `x`.",
         );
-        assert!(md.contains("| **missed** |"), "{md}");
+        assert!(md.contains("| **no** |"), "{md}");
         assert!(
             md.contains("fabric-cicd (OVERRIDE=0) | second | 1000.00 s"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_fabric_profile_judges_requests_and_wall_time_and_reports_each_kind_of_call() {
+        let run = |tool: &str, run: &str, wall: f64, requests: u64, writes: u64| {
+            serde_json::json!({"tool": tool, "label": "", "run": run, "wall": wall,
+                "requests": requests, "writes": writes, "getDefinitions": 0, "bulkExports": 1,
+                "classes": {"create": 300, "poll": 20}, "throttled": 7})
+        };
+        let v = serde_json::json!({"runs": [
+            run("fabric-cicd", "first", 600.0, 1400, 369),
+            run("fabric-cicd", "second", 600.0, 800, 354),
+            run("fabrik", "first", 100.0, 500, 369),
+            run("fabrik", "second", 10.0, 41, 0),
+        ]});
+        let report = Report::from_json(&v, Profile::Fabric).unwrap();
+        let bars = report.bars();
+        let met: Vec<(&str, bool)> = bars.iter().map(|b| (b.bar.as_str(), b.met)).collect();
+        // 41 requests is one over the bar; fewer requests than fabric-cicd; 6× first; 60×.
+        assert_eq!(
+            met,
+            [
+                ("≤ 40, 0 writes", false),
+                ("fewer than fabric-cicd's, reported per kind of call", true),
+                ("≥ 5× faster", true),
+                ("≥ 30× faster", true),
+            ]
+        );
+        let table = report.classes_table();
+        assert!(table.contains("| create | 300 | 300 | 300 | 300 |"), "{table}");
+        assert!(table.contains("| 429 | 7 | 7 | 7 | 7 |"), "{table}");
     }
 
     #[test]

@@ -377,13 +377,31 @@ pub async fn resolve(
         auth: auth.map(str::to_owned),
         ca_cert: ca_cert.map(Path::to_path_buf),
     };
-    *SOURCES.write().unwrap_or_else(|p| p.into_inner()) = Some(sources.clone());
+    *SOURCES.write().unwrap_or_else(|p| p.into_inner()) = Some(sources);
     let text = std::fs::read_to_string(config_path).unwrap_or_default();
     let names = config::secret_references(&text);
+    resolve_names(names, config_path, flags, auth, ca_cert).await
+}
+
+/// Resolves `names` through the providers [`resolve`] uses (`.env` beside `config_path`) and
+/// registers each value for redaction: the state key's references go through here too.
+pub async fn resolve_names(
+    names: Vec<String>,
+    config_path: &Path,
+    flags: &fabrik_flags::Flags,
+    auth: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> BTreeMap<String, SecretValue> {
     let mut out = BTreeMap::new();
     if names.is_empty() {
         return out;
     }
+    let sources = Sources {
+        config_path: config_path.to_path_buf(),
+        keyvault: flags.is_on(Flag::AzureKeyVault),
+        auth: auth.map(str::to_owned),
+        ca_cert: ca_cert.map(Path::to_path_buf),
+    };
     let provider = match provider(&sources) {
         Ok(p) => p,
         Err(e) => return missing_all(&names, &e),

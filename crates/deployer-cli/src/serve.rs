@@ -71,13 +71,7 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The state backend, resolved once: every cycle journals where `apply` does and holds
-    // the locks of the configuration's workspaces while it plans and applies.
-    let backend = match crate::state::Backend::resolve(&opts.state, || {
-        crate::state::entra_tokens(opts.auth.as_deref(), opts.ca_cert.as_deref())
-    })
-    .await
-    {
+    let backend = match state(opts, &flags).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!("{e}");
@@ -155,6 +149,21 @@ pub async fn serve(opts: &ServeOptions) -> ExitCode {
     server.abort();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The state backend, resolved once: every cycle journals where `apply` does and holds the
+/// locks of the configuration's workspaces while it plans and applies. The state key's
+/// references are read once too: rotating the key means restarting serve.
+async fn state(
+    opts: &ServeOptions,
+    flags: &fabrik_flags::Flags,
+) -> Result<crate::state::Backend, String> {
+    let (auth, ca) = (opts.auth.as_deref(), opts.ca_cert.as_deref());
+    let backend =
+        crate::state::Backend::resolve(&opts.state, || crate::state::entra_tokens(auth, ca))
+            .await?;
+    crate::state_key::resolve(&opts.config, flags, auth, ca).await?;
+    Ok(backend)
 }
 
 /// `/health/ready`'s checks: the token, and the circuit breakers when the pipeline has them.

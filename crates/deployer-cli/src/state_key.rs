@@ -1,4 +1,5 @@
-//! The state key: journals encrypted at rest with a passphrase from the environment.
+//! The state key: journals encrypted at rest with a passphrase from the environment or a
+//! secret store.
 //!
 //! `FABRIK_STATE_KEY` is the passphrase new run journals are encrypted with (fabrik-txn
 //! derives the key with Argon2id and a per-journal salt; see `fabrik_txn::seal`).
@@ -6,13 +7,23 @@
 //! after the current one when a journal is opened for rollback, so keys can rotate. Without a
 //! key, journals are written in clear and the first run of the process says so once.
 //!
+//! Either variable (or one entry of the old keys) may be a reference `${secret:NAME}` instead
+//! of the passphrase: [`resolve`] reads it through the secret providers the configuration's
+//! secrets use (Key Vault when its flag is on, then the environment, then `.env`) before any
+//! run starts, and registers the value for redaction.
+//!
 //! The passphrases are secrets from the environment to the KDF: they are never printed, and
-//! no error names one (only the variable it came from).
+//! no error names one (only the variable it came from, and a reference's secret name).
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fabrik_txn::{JournalError, Keyring};
 use secrecy::SecretString;
+
+use crate::config::SecretValue;
 
 /// The passphrase new journals are encrypted with.
 pub const KEY_VAR: &str = "FABRIK_STATE_KEY";
@@ -27,36 +38,116 @@ pub const UNENCRYPTED_WARNING: &str = "run journals are not encrypted: they keep
      definitions of what a run changes, which may hold connection strings or keys; set \
      FABRIK_STATE_KEY to a passphrase to encrypt them (docs/CLI.md)";
 
-/// The keyring from the process environment.
+/// The values of the `${secret:NAME}` references [`resolve`] read, by name.
+static RESOLVED: RwLock<BTreeMap<String, SecretString>> = RwLock::new(BTreeMap::new());
+
+/// The secret name when `value` is a reference `${secret:NAME}` as a whole.
+fn reference(value: &str) -> Option<&str> {
+    value
+        .trim()
+        .strip_prefix("${secret:")
+        .and_then(|r| r.strip_suffix('}'))
+        .filter(|n| !n.is_empty())
+}
+
+/// The entries of the two variables, each with the variable it came from.
+fn entries(get: &impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+    let old = get(OLD_KEYS_VAR).unwrap_or_default();
+    let old = old
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| (OLD_KEYS_VAR, k.to_owned()));
+    get(KEY_VAR)
+        .map(|k| (KEY_VAR, k))
+        .into_iter()
+        .chain(old)
+        .collect()
+}
+
+/// Reads the `${secret:NAME}` references among `FABRIK_STATE_KEY` and `FABRIK_STATE_OLD_KEYS`
+/// through the configuration's secret providers (`config` locates `.env`; `flags` turns Key
+/// Vault on; `auth` and `ca_cert` are the command's), then checks the keyring they make. A
+/// command that writes or opens a journal calls it before its run starts: a reference that
+/// cannot be read is an error naming the variable and the secret, never a value.
+pub async fn resolve(
+    config: &Path,
+    flags: &fabrik_flags::Flags,
+    auth: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> Result<(), String> {
+    let get = |k: &str| std::env::var(k).ok();
+    let refs: Vec<(&str, String)> = entries(&get)
+        .into_iter()
+        .filter_map(|(var, v)| reference(&v).map(|n| (var, n.to_owned())))
+        .collect();
+    if !refs.is_empty() {
+        let mut names: Vec<String> = refs.iter().map(|(_, n)| n.clone()).collect();
+        names.sort();
+        names.dedup();
+        let values = crate::secrets::resolve_names(names, config, flags, auth, ca_cert).await;
+        let mut resolved = RESOLVED.write().unwrap_or_else(|p| p.into_inner());
+        for (var, name) in refs {
+            match values.get(&name) {
+                Some(SecretValue::Value(v)) => {
+                    resolved.insert(name, SecretString::from(v.clone()));
+                }
+                Some(SecretValue::Missing(why)) => {
+                    return Err(format!("{var}: ${{secret:{name}}} cannot be read: {why}"));
+                }
+                None => return Err(format!("{var}: ${{secret:{name}}} was not resolved")),
+            }
+        }
+    }
+    from_env().map(|_| ())
+}
+
+/// The keyring from the process environment, references replaced by what [`resolve`] read.
 pub fn from_env() -> Result<Keyring, String> {
     keyring_from(|k| std::env::var(k).ok())
 }
 
-/// The keyring `get` describes (`FABRIK_STATE_KEY`, `FABRIK_STATE_OLD_KEYS`). A set but
-/// empty or short key is an error rather than a silent fallback to clear journals.
+/// The keyring `get` describes (`FABRIK_STATE_KEY`, `FABRIK_STATE_OLD_KEYS`), references
+/// replaced by what [`resolve`] read. A set but empty or short key is an error rather than a
+/// silent fallback to clear journals; so is a reference this process has not resolved.
 pub fn keyring_from(get: impl Fn(&str) -> Option<String>) -> Result<Keyring, String> {
-    let current = match get(KEY_VAR) {
-        None => None,
-        Some(k) if k.trim().is_empty() => {
+    let resolved = RESOLVED.read().unwrap_or_else(|p| p.into_inner());
+    keyring_with(get, |name| resolved.get(name).cloned())
+}
+
+/// [`keyring_from`] with the references' values from `lookup`.
+fn keyring_with(
+    get: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Option<SecretString>,
+) -> Result<Keyring, String> {
+    use secrecy::ExposeSecret;
+    let value = |var: &str, v: String| match reference(&v) {
+        None => Ok(SecretString::from(v)),
+        Some(name) => lookup(name)
+            .ok_or_else(|| format!("{var}: ${{secret:{name}}} was not resolved by this command")),
+    };
+    let mut current = None;
+    let mut old = Vec::new();
+    for (var, v) in entries(&get) {
+        let secret = value(var, v)?;
+        if var == OLD_KEYS_VAR {
+            old.push(secret);
+            continue;
+        }
+        let k = secret.expose_secret();
+        if k.trim().is_empty() {
             return Err(format!(
                 "{KEY_VAR} is set but empty; unset it to journal in clear"
             ));
         }
-        Some(k) if k.chars().count() < MIN_PASSPHRASE_CHARS => {
+        if k.chars().count() < MIN_PASSPHRASE_CHARS {
             return Err(format!(
                 "{KEY_VAR} is too short: a state passphrase needs at least \
                  {MIN_PASSPHRASE_CHARS} characters"
             ));
         }
-        Some(k) => Some(SecretString::from(k)),
-    };
-    let old: Vec<SecretString> = get(OLD_KEYS_VAR)
-        .unwrap_or_default()
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(|k| SecretString::from(k.to_owned()))
-        .collect();
+        current = Some(secret);
+    }
     let keys = current.map_or_else(Keyring::none, Keyring::new);
     Ok(keys.with_old(old))
 }
@@ -124,6 +215,32 @@ mod tests {
         assert!(!old_only.encrypts());
         assert_eq!(old_only.len(), 1);
         assert!(keyring_from(env(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn references_take_the_resolved_value_and_an_unresolved_one_is_named() {
+        let lookup = |name: &str| {
+            (name == "state-pass").then(|| SecretString::from("a resolved passphrase".to_owned()))
+        };
+        let keys = keyring_with(
+            env(&[
+                (KEY_VAR, " ${secret:state-pass} "),
+                (OLD_KEYS_VAR, "an old literal key,${secret:state-pass}"),
+            ]),
+            lookup,
+        )
+        .unwrap();
+        assert!(keys.encrypts());
+        assert_eq!(keys.len(), 3);
+        let e = keyring_with(env(&[(OLD_KEYS_VAR, "${secret:gone}")]), lookup).unwrap_err();
+        assert!(
+            e.contains(OLD_KEYS_VAR) && e.contains("${secret:gone}"),
+            "{e}"
+        );
+        // A short resolved value is refused like a short literal one, without echoing it.
+        let short = |_: &str| Some(SecretString::from("tiny-Pass".to_owned()));
+        let e = keyring_with(env(&[(KEY_VAR, "${secret:s}")]), short).unwrap_err();
+        assert!(e.contains("at least 16") && !e.contains("tiny-Pass"), "{e}");
     }
 
     #[test]

@@ -171,5 +171,16 @@ fn main() {
         "  decode + span alone   {:.2} µs per call (no subscriber installed)",
         t.elapsed().as_secs_f64() / f64::from(iters) * 1e6
     );
+    // For `cargo xtask bench`, which writes docs/benchmarks/client.md from this line.
+    println!(
+        "bench-json: {}",
+        serde_json::json!({
+            "calls_per_s": n as f64 / wall,
+            "errors": errors,
+            "client_cpu_us": client_cpu / n as f64 * 1e6,
+            "server_cpu_us": server_cpu / n as f64 * 1e6,
+            "decode_span_us": t.elapsed().as_secs_f64() / f64::from(iters) * 1e6,
+        })
+    );
     server_rt.block_on(async { emu.shutdown().await.expect("shutdown") });
 }

@@ -6,7 +6,8 @@
 //! 1. **bulkhead** — one concurrency slot for the whole call, waiting in a bounded queue;
 //! 2. **deadline** — the earlier of `CallContext::deadline` and `total_timeout` bounds all
 //!    that follows: no wait is started that would end past it;
-//! 3. **retry** — with decorrelated jitter, the server's hint as a floor, and the retry budget;
+//! 3. **retry** — with decorrelated jitter, the server's hint as a floor (a throttle's hint is
+//!    the wait itself when the adaptive limiter paces the lane), and the retry budget;
 //! 4. per attempt: **rate limit** (static GCRA, then adaptive) → **circuit breaker** →
 //!    **attempt timeout** → the attempt.
 //!
@@ -506,7 +507,15 @@ impl Pipeline {
         };
         let computed = backoff(retry, attempt, run.previous_backoff, self.random.as_ref());
         run.previous_backoff = Some(computed);
-        let wait = wait_with_hint(computed, err.retry_after);
+        let wait = match (err.class, err.retry_after, &lane.adaptive) {
+            // A throttle that names its wait, on a lane the adaptive limiter paces: the server
+            // said when, and the limiter (just told of the throttle) spaces the retry among the
+            // other calls. A jittered backoff on top (1–3 s at the first retry by default)
+            // would idle the call past the wait it was given: at the end of a short run that
+            // tail is the run's cost.
+            (ErrorClass::Throttled, Some(hint), Some(_)) => hint,
+            _ => wait_with_hint(computed, err.retry_after),
+        };
         if let Some(d) = run.deadline {
             let remaining = d.saturating_duration_since(self.clock.now());
             if wait >= remaining {

@@ -48,6 +48,9 @@ async fn locked<F>(
 where
     F: std::future::Future<Output = Result<(config::Desired, Plan), crate::engine::EngineError>>,
 {
+    if let Err(e) = state_key(cli, flags).await {
+        return fail(&e);
+    }
     let (_, session) = match lock(cli, opts.command, locks).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -255,6 +258,9 @@ pub(super) async fn rollback(cli: &Cli, run_id: &str) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    if let Err(e) = state_key(cli, &flags).await {
+        return fail(&e);
+    }
     let (_, session) = match lock(cli, "rollback", Locks::OfRun(run_id)).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -313,6 +319,18 @@ async fn previous_records(
         .read_records(&state_args(cli), workspaces)
         .await
         .map_err(crate::engine::EngineError::Invalid)
+}
+
+/// Reads the state key's `${secret:NAME}` references (`FABRIK_STATE_KEY`,
+/// `FABRIK_STATE_OLD_KEYS`) before a run starts or a journal is opened.
+async fn state_key(cli: &Cli, flags: &fabrik_flags::Flags) -> Result<(), String> {
+    crate::state_key::resolve(
+        &cli.config,
+        flags,
+        cli.auth.as_deref(),
+        cli.ca_cert.as_deref(),
+    )
+    .await
 }
 
 /// The display names of the workspaces a run of `desired` writes: the ones it locks.

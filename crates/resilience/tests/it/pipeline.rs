@@ -387,6 +387,39 @@ fn adaptive_rate_slows_down_on_429_and_recovers() {
     );
 }
 
+/// A throttle with `Retry-After` on a lane the adaptive limiter paces waits the hint, not a
+/// longer backoff (here 4 s): the limiter spaces the retry. Without the limiter the hint stays
+/// a floor under the backoff.
+#[test]
+fn a_paced_throttle_waits_its_hint_not_the_backoff() {
+    let throttled_once = |n: u32| async move {
+        if n == 1 {
+            Err(ApiError::throttled(secs(1)))
+        } else {
+            Ok(n)
+        }
+    };
+    let adaptive = AdaptiveConfig {
+        ceiling: 10.0,
+        min_rate: 1.0,
+        decrease_factor: 0.5,
+        recovery_per_sec: 1.0,
+        probe_per_sec: 0.0,
+        window: Duration::from_secs(1),
+    };
+    let s = Stepper::new();
+    let p = build(retry_only(2, 4, 4).with_adaptive(Some(adaptive)), &s);
+    assert_eq!(s.drive(p.run(&ctx(), throttled_once)).unwrap(), 2);
+    // The hint (1 s) covers the limiter's first slot (200 ms at 5/s): 1 s in all.
+    assert_eq!(s.clock.sleeps(), [secs(1)]);
+    assert_eq!(s.elapsed(), secs(1));
+
+    let s = Stepper::new();
+    let p = build(retry_only(2, 4, 4), &s);
+    assert_eq!(s.drive(p.run(&ctx(), throttled_once)).unwrap(), 2);
+    assert_eq!(s.elapsed(), secs(4), "unpaced, the backoff is the wait");
+}
+
 #[test]
 fn bulkhead_rejects_when_full_and_queues_up_to_its_limit() {
     let s = Stepper::new();
