@@ -590,10 +590,6 @@ fn read_unpublish(r: &mut Reader<'_>, v: Option<&Value>) -> UnpublishSection {
 /// acts on it as fabric-cicd does. An unknown name is refused too.
 pub(crate) fn feature_refusal(f: &str) -> Option<(String, String)> {
     let (message, hint) = match f {
-        "enable_bulk_publish" => (
-            "fabric-cicd's bulk publish (`enable_bulk_publish`) is not supported yet by fabrik",
-            "remove it: fabrik publishes item by item, each change journaled so the run can be rolled back",
-        ),
         "enable_hard_delete" => (
             "fabrik does not support `enable_hard_delete`: an item deleted permanently could not be restored",
             "remove it: fabrik deletes orphans as fabric-cicd does without it (into the workspace's recycle bin)",

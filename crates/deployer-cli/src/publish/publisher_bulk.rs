@@ -1,0 +1,407 @@
+//! Bulk mode (`--bulk`, fabric-cicd's `enable_bulk_publish`): the creates and updates of the
+//! plan that `bulkImportDefinitions` accepts are written by bulk imports instead of one
+//! request (or two) per item.
+//!
+//! The plan keeps every item's create or update at its address, so the plan, the references
+//! of value sets, shortcuts and bindings, and the summary are those of the standard path; each
+//! such change waits for a `bulk-import-N` change that sends its batch. An item goes in a later
+//! batch than every item whose id its rendered parts need (fabrik renders logicalIds and
+//! `$items` itself, as in the standard path, so the ids must exist first), and a batch holds at
+//! most [`MAX_BATCH`] items. Types the API refuses (Warehouse, DataBuildToolJob), shell items
+//! (no definition to import), renames and moves stay one by one.
+//!
+//! Journal, per batch and before it is sent: each update's previous definition (and an
+//! Environment's publish) as in the standard path, and an intent per create, completed with
+//! the item's delete once the import says its id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fabrik_client::models::{BulkImportOptions, BulkImportRequest, ImportItemDefinitionsDetails};
+use fabrik_core::resource::{ResourceKind, ResourceRef};
+use fabrik_txn::Intent;
+use serde::Serialize;
+
+use super::{ItemType, NAME, PublishKind, PublishOp, definition};
+use crate::engine::kinds::folder;
+use crate::engine::kinds::item::{GENERIC, ItemUndo};
+use crate::engine::{Address, ApplyCx, Diff, EngineError, Need, Outcome};
+use crate::plan::Action;
+
+/// Items per `bulkImportDefinitions` request, as fabric-cicd 1.4.0 sends at most.
+pub(super) const MAX_BATCH: usize = 1000;
+
+/// One item of a batch.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkMember {
+    /// `Type:Name`.
+    pub item: String,
+    /// Index into the repository's items.
+    #[serde(skip)]
+    pub index: usize,
+    /// Its folder (`a/b`), for the part paths.
+    #[serde(skip)]
+    pub folder: Option<String>,
+    /// For an update: the deployed id and the deployed parts (base64), journaled for the undo.
+    #[serde(skip)]
+    pub update: Option<(String, Vec<(String, String)>)>,
+}
+
+/// The address key of batch `n`.
+fn batch_key(n: usize) -> String {
+    format!("#bulk-import-{n}")
+}
+
+impl PublishKind {
+    /// Whether a planned change goes by bulk import: a create of an item with a definition, or
+    /// an update of parts only, of a type the API accepts.
+    fn bulk_member(&self, op: &PublishOp) -> Option<BulkMember> {
+        let (item, index, folder, update) = match op {
+            PublishOp::Create {
+                item,
+                folder,
+                index,
+            } => (item, *index, folder.clone(), None),
+            PublishOp::Update {
+                item,
+                differs,
+                moved: None,
+                renamed_from: None,
+                id,
+                index,
+                previous,
+            } if !differs.is_empty() => {
+                let folder = self.repo.items[*index]
+                    .folder
+                    .as_deref()
+                    .map(|f| f.trim_start_matches('/').to_string());
+                (item, *index, folder, Some((id.clone(), previous.clone())))
+            }
+            _ => return None,
+        };
+        let t = self.repo.items[index].item_type;
+        (!t.is_shell() && !t.facts().bulk_unsupported).then(|| BulkMember {
+            item: item.clone(),
+            index,
+            folder,
+            update,
+        })
+    }
+
+    /// Turns the plan's bulk-importable creates and updates into members of `bulk-import-N`
+    /// changes (see the module's comment).
+    pub(super) fn batch(&self, ws: &str, d: &mut Diff<PublishOp>) {
+        let members: BTreeMap<usize, BulkMember> = d
+            .changes
+            .iter()
+            .enumerate()
+            .filter_map(|(at, c)| self.bulk_member(&c.op).map(|m| (at, m)))
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let by_index: BTreeMap<usize, usize> =
+            members.iter().map(|(&at, m)| (m.index, at)).collect();
+        let changed: BTreeSet<usize> = d.changes.iter().filter_map(|c| op_index(&c.op)).collect();
+        // Batches that must be done before an item (memoized over the acyclic references).
+        let mut level: BTreeMap<usize, usize> = BTreeMap::new();
+        for &i in by_index.keys() {
+            self.level_of(i, &by_index, &changed, &mut level);
+        }
+        let mut batches: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (&at, m) in &members {
+            batches.entry(level[&m.index]).or_default().push(at);
+        }
+        let mut n = 0;
+        let mut new_changes = Vec::new();
+        for ats in batches.into_values() {
+            for chunk in ats.chunks(MAX_BATCH) {
+                n += 1;
+                new_changes.push(self.batch_change(ws, n, chunk, &members, d));
+            }
+        }
+        // Batches go first: they are ordered by their needs anyway, and plan order is the
+        // walk's tie-break.
+        new_changes.append(&mut d.changes);
+        d.changes = new_changes;
+    }
+
+    /// Batches that must be done before item `i` can be written: one more than a referenced
+    /// member's, as many as a referenced one-by-one item's.
+    fn level_of(
+        &self,
+        i: usize,
+        members: &BTreeMap<usize, usize>,
+        changed: &BTreeSet<usize>,
+        level: &mut BTreeMap<usize, usize>,
+    ) -> usize {
+        if let Some(&l) = level.get(&i) {
+            return l;
+        }
+        let mut l = 0;
+        for &r in &self.refs[i] {
+            if !changed.contains(&r) {
+                continue;
+            }
+            let lr = self.level_of(r, members, changed, level);
+            l = l.max(if members.contains_key(&r) { lr + 1 } else { lr });
+        }
+        level.insert(i, l);
+        l
+    }
+
+    /// The change that imports the members planned at `ats`; each member's own change now
+    /// waits for it.
+    fn batch_change(
+        &self,
+        ws: &str,
+        n: usize,
+        ats: &[usize],
+        members: &BTreeMap<usize, BulkMember>,
+        d: &mut Diff<PublishOp>,
+    ) -> crate::engine::Planned<PublishOp> {
+        let key = batch_key(n);
+        let mut needs: Vec<Need> = Vec::new();
+        let mut created = Vec::new();
+        let mut updated = Vec::new();
+        let mut batch = Vec::new();
+        for &at in ats {
+            let c = &mut d.changes[at];
+            for need in c.needs.drain(..) {
+                if !needs.contains(&need) {
+                    needs.push(need);
+                }
+            }
+            c.needs = vec![Need::At(Address::new(ws, NAME, &key))];
+            let m = members[&at].clone();
+            let by = format!("by bulk import {n}");
+            c.detail = Some(match c.detail.take() {
+                Some(d) => format!("{d}; {by}"),
+                None => by,
+            });
+            if m.update.is_some() {
+                updated.push(m.item.clone());
+            } else {
+                created.push(m.item.clone());
+            }
+            c.op = PublishOp::Imported {
+                item: m.item.clone(),
+                created: m.update.is_none(),
+            };
+            batch.push(m);
+        }
+        let mut detail = vec![format!("{} item(s)", batch.len())];
+        if !created.is_empty() {
+            detail.push(format!("create {}", created.join(", ")));
+        }
+        if !updated.is_empty() {
+            detail.push(format!("update {}", updated.join(", ")));
+        }
+        crate::engine::Planned {
+            action: if updated.is_empty() {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            key,
+            target: format!("bulk import {n} (bulkImportDefinitions)"),
+            detail: Some(detail.join("; ")),
+            needs,
+            op: PublishOp::BulkImport {
+                batch: n,
+                items: batch,
+            },
+        }
+    }
+
+    /// Sends one batch: journals every member's undo (or create intent), imports, and
+    /// records what the import made.
+    pub(super) async fn apply_bulk(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        items: &[BulkMember],
+    ) -> Result<Outcome, EngineError> {
+        let mut parts = Vec::new();
+        let mut intents = BTreeMap::new();
+        for m in items {
+            let r = &self.repo.items[m.index];
+            match &m.update {
+                Some((id, previous)) => self.journal_update(cx, ws, m, id, previous).await?,
+                None => {
+                    let folder_id = match &m.folder {
+                        Some(f) => Some(cx.id_of(folder::NAME, f).ok_or_else(|| {
+                            EngineError::Unresolved {
+                                target: cx.target.to_string(),
+                                missing: format!("folder {f}"),
+                            }
+                        })?),
+                        None => None,
+                    };
+                    let mut intent = Intent::create(
+                        ResourceKind::Item,
+                        Some(ws.to_string()),
+                        r.display_name.clone(),
+                    )
+                    .of_type(r.item_type.as_str())
+                    .in_folder(folder_id)
+                    .owned_by(GENERIC);
+                    intent.existing = cx
+                        .seen_items
+                        .iter()
+                        .filter(|(name, _)| name.eq_ignore_ascii_case(&r.display_name))
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    let id = cx.txn.intend(intent).await.map_err(journal)?;
+                    intents.insert(m.index, id);
+                }
+            }
+            let dir = bulk_dir(m.folder.as_deref(), &r.display_name, r.item_type);
+            let rendered = self.render_now(r, cx, ws).await?;
+            parts.extend(definition(r, &rendered).parts.into_iter().map(|mut p| {
+                p.path = format!("{dir}/{}", p.path);
+                p
+            }));
+        }
+        let request = BulkImportRequest {
+            definition_parts: parts,
+            options: Some(BulkImportOptions {
+                allow_pairing_by_name: Some(true),
+            }),
+        };
+        let what = format!("publishing {}", cx.target);
+        let done = match cx.client.bulk_import_definitions(ws, &request).await {
+            Ok(done) => done,
+            Err(e) => {
+                let why = crate::secrets::redact(&e.to_string());
+                for id in intents.into_values() {
+                    cx.txn.fail_intent(id, &why).await.map_err(journal)?;
+                }
+                return Err(cx.fabric(&what)(e));
+            }
+        };
+        self.record_imported(
+            cx,
+            ws,
+            items,
+            &done.import_item_definitions_details,
+            intents,
+        )
+        .await?;
+        Ok(if items.iter().all(|m| m.update.is_none()) {
+            Outcome::Created
+        } else {
+            Outcome::Updated
+        })
+    }
+
+    /// An update's undo records, journaled as the standard path journals them.
+    async fn journal_update(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        m: &BulkMember,
+        id: &str,
+        previous: &[(String, String)],
+    ) -> Result<(), EngineError> {
+        let r = &self.repo.items[m.index];
+        let at =
+            ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(r.display_name.clone()));
+        if r.item_type == ItemType::Environment {
+            // Before the definition's undo, so rollback restores it and then publishes it.
+            let undo = ItemUndo::PublishEnvironment {
+                workspace_id: ws.to_string(),
+                item_id: id.to_string(),
+            };
+            cx.track(at.clone(), undo.record()).await?;
+        }
+        let format = r.definition_format().map(str::to_string);
+        cx.track(at, ItemUndo::restore_definition(ws, id, previous, format))
+            .await
+    }
+
+    /// Completes each create's intent with its delete, publishes the ids, and runs the
+    /// post-steps of each item; an item the result leaves out or reports failed fails the
+    /// change (after everything the import did is journaled).
+    async fn record_imported(
+        &self,
+        cx: &ApplyCx<'_>,
+        ws: &str,
+        items: &[BulkMember],
+        details: &[ImportItemDefinitionsDetails],
+        mut intents: BTreeMap<usize, fabrik_txn::IntentId>,
+    ) -> Result<(), EngineError> {
+        let mut missing = Vec::new();
+        for m in items {
+            let r = &self.repo.items[m.index];
+            let found = details.iter().find(|d| {
+                d.item_type == r.item_type.as_str() && d.item_display_name == r.display_name
+            });
+            let ok = found.is_some_and(|d| {
+                !d.item_id.is_empty()
+                    && d.operation_status
+                        .as_ref()
+                        .is_none_or(|s| s.as_str() != "Failed")
+            });
+            let intent = intents.remove(&m.index);
+            let (Some(d), true) = (found, ok) else {
+                if let Some(i) = intent {
+                    let why = "the bulk import did not report it created";
+                    cx.txn.fail_intent(i, why).await.map_err(journal)?;
+                }
+                missing.push(m.item.clone());
+                continue;
+            };
+            if let Some(i) = intent {
+                let at = ResourceRef::in_workspace(
+                    ResourceKind::Item,
+                    ws,
+                    &d.item_id,
+                    Some(r.display_name.clone()),
+                );
+                let undo = ItemUndo::Delete {
+                    workspace_id: ws.to_string(),
+                    item_id: d.item_id.clone(),
+                }
+                .record();
+                cx.txn.complete_intent(i, at, undo).await.map_err(journal)?;
+            }
+            cx.set_id(NAME, &m.item, &d.item_id);
+        }
+        if !missing.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "bulk import into {}: the service did not import {}",
+                cx.workspace,
+                missing.join(", ")
+            )));
+        }
+        for m in items {
+            let id = self.id_in_run(cx, &m.item)?;
+            self.after_definition(cx, ws, &self.repo.items[m.index], &id)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The index of the repository item a change creates or updates.
+fn op_index(op: &PublishOp) -> Option<usize> {
+    match op {
+        PublishOp::Create { index, .. } | PublishOp::Update { index, .. } => Some(*index),
+        _ => None,
+    }
+}
+
+/// An item's directory in the import, workspace-absolute: `/<folders>/<Name>.<Type>` (the
+/// service reads type and name from `.platform`; the directory only has to be unique).
+fn bulk_dir(folder: Option<&str>, name: &str, t: ItemType) -> String {
+    let dir = format!("{}.{}", name.replace(['/', '\\'], "_"), t.as_str());
+    match folder {
+        Some(f) => format!("/{f}/{dir}"),
+        None => format!("/{dir}"),
+    }
+}
+
+fn journal(e: fabrik_txn::TxnError) -> EngineError {
+    EngineError::Journal(e.to_string())
+}
