@@ -396,3 +396,70 @@ async fn a_bulk_republish_updates_by_import_and_a_failure_after_a_batch_rolls_ba
     assert_eq!(after, deployed, "updated items are restored");
     emu.shutdown().await.unwrap();
 }
+
+/// fabric-cicd's `enable_bulk_publish` (with `enable_experimental_features`) in `config.yml`
+/// publishes as `--bulk` does; with a Warehouse in scope it falls back to item by item, as
+/// fabric-cicd does, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enable_bulk_publish_in_config_yml_does_what_bulk_does_or_falls_back_as_fabric_cicd() {
+    let (emu, token) = emulator().await;
+    let base = format!("{}/v1", emu.base_url());
+    let dir = tempfile::tempdir().unwrap();
+    let types =
+        "[VariableLibrary, Lakehouse, Environment, Notebook, DataPipeline, SemanticModel, Report]";
+    let with_config = |ws: &str, types: &str| {
+        let config = dir.path().join(format!("{ws}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "core:\n  workspace_id: {ws}\n  repository_directory: \"{}\"\n  item_types_in_scope: {types}\nunpublish:\n  skip: true\nfeatures:\n  - enable_experimental_features\n  - enable_bulk_publish\n",
+                fixture_root().display()
+            ),
+        )
+        .unwrap();
+        let mut c = fabrik();
+        c.args(["publish", "--cicd-config"])
+            .arg(&config)
+            .args(["--env", "prod", "--base-url", &base])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("FABRIC_TOKEN", &token);
+        c.output().unwrap()
+    };
+
+    let by_flag = workspace(&emu, &token, "by-flag").await;
+    ok(
+        publish(&fixture_root(), &base, &token, &by_flag, dir.path())
+            .args(["--env", "prod", "--bulk", "--item-types"])
+            .arg(types.trim_matches(['[', ']']).replace(' ', ""))
+            .output()
+            .unwrap(),
+    );
+    let by_config = workspace(&emu, &token, "by-config").await;
+    let before = requests(&emu).await.len();
+    ok(with_config(&by_config, types));
+    let log = requests(&emu).await.split_off(before);
+    assert!(
+        count(&log, "POST", "/bulkImportDefinitions") >= 1,
+        "{log:?}"
+    );
+    assert_eq!(count(&log, "POST", "/updateDefinition"), 0, "{log:?}");
+    assert_eq!(deployment(&emu, &by_config), deployment(&emu, &by_flag));
+
+    // The fixture's config.yml scope has the Warehouse: fabric-cicd's standard mode.
+    let fallback = workspace(&emu, &token, "fallback").await;
+    let before = requests(&emu).await.len();
+    let out = with_config(
+        &fallback,
+        "[VariableLibrary, Lakehouse, Warehouse, Environment, Notebook, DataPipeline, SemanticModel, Report]",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(
+        stderr.contains("falls back to its standard mode") && stderr.contains("Gold.Warehouse"),
+        "{stderr}"
+    );
+    let log = requests(&emu).await.split_off(before);
+    assert_eq!(count(&log, "POST", "/bulkImportDefinitions"), 0, "{log:?}");
+    emu.shutdown().await.unwrap();
+}
