@@ -321,7 +321,7 @@ fn notebook(root: &Path, name: &str, logical_id: &str, mentions: &str) {
 
 /// A re-publish after a change updates by bulk import (no `updateDefinition`); a failure after
 /// a batch (the second import refused) rolls the run back: the items it created are gone, the
-/// ones it updated have their previous definitions again.
+/// ones it updated have their previous definitions again, put back by one bulk import.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_republish_updates_by_import_and_a_failure_after_a_batch_rolls_back() {
     let (emu, token) = emulator().await;
@@ -382,12 +382,16 @@ async fn a_bulk_republish_updates_by_import_and_a_failure_after_a_batch_rolls_ba
     let failed = run();
     assert!(!failed.status.success());
     let log = requests(&emu).await.split_off(before);
+    // Two batches sent (the second refused), then the rollback: Ingest's previous definition
+    // put back by one more bulk import, First deleted.
     assert_eq!(
         count(&log, "POST", "/bulkImportDefinitions"),
-        2,
+        3,
         "{}\n{log:?}",
         String::from_utf8_lossy(&failed.stderr)
     );
+    assert_eq!(count(&log, "POST", "/updateDefinition"), 0, "{log:?}");
+    assert_eq!(count(&log, "DELETE", ""), 1, "{log:?}");
     let after = deployment(&emu, &ws);
     assert!(
         !after.contains_key("Notebook:First"),

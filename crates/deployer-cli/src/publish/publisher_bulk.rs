@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fabrik_client::models::{BulkImportOptions, BulkImportRequest, ImportItemDefinitionsDetails};
-use fabrik_core::resource::{ResourceKind, ResourceRef};
+use fabrik_core::resource::{DefinitionPart as JournaledPart, ResourceKind, ResourceRef};
 use fabrik_txn::Intent;
 use serde::Serialize;
 
@@ -224,10 +224,11 @@ impl PublishKind {
     ) -> Result<Outcome, EngineError> {
         let mut parts = Vec::new();
         let mut intents = BTreeMap::new();
+        self.journal_updates(cx, ws, items).await?;
         for m in items {
             let r = &self.repo.items[m.index];
             match &m.update {
-                Some((id, previous)) => self.journal_update(cx, ws, m, id, previous).await?,
+                Some(_) => {}
                 None => {
                     let folder_id = match &m.folder {
                         Some(f) => Some(cx.id_of(folder::NAME, f).ok_or_else(|| {
@@ -295,29 +296,59 @@ impl PublishKind {
         })
     }
 
-    /// An update's undo records, journaled as the standard path journals them.
-    async fn journal_update(
+    /// The updates' undo records, before the batch is sent: each Environment's publish (so
+    /// rollback, newest first, publishes it after restoring it), then the previous
+    /// definitions — of the items whose previous parts hold a `.platform` and need no
+    /// `format`, in one record that restores them by one bulk import; of the others, one
+    /// record each, as the standard path journals them.
+    async fn journal_updates(
         &self,
         cx: &ApplyCx<'_>,
         ws: &str,
-        m: &BulkMember,
-        id: &str,
-        previous: &[(String, String)],
+        items: &[BulkMember],
     ) -> Result<(), EngineError> {
-        let r = &self.repo.items[m.index];
-        let at =
-            ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(r.display_name.clone()));
-        if r.item_type == ItemType::Environment {
-            // Before the definition's undo, so rollback restores it and then publishes it.
-            let undo = ItemUndo::PublishEnvironment {
-                workspace_id: ws.to_string(),
-                item_id: id.to_string(),
-            };
-            cx.track(at.clone(), undo.record()).await?;
+        let at = |m: &BulkMember, id: &str| {
+            let name = self.repo.items[m.index].display_name.clone();
+            ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(name))
+        };
+        let updates: Vec<(&BulkMember, &String, &Vec<(String, String)>)> = items
+            .iter()
+            .filter_map(|m| m.update.as_ref().map(|(id, prev)| (m, id, prev)))
+            .collect();
+        for &(m, id, _) in &updates {
+            if self.repo.items[m.index].item_type == ItemType::Environment {
+                let undo = ItemUndo::PublishEnvironment {
+                    workspace_id: ws.to_string(),
+                    item_id: id.to_string(),
+                };
+                cx.track(at(m, id), undo.record()).await?;
+            }
         }
-        let format = r.definition_format().map(str::to_string);
-        cx.track(at, ItemUndo::restore_definition(ws, id, previous, format))
-            .await
+        let mut by_import = Vec::new();
+        let mut first = None;
+        for &(m, id, previous) in &updates {
+            let r = &self.repo.items[m.index];
+            let format = r.definition_format().map(str::to_string);
+            if format.is_none() && previous.iter().any(|(p, _)| p == ".platform") {
+                let dir = bulk_dir(m.folder.as_deref(), &r.display_name, r.item_type);
+                by_import.extend(previous.iter().map(|(p, payload)| JournaledPart {
+                    path: format!("{dir}/{p}"),
+                    payload: payload.clone(),
+                }));
+                first.get_or_insert((m, id));
+            } else {
+                let undo = ItemUndo::restore_definition(ws, id, previous, format);
+                cx.track(at(m, id), undo).await?;
+            }
+        }
+        if let Some((m, id)) = first {
+            let undo = ItemUndo::RestoreByImport {
+                workspace_id: ws.to_string(),
+                parts: by_import,
+            };
+            cx.track(at(m, id), undo.record()).await?;
+        }
+        Ok(())
     }
 
     /// Completes each create's intent with its delete, publishes the ids, and runs the
