@@ -30,6 +30,9 @@ use crate::plan::Action;
 /// Items per `bulkImportDefinitions` request, as fabric-cicd 1.4.0 sends at most.
 pub(super) const MAX_BATCH: usize = 1000;
 
+/// An update's deployed parts, `(path, base64 payload)`.
+type Previous = Vec<(String, String)>;
+
 /// One item of a batch.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,7 +47,7 @@ pub struct BulkMember {
     pub folder: Option<String>,
     /// For an update: the deployed id and the deployed parts (base64), journaled for the undo.
     #[serde(skip)]
-    pub update: Option<(String, Vec<(String, String)>)>,
+    pub update: Option<(String, Previous)>,
 }
 
 /// The address key of batch `n`.
@@ -311,7 +314,7 @@ impl PublishKind {
             let name = self.repo.items[m.index].display_name.clone();
             ResourceRef::in_workspace(ResourceKind::Item, ws, id, Some(name))
         };
-        let updates: Vec<(&BulkMember, &String, &Vec<(String, String)>)> = items
+        let updates: Vec<(&BulkMember, &String, &Previous)> = items
             .iter()
             .filter_map(|m| m.update.as_ref().map(|(id, prev)| (m, id, prev)))
             .collect();
