@@ -439,3 +439,93 @@ fn bulk_dir(folder: Option<&str>, name: &str, t: ItemType) -> String {
 fn journal(e: fabrik_txn::TxnError) -> EngineError {
     EngineError::Journal(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::Planned;
+    use crate::publish::inputs::Unpublish;
+    use crate::publish::pipeline::{EnvVars, Parameterization};
+    use crate::publish::repo::{DiscoverOptions, Repository};
+
+    fn notebook(root: &Path, name: &str, logical_id: &str, code: &str) {
+        let dir = root.join(format!("{name}.Notebook"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let platform = serde_json::json!({
+            "metadata": {"type": "Notebook", "displayName": name},
+            "config": {"version": "2.0", "logicalId": logical_id},
+        });
+        std::fs::write(dir.join(".platform"), platform.to_string()).unwrap();
+        std::fs::write(dir.join("notebook-content.py"), code).unwrap();
+    }
+
+    /// 1001 independent notebooks and one that mentions the first's logicalId, all created:
+    /// two batches for the independent ones (1000 + 1) and a third, after the one holding
+    /// the first, for the one that needs its id.
+    #[test]
+    fn batches_hold_at_most_1000_items_and_follow_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let lid = |i: usize| format!("3b1f2c4d-5e6f-4a7b-8c9d-{i:012}");
+        for i in 0..1001 {
+            notebook(dir.path(), &format!("NB{i}"), &lid(i), "print(1)\n");
+        }
+        notebook(dir.path(), "Ref", &lid(5000), &format!("# {}\n", lid(0)));
+        let repo = Repository::discover(dir.path(), &DiscoverOptions::default()).unwrap();
+        let env = EnvVars::fixed(Default::default());
+        let (mut how, _) = Parameterization::load(&repo, None, "prod", false, env).unwrap();
+        how.bulk = true;
+        let kind = PublishKind::new(Arc::new(repo), how, Unpublish::default()).unwrap();
+        let mut d: Diff<PublishOp> = Diff::default();
+        for (index, item) in kind.repo.items.iter().enumerate() {
+            let k = format!("Notebook:{}", item.display_name);
+            d.changes.push(Planned {
+                action: Action::Create,
+                key: k.clone(),
+                target: k.clone(),
+                detail: None,
+                needs: kind.needs("ws", index).collect(),
+                op: PublishOp::Create {
+                    item: k,
+                    folder: None,
+                    index,
+                },
+            });
+        }
+        kind.batch("ws", &mut d);
+
+        let batches: Vec<(&String, &Vec<BulkMember>, &Vec<Need>)> = d
+            .changes
+            .iter()
+            .filter_map(|c| match &c.op {
+                PublishOp::BulkImport { items, .. } => Some((&c.key, items, &c.needs)),
+                _ => None,
+            })
+            .collect();
+        let sizes: Vec<usize> = batches.iter().map(|b| b.1.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 1002);
+        assert!(sizes.iter().all(|&n| n <= MAX_BATCH), "{sizes:?}");
+        assert_eq!(sizes.len(), 3, "{sizes:?}");
+        let holding = |name: &str| {
+            batches
+                .iter()
+                .find(|b| b.1.iter().any(|m| m.item == name))
+                .unwrap()
+        };
+        let (ref_batch, _, ref_needs) = holding("Notebook:Ref");
+        assert_ne!(*ref_batch, holding("Notebook:NB0").0);
+        assert!(ref_needs.contains(&Need::At(Address::new("ws", NAME, "Notebook:NB0"))));
+        // Every item's own change now waits for its batch, and says so.
+        for c in d
+            .changes
+            .iter()
+            .filter(|c| matches!(c.op, PublishOp::Imported { .. }))
+        {
+            let batch = holding(&c.key).0;
+            assert_eq!(c.needs, vec![Need::At(Address::new("ws", NAME, batch))]);
+            assert!(c.detail.as_deref().unwrap().contains("by bulk import"));
+        }
+    }
+}
