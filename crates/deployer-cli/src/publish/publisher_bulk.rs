@@ -528,4 +528,29 @@ mod tests {
             assert!(c.detail.as_deref().unwrap().contains("by bulk import"));
         }
     }
+
+    /// The record that restores a batch's updates by one import journals secret values as
+    /// references, as an item's own restore does (its parts are the payload's `parts`).
+    #[test]
+    fn a_secret_in_a_batch_restore_is_journaled_as_a_reference() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        crate::secrets::register("env:FABRIK_TEST_BULK_PW", "pw-Bk71qa");
+        let undo = ItemUndo::RestoreByImport {
+            workspace_id: "w".into(),
+            parts: vec![JournaledPart {
+                path: "/etl/Load.Notebook/notebook-content.py".into(),
+                payload: b64.encode("conn = 'pw-Bk71qa'"),
+            }],
+        }
+        .record();
+        let journaled = crate::secrets::undo_to_references(&undo);
+        let json = serde_json::to_string(&journaled).unwrap();
+        assert!(!json.contains("pw-Bk71qa") && !json.contains(&b64.encode("pw-Bk71qa")));
+        assert!(json.contains(&b64.encode("conn = '${fabrik-secret:env:FABRIK_TEST_BULK_PW}'")));
+        assert_eq!(
+            crate::secrets::undo_from_references(&journaled).unwrap(),
+            undo
+        );
+    }
 }
