@@ -953,7 +953,10 @@ mod tests {
             ]
         );
         let table = report.classes_table();
-        assert!(table.contains("| create | 300 | 300 | 300 | 300 |"), "{table}");
+        assert!(
+            table.contains("| create | 300 | 300 | 300 | 300 |"),
+            "{table}"
+        );
         assert!(table.contains("| 429 | 7 | 7 | 7 | 7 |"), "{table}");
     }
 

@@ -320,6 +320,12 @@ pub enum Command {
         /// `disable_workspace_folder_publish`); repeatable.
         #[arg(long)]
         cicd_feature: Vec<String>,
+        /// Write creates and updates with bulk imports (`bulkImportDefinitions`, at most 1000
+        /// items each, ordered by references) instead of one request per item; types the
+        /// API refuses (Warehouse, DataBuildToolJob, shell items) and renames or moves still
+        /// go one by one. The plan, the journal and rollback are the same.
+        #[arg(long)]
+        bulk: bool,
         /// Only show the plan.
         #[arg(long)]
         plan: bool,

@@ -764,7 +764,7 @@ async fn config_yml_features_and_keys_fabrik_refuses_are_errors_at_their_line() 
             "features:\n  - enable_bulk_publish\n",
             &[],
             "config.yml:5:",
-            "not supported yet",
+            "without `enable_experimental_features`",
         ),
         (
             "",

@@ -72,6 +72,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
             unpublish,
             detailed_exitcode,
             allow_data_loss,
+            bulk,
             ..
         } => {
             let args = crate::publish::inputs::PublishArgs {
@@ -82,6 +83,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
                 item_types: item_types.clone(),
                 features: cicd_feature.clone(),
                 unpublish: *unpublish,
+                bulk: *bulk,
             };
             let how = PublishHow {
                 only_plan: *plan,

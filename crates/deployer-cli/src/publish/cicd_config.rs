@@ -423,6 +423,7 @@ impl CicdConfig {
         }
         let config = read_sections(&mut r, &doc).map(|mut c| {
             gate_filters(&mut r, &mut c, more_features);
+            gate_bulk(&mut r, &doc, &c, more_features);
             c
         });
         match config {
@@ -590,10 +591,6 @@ fn read_unpublish(r: &mut Reader<'_>, v: Option<&Value>) -> UnpublishSection {
 /// acts on it as fabric-cicd does. An unknown name is refused too.
 pub(crate) fn feature_refusal(f: &str) -> Option<(String, String)> {
     let (message, hint) = match f {
-        "enable_bulk_publish" => (
-            "fabric-cicd's bulk publish (`enable_bulk_publish`) is not supported yet by fabrik",
-            "remove it: fabrik publishes item by item, each change journaled so the run can be rolled back",
-        ),
         "enable_hard_delete" => (
             "fabrik does not support `enable_hard_delete`: an item deleted permanently could not be restored",
             "remove it: fabrik deletes orphans as fabric-cicd does without it (into the workspace's recycle bin)",
@@ -627,6 +624,28 @@ fn read_features(r: &mut Reader<'_>, doc: &Value) -> Vec<String> {
         }
     }
     features
+}
+
+/// fabric-cicd's bulk mode needs `enable_experimental_features` beside `enable_bulk_publish`
+/// (fabric-cicd refuses it otherwise): an error at the flag's line.
+fn gate_bulk(r: &mut Reader<'_>, doc: &Value, c: &CicdConfig, more_features: &[String]) {
+    let has = |f: &str| c.features.iter().chain(more_features).any(|g| g == f);
+    let Some(i) = c.features.iter().position(|f| f == "enable_bulk_publish") else {
+        return;
+    };
+    if has("enable_experimental_features") || c.publish.skip {
+        return;
+    }
+    let at = match doc.get("features") {
+        Some(Value::Mapping(_)) => format!("features.{}", r.env),
+        _ => "features".to_string(),
+    };
+    r.push(
+        &format!("{at}[{i}]"),
+        "`enable_bulk_publish` is experimental in fabric-cicd 1.4.0, which refuses it without `enable_experimental_features`".into(),
+        Some("add `enable_experimental_features` to `features:` (or give `--cicd-feature`), or give `--bulk`".into()),
+        false,
+    );
 }
 
 /// The experimental publish filters and the feature flags fabric-cicd 1.4.0 needs for each

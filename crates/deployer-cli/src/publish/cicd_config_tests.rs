@@ -461,6 +461,7 @@ features:
   test:
     - enable_shortcut_publish
     - enable_bulk_publish
+    - enable_experimental_features
     - enable_hard_delete
     - enable_response_collection
     - enable_shortcuts_publish
@@ -472,7 +473,7 @@ features:
             (
                 *l,
                 *w,
-                m.contains("not supported yet")
+                m.contains("does not support")
                     || m.contains("does not support")
                     || m.contains("not a feature flag"),
             )
@@ -480,28 +481,18 @@ features:
         .collect();
     assert_eq!(
         brief,
-        [
-            (7, false, true),
-            (8, false, true),
-            (9, false, true),
-            (10, false, true)
-        ],
+        [(9, false, true), (10, false, true), (11, false, true)],
         "{got:?}"
     );
-    assert!(got[0].2.contains("enable_bulk_publish") && got[0].2.contains("not supported yet"));
-    assert!(got[1].2.contains("enable_hard_delete"));
-    assert!(got[2].2.contains("enable_response_collection"));
+    assert!(got[0].2.contains("enable_hard_delete"));
+    assert!(got[1].2.contains("enable_response_collection"));
     assert_eq!(
-        got[3].2,
+        got[2].2,
         "`enable_shortcuts_publish` is not a feature flag fabric-cicd 1.4.0 knows"
     );
     // Every other flag fabric-cicd knows is accepted.
     for f in FEATURE_FLAGS {
-        let refused = [
-            "enable_bulk_publish",
-            "enable_hard_delete",
-            "enable_response_collection",
-        ];
+        let refused = ["enable_hard_delete", "enable_response_collection"];
         assert_eq!(feature_refusal(f).is_some(), refused.contains(&f), "{f}");
     }
 }

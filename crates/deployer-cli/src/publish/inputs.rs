@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::cicd_config::{CicdConfig, WorkspaceRef, feature_refusal};
 use super::item_type::ItemType;
+use super::parameter::{Replacement, Token};
 use super::pipeline::{EnvVars, Parameterization};
 use super::repo::{DiscoverOptions, Repository};
 use crate::config::Problem;
@@ -29,6 +30,8 @@ pub struct PublishArgs {
     pub features: Vec<String>,
     /// `--unpublish`.
     pub unpublish: bool,
+    /// `--bulk`.
+    pub bulk: bool,
 }
 
 /// Which orphans `--unpublish` deletes.
@@ -171,6 +174,68 @@ fn item_types(names: &[String], problems: &mut Vec<Problem>) -> Vec<ItemType> {
     types
 }
 
+/// fabric-cicd's `enable_bulk_publish`: bulk mode only beside `enable_experimental_features`
+/// (an error otherwise, as fabric-cicd refuses it), and, as fabric-cicd does, standard mode
+/// with a warning when a Warehouse or DataBuildToolJob is published or a `$items`
+/// `find_replace` value applies to every item (no filter). `--bulk` has neither fallback: it
+/// publishes what bulk import refuses one by one.
+fn bulk_from_features(
+    features: &[String],
+    repo: &Repository,
+    how: &Parameterization,
+    at: PathBuf,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    if !features.iter().any(|f| f == "enable_bulk_publish") {
+        return false;
+    }
+    if !features.iter().any(|f| f == "enable_experimental_features") {
+        problems.push(Problem {
+            hint: Some("add `enable_experimental_features` to `features:` (or --cicd-feature), or give `--bulk`".into()),
+            ..problem(
+                at,
+                "`enable_bulk_publish` is experimental in fabric-cicd 1.4.0, which refuses it without `enable_experimental_features`".into(),
+            )
+        });
+        return false;
+    }
+    let refused: Vec<String> = repo
+        .selected()
+        .filter(|i| i.item_type.facts().bulk_unsupported)
+        .map(|i| format!("{}.{}", i.display_name, i.item_type.as_str()))
+        .collect();
+    let unfiltered = how.parameters.as_ref().and_then(|p| {
+        p.find_replace.iter().find(|e| {
+            let items = matches!(
+                e.replace.get(&how.environment),
+                Some(Replacement::Token(Token::Item { .. }))
+            );
+            let f = &e.filters;
+            items && f.item_type.is_none() && f.item_name.is_none() && f.file_path.is_none()
+        })
+    });
+    let why = if !refused.is_empty() {
+        format!("bulk import refuses {}", refused.join(", "))
+    } else if let Some(e) = unfiltered {
+        format!(
+            "the `$items` find_replace at {}:{} has no filter",
+            e.origin.file.display(),
+            e.origin.line
+        )
+    } else {
+        return true;
+    };
+    problems.push(Problem {
+        warning: true,
+        hint: Some("give `--bulk` to import the rest in bulk and publish those one by one".into()),
+        ..problem(
+            at,
+            format!("`enable_bulk_publish`: publishing item by item, as fabric-cicd 1.4.0 falls back to its standard mode when {why}"),
+        )
+    });
+    false
+}
+
 fn problem(file: PathBuf, message: String) -> Problem {
     Problem {
         file,
@@ -291,6 +356,14 @@ pub fn resolve(
                 .and_then(|c| c.publish.shortcut_exclude_regex.as_ref())),
             continue_on_failure: features.iter().any(|f| f == "continue_on_shortcut_failure"),
         });
+    }
+    let bulk_at = match &args.cicd_config {
+        Some(path) if !args.features.iter().any(|f| f == "enable_bulk_publish") => path.clone(),
+        _ => PathBuf::from("--cicd-feature"),
+    };
+    how.bulk = args.bulk || bulk_from_features(&features, &repo, &how, bulk_at, &mut problems);
+    if problems.iter().any(Problem::is_error) {
+        return Err(problems);
     }
     let unpublish = Unpublish {
         // As fabric-cicd's `deploy_with_config`: a config unpublishes unless it skips it.
@@ -415,7 +488,6 @@ mod tests {
         for (flag, word) in [
             ("enable_hard_delete", "does not support"),
             ("enable_response_collection", "does not support"),
-            ("enable_bulk_publish", "not supported yet"),
             ("enable_nothing", "not a feature flag"),
         ] {
             let args = PublishArgs {

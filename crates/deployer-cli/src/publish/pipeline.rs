@@ -56,6 +56,8 @@ pub struct Parameterization {
     pub env: EnvVars,
     /// Publish lakehouse shortcuts (`enable_shortcut_publish`).
     pub shortcuts: Option<ShortcutPublish>,
+    /// Write creates and updates with `bulkImportDefinitions` (`--bulk`, `enable_bulk_publish`).
+    pub bulk: bool,
 }
 
 impl Parameterization {
@@ -76,6 +78,7 @@ impl Parameterization {
                     parameters: None,
                     env,
                     shortcuts: None,
+                    bulk: false,
                 },
                 Vec::new(),
             ));
@@ -107,6 +110,7 @@ impl Parameterization {
             parameters: Some(Arc::new(params)),
             env,
             shortcuts: None,
+            bulk: false,
         };
         let (no_attrs, no_workspaces) = (BTreeMap::new(), BTreeMap::new());
         let look = Look {
@@ -149,6 +153,7 @@ impl Parameterization {
             parameters: None,
             env: EnvVars::process(),
             shortcuts: None,
+            bulk: false,
         }
     }
 }

@@ -35,11 +35,14 @@ use crate::plan::{Action, Plan};
 
 #[path = "publisher_apply.rs"]
 mod apply;
+#[path = "publisher_bulk.rs"]
+mod bulk;
 #[path = "publisher_plan.rs"]
 mod planning;
 #[path = "publisher_read.rs"]
 mod reading;
 use apply::UpdateChange;
+pub use bulk::BulkMember;
 use planning::Slot;
 pub use reading::{DefinitionReads, OneByOne};
 
@@ -329,6 +332,22 @@ pub enum PublishOp {
         /// The connections bound before, journaled for the undo.
         #[serde(skip)]
         previous: Vec<serde_json::Value>,
+    },
+    /// Create or update the items of one batch with `bulkImportDefinitions` (bulk mode).
+    #[serde(rename_all = "camelCase")]
+    BulkImport {
+        /// Its number, from 1.
+        batch: usize,
+        /// The items.
+        items: Vec<BulkMember>,
+    },
+    /// An item created or updated by a bulk import (the change it waits for).
+    #[serde(rename_all = "camelCase")]
+    Imported {
+        /// `Type:Name`.
+        item: String,
+        /// Created (else updated).
+        created: bool,
     },
     /// Delete a folder `--unpublish` leaves empty (and that the repository does not have).
     #[serde(rename_all = "camelCase")]
@@ -1188,6 +1207,9 @@ impl Kind for PublishKind {
         if self.unpublish.enabled {
             self.empty_folders(ws, live, &mut d);
         }
+        if self.how.bulk {
+            self.batch(ws, &mut d);
+        }
         d
     }
 
@@ -1240,6 +1262,16 @@ impl Kind for PublishKind {
                 connections,
                 previous,
             } => self.apply_bind(cx, &ws, item, connections, previous).await,
+            PublishOp::BulkImport { items, .. } => self.apply_bulk(cx, &ws, items).await,
+            PublishOp::Imported { item, created } => {
+                // The batch it waits for made or updated it; it only has to have an id now.
+                self.id_in_run(cx, item)?;
+                Ok(if *created {
+                    Outcome::Created
+                } else {
+                    Outcome::Updated
+                })
+            }
             PublishOp::DeleteFolder { id, path } => {
                 cx.track_without_undo(ResourceRef::in_workspace(
                     ResourceKind::Folder,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use super::{S, start_operation, ws_mut};
 use crate::error::ApiError;
 use crate::server::{Ctx, Shared};
 use crate::store::{Definition, Folder, Item, Workspace};
-use crate::util::parse_body;
+use crate::util::{parse_body, query_bool};
 
 fn invalid_path(path: &str, why: &str) -> ApiError {
     ApiError::bad_request(
@@ -110,8 +110,15 @@ pub(crate) async fn import(
     State(s): S,
     Extension(ctx): Extension<Ctx>,
     Path(wsid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if query_bool(&q, "beta")? != Some(true) {
+        return Err(ApiError::bad_request(
+            "InvalidParameter",
+            "This API is in beta: the query parameter 'beta' must be true",
+        ));
+    }
     let req: ImportReq = parse_body(&body)?;
     let mut planned = plan_items(&req.definition_parts)?;
     assign_parts(&mut planned, req.definition_parts)?;

@@ -776,6 +776,16 @@ async fn bulk_import_publishes_a_git_tree_with_folders_and_resolved_logical_ids(
     let env = Env::start().await;
     let ws = env.workspace("Bulk", true).await;
     let url = format!("/v1/workspaces/{ws}/items/bulkImportDefinitions?beta=true");
+    // A beta API: without `beta=true` the service refuses it (the spec makes it required).
+    let no_beta = url.trim_end_matches("?beta=true");
+    let r = env
+        .post(
+            no_beta,
+            json!({"definitionParts": fixture_parts(&["Gold.Warehouse"])}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r.error_code(), "InvalidParameter");
     // A warehouse has no definition: the whole request is refused, nothing changes.
     let r = env
         .post(&url, json!({"definitionParts": fixture_parts(&[])}))

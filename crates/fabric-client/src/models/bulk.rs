@@ -1,4 +1,4 @@
-//! Bulk export of item definitions (beta): request and result.
+//! Bulk export and import of item definitions (beta): requests and results.
 
 use serde::{Deserialize, Serialize};
 
@@ -98,4 +98,82 @@ impl BulkExportResponse {
             })
             .collect()
     }
+}
+
+/// How `bulkImportDefinitions` pairs imported items with the workspace's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkImportOptions {
+    /// Pair an item whose logical id the workspace does not know with the existing item of
+    /// its type and display name (the service's default is `false`: a name conflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_pairing_by_name: Option<bool>,
+}
+
+/// Body of `POST /workspaces/{id}/items/bulkImportDefinitions?beta=true`: every part of every
+/// item, paths workspace-absolute (`/<folders>/<Item dir>/<file>`), each item with its
+/// `.platform`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkImportRequest {
+    /// The parts.
+    pub definition_parts: Vec<DefinitionPart>,
+    /// Pairing options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BulkImportOptions>,
+}
+
+open_enum! {
+    /// What an import did to an item.
+    pub enum ItemDefinitionOperationType {
+        /// The item was created.
+        Create,
+        /// The item was updated.
+        Update,
+    }
+}
+
+open_enum! {
+    /// How an item's import ended.
+    pub enum ImportItemDefinitionOperationStatus {
+        /// Imported.
+        Succeeded,
+        /// Not imported.
+        Failed,
+        /// Imported in part.
+        SucceededDespiteFailures,
+    }
+}
+
+/// What the import did to one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportItemDefinitionsDetails {
+    /// The item's id (new, or the paired item's).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_id: String,
+    /// Its display name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_display_name: String,
+    /// Its type.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_type: String,
+    /// Its logical id.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub item_logical_id: String,
+    /// Create or update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_type: Option<ItemDefinitionOperationType>,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_status: Option<ImportItemDefinitionOperationStatus>,
+}
+
+/// Result of a bulk import: one entry per imported item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkImportResponse {
+    /// Per item.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub import_item_definitions_details: Vec<ImportItemDefinitionsDetails>,
 }

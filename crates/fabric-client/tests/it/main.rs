@@ -2,6 +2,7 @@
 //! client against the in-process emulator over loopback.
 
 mod bulk_export;
+mod bulk_import;
 mod emulator;
 mod fixtures;
 mod lro_protocol;

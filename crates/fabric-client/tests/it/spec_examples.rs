@@ -108,6 +108,13 @@ fn supported() -> BTreeMap<&'static str, (Option<Check>, Option<Check>)> {
             ),
         ),
         (
+            "Items_Bulk_Import_Item_Definitions_(beta)",
+            (
+                Some(reads_losslessly::<BulkImportResponse> as Check),
+                Some(reads_losslessly::<BulkImportRequest> as Check),
+            ),
+        ),
+        (
             "Items_ListLakehouses",
             (Some(reads_losslessly::<Page<Lakehouse>> as Check), None),
         ),

@@ -4,7 +4,10 @@
 //! under the generic item kind's name, so a rollback needs no knowledge of where they came from.
 
 use fabrik_client::ItemFilter;
-use fabrik_client::models::{DefinitionPart, Item, ItemDefinition, PayloadType, UpdateItemRequest};
+use fabrik_client::models::{
+    BulkImportOptions, BulkImportRequest, DefinitionPart, Item, ItemDefinition, PayloadType,
+    UpdateItemRequest,
+};
 use fabrik_core::resource::{
     DefinitionPart as JournaledPart, ResourceKind, ResourceRef, Undo, UndoError, UndoOutcome,
 };
@@ -51,6 +54,16 @@ pub enum ItemUndo {
         /// The definition's format (`ipynb` for notebooks read as ipynb), when not the default.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         format: Option<String>,
+    },
+    /// Put back the previous definitions of several items in one `bulkImportDefinitions`
+    /// (a bulk publish's updates). The parts are the import's: workspace-absolute paths
+    /// (`/<folders>/<Name>.<Type>/<file>`), each item with its `.platform`, so the service
+    /// pairs them with the items again; journaled with secret values as references.
+    RestoreByImport {
+        /// Their workspace.
+        workspace_id: String,
+        /// Every part of every item.
+        parts: Vec<JournaledPart>,
     },
     /// Move it back to the folder it was in (`None`: the workspace root).
     Move {
@@ -191,6 +204,27 @@ pub async fn undo(undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError
             };
             c.update_item_definition(&workspace_id, &item_id, &definition, false)
                 .await
+        }
+        ItemUndo::RestoreByImport {
+            workspace_id,
+            parts,
+        } => {
+            let request = BulkImportRequest {
+                definition_parts: parts
+                    .into_iter()
+                    .map(|p| DefinitionPart {
+                        path: p.path,
+                        payload: p.payload,
+                        payload_type: PayloadType::InlineBase64,
+                    })
+                    .collect(),
+                options: Some(BulkImportOptions {
+                    allow_pairing_by_name: Some(true),
+                }),
+            };
+            c.bulk_import_definitions(&workspace_id, &request)
+                .await
+                .map(drop)
         }
         ItemUndo::Move {
             workspace_id,
