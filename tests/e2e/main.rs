@@ -75,6 +75,7 @@ fn examples(env: &str) -> config::Desired {
         env: Default::default(),
         secrets: Default::default(),
         repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+        sections: fabrik_cli::engine::Registry::builtin().sections(),
     };
     config::load(&path, &opts).expect("examples are valid").0
 }
@@ -390,6 +391,7 @@ async fn a_403_on_the_seventh_workspace_rolls_everything_back() {
             }],
             git: None,
             publish: None,
+            sections: Default::default(),
         })
         .collect();
     let desired = config::Desired {

@@ -176,6 +176,12 @@ impl Registry {
         Ok((changes, ids))
     }
 
+    /// The workspace keys of `fabrik.yaml` the kinds own (see [`Kind::section`]), for
+    /// [`LoadOptions::sections`](crate::config::LoadOptions::sections) and the JSON Schema.
+    pub fn sections(&self) -> Vec<crate::config::Section> {
+        self.kinds.iter().filter_map(|k| k.section()).collect()
+    }
+
     /// Every registered kind's name, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()

@@ -1357,6 +1357,7 @@ pub async fn plan(
             principals: vec![],
             git: None,
             publish: None,
+            sections: Default::default(),
         }],
         features: Default::default(),
         hash: format!("publish {}", repo.root.display()),

@@ -43,6 +43,7 @@ pub(crate) mod tests {
             }],
             git: None,
             publish: None,
+            sections: Default::default(),
         }
     }
 }
