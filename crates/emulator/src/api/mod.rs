@@ -265,7 +265,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/v1/workspaces/{ws}/spark/pools/{id}",
-            get(spark::get).delete(spark::delete),
+            get(spark::get).patch(spark::update).delete(spark::delete),
         )
         .route(
             "/v1/workspaces/{ws}/environments/{id}/staging/publish",

@@ -77,9 +77,14 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
             .filter(|x| !x.is_null())
             .ok_or_else(|| ApiError::bad_body(format!("The field '{k}' is required")))
     };
-    for k in ["nodeFamily", "nodeSize"] {
-        if !obj(k)?.is_string() {
-            return Err(ApiError::bad_body(format!("'{k}' must be a string")));
+    for (k, known) in [("nodeFamily", NODE_FAMILIES), ("nodeSize", NODE_SIZES)] {
+        let value = obj(k)?.as_str().unwrap_or_default();
+        if !known.contains(&value) {
+            return Err(ApiError::bad_body(format!(
+                "'{k}' must be one of {}, not {}",
+                known.join(", "),
+                obj(k)?
+            )));
         }
     }
     for (k, min, max) in [
@@ -109,14 +114,50 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
     }))
 }
 
-/// Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
+/// The spec's `NodeFamily` values.
+const NODE_FAMILIES: &[&str] = &["MemoryOptimized"];
+/// The spec's `NodeSize` values.
+const NODE_SIZES: &[&str] = &["Small", "Medium", "Large", "XLarge", "XXLarge"];
+
+/// Pool names, as `CreateCustomPoolRequest.name` says: 1-64 letters, numbers, dashes,
+/// underscores and spaces (starting with a letter or digit), and not the reserved
+/// `Starter Pool`.
 pub(crate) fn valid_pool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.eq_ignore_ascii_case("Starter Pool")
+}
+
+/// The name a create or update asks for, checked: 400 `InvalidPoolName` when the spec's
+/// rules refuse it.
+fn requested_name(requested: &str) -> Result<&str, ApiError> {
+    let name = requested.trim();
+    if !valid_pool_name(name) {
+        return Err(ApiError::invalid_input(
+            "InvalidPoolName",
+            format!("Pool name '{requested}' is invalid"),
+        ));
+    }
+    Ok(name)
+}
+
+/// 409 `PoolNameAlreadyExists` when another of the workspace's pools (than `except`) is
+/// called `name`: names are unique in a workspace, compared case-insensitively.
+fn check_unique(w: &Workspace, name: &str, except: Option<Uuid>) -> Result<(), ApiError> {
+    if w.spark_pools
+        .values()
+        .any(|p| Some(p.id) != except && p.name.eq_ignore_ascii_case(name))
+    {
+        return Err(ApiError::conflict(
+            "PoolNameAlreadyExists",
+            format!("A pool named '{name}' already exists in the workspace"),
+        ));
+    }
+    Ok(())
 }
 
 /// The pools `--spark-pool` gives a new workspace named `display_name`, with the seeded
@@ -159,26 +200,12 @@ pub(crate) async fn create(
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
-    let name = requested.trim();
-    if !valid_pool_name(name) {
-        return Err(ApiError::invalid_input(
-            "InvalidPoolName",
-            format!("Pool name '{requested}' is invalid"),
-        ));
-    }
+    let name = requested_name(requested)?;
     let settings = check_settings(&raw)?;
     let id = s.new_id();
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
-    if w.spark_pools
-        .values()
-        .any(|p| p.name.eq_ignore_ascii_case(name))
-    {
-        return Err(ApiError::conflict(
-            "PoolNameAlreadyExists",
-            format!("A pool named '{name}' already exists in the workspace"),
-        ));
-    }
+    check_unique(w, name, None)?;
     let pool = SparkPool {
         id,
         name: name.to_string(),
@@ -201,6 +228,62 @@ pub(crate) async fn get(
         .find(|p| p["id"] == json!(pid))
         .ok_or_else(|| pool_not_found(&id))?;
     Ok(json(StatusCode::OK, &pool))
+}
+
+/// `UpdateCustomPoolRequest`: every field optional, the ones given replace the pool's, and the
+/// result must be a valid pool (so min ≤ max holds across a partial update).
+pub(crate) async fn update(
+    State(s): S,
+    Path((wsid, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pid = parse_id(&id, "PoolNotFound", "pool")?;
+    let raw: Value = parse_body(&body)?;
+    let Some(fields) = raw.as_object() else {
+        return Err(ApiError::bad_body("The body must be a JSON object"));
+    };
+    let name = match fields.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => Some(requested_name(n)?.to_string()),
+        Some(other) => {
+            return Err(ApiError::bad_body(format!(
+                "'name' must be a string, not {other}"
+            )));
+        }
+    };
+    let mut store = s.write();
+    let w = ws_mut(&mut store, &wsid)?;
+    let mut merged = w
+        .spark_pools
+        .get(&pid)
+        .ok_or_else(|| pool_not_found(&id))?
+        .settings
+        .clone();
+    for k in ["nodeFamily", "nodeSize"] {
+        if let Some(v) = fields.get(k).filter(|v| !v.is_null()) {
+            merged[k] = v.clone();
+        }
+    }
+    for k in ["autoScale", "dynamicExecutorAllocation"] {
+        if let Some(Value::Object(o)) = fields.get(k) {
+            for (f, v) in o {
+                merged[k][f] = v.clone();
+            }
+        }
+    }
+    let settings = check_settings(&merged)?;
+    if let Some(n) = &name {
+        check_unique(w, n, Some(pid))?;
+    }
+    let pool = w
+        .spark_pools
+        .get_mut(&pid)
+        .ok_or_else(|| pool_not_found(&id))?;
+    if let Some(n) = name {
+        pool.name = n;
+    }
+    pool.settings = settings;
+    Ok(json(StatusCode::OK, &pool.to_json("Workspace")))
 }
 
 pub(crate) async fn delete(

@@ -289,6 +289,74 @@ async fn typed_properties_follow_creation_payloads_and_the_clock() {
     );
 }
 
+/// `PATCH …/spark/pools/{id}` takes the spec example's body, answers with the pool, keeps
+/// names unique and valid as `UpdateCustomPoolRequest` says, and checks the merged result.
+#[tokio::test]
+async fn spark_pools_update_as_the_spec_says() {
+    let env = Env::start().await;
+    let ws = env.workspace("SparkUpdate", true).await;
+    let pools = format!("/v1/workspaces/{ws}/spark/pools");
+    let body = |name: &str| json!({"name": name, "nodeFamily": "MemoryOptimized", "nodeSize": "Medium", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 3}, "dynamicExecutorAllocation": {"enabled": true, "minExecutors": 1, "maxExecutors": 2}});
+    let pid = id(&env.post(&pools, body("etl pool")).await.expect(201).body);
+    env.post(&pools, body("other")).await.expect(201);
+    let file = crate::conformance::shared_dir()
+        .join("fabric-rest-api-specs/spark/examples/UpdateCustomPool.json");
+    let example: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let url = format!("{pools}/{pid}");
+    let r = env
+        .patch(
+            &url,
+            example["parameters"]["updateCustomPoolRequest"].clone(),
+        )
+        .await
+        .expect(200);
+    conforms("CustomPools_UpdateWorkspaceCustomPool", &r);
+    let mut expected = example["responses"]["200"]["body"].clone();
+    expected["id"] = json!(pid);
+    assert_eq!(r.body, expected);
+    // A partial update keeps the rest; the result must still be a valid pool.
+    let r = env
+        .patch(&url, json!({"autoScale": {"maxNodeCount": 5}}))
+        .await
+        .expect(200);
+    assert_eq!(
+        r.body["autoScale"],
+        json!({"enabled": true, "minNodeCount": 1, "maxNodeCount": 5})
+    );
+    assert_eq!(r.body["nodeSize"], "Small");
+    env.patch(&url, json!({"autoScale": {"minNodeCount": 9}}))
+        .await
+        .expect(400);
+    env.patch(&url, json!({"nodeSize": "Huge"}))
+        .await
+        .expect(400);
+    let taken = env.patch(&url, json!({"name": "OTHER"})).await.expect(409);
+    assert_eq!(taken.error_code(), "PoolNameAlreadyExists");
+    for bad in ["Starter Pool", "no/slash", ""] {
+        let r = env.patch(&url, json!({"name": bad})).await.expect(400);
+        conforms("CustomPools_UpdateWorkspaceCustomPool", &r);
+    }
+    assert_eq!(
+        env.patch(&url, json!({"name": "renamed pool"}))
+            .await
+            .expect(200)
+            .body["name"],
+        "renamed pool"
+    );
+    let missing = env
+        .patch(
+            &format!("{pools}/{}", uuid_like()),
+            json!({"nodeSize": "Small"}),
+        )
+        .await
+        .expect(404);
+    assert_eq!(missing.error_code(), "PoolNotFound");
+}
+
+fn uuid_like() -> &'static str {
+    "00000000-0000-4000-8000-000000000123"
+}
+
 #[tokio::test]
 async fn spark_pools_list_workspace_and_capacity_pools() {
     let env = Env::with(|c| {
