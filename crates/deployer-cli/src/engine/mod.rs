@@ -109,6 +109,7 @@ impl Registry {
             .with(kinds::workspace::WorkspaceKind)
             .with(kinds::capacity::CapacityKind)
             .with(kinds::folder::FolderKind)
+            .with(kinds::spark_pool::SparkPoolKind)
             .with(kinds::item::ItemKind::lakehouse())
             .with(kinds::item::ItemKind::notebook())
             .with(kinds::item::ItemKind::generic())

@@ -7,6 +7,7 @@ pub mod git;
 pub mod item;
 pub mod item_undo;
 pub mod role;
+pub mod spark_pool;
 pub mod workspace;
 
 #[cfg(test)]
