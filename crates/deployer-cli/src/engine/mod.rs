@@ -183,6 +183,40 @@ impl Registry {
         self.kinds.iter().filter_map(|k| k.section()).collect()
     }
 
+    /// The kinds of this registry configured by a key `desired` sets (see
+    /// [`Kind::section`]): such a kind knows what it deployed there, so `fabrik destroy`
+    /// asks it for its own deletes.
+    pub fn configured_in(&self, desired: &crate::config::DesiredWorkspace) -> Self {
+        let kinds = self
+            .kinds
+            .iter()
+            .filter(|k| {
+                k.section()
+                    .is_some_and(|s| desired.sections.contains_key(s.key()))
+            })
+            .cloned()
+            .collect();
+        Self {
+            kinds,
+            claimed_item_types: self.claimed_item_types.clone(),
+        }
+    }
+
+    /// These kinds, then those of `other` that are not among them.
+    pub fn and(mut self, other: &Registry) -> Self {
+        for k in &other.kinds {
+            if self.kind_named(k.name()).is_none() {
+                self.kinds.push(Arc::clone(k));
+            }
+        }
+        for t in &other.claimed_item_types {
+            if !self.claimed_item_types.contains(t) {
+                self.claimed_item_types.push(t);
+            }
+        }
+        self
+    }
+
     /// Every registered kind's name, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()
