@@ -200,6 +200,7 @@ mod plan_output;
 mod publish;
 mod publish_params;
 mod run_metrics;
+mod spark_pool;
 mod toy_kind;
 
 /// Plans and applies `desired`; the run must succeed.
