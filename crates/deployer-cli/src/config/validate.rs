@@ -229,11 +229,18 @@ fn sections(c: &mut Check<'_>, shared: &Shared<'_>, wi: usize, ws: &model::Works
             known.extend(shared.sections.iter().map(|s| s.key().to_string()));
             known.sort();
             let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-            c.err(
-                &at,
-                format!("unknown field `{key}`"),
-                Some(format!("expected one of {}", known.join(", "))),
-            );
+            // As serde words it for the model's own fields, at the key.
+            let pos = c.locs.key(&at).or_else(|| c.locs.find(&at));
+            c.problems.push(Problem::at(
+                c.path,
+                c.text,
+                pos,
+                format!(
+                    "workspaces[{wi}]: unknown field `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+                None,
+            ));
             continue;
         };
         for f in section.check(value) {
