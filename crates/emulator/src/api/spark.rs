@@ -1,4 +1,5 @@
-//! Spark custom pools: `/v1/workspaces/{id}/spark/pools`. A workspace lists its own pools
+//! Spark custom pools: `/v1/workspaces/{id}/spark/pools`, and the workspace's Spark settings
+//! (`/v1/workspaces/{id}/spark/settings`, [`get_settings`] and [`update_settings`]). A workspace lists its own pools
 //! (`type: Workspace`) followed by its capacity's (`type: Capacity`, seeded by
 //! `--capacity-pool` or the state file); only its own can be created and deleted here. An
 //! Environment definition naming another workspace's pool is refused
@@ -353,4 +354,136 @@ pub(crate) fn check_environment_pool(
             w.id
         ),
     ))
+}
+
+/// A new workspace's Spark settings: the spec example's shape, the starter pool by default.
+fn default_settings() -> Value {
+    json!({
+        "automaticLog": {"enabled": true},
+        "highConcurrency": {"notebookInteractiveRunEnabled": true, "notebookPipelineRunEnabled": false},
+        "pool": {
+            "customizeComputeEnabled": true,
+            "defaultPool": {"name": "Starter Pool", "type": "Workspace", "id": Uuid::nil()},
+            "starterPool": {"maxNodeCount": 1, "maxExecutors": 1},
+        },
+        "environment": {"runtimeVersion": "1.3"},
+        "job": {"conservativeJobAdmissionEnabled": false, "sessionTimeoutInMinutes": 20},
+    })
+}
+
+pub(crate) async fn get_settings(
+    State(s): S,
+    Path(wsid): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = s.read();
+    let w = ws(&store, &wsid)?;
+    let v = w
+        .spark_settings
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(default_settings);
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// Which JSON type each settable field of `UpdateWorkspaceSparkSettingsRequest` takes.
+fn field_kind(group: &str, field: &str) -> Option<&'static str> {
+    Some(match (group, field) {
+        ("automaticLog", "enabled")
+        | ("highConcurrency", "notebookInteractiveRunEnabled" | "notebookPipelineRunEnabled")
+        | ("pool", "customizeComputeEnabled")
+        | ("job", "conservativeJobAdmissionEnabled") => "boolean",
+        ("pool", "defaultPool" | "starterPool") => "object",
+        ("environment", "name" | "runtimeVersion") => "string",
+        ("job", "sessionTimeoutInMinutes") => "integer",
+        _ => return None,
+    })
+}
+
+fn type_ok(kind: &str, v: &Value) -> bool {
+    match kind {
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "string" => v.is_string() || v.is_null(),
+        _ => v.as_u64().is_some(),
+    }
+}
+
+/// The pool `defaultPool` names (`{name, type}`), with its id: the starter pool, one of the
+/// workspace's own pools, or one of its capacity's.
+fn resolve_default_pool(store: &Store, w: &Workspace, p: &Value) -> Result<Value, ApiError> {
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("Starter Pool");
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("Workspace");
+    if name.eq_ignore_ascii_case("Starter Pool") {
+        return Ok(json!({"name": "Starter Pool", "type": "Workspace", "id": Uuid::nil()}));
+    }
+    all_pools(store, w)
+        .find(|x| {
+            x["type"] == kind
+                && x["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(|x| json!({"name": x["name"], "type": kind, "id": x["id"]}))
+        .ok_or_else(|| {
+            ApiError::bad_body(format!(
+                "'pool.defaultPool' names no {kind} pool '{name}' of the workspace"
+            ))
+        })
+}
+
+/// `PATCH …/spark/settings`: the fields given replace the workspace's, each checked for its
+/// type; `defaultPool` must name a pool the workspace sees.
+pub(crate) async fn update_settings(
+    State(s): S,
+    Path(wsid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let raw: Value = parse_body(&body)?;
+    let Some(groups) = raw.as_object() else {
+        return Err(ApiError::bad_body("The body must be a JSON object"));
+    };
+    let mut store = s.write();
+    let w = ws(&store, &wsid)?;
+    let mut merged = w
+        .spark_settings
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(default_settings);
+    for (group, fields) in groups {
+        let Some(fields) = fields.as_object() else {
+            return Err(ApiError::bad_body(format!("'{group}' must be an object")));
+        };
+        for (field, v) in fields {
+            let kind = field_kind(group, field)
+                .ok_or_else(|| ApiError::bad_body(format!("unknown setting '{group}.{field}'")))?;
+            if !type_ok(kind, v) {
+                return Err(ApiError::bad_body(format!(
+                    "'{group}.{field}' must be a {kind}"
+                )));
+            }
+            merged[group.as_str()][field.as_str()] = match field.as_str() {
+                "defaultPool" => resolve_default_pool(&store, w, v)?,
+                "starterPool" => {
+                    let mut sp = merged["pool"]["starterPool"].clone();
+                    for (k, n) in v.as_object().into_iter().flatten() {
+                        let known = matches!(k.as_str(), "maxNodeCount" | "maxExecutors");
+                        if !known || n.as_u64().is_none_or(|n| n < 1) {
+                            return Err(ApiError::bad_body(format!(
+                                "'pool.starterPool.{k}' must be an integer of at least 1"
+                            )));
+                        }
+                        sp[k.as_str()] = n.clone();
+                    }
+                    sp
+                }
+                _ => v.clone(),
+            };
+        }
+    }
+    let w = ws_mut(&mut store, &wsid)?;
+    w.spark_settings = Some(Box::new(merged.clone()));
+    Ok(json(StatusCode::OK, &merged))
 }

@@ -289,6 +289,55 @@ async fn typed_properties_follow_creation_payloads_and_the_clock() {
     );
 }
 
+/// `GET/PATCH …/spark/settings` answer the spec's shape; a PATCH takes the spec example's
+/// body and changes only the fields it gives; `defaultPool` resolves to a pool of the
+/// workspace by name, and a pool it does not see is refused.
+#[tokio::test]
+async fn spark_settings_read_and_update_as_the_spec_says() {
+    let env = Env::start().await;
+    let ws = env.workspace("SparkSettings", true).await;
+    let url = format!("/v1/workspaces/{ws}/spark/settings");
+    let first = env.get(&url).await.expect(200);
+    conforms("WorkspaceSettings_GetSparkSettings", &first);
+    let file = crate::conformance::shared_dir()
+        .join("fabric-rest-api-specs/spark/examples/UpdateWorkspaceSparkSettings.json");
+    let example: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let body = example["parameters"]["updateWorkspaceSettingsRequest"].clone();
+    let r = env.patch(&url, body.clone()).await.expect(200);
+    conforms("WorkspaceSettings_UpdateSparkSettings", &r);
+    assert_eq!(r.body["pool"]["starterPool"], body["pool"]["starterPool"]);
+    assert_eq!(r.body["automaticLog"]["enabled"], false);
+    assert_eq!(env.get(&url).await.expect(200).body, r.body);
+    // Only the fields given change.
+    let r = env
+        .patch(&url, json!({"job": {"sessionTimeoutInMinutes": 45}}))
+        .await
+        .expect(200);
+    assert_eq!(r.body["job"]["sessionTimeoutInMinutes"], 45);
+    assert_eq!(r.body["automaticLog"]["enabled"], false);
+    // The default pool by name, with the pool's id.
+    let pools = format!("/v1/workspaces/{ws}/spark/pools");
+    let pool = json!({"name": "etl", "nodeFamily": "MemoryOptimized", "nodeSize": "Small", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 2}, "dynamicExecutorAllocation": {"enabled": true, "minExecutors": 1, "maxExecutors": 1}});
+    let pid = id(&env.post(&pools, pool).await.expect(201).body);
+    let r = env
+        .patch(
+            &url,
+            json!({"pool": {"defaultPool": {"name": "ETL", "type": "Workspace"}}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["pool"]["defaultPool"]["id"], json!(pid));
+    for bad in [
+        json!({"pool": {"defaultPool": {"name": "nowhere", "type": "Workspace"}}}),
+        json!({"job": {"sessionTimeoutInMinutes": "long"}}),
+        json!({"job": {"unknown": 1}}),
+        json!({"pool": {"starterPool": {"maxNodeCount": 0}}}),
+    ] {
+        let r = env.patch(&url, bad).await.expect(400);
+        conforms("WorkspaceSettings_UpdateSparkSettings", &r);
+    }
+}
+
 /// `PATCH …/spark/pools/{id}` takes the spec example's body, answers with the pool, keeps
 /// names unique and valid as `UpdateCustomPoolRequest` says, and checks the merged result.
 #[tokio::test]

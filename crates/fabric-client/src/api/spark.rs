@@ -6,11 +6,14 @@ use reqwest::Method;
 use crate::client::FabricClient;
 use crate::error::FabricError;
 use crate::idempotent::{Ensured, Origin};
-use crate::models::{CreateCustomPoolRequest, CustomPool, SparkPool, UpdateCustomPoolRequest};
+use crate::models::{
+    CreateCustomPoolRequest, CustomPool, SparkPool, UpdateCustomPoolRequest, WorkspaceSparkSettings,
+};
 use crate::pager::Paged;
 
 const POOLS: &str = "/workspaces/{workspaceId}/spark/pools";
 const POOL: &str = "/workspaces/{workspaceId}/spark/pools/{poolId}";
+const SETTINGS: &str = "/workspaces/{workspaceId}/spark/settings";
 
 impl FabricClient {
     /// The workspace's custom pools (`type: Workspace`) and its capacity's (`type: Capacity`).
@@ -108,5 +111,24 @@ impl FabricClient {
     ) -> Result<(), FabricError> {
         self.send_only(self.call(Method::DELETE, POOL, &[workspace_id, pool_id]))
             .await
+    }
+
+    /// The workspace's Spark settings.
+    pub async fn get_spark_settings(
+        &self,
+        workspace_id: &str,
+    ) -> Result<WorkspaceSparkSettings, FabricError> {
+        self.fetch(self.call(Method::GET, SETTINGS, &[workspace_id]))
+            .await
+    }
+
+    /// Changes the fields `update` gives of the workspace's Spark settings; returns them all.
+    pub async fn update_spark_settings(
+        &self,
+        workspace_id: &str,
+        update: &WorkspaceSparkSettings,
+    ) -> Result<WorkspaceSparkSettings, FabricError> {
+        let call = self.call(Method::PATCH, SETTINGS, &[workspace_id]);
+        self.fetch(call.json(update)?).await
     }
 }
