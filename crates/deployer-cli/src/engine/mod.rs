@@ -110,6 +110,7 @@ impl Registry {
             .with(kinds::capacity::CapacityKind)
             .with(kinds::folder::FolderKind)
             .with(kinds::spark_pool::SparkPoolKind)
+            .with(kinds::spark_settings::SparkSettingsKind)
             .with(kinds::item::ItemKind::lakehouse())
             .with(kinds::item::ItemKind::notebook())
             .with(kinds::item::ItemKind::generic())

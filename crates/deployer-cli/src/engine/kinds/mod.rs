@@ -8,6 +8,7 @@ pub mod item;
 pub mod item_undo;
 pub mod role;
 pub mod spark_pool;
+pub mod spark_settings;
 pub mod workspace;
 
 #[cfg(test)]
