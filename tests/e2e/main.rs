@@ -201,6 +201,7 @@ mod publish;
 mod publish_params;
 mod run_metrics;
 mod spark_pool;
+mod spark_settings;
 mod toy_kind;
 
 /// Plans and applies `desired`; the run must succeed.
