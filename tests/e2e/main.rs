@@ -125,12 +125,12 @@ async fn examples_deploy_and_a_second_apply_sends_no_writes() {
     let desired = examples("dev");
     let flags = fabrik_flags::Flags::defaults();
     let plan = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
-    assert_eq!(plan.change_count(), 28);
+    assert_eq!(plan.change_count(), 29);
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(report.applied.len(), 28);
+    assert_eq!(report.applied.len(), 29);
 
     reqwest::Client::new()
         .delete(format!("{}/_emulator/requests", emu.base_url()))
