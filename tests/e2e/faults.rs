@@ -82,6 +82,7 @@ fn desired(n: usize) -> Desired {
                 .collect(),
             git: None,
             publish: None,
+            sections: Default::default(),
         })
         .collect();
     Desired {

@@ -107,6 +107,7 @@ fn desired(t: &Target, run: &str) -> Desired {
             }],
             git: None,
             publish: None,
+            sections: Default::default(),
         }],
         features: Default::default(),
         hash: run.into(),

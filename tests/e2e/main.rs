@@ -75,6 +75,7 @@ fn examples(env: &str) -> config::Desired {
         env: Default::default(),
         secrets: Default::default(),
         repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+        sections: fabrik_cli::engine::Registry::builtin().sections(),
     };
     config::load(&path, &opts).expect("examples are valid").0
 }
@@ -124,12 +125,12 @@ async fn examples_deploy_and_a_second_apply_sends_no_writes() {
     let desired = examples("dev");
     let flags = fabrik_flags::Flags::defaults();
     let plan = fabrik_cli::run::plan(&client, &desired, 4).await.unwrap();
-    assert_eq!(plan.change_count(), 27);
+    assert_eq!(plan.change_count(), 29);
     let report = run::apply(&client, &flags, &desired, &plan, &opts)
         .await
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(report.applied.len(), 27);
+    assert_eq!(report.applied.len(), 29);
 
     reqwest::Client::new()
         .delete(format!("{}/_emulator/requests", emu.base_url()))
@@ -199,6 +200,8 @@ mod plan_output;
 mod publish;
 mod publish_params;
 mod run_metrics;
+mod spark_pool;
+mod spark_settings;
 mod toy_kind;
 
 /// Plans and applies `desired`; the run must succeed.
@@ -239,9 +242,14 @@ async fn destroy_removes_what_the_config_describes_and_keeps_the_rest() {
     let plan = fabrik_cli::destroy::destroy_plan(&client, &desired, &options)
         .await
         .unwrap();
+    // Deleted whole: the workspace's delete, after only the deletes kinds plan themselves
+    // (the curated workspace's Spark pool).
     let whole = |w: &fabrik_cli::plan::WorkspacePlan| {
-        w.changes.len() == 1
-            && w.changes[0].resource_kind() == fabrik_core::resource::ResourceKind::Workspace
+        let kind = |c: &fabrik_cli::plan::Change| c.resource_kind();
+        w.changes.last().map(kind) == Some(fabrik_core::resource::ResourceKind::Workspace)
+            && w.changes[..w.changes.len() - 1]
+                .iter()
+                .all(|c| c.address.kind == "spark_pool")
     };
     assert_eq!(plan.workspaces.iter().filter(|w| whole(w)).count(), 2);
     let kept = &plan.workspaces[2];
@@ -390,6 +398,7 @@ async fn a_403_on_the_seventh_workspace_rolls_everything_back() {
             }],
             git: None,
             publish: None,
+            sections: Default::default(),
         })
         .collect();
     let desired = config::Desired {

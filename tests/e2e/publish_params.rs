@@ -510,6 +510,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
             &fabrik_cli::config::LoadOptions {
                 environment: env.into(),
                 repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+                sections: fabrik_cli::engine::Registry::builtin().sections(),
                 ..Default::default()
             },
         )
@@ -589,6 +590,7 @@ async fn one_apply_creates_a_workspace_and_publishes_the_repository_it_names() {
         &fabrik_cli::config::LoadOptions {
             environment: "prod".into(),
             repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+            sections: fabrik_cli::engine::Registry::builtin().sections(),
             ..Default::default()
         },
     )

@@ -26,6 +26,7 @@ fn workspaces(names: &[&str]) -> Desired {
                 principals: vec![],
                 git: None,
                 publish: None,
+                sections: Default::default(),
             })
             .collect(),
         features: Default::default(),
@@ -132,6 +133,7 @@ async fn an_apply_reads_the_repository_it_publishes_once() {
         &fabrik_cli::config::LoadOptions {
             environment: "prod".into(),
             repositories: Some(fabrik_cli::publish::reader::RepoReader::shared()),
+            sections: fabrik_cli::engine::Registry::builtin().sections(),
             ..Default::default()
         },
     )

@@ -205,8 +205,9 @@ pub struct DestroyOptions {
     /// fabric-cicd features given (`enable_lakehouse_unpublish`, …).
     pub cicd_features: Vec<String>,
     /// Kinds a program adds ([`crate::engine::Kind::destroy`]): their deletes join the plan,
-    /// and what they delete counts as described. The built-in kinds' deletes are this
-    /// module's.
+    /// and what they delete counts as described. Of the built-in kinds, those configured by a
+    /// key of their own (`spark_pools:`) plan their deletes so too; the others' deletes are
+    /// this module's.
     pub kinds: Option<crate::engine::Registry>,
 }
 
@@ -246,17 +247,22 @@ pub async fn destroy_plan(
             .await
             .map_err(ctx(format!("listing role assignments of {}", d.name)))?;
         let git = d.git.is_some() && connected(client, &w.id, &d.name).await?;
-        let (own, covered) = match &options.kinds {
-            Some(kinds) => {
-                let live = crate::engine::LiveWorkspace {
-                    id: w.id.clone(),
-                    name: w.display_name.clone(),
-                    description: w.description.clone(),
-                    capacity_id: w.capacity_id.clone(),
-                };
-                kinds.plan_destroys(client, d, &live).await?
-            }
-            None => (Vec::new(), Vec::new()),
+        // Built-in kinds configured by a key of their own plan their deletes, as added ones do.
+        let configured = crate::engine::Registry::builtin().configured_in(d);
+        let kinds = match &options.kinds {
+            Some(more) => configured.and(more),
+            None => configured,
+        };
+        let (own, covered) = if kinds.names().is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let live = crate::engine::LiveWorkspace {
+                id: w.id.clone(),
+                name: w.display_name.clone(),
+                description: w.description.clone(),
+                capacity_id: w.capacity_id.clone(),
+            };
+            kinds.plan_destroys(client, d, &live).await?
         };
         let live = Live {
             id: &w.id,

@@ -29,7 +29,12 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Flags => command::flags(&cli),
         Command::Schema => {
-            print!("{}", fabrik_cli::config::json_schema());
+            print!(
+                "{}",
+                fabrik_cli::config::json_schema(
+                    &fabrik_cli::engine::Registry::builtin().sections()
+                )
+            );
             ExitCode::SUCCESS
         }
         _ => {

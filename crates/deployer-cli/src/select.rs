@@ -174,6 +174,7 @@ mod tests {
             principals: Vec::new(),
             git: None,
             publish: None,
+            sections: Default::default(),
         }
     }
 

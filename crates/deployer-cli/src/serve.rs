@@ -238,6 +238,7 @@ async fn load(opts: &ServeOptions, flags: &fabrik_flags::Flags) -> Option<config
         env: std::env::vars().collect(),
         secrets,
         repositories: Some(crate::publish::reader::RepoReader::shared()),
+        sections: crate::engine::Registry::builtin().sections(),
     };
     match config::load(&opts.config, &load) {
         Ok((d, _)) => Some(d),

@@ -505,8 +505,8 @@ fn the_readme_main_command_deploys_the_examples_and_a_second_plan_is_empty() {
         stdout.contains("signed in as service principal"),
         "{stdout}"
     );
-    assert!(stdout.contains("plan: 27 to create"), "{stdout}");
-    assert!(stdout.contains("applied: 27 created"), "{stdout}");
+    assert!(stdout.contains("plan: 28 to create"), "{stdout}");
+    assert!(stdout.contains("applied: 28 created"), "{stdout}");
     assert!(stdout.contains("second plan is empty"), "{stdout}");
     // Without a terminal, progress is a line per change on stderr; a summary table follows.
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -514,7 +514,7 @@ fn the_readme_main_command_deploys_the_examples_and_a_second_plan_is_empty() {
         stderr.contains("  created lakehouse BRONZE_Sales_Lakehouse (contoso-sales-ingest-dev)"),
         "{stderr}"
     );
-    assert_eq!(stderr.matches("  created ").count(), 27, "{stderr}");
+    assert_eq!(stderr.matches("  created ").count(), 28, "{stderr}");
     assert!(
         stdout.contains("WORKSPACE                    CREATED  UPDATED  DELETED  EXISTED"),
         "{stdout}"

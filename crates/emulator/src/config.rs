@@ -117,7 +117,7 @@ impl std::str::FromStr for WorkspacePool {
         }
         if !crate::api::spark::valid_pool_name(pool) {
             return Err(format!(
-                "invalid Spark pool '{s}': pool name '{pool}' must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+                "invalid Spark pool '{s}': pool name '{pool}' must be 1-64 letters, digits, '-', '_' or spaces, starting with a letter or digit, and not 'Starter Pool'"
             ));
         }
         Ok(Self {
@@ -582,7 +582,8 @@ mod tests {
         for (bad, says) in [
             ("SmallPool", "expected WORKSPACE:POOL"),
             (":SmallPool", "workspace name is empty"),
-            ("Dev:Small Pool", "pool name 'Small Pool'"),
+            ("Dev:Starter Pool", "pool name 'Starter Pool'"),
+            ("Dev:no/slash", "pool name 'no/slash'"),
         ] {
             let cli = Cli::parse_from(["x", "--spark-pool", bad]);
             let e = config_from_args(&cli.args).unwrap_err().to_string();

@@ -562,6 +562,9 @@ pub(crate) struct Workspace {
     /// Workspace Spark custom pools.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) spark_pools: BTreeMap<Uuid, SparkPool>,
+    /// Workspace Spark settings, once changed (until then the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) spark_settings: Option<Box<Value>>,
 }
 
 impl Workspace {

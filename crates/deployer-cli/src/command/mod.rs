@@ -608,6 +608,7 @@ async fn load(cli: &Cli) -> Result<config::Desired, ExitCode> {
         env: std::env::vars().collect(),
         secrets,
         repositories: Some(crate::publish::reader::RepoReader::shared()),
+        sections: crate::engine::Registry::builtin().sections(),
     };
     let loaded = match config::load_named(&cli.config, &opts) {
         Ok(loaded) => loaded,

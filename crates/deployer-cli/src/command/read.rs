@@ -211,6 +211,7 @@ pub(super) async fn demo(cli: &Cli, example: &std::path::Path) -> ExitCode {
         env: std::env::vars().collect(),
         secrets: Default::default(),
         repositories: Some(crate::publish::reader::RepoReader::shared()),
+        sections: crate::engine::Registry::builtin().sections(),
     };
     let desired = match config::load(&example, &opts) {
         Ok((d, _)) => d,

@@ -22,6 +22,7 @@ pub struct Pos {
 #[derive(Debug, Default)]
 pub struct Locations {
     map: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
 }
 
 impl Locations {
@@ -32,7 +33,16 @@ impl Locations {
         if parser.load(&mut rx, false).is_err() {
             return Self::default();
         }
-        Self { map: rx.map }
+        Self {
+            map: rx.map,
+            keys: rx.keys,
+        }
+    }
+
+    /// Where the key of the value at `path` is written (`workspaces[0].lakehouse` → the
+    /// `lakehouse:` of that workspace), for problems about the key itself.
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).copied()
     }
 
     /// What makes `src` unusable before its shape is even looked at: a syntax error at its
@@ -93,6 +103,7 @@ enum Frame {
 struct Receiver {
     stack: Vec<Frame>,
     map: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
     duplicates: Vec<(Pos, String)>,
 }
 
@@ -133,12 +144,13 @@ impl MarkedEventReceiver for Receiver {
                     && key.is_none()
                 {
                     let at = pos(&mark);
+                    let whole = if path.is_empty() {
+                        value.clone()
+                    } else {
+                        format!("{path}.{value}")
+                    };
+                    self.keys.entry(whole.clone()).or_insert(at);
                     if let Some(first) = seen.get(&value) {
-                        let whole = if path.is_empty() {
-                            value.clone()
-                        } else {
-                            format!("{path}.{value}")
-                        };
                         self.duplicates.push((
                             at,
                             format!(
@@ -198,6 +210,12 @@ mod tests {
         assert_eq!(l.find("workspaces[1].name"), Some(Pos { line: 8, col: 11 }));
         // Unknown leaf: nearest ancestor.
         assert_eq!(l.find("workspaces[1].description").map(|p| p.line), Some(8));
+        // Keys where they are written.
+        assert_eq!(
+            l.key("workspaces[0].lakehouses"),
+            Some(Pos { line: 5, col: 5 })
+        );
+        assert_eq!(l.key("workspaces[1].description"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod locate;
 pub mod model;
 pub mod naming;
 pub mod principals;
+pub mod section;
 pub mod standards;
 mod validate;
 
@@ -17,13 +18,49 @@ use std::sync::Arc;
 
 use locate::{Locations, Pos};
 use model::Config;
+pub use section::{Finding, Section};
 
-/// The JSON Schema of the configuration file, as shipped in `docs/fabrik.schema.json`.
-pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Config);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+/// The JSON Schema of the configuration file with the workspace keys of `sections` (the
+/// built-in kinds' sections: `docs/fabrik.schema.json`).
+pub fn json_schema(sections: &[Section]) -> String {
+    let mut generator = schemars::SchemaGenerator::default();
+    let fragments: Vec<(&str, serde_json::Value)> = sections
+        .iter()
+        .map(|s| (s.key(), s.schema(&mut generator).to_value()))
+        .collect();
+    let mut schema = generator.into_root_schema_for::<Config>().to_value();
+    if let Some(ws) = schema
+        .pointer_mut("/$defs/Workspace")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        if let Some(props) = ws
+            .get_mut("properties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            props.extend(fragments.into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        // The keys are the model's and the sections': nothing else is read.
+        ws.insert("additionalProperties".into(), false.into());
+    }
+    let mut text = serde_json::to_string_pretty(&sorted(schema)).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Keys in order at every level, so the shipped file is the same whether or not a build
+/// turned on serde_json's `preserve_order`.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(o) => {
+            let mut entries: Vec<_> = o.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// One finding about the input, with where it is.
@@ -140,6 +177,9 @@ pub struct LoadOptions {
     /// Reads the repositories workspaces publish (`repository:`); without one, a
     /// configuration that names a repository is refused at that key.
     pub repositories: Option<Arc<dyn RepositoryReader>>,
+    /// The workspace keys resource kinds own (`Registry::sections` of the kinds that will
+    /// plan); any other key than the model's and these is an error.
+    pub sections: Vec<Section>,
 }
 
 /// What a workspace's `repository:` holds, as publishing read it.
@@ -277,6 +317,23 @@ pub struct DesiredWorkspace {
     pub git: Option<model::Git>,
     /// The repository whose items this workspace publishes, if any.
     pub publish: Option<PublishSource>,
+    /// The values of the keys kinds own ([`Section`]s), by key, checked when loaded; each
+    /// kind reads its own with [`DesiredWorkspace::section`].
+    pub sections: BTreeMap<String, serde_json::Value>,
+}
+
+impl DesiredWorkspace {
+    /// The value of the key `key` as its kind's type, `None` when the workspace does not set
+    /// it; an error (naming the workspace, the key and the value) when it is not a `T`.
+    pub fn section<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, String> {
+        self.sections
+            .get(key)
+            .map(|v| {
+                section::read::<T>(v)
+                    .map_err(|f| format!("workspace {}: {key}{}: {}", self.name, f.path, f.message))
+            })
+            .transpose()
+    }
 }
 
 /// A repository a workspace publishes, checked when the config was loaded.

@@ -110,8 +110,10 @@ pub struct Environment {
 }
 
 /// One workspace.
+// Keys besides these belong to resource kinds (`sections`), so no `deny_unknown_fields`:
+// loading refuses a key no kind owns, and the schema lists the kinds' keys and closes the
+// object.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Workspace {
     /// Short name; the full name comes from `naming.workspace`.
     pub name: String,
@@ -143,6 +145,12 @@ pub struct Workspace {
     /// `fabrik publish` does), after creating the workspace and its folders.
     #[serde(default)]
     pub repository: Option<RepositorySource>,
+    /// Every other key, by name: the parts of the workspace resource kinds own
+    /// (`spark_pools:`), each read and checked by its kind through a
+    /// [`Section`](super::section::Section); a key no kind owns is an error at that key.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub sections: BTreeMap<String, serde_json::Value>,
 }
 
 /// Items a workspace publishes from a git-format repository folder.

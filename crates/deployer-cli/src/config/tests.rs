@@ -71,6 +71,7 @@ fn opts(env: &str) -> LoadOptions {
         .into_iter()
         .collect(),
         repositories: Some(crate::publish::reader::RepoReader::shared()),
+        sections: crate::engine::Registry::builtin().sections(),
     }
 }
 
@@ -202,7 +203,7 @@ fn shipped_json_schema_is_current() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/fabrik.schema.json");
     let text = std::fs::read_to_string(&shipped).unwrap_or_default();
     assert!(
-        text == json_schema(),
+        text == json_schema(&crate::engine::Registry::builtin().sections()),
         "docs/fabrik.schema.json is stale: run `cargo run -p fabrik-cli -- schema > docs/fabrik.schema.json`"
     );
 }
@@ -277,4 +278,102 @@ fn a_bad_line_in_a_principals_file_shared_by_workspaces_is_reported_once() {
         .filter(|h| h.contains("unknown role 'Owner'"))
         .collect();
     assert_eq!(owner.len(), 1, "{errs:#?}");
+}
+
+/// A kind's part of a workspace, as the seam tests own one.
+#[derive(Debug, PartialEq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Widget {
+    name: String,
+    size: u32,
+}
+
+fn widgets() -> Section {
+    Section::new::<Vec<Widget>>("widgets", |ws| {
+        ws.iter()
+            .enumerate()
+            .filter(|(_, w)| w.size == 0)
+            .map(|(i, w)| {
+                Finding::at(
+                    format!("[{i}].size"),
+                    format!("widget {} has size 0", w.name),
+                )
+                .hint("at least 1")
+            })
+            .collect()
+    })
+}
+
+fn with_widgets(env: &str) -> LoadOptions {
+    let mut o = opts(env);
+    o.sections.push(widgets());
+    o
+}
+
+#[test]
+fn a_kind_owns_a_workspace_key_read_as_its_type() {
+    let config = "project: {name: x, prefix: p}\nworkspaces:\n  - name: a\n    widgets:\n      - name: w-${env:TEAM}\n        size: 3\n";
+    let dir = fixture(config);
+    let (d, _) = load(&dir.path().join("fabrik.yaml"), &with_widgets("dev")).expect("loads");
+    let w: Option<Vec<Widget>> = d.workspaces[0].section("widgets").expect("a widget list");
+    let expected = Widget {
+        name: "w-data".into(),
+        size: 3,
+    };
+    assert_eq!(w, Some(vec![expected]));
+    assert_eq!(d.workspaces[0].section::<Vec<Widget>>("gadgets"), Ok(None));
+    let wrong = d.workspaces[0].section::<String>("widgets").unwrap_err();
+    assert!(wrong.contains("workspace p-a-dev: widgets"), "{wrong}");
+}
+
+#[test]
+fn a_kinds_key_is_checked_at_the_value_it_is_about() {
+    let config = "project: {name: x, prefix: p}\nworkspaces:\n  - name: a\n    widgets:\n      - {name: w1, size: 1}\n      - name: w2\n        size: nine\n      - {name: w3, size: 0}\n    gadgets: []\n";
+    let dir = fixture(config);
+    let errs = load(&dir.path().join("fabrik.yaml"), &with_widgets("dev")).unwrap_err();
+    let heads: Vec<String> = errs.iter().map(Problem::headline).collect();
+    // A type error ends the reading of the value, so the third widget's check waits for it.
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    let type_error = "fabrik.yaml:7:15: widgets[1].size: invalid type: string \"nine\"";
+    assert!(heads[0].contains(type_error), "{heads:?}");
+    let unknown = "fabrik.yaml:9:5: workspaces[0]: unknown field `gadgets`, expected one of";
+    assert!(heads[1].contains(unknown), "{heads:?}");
+    assert!(
+        heads[1].contains("`widgets`") && heads[1].contains("`lakehouses`"),
+        "{heads:?}"
+    );
+    let fixed = config
+        .replace("size: nine", "size: 9")
+        .replace("    gadgets: []\n", "");
+    std::fs::write(dir.path().join("fabrik.yaml"), &fixed).unwrap();
+    let errs = load(&dir.path().join("fabrik.yaml"), &with_widgets("dev")).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let check = "fabrik.yaml:8:26: widgets[2].size: widget w3 has size 0";
+    assert!(errs[0].headline().ends_with(check), "{errs:?}");
+    assert_eq!(errs[0].hint.as_deref(), Some("at least 1"));
+    // Without the kind, its key is unknown like any other.
+    let errs = load(&dir.path().join("fabrik.yaml"), &opts("dev")).unwrap_err();
+    let unknown = "fabrik.yaml:4:5: workspaces[0]: unknown field `widgets`";
+    assert!(
+        errs.iter().any(|p| p.headline().contains(unknown)),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_kinds_key_is_in_the_json_schema_of_the_workspace() {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema(&[widgets()])).unwrap();
+    let ws = &schema["$defs"]["Workspace"];
+    assert_eq!(ws["additionalProperties"], false);
+    assert_eq!(ws["properties"]["widgets"]["type"], "array");
+    assert_eq!(
+        ws["properties"]["widgets"]["items"]["$ref"],
+        "#/$defs/Widget"
+    );
+    assert_eq!(
+        schema["$defs"]["Widget"]["required"],
+        serde_json::json!(["name", "size"])
+    );
+    let without: serde_json::Value = serde_json::from_str(&json_schema(&[])).unwrap();
+    assert!(without["$defs"]["Workspace"]["properties"]["widgets"].is_null());
 }

@@ -43,6 +43,7 @@ struct Shared<'a> {
     lenient: bool,
     standards: Option<standards::Standards>,
     repositories: Option<&'a dyn super::RepositoryReader>,
+    sections: &'a [super::Section],
 }
 
 #[allow(
@@ -104,6 +105,7 @@ fn validate_all(
         lenient: opts.lenient,
         standards: naming_standards(c, base, config),
         repositories: opts.repositories.as_deref(),
+        sections: &opts.sections,
     };
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
@@ -203,6 +205,7 @@ fn workspace(
     if let Some(g) = &ws.git {
         git(c, &at("git"), g);
     }
+    sections(c, shared, wi, ws);
     DesiredWorkspace {
         name,
         description,
@@ -212,7 +215,52 @@ fn workspace(
         principals,
         git: ws.git.clone(),
         publish,
+        sections: ws.sections.clone(),
     }
+}
+
+/// The workspace's keys owned by kinds: each checked by its owner, at the value it is about;
+/// a key nothing owns is an error at that key, naming every key there is.
+fn sections(c: &mut Check<'_>, shared: &Shared<'_>, wi: usize, ws: &model::Workspace) {
+    for (key, value) in &ws.sections {
+        let at = format!("workspaces[{wi}].{key}");
+        let Some(section) = shared.sections.iter().find(|s| s.key() == key) else {
+            let mut known = workspace_keys();
+            known.extend(shared.sections.iter().map(|s| s.key().to_string()));
+            known.sort();
+            let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            // As serde words it for the model's own fields, at the key.
+            let pos = c.locs.key(&at).or_else(|| c.locs.find(&at));
+            c.problems.push(Problem::at(
+                c.path,
+                c.text,
+                pos,
+                format!(
+                    "workspaces[{wi}]: unknown field `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+                None,
+            ));
+            continue;
+        };
+        for f in section.check(value) {
+            c.err(
+                &format!("{at}{}", f.path),
+                format!("{key}{}: {}", f.path, f.message),
+                f.hint,
+            );
+        }
+    }
+}
+
+/// The keys of a workspace the model itself reads.
+fn workspace_keys() -> Vec<String> {
+    let schema = schemars::schema_for!(model::Workspace);
+    schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Reads a workspace's `repository:` and its parameter file as `fabrik publish` would, so

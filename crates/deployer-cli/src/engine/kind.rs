@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use super::EngineError;
-use crate::config::DesiredWorkspace;
+use crate::config::{DesiredWorkspace, Section};
 use crate::plan::Action;
 
 /// Where a resource lives in the plan: its workspace, its kind's name and a key unique within
@@ -149,6 +149,14 @@ pub trait Kind: Send + Sync + 'static {
     /// sent; each problem names the workspace and the value.
     fn validate(&self, _desired: &DesiredWorkspace) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The top-level key of a workspace in `fabrik.yaml` this kind owns, with its type and
+    /// checks (reported at file:line:column when the file is loaded) and so its part of the
+    /// JSON Schema; the kind reads the value with [`DesiredWorkspace::section`]. None by
+    /// default: the kind plans from what the configuration itself reads.
+    fn section(&self) -> Option<Section> {
+        None
     }
 
     /// The item type this kind deploys, if it is an item kind of one type: the generic item
@@ -715,6 +723,8 @@ pub trait DynKind: Send + Sync {
     fn name(&self) -> &'static str;
     /// [`Kind::validate`].
     fn validate(&self, desired: &DesiredWorkspace) -> Vec<String>;
+    /// [`Kind::section`].
+    fn section(&self) -> Option<Section>;
     /// [`Kind::undo`].
     async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError>;
     /// [`Kind::recover`].
@@ -798,6 +808,9 @@ impl<K: Kind> DynKind for Erased<K> {
     }
     fn validate(&self, desired: &DesiredWorkspace) -> Vec<String> {
         self.0.validate(desired)
+    }
+    fn section(&self) -> Option<Section> {
+        self.0.section()
     }
     async fn undo(&self, undo: &Undo, cx: &UndoCx<'_>) -> Result<UndoOutcome, UndoError> {
         self.0.undo(undo, cx).await

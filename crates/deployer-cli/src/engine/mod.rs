@@ -109,6 +109,8 @@ impl Registry {
             .with(kinds::workspace::WorkspaceKind)
             .with(kinds::capacity::CapacityKind)
             .with(kinds::folder::FolderKind)
+            .with(kinds::spark_pool::SparkPoolKind)
+            .with(kinds::spark_settings::SparkSettingsKind)
             .with(kinds::item::ItemKind::lakehouse())
             .with(kinds::item::ItemKind::notebook())
             .with(kinds::item::ItemKind::generic())
@@ -174,6 +176,46 @@ impl Registry {
             .filter_map(|c| known.get(&c.address).cloned())
             .collect();
         Ok((changes, ids))
+    }
+
+    /// The workspace keys of `fabrik.yaml` the kinds own (see [`Kind::section`]), for
+    /// [`LoadOptions::sections`](crate::config::LoadOptions::sections) and the JSON Schema.
+    pub fn sections(&self) -> Vec<crate::config::Section> {
+        self.kinds.iter().filter_map(|k| k.section()).collect()
+    }
+
+    /// The kinds of this registry configured by a key `desired` sets (see
+    /// [`Kind::section`]): such a kind knows what it deployed there, so `fabrik destroy`
+    /// asks it for its own deletes.
+    pub fn configured_in(&self, desired: &crate::config::DesiredWorkspace) -> Self {
+        let kinds = self
+            .kinds
+            .iter()
+            .filter(|k| {
+                k.section()
+                    .is_some_and(|s| desired.sections.contains_key(s.key()))
+            })
+            .cloned()
+            .collect();
+        Self {
+            kinds,
+            claimed_item_types: self.claimed_item_types.clone(),
+        }
+    }
+
+    /// These kinds, then those of `other` that are not among them.
+    pub fn and(mut self, other: &Registry) -> Self {
+        for k in &other.kinds {
+            if self.kind_named(k.name()).is_none() {
+                self.kinds.push(Arc::clone(k));
+            }
+        }
+        for t in &other.claimed_item_types {
+            if !self.claimed_item_types.contains(t) {
+                self.claimed_item_types.push(t);
+            }
+        }
+        self
     }
 
     /// Every registered kind's name, in order.

@@ -1423,6 +1423,7 @@ pub async fn plan(
             principals: vec![],
             git: None,
             publish: None,
+            sections: Default::default(),
         }],
         features: Default::default(),
         hash: format!("publish {}", repo.root.display()),

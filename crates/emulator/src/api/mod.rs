@@ -264,8 +264,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(spark::list).post(spark::create),
         )
         .route(
+            "/v1/workspaces/{ws}/spark/settings",
+            get(spark::get_settings).patch(spark::update_settings),
+        )
+        .route(
             "/v1/workspaces/{ws}/spark/pools/{id}",
-            get(spark::get).delete(spark::delete),
+            get(spark::get).patch(spark::update).delete(spark::delete),
         )
         .route(
             "/v1/workspaces/{ws}/environments/{id}/staging/publish",

@@ -1,4 +1,5 @@
-//! Spark custom pools: `/v1/workspaces/{id}/spark/pools`. A workspace lists its own pools
+//! Spark custom pools: `/v1/workspaces/{id}/spark/pools`, and the workspace's Spark settings
+//! (`/v1/workspaces/{id}/spark/settings`, [`get_settings`] and [`update_settings`]). A workspace lists its own pools
 //! (`type: Workspace`) followed by its capacity's (`type: Capacity`, seeded by
 //! `--capacity-pool` or the state file); only its own can be created and deleted here. An
 //! Environment definition naming another workspace's pool is refused
@@ -77,9 +78,14 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
             .filter(|x| !x.is_null())
             .ok_or_else(|| ApiError::bad_body(format!("The field '{k}' is required")))
     };
-    for k in ["nodeFamily", "nodeSize"] {
-        if !obj(k)?.is_string() {
-            return Err(ApiError::bad_body(format!("'{k}' must be a string")));
+    for (k, known) in [("nodeFamily", NODE_FAMILIES), ("nodeSize", NODE_SIZES)] {
+        let value = obj(k)?.as_str().unwrap_or_default();
+        if !known.contains(&value) {
+            return Err(ApiError::bad_body(format!(
+                "'{k}' must be one of {}, not {}",
+                known.join(", "),
+                obj(k)?
+            )));
         }
     }
     for (k, min, max) in [
@@ -109,14 +115,50 @@ fn check_settings(v: &Value) -> Result<Value, ApiError> {
     }))
 }
 
-/// Pool names: 1-64 letters, digits, '-' and '_' (starting with a letter or digit).
+/// The spec's `NodeFamily` values.
+const NODE_FAMILIES: &[&str] = &["MemoryOptimized"];
+/// The spec's `NodeSize` values.
+const NODE_SIZES: &[&str] = &["Small", "Medium", "Large", "XLarge", "XXLarge"];
+
+/// Pool names, as `CreateCustomPoolRequest.name` says: 1-64 letters, numbers, dashes,
+/// underscores and spaces (starting with a letter or digit), and not the reserved
+/// `Starter Pool`.
 pub(crate) fn valid_pool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.eq_ignore_ascii_case("Starter Pool")
+}
+
+/// The name a create or update asks for, checked: 400 `InvalidPoolName` when the spec's
+/// rules refuse it.
+fn requested_name(requested: &str) -> Result<&str, ApiError> {
+    let name = requested.trim();
+    if !valid_pool_name(name) {
+        return Err(ApiError::invalid_input(
+            "InvalidPoolName",
+            format!("Pool name '{requested}' is invalid"),
+        ));
+    }
+    Ok(name)
+}
+
+/// 409 `PoolNameAlreadyExists` when another of the workspace's pools (than `except`) is
+/// called `name`: names are unique in a workspace, compared case-insensitively.
+fn check_unique(w: &Workspace, name: &str, except: Option<Uuid>) -> Result<(), ApiError> {
+    if w.spark_pools
+        .values()
+        .any(|p| Some(p.id) != except && p.name.eq_ignore_ascii_case(name))
+    {
+        return Err(ApiError::conflict(
+            "PoolNameAlreadyExists",
+            format!("A pool named '{name}' already exists in the workspace"),
+        ));
+    }
+    Ok(())
 }
 
 /// The pools `--spark-pool` gives a new workspace named `display_name`, with the seeded
@@ -159,26 +201,12 @@ pub(crate) async fn create(
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_body("The field 'name' is required (a string)"))?;
-    let name = requested.trim();
-    if !valid_pool_name(name) {
-        return Err(ApiError::invalid_input(
-            "InvalidPoolName",
-            format!("Pool name '{requested}' is invalid"),
-        ));
-    }
+    let name = requested_name(requested)?;
     let settings = check_settings(&raw)?;
     let id = s.new_id();
     let mut store = s.write();
     let w = ws_mut(&mut store, &wsid)?;
-    if w.spark_pools
-        .values()
-        .any(|p| p.name.eq_ignore_ascii_case(name))
-    {
-        return Err(ApiError::conflict(
-            "PoolNameAlreadyExists",
-            format!("A pool named '{name}' already exists in the workspace"),
-        ));
-    }
+    check_unique(w, name, None)?;
     let pool = SparkPool {
         id,
         name: name.to_string(),
@@ -201,6 +229,62 @@ pub(crate) async fn get(
         .find(|p| p["id"] == json!(pid))
         .ok_or_else(|| pool_not_found(&id))?;
     Ok(json(StatusCode::OK, &pool))
+}
+
+/// `UpdateCustomPoolRequest`: every field optional, the ones given replace the pool's, and the
+/// result must be a valid pool (so min ≤ max holds across a partial update).
+pub(crate) async fn update(
+    State(s): S,
+    Path((wsid, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pid = parse_id(&id, "PoolNotFound", "pool")?;
+    let raw: Value = parse_body(&body)?;
+    let Some(fields) = raw.as_object() else {
+        return Err(ApiError::bad_body("The body must be a JSON object"));
+    };
+    let name = match fields.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => Some(requested_name(n)?.to_string()),
+        Some(other) => {
+            return Err(ApiError::bad_body(format!(
+                "'name' must be a string, not {other}"
+            )));
+        }
+    };
+    let mut store = s.write();
+    let w = ws_mut(&mut store, &wsid)?;
+    let mut merged = w
+        .spark_pools
+        .get(&pid)
+        .ok_or_else(|| pool_not_found(&id))?
+        .settings
+        .clone();
+    for k in ["nodeFamily", "nodeSize"] {
+        if let Some(v) = fields.get(k).filter(|v| !v.is_null()) {
+            merged[k] = v.clone();
+        }
+    }
+    for k in ["autoScale", "dynamicExecutorAllocation"] {
+        if let Some(Value::Object(o)) = fields.get(k) {
+            for (f, v) in o {
+                merged[k][f] = v.clone();
+            }
+        }
+    }
+    let settings = check_settings(&merged)?;
+    if let Some(n) = &name {
+        check_unique(w, n, Some(pid))?;
+    }
+    let pool = w
+        .spark_pools
+        .get_mut(&pid)
+        .ok_or_else(|| pool_not_found(&id))?;
+    if let Some(n) = name {
+        pool.name = n;
+    }
+    pool.settings = settings;
+    Ok(json(StatusCode::OK, &pool.to_json("Workspace")))
 }
 
 pub(crate) async fn delete(
@@ -270,4 +354,136 @@ pub(crate) fn check_environment_pool(
             w.id
         ),
     ))
+}
+
+/// A new workspace's Spark settings: the spec example's shape, the starter pool by default.
+fn default_settings() -> Value {
+    json!({
+        "automaticLog": {"enabled": true},
+        "highConcurrency": {"notebookInteractiveRunEnabled": true, "notebookPipelineRunEnabled": false},
+        "pool": {
+            "customizeComputeEnabled": true,
+            "defaultPool": {"name": "Starter Pool", "type": "Workspace", "id": Uuid::nil()},
+            "starterPool": {"maxNodeCount": 1, "maxExecutors": 1},
+        },
+        "environment": {"runtimeVersion": "1.3"},
+        "job": {"conservativeJobAdmissionEnabled": false, "sessionTimeoutInMinutes": 20},
+    })
+}
+
+pub(crate) async fn get_settings(
+    State(s): S,
+    Path(wsid): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = s.read();
+    let w = ws(&store, &wsid)?;
+    let v = w
+        .spark_settings
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(default_settings);
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// Which JSON type each settable field of `UpdateWorkspaceSparkSettingsRequest` takes.
+fn field_kind(group: &str, field: &str) -> Option<&'static str> {
+    Some(match (group, field) {
+        ("automaticLog", "enabled")
+        | ("highConcurrency", "notebookInteractiveRunEnabled" | "notebookPipelineRunEnabled")
+        | ("pool", "customizeComputeEnabled")
+        | ("job", "conservativeJobAdmissionEnabled") => "boolean",
+        ("pool", "defaultPool" | "starterPool") => "object",
+        ("environment", "name" | "runtimeVersion") => "string",
+        ("job", "sessionTimeoutInMinutes") => "integer",
+        _ => return None,
+    })
+}
+
+fn type_ok(kind: &str, v: &Value) -> bool {
+    match kind {
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "string" => v.is_string() || v.is_null(),
+        _ => v.as_u64().is_some(),
+    }
+}
+
+/// The pool `defaultPool` names (`{name, type}`), with its id: the starter pool, one of the
+/// workspace's own pools, or one of its capacity's.
+fn resolve_default_pool(store: &Store, w: &Workspace, p: &Value) -> Result<Value, ApiError> {
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("Starter Pool");
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("Workspace");
+    if name.eq_ignore_ascii_case("Starter Pool") {
+        return Ok(json!({"name": "Starter Pool", "type": "Workspace", "id": Uuid::nil()}));
+    }
+    all_pools(store, w)
+        .find(|x| {
+            x["type"] == kind
+                && x["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(|x| json!({"name": x["name"], "type": kind, "id": x["id"]}))
+        .ok_or_else(|| {
+            ApiError::bad_body(format!(
+                "'pool.defaultPool' names no {kind} pool '{name}' of the workspace"
+            ))
+        })
+}
+
+/// `PATCH …/spark/settings`: the fields given replace the workspace's, each checked for its
+/// type; `defaultPool` must name a pool the workspace sees.
+pub(crate) async fn update_settings(
+    State(s): S,
+    Path(wsid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let raw: Value = parse_body(&body)?;
+    let Some(groups) = raw.as_object() else {
+        return Err(ApiError::bad_body("The body must be a JSON object"));
+    };
+    let mut store = s.write();
+    let w = ws(&store, &wsid)?;
+    let mut merged = w
+        .spark_settings
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(default_settings);
+    for (group, fields) in groups {
+        let Some(fields) = fields.as_object() else {
+            return Err(ApiError::bad_body(format!("'{group}' must be an object")));
+        };
+        for (field, v) in fields {
+            let kind = field_kind(group, field)
+                .ok_or_else(|| ApiError::bad_body(format!("unknown setting '{group}.{field}'")))?;
+            if !type_ok(kind, v) {
+                return Err(ApiError::bad_body(format!(
+                    "'{group}.{field}' must be a {kind}"
+                )));
+            }
+            merged[group.as_str()][field.as_str()] = match field.as_str() {
+                "defaultPool" => resolve_default_pool(&store, w, v)?,
+                "starterPool" => {
+                    let mut sp = merged["pool"]["starterPool"].clone();
+                    for (k, n) in v.as_object().into_iter().flatten() {
+                        let known = matches!(k.as_str(), "maxNodeCount" | "maxExecutors");
+                        if !known || n.as_u64().is_none_or(|n| n < 1) {
+                            return Err(ApiError::bad_body(format!(
+                                "'pool.starterPool.{k}' must be an integer of at least 1"
+                            )));
+                        }
+                        sp[k.as_str()] = n.clone();
+                    }
+                    sp
+                }
+                _ => v.clone(),
+            };
+        }
+    }
+    let w = ws_mut(&mut store, &wsid)?;
+    w.spark_settings = Some(Box::new(merged.clone()));
+    Ok(json(StatusCode::OK, &merged))
 }

@@ -172,6 +172,7 @@ pub(crate) async fn create(
         deleted_items: Default::default(),
         git: None,
         spark_pools,
+        spark_settings: None,
     };
     // The creator becomes Admin, as in the real service.
     if let Ok(p) = Uuid::parse_str(&ctx.principal_id) {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::common::{Env, Resp};
 
-fn shared_dir() -> PathBuf {
+pub(crate) fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 

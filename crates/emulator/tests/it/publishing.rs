@@ -289,6 +289,123 @@ async fn typed_properties_follow_creation_payloads_and_the_clock() {
     );
 }
 
+/// `GET/PATCH …/spark/settings` answer the spec's shape; a PATCH takes the spec example's
+/// body and changes only the fields it gives; `defaultPool` resolves to a pool of the
+/// workspace by name, and a pool it does not see is refused.
+#[tokio::test]
+async fn spark_settings_read_and_update_as_the_spec_says() {
+    let env = Env::start().await;
+    let ws = env.workspace("SparkSettings", true).await;
+    let url = format!("/v1/workspaces/{ws}/spark/settings");
+    let first = env.get(&url).await.expect(200);
+    conforms("WorkspaceSettings_GetSparkSettings", &first);
+    let file = crate::conformance::shared_dir()
+        .join("fabric-rest-api-specs/spark/examples/UpdateWorkspaceSparkSettings.json");
+    let example: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let body = example["parameters"]["updateWorkspaceSettingsRequest"].clone();
+    let r = env.patch(&url, body.clone()).await.expect(200);
+    conforms("WorkspaceSettings_UpdateSparkSettings", &r);
+    assert_eq!(r.body["pool"]["starterPool"], body["pool"]["starterPool"]);
+    assert_eq!(r.body["automaticLog"]["enabled"], false);
+    assert_eq!(env.get(&url).await.expect(200).body, r.body);
+    // Only the fields given change.
+    let r = env
+        .patch(&url, json!({"job": {"sessionTimeoutInMinutes": 45}}))
+        .await
+        .expect(200);
+    assert_eq!(r.body["job"]["sessionTimeoutInMinutes"], 45);
+    assert_eq!(r.body["automaticLog"]["enabled"], false);
+    // The default pool by name, with the pool's id.
+    let pools = format!("/v1/workspaces/{ws}/spark/pools");
+    let pool = json!({"name": "etl", "nodeFamily": "MemoryOptimized", "nodeSize": "Small", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 2}, "dynamicExecutorAllocation": {"enabled": true, "minExecutors": 1, "maxExecutors": 1}});
+    let pid = id(&env.post(&pools, pool).await.expect(201).body);
+    let r = env
+        .patch(
+            &url,
+            json!({"pool": {"defaultPool": {"name": "ETL", "type": "Workspace"}}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["pool"]["defaultPool"]["id"], json!(pid));
+    for bad in [
+        json!({"pool": {"defaultPool": {"name": "nowhere", "type": "Workspace"}}}),
+        json!({"job": {"sessionTimeoutInMinutes": "long"}}),
+        json!({"job": {"unknown": 1}}),
+        json!({"pool": {"starterPool": {"maxNodeCount": 0}}}),
+    ] {
+        let r = env.patch(&url, bad).await.expect(400);
+        conforms("WorkspaceSettings_UpdateSparkSettings", &r);
+    }
+}
+
+/// `PATCH …/spark/pools/{id}` takes the spec example's body, answers with the pool, keeps
+/// names unique and valid as `UpdateCustomPoolRequest` says, and checks the merged result.
+#[tokio::test]
+async fn spark_pools_update_as_the_spec_says() {
+    let env = Env::start().await;
+    let ws = env.workspace("SparkUpdate", true).await;
+    let pools = format!("/v1/workspaces/{ws}/spark/pools");
+    let body = |name: &str| json!({"name": name, "nodeFamily": "MemoryOptimized", "nodeSize": "Medium", "autoScale": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 3}, "dynamicExecutorAllocation": {"enabled": true, "minExecutors": 1, "maxExecutors": 2}});
+    let pid = id(&env.post(&pools, body("etl pool")).await.expect(201).body);
+    env.post(&pools, body("other")).await.expect(201);
+    let file = crate::conformance::shared_dir()
+        .join("fabric-rest-api-specs/spark/examples/UpdateCustomPool.json");
+    let example: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let url = format!("{pools}/{pid}");
+    let r = env
+        .patch(
+            &url,
+            example["parameters"]["updateCustomPoolRequest"].clone(),
+        )
+        .await
+        .expect(200);
+    conforms("CustomPools_UpdateWorkspaceCustomPool", &r);
+    let mut expected = example["responses"]["200"]["body"].clone();
+    expected["id"] = json!(pid);
+    assert_eq!(r.body, expected);
+    // A partial update keeps the rest; the result must still be a valid pool.
+    let r = env
+        .patch(&url, json!({"autoScale": {"maxNodeCount": 5}}))
+        .await
+        .expect(200);
+    assert_eq!(
+        r.body["autoScale"],
+        json!({"enabled": true, "minNodeCount": 1, "maxNodeCount": 5})
+    );
+    assert_eq!(r.body["nodeSize"], "Small");
+    env.patch(&url, json!({"autoScale": {"minNodeCount": 9}}))
+        .await
+        .expect(400);
+    env.patch(&url, json!({"nodeSize": "Huge"}))
+        .await
+        .expect(400);
+    let taken = env.patch(&url, json!({"name": "OTHER"})).await.expect(409);
+    assert_eq!(taken.error_code(), "PoolNameAlreadyExists");
+    for bad in ["Starter Pool", "no/slash", ""] {
+        let r = env.patch(&url, json!({"name": bad})).await.expect(400);
+        conforms("CustomPools_UpdateWorkspaceCustomPool", &r);
+    }
+    assert_eq!(
+        env.patch(&url, json!({"name": "renamed pool"}))
+            .await
+            .expect(200)
+            .body["name"],
+        "renamed pool"
+    );
+    let missing = env
+        .patch(
+            &format!("{pools}/{}", uuid_like()),
+            json!({"nodeSize": "Small"}),
+        )
+        .await
+        .expect(404);
+    assert_eq!(missing.error_code(), "PoolNotFound");
+}
+
+fn uuid_like() -> &'static str {
+    "00000000-0000-4000-8000-000000000123"
+}
+
 #[tokio::test]
 async fn spark_pools_list_workspace_and_capacity_pools() {
     let env = Env::with(|c| {

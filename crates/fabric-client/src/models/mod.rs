@@ -9,6 +9,7 @@ mod common;
 mod git;
 mod item;
 mod operation;
+mod spark;
 mod workspace;
 
 pub use bulk::*;
@@ -16,6 +17,7 @@ pub use common::{Page, Timestamp};
 pub use git::*;
 pub use item::*;
 pub use operation::*;
+pub use spark::*;
 pub use workspace::*;
 
 #[cfg(test)]

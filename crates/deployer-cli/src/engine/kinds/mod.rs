@@ -7,6 +7,8 @@ pub mod git;
 pub mod item;
 pub mod item_undo;
 pub mod role;
+pub mod spark_pool;
+pub mod spark_settings;
 pub mod workspace;
 
 #[cfg(test)]
@@ -43,6 +45,7 @@ pub(crate) mod tests {
             }],
             git: None,
             publish: None,
+            sections: Default::default(),
         }
     }
 }
