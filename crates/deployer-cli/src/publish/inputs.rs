@@ -365,30 +365,32 @@ pub fn resolve(
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }
-    let unpublish = Unpublish {
-        // As fabric-cicd's `deploy_with_config`: a config unpublishes unless it skips it.
-        enabled: match &cicd {
-            Some(c) => !c.unpublish.skip,
-            None => args.unpublish,
-        },
-        exclude_regex: re(cicd
-            .as_ref()
-            .and_then(|c| c.unpublish.exclude_regex.as_ref())),
-        items_to_include: cicd
-            .as_ref()
-            .and_then(|c| c.unpublish.items_to_include.clone()),
-        features: features.clone(),
-    };
     Ok(Some(Resolved {
         target: Target {
             workspace,
-            unpublish,
+            unpublish: unpublish_of(args, cicd.as_ref(), features),
             api_root: cicd.as_ref().and_then(|c| c.api_root.clone()),
         },
         repo,
         how,
         warnings: problems,
     }))
+}
+
+/// What unpublishing does: as fabric-cicd's `deploy_with_config`, a config unpublishes unless
+/// it skips it; without one, `--unpublish` asks.
+fn unpublish_of(args: &PublishArgs, cicd: Option<&CicdConfig>, features: Vec<String>) -> Unpublish {
+    Unpublish {
+        enabled: match cicd {
+            Some(c) => !c.unpublish.skip,
+            None => args.unpublish,
+        },
+        exclude_regex: cicd
+            .and_then(|c| c.unpublish.exclude_regex.as_ref())
+            .and_then(|s| Regex::new(s).ok()),
+        items_to_include: cicd.and_then(|c| c.unpublish.items_to_include.clone()),
+        features,
+    }
 }
 
 #[cfg(test)]
