@@ -341,3 +341,32 @@ async fn destroy_removes_the_described_pools() {
     assert_eq!(names, ["hand made"]);
     emu.shutdown().await.unwrap();
 }
+
+/// A workspace that describes no pools costs no pool request: not in the plan, not in the
+/// apply (a call per workspace would be the whole cost of a no-op plan of a large estate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_without_pools_sends_no_pool_request() {
+    let (emu, client, opts, _state) = crate::start().await;
+    let mut without = desired(json!([]), &["L"]);
+    without.workspaces[0].sections.clear();
+    let report = apply(&client, &opts, &without).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let again = fabrik_cli::run::plan(&client, &without, 4).await.unwrap();
+    assert_eq!(again.change_count(), 0, "{again:#?}");
+    let log = crate::admin(&emu, "/_emulator/requests").await;
+    let paths: Vec<&str> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/workspaces")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("/spark/pools")),
+        "{paths:?}"
+    );
+    emu.shutdown().await.unwrap();
+}

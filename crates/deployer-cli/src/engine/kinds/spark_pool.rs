@@ -403,6 +403,11 @@ impl Kind for SparkPoolKind {
         let Some(id) = cx.workspace_id() else {
             return Ok(vec![]);
         };
+        // A workspace that describes no pools has none managed: no call (one per workspace
+        // would be the whole cost of a no-op plan of a large estate that uses no pools).
+        if !cx.desired.sections.contains_key(KEY) {
+            return Ok(vec![]);
+        }
         let pools: Vec<CustomPool> = cx
             .client
             .list_custom_pools(id)
