@@ -204,17 +204,26 @@ mod spark_pool;
 mod spark_settings;
 mod toy_kind;
 
+/// Plans and applies `desired` with the default flags; the run's report.
+async fn plan_and_apply(
+    client: &fabrik_client::FabricClient,
+    opts: &RunOptions,
+    desired: &config::Desired,
+) -> run::ApplyReport {
+    let flags = fabrik_flags::Flags::defaults();
+    let plan = fabrik_cli::run::plan(client, desired, 4).await.unwrap();
+    run::apply(client, &flags, desired, &plan, opts)
+        .await
+        .unwrap()
+}
+
 /// Plans and applies `desired`; the run must succeed.
 async fn deploy(
     client: &fabrik_client::FabricClient,
     opts: &RunOptions,
     desired: &config::Desired,
 ) {
-    let flags = fabrik_flags::Flags::defaults();
-    let plan = fabrik_cli::run::plan(client, desired, 4).await.unwrap();
-    let report = run::apply(client, &flags, desired, &plan, opts)
-        .await
-        .unwrap();
+    let report = plan_and_apply(client, opts, desired).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 

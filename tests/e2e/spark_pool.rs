@@ -72,23 +72,6 @@ async fn pools_of(client: &fabrik_client::FabricClient, ws: &str) -> Vec<CustomP
         .unwrap()
 }
 
-async fn apply(
-    client: &fabrik_client::FabricClient,
-    opts: &fabrik_cli::run::RunOptions,
-    desired: &Desired,
-) -> fabrik_cli::run::ApplyReport {
-    let plan = fabrik_cli::run::plan(client, desired, 4).await.unwrap();
-    fabrik_cli::run::apply(
-        client,
-        &fabrik_flags::Flags::defaults(),
-        desired,
-        &plan,
-        opts,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_are_created_then_updated_and_a_second_plan_is_empty() {
     let (emu, client, opts, _state) = crate::start().await;
@@ -99,7 +82,7 @@ async fn pools_are_created_then_updated_and_a_second_plan_is_empty() {
     let plan = fabrik_cli::run::plan(&client, &first, 4).await.unwrap();
     let kinds: Vec<&str> = plan.changes().map(|(_, c)| c.address.kind).collect();
     assert_eq!(kinds, ["workspace", "spark_pool", "spark_pool"]);
-    let report = apply(&client, &opts, &first).await;
+    let report = crate::plan_and_apply(&client, &opts, &first).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let ws = client.find_workspace(WS).await.unwrap().unwrap().id;
     let etl = client.find_custom_pool(&ws, "etl").await.unwrap().unwrap();
@@ -125,7 +108,7 @@ async fn pools_are_created_then_updated_and_a_second_plan_is_empty() {
         update.detail.as_deref(),
         Some("node_size: Small → Medium, auto_scale.max_node_count: 2 → 4")
     );
-    let report = apply(&client, &opts, &second).await;
+    let report = crate::plan_and_apply(&client, &opts, &second).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let etl_after = client.find_custom_pool(&ws, "etl").await.unwrap().unwrap();
     assert_eq!(etl_after.id, etl.id, "updated in place");
@@ -139,7 +122,7 @@ async fn pools_are_created_then_updated_and_a_second_plan_is_empty() {
 async fn a_failed_run_restores_the_pools_as_they_were() {
     let (emu, client, mut opts, _state) = crate::start().await;
     opts.concurrency = 1;
-    let report = apply(
+    let report = crate::plan_and_apply(
         &client,
         &opts,
         &desired(json!([pool("etl", "Small", 2)]), &[]),
@@ -153,7 +136,7 @@ async fn a_failed_run_restores_the_pools_as_they_were() {
         json!([pool("etl", "Large", 5), pool("nightly", "Small", 1)]),
         &["BRONZE_Refused"],
     );
-    let report = apply(&client, &opts, &changed).await;
+    let report = crate::plan_and_apply(&client, &opts, &changed).await;
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(
         report.rollback_errors.is_empty(),
@@ -224,7 +207,7 @@ async fn spark_child_applies_until_killed() {
     );
     let client =
         fabrik_cli::run::client(&opts, &fabrik_flags::Flags::defaults(), provider).unwrap();
-    let _ = apply(
+    let _ = crate::plan_and_apply(
         &client,
         &opts,
         &desired(json!([pool("etl", "Small", 2)]), &[]),
@@ -311,7 +294,7 @@ async fn destroy_removes_the_described_pools() {
         json!([pool("etl", "Small", 2), pool("nightly", "Small", 1)]),
         &[],
     );
-    let report = apply(&client, &opts, &d).await;
+    let report = crate::plan_and_apply(&client, &opts, &d).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let ws = client.find_workspace(WS).await.unwrap().unwrap().id;
     // A hand-made report keeps the workspace; a hand-made pool is left too.
@@ -349,7 +332,7 @@ async fn a_workspace_without_pools_sends_no_pool_request() {
     let (emu, client, opts, _state) = crate::start().await;
     let mut without = desired(json!([]), &["L"]);
     without.workspaces[0].sections.clear();
-    let report = apply(&client, &opts, &without).await;
+    let report = crate::plan_and_apply(&client, &opts, &without).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let again = fabrik_cli::run::plan(&client, &without, 4).await.unwrap();
     assert_eq!(again.change_count(), 0, "{again:#?}");

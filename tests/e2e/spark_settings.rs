@@ -39,23 +39,6 @@ fn desired(settings: Value, lakehouses: &[&str]) -> Desired {
     d
 }
 
-async fn apply(
-    client: &fabrik_client::FabricClient,
-    opts: &fabrik_cli::run::RunOptions,
-    desired: &Desired,
-) -> fabrik_cli::run::ApplyReport {
-    let plan = fabrik_cli::run::plan(client, desired, 4).await.unwrap();
-    fabrik_cli::run::apply(
-        client,
-        &fabrik_flags::Flags::defaults(),
-        desired,
-        &plan,
-        opts,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_settings_are_set_after_the_default_pool_and_a_second_plan_is_empty() {
     let (emu, client, opts, _state) = crate::start().await;
@@ -74,7 +57,7 @@ async fn named_settings_are_set_after_the_default_pool_and_a_second_plan_is_empt
         .position(|(_, c)| c.address.kind == spark_pool::NAME)
         .expect("a pool create");
     assert!(plan.graph.deps(settings).contains(&pool), "{plan:#?}");
-    let report = apply(&client, &opts, &d).await;
+    let report = crate::plan_and_apply(&client, &opts, &d).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let ws = client.find_workspace(WS).await.unwrap().unwrap().id;
     let live = client.get_spark_settings(&ws).await.unwrap();
@@ -102,7 +85,7 @@ async fn a_failed_run_puts_the_previous_settings_back() {
     let (emu, client, mut opts, _state) = crate::start().await;
     opts.concurrency = 1;
     let first = desired(json!({"session_timeout_minutes": 30}), &[]);
-    let report = apply(&client, &opts, &first).await;
+    let report = crate::plan_and_apply(&client, &opts, &first).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let ws = client.find_workspace(WS).await.unwrap().unwrap().id;
     let before = client.get_spark_settings(&ws).await.unwrap();
@@ -112,7 +95,7 @@ async fn a_failed_run_puts_the_previous_settings_back() {
         json!({"session_timeout_minutes": 60, "automatic_log": false, "default_pool": "gold-builds"}),
         &["BRONZE_Refused"],
     );
-    let report = apply(&client, &opts, &changed).await;
+    let report = crate::plan_and_apply(&client, &opts, &changed).await;
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(
         report.rollback_errors.is_empty(),
