@@ -121,6 +121,28 @@ pub struct Prune {
     pub prune: bool,
 }
 
+/// `--refresh`, for the commands that plan published content.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Refresh {
+    /// With --refresh=false, read no deployed definition of an item whose rendered parts have
+    /// the digest the last successful run recorded in the state (as Terraform's
+    /// -refresh=false): fewer calls, but a change made to such an item outside fabrik since
+    /// that run is not seen. Items the record has no digest for are read as usual.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+}
+
+impl Refresh {
+    /// As the deployed record sees it.
+    pub fn mode(self) -> crate::deployed::Refresh {
+        if self.refresh {
+            crate::deployed::Refresh::Read
+        } else {
+            crate::deployed::Refresh::TrustRecord
+        }
+    }
+}
+
 /// `--workspace` and `--shard`, for the commands that plan the configuration's workspaces.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Select {
@@ -257,6 +279,16 @@ impl Cli {
         }
     }
 
+    /// `--refresh` of the command (reading every definition where it has none).
+    pub fn refresh(&self) -> crate::deployed::Refresh {
+        match &self.command {
+            Command::Plan { refresh, .. }
+            | Command::Apply { refresh, .. }
+            | Command::Publish { refresh, .. } => refresh.mode(),
+            _ => crate::deployed::Refresh::Read,
+        }
+    }
+
     /// `--prune` of the command, where it has one.
     pub fn prune(&self) -> bool {
         match &self.command {
@@ -287,6 +319,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         prune: Prune,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        refresh: Refresh,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         select: Select,
@@ -340,6 +375,9 @@ pub enum Command {
         detailed_exitcode: bool,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
+        refresh: Refresh,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
         allow_data_loss: AllowDataLoss,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
@@ -378,6 +416,9 @@ pub enum Command {
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         prune: Prune,
+        #[allow(missing_docs, reason = "clap would show a doc comment as help")]
+        #[command(flatten)]
+        refresh: Refresh,
         #[allow(missing_docs, reason = "clap would show a doc comment as help")]
         #[command(flatten)]
         allow_data_loss: AllowDataLoss,

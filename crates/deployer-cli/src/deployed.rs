@@ -11,8 +11,13 @@
 //! show them as `(sensitive)` and journals keep the references, which a rollback resolves
 //! again.
 //!
+//! A record also keeps, per published item, a digest of the definition parts the run rendered
+//! for it (only when that rendering was final: no id of an item the run was about to create
+//! in it). `--refresh=false` trusts it: an item whose parts render to the same digest is taken
+//! as deployed as recorded, and its definition is not read.
+//!
 //! Format: JSON, `format` 1. Readers ignore fields they do not know, so a later version may
-//! add (for example) a digest per resource without a new format number.
+//! add fields without a new format number.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +50,25 @@ pub struct Resource {
     /// Definition parts, by path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parts: BTreeMap<String, Rendered>,
+    /// The digest ([`digest_of`]) of the definition parts the run rendered, when final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// The digest of rendered definition parts (BLAKE2s-256, hex): each part's path and bytes,
+/// length-prefixed, in path order, so no two different sets of parts share a stream.
+pub fn digest_of(parts: &[(String, Vec<u8>)]) -> String {
+    use blake2::Digest as _;
+    let mut sorted: Vec<&(String, Vec<u8>)> = parts.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = blake2::Blake2s256::new();
+    for (path, bytes) in sorted {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One rendered value: its template and the references in it.
@@ -91,9 +115,33 @@ impl Record {
         self.resources.get(address)?.fields.get(field)
     }
 
+    /// The digest of the parts the resource at `address` was rendered with.
+    pub fn digest(&self, address: &str) -> Option<&str> {
+        self.resources.get(address)?.digest.as_deref()
+    }
+
     /// The template of part `path` of the resource at `address`.
     pub fn part(&self, address: &str, path: &str) -> Option<&Rendered> {
         self.resources.get(address)?.parts.get(path)
+    }
+}
+
+/// Digests of the definitions an apply sent, by resource address (filled while it runs).
+#[derive(Debug, Default)]
+pub struct Sent(std::sync::Mutex<BTreeMap<String, String>>);
+
+impl Sent {
+    /// Records that the definition with `digest` was sent for the resource at `address`.
+    pub fn insert(&self, address: String, digest: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address, digest);
+    }
+
+    /// What was recorded.
+    pub fn take(&self) -> BTreeMap<String, String> {
+        std::mem::take(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -102,18 +150,34 @@ impl Record {
 pub type Previous = Arc<BTreeMap<String, Record>>;
 
 tokio::task_local! {
-    static PREVIOUS: Previous;
+    static PREVIOUS: (Previous, Refresh);
 }
 
-/// Runs `f` (a plan) with `records` visible to the kinds' reads ([`previous`]).
-pub async fn with_previous<F: Future>(records: Previous, f: F) -> F::Output {
-    PREVIOUS.scope(records, f).await
+/// Whether a plan reads every deployed definition it compares (`--refresh`, the default) or
+/// trusts the digests of the deployed record (`--refresh=false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Read every definition compared.
+    Read,
+    /// Read only those whose rendering differs from the record's digest.
+    TrustRecord,
+}
+
+/// Runs `f` (a plan) with `records` visible to the kinds' reads ([`previous`]), refreshing
+/// as `refresh` says ([`refresh`]).
+pub async fn with_previous<F: Future>(records: Previous, refresh: Refresh, f: F) -> F::Output {
+    PREVIOUS.scope((records, refresh), f).await
+}
+
+/// How the current plan refreshes ([`Refresh::Read`] outside [`with_previous`]).
+pub fn refresh() -> Refresh {
+    PREVIOUS.try_with(|(_, r)| *r).unwrap_or(Refresh::Read)
 }
 
 /// The record of `workspace` the current plan runs with, if any.
 pub fn previous(workspace: &str) -> Option<Record> {
     PREVIOUS
-        .try_with(|r| r.get(&workspace.to_lowercase()).cloned())
+        .try_with(|(r, _)| r.get(&workspace.to_lowercase()).cloned())
         .ok()
         .flatten()
 }

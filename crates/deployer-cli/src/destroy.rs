@@ -417,6 +417,8 @@ fn workspace_plan(
         desired: d.clone(),
         reads: Default::default(),
         rendered: None,
+        record_unchanged: true,
+        deployed: Default::default(),
     }
 }
 

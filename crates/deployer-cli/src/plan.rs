@@ -159,9 +159,37 @@ pub struct WorkspacePlan {
     /// The kinds' accounts of how they read the workspace (`definitionReads`), shown with
     /// the plan.
     pub reads: std::collections::BTreeMap<String, serde_json::Value>,
-    /// What this run renders from secret references: the deployed record it leaves once it
-    /// succeeds (never shown; `None`: none to write).
+    /// What this run renders from secret references, and the digests of the definitions it
+    /// renders: the deployed record it leaves once it succeeds (never shown), with
+    /// [`deployed`](Self::deployed)'s digests; `None`: none to write.
     pub rendered: Option<crate::deployed::Record>,
+    /// Whether [`rendered`](Self::rendered) is the record the workspace already has.
+    pub record_unchanged: bool,
+    /// Digests of the definitions the apply sent, by resource address: they go into the
+    /// record, where the plan could not tell (a definition mentioning an item the run
+    /// created).
+    pub deployed: Arc<crate::deployed::Sent>,
+}
+
+impl WorkspacePlan {
+    /// The deployed record to write after a successful run, if it changed.
+    pub fn record_to_write(&self) -> Option<crate::deployed::Record> {
+        let sent = self.deployed.take();
+        let mut record = match &self.rendered {
+            Some(r) => r.clone(),
+            None if !sent.is_empty() => crate::deployed::Record::new(&self.name),
+            None => return None,
+        };
+        let mut changed = !self.record_unchanged;
+        for (address, digest) in sent {
+            let slot = &mut record.resources.entry(address).or_default().digest;
+            if slot.as_deref() != Some(digest.as_str()) {
+                *slot = Some(digest);
+                changed = true;
+            }
+        }
+        changed.then_some(record)
+    }
 }
 
 /// The whole plan.

@@ -264,7 +264,7 @@ async fn reconcile_locked(
     let planned = match backend.read_records(&opts.state, &names).await {
         Ok(previous) => {
             let plan = crate::run::plan(client, desired, opts.run.concurrency);
-            crate::deployed::with_previous(previous, plan)
+            crate::deployed::with_previous(previous, crate::deployed::Refresh::Read, plan)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -315,8 +315,8 @@ impl Backend {
         args: &StateArgs,
         plan: &crate::plan::Plan,
     ) -> Result<(), String> {
-        for record in plan.workspaces.iter().filter_map(|w| w.rendered.as_ref()) {
-            self.write_record(args, record).await?;
+        for record in plan.workspaces.iter().filter_map(|w| w.record_to_write()) {
+            self.write_record(args, &record).await?;
         }
         Ok(())
     }

@@ -998,3 +998,162 @@ async fn a_refused_bulk_export_falls_back_to_reading_each_definition_and_the_pla
     assert_eq!(ending(&log, "/getDefinition"), 0, "{log:?}");
     emu.shutdown().await.unwrap();
 }
+
+/// Copies the directory `from` into `to` (created).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Changes a deployed notebook's content behind fabrik's back (as a user in the portal
+/// would), through the service's own `updateDefinition`.
+async fn edit_outside_fabrik(emu: &Emulator, token: &str, ws: &str, name: &str) {
+    use base64::Engine as _;
+    let id = emu.state()["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == ws)
+        .and_then(|w| {
+            w["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["displayName"] == name)
+                .map(|i| i["id"].as_str().unwrap().to_string())
+        })
+        .unwrap();
+    let content = base64::engine::general_purpose::STANDARD
+        .encode("# Fabric notebook source\n\n# CELL ********************\n\nprint('edited')\n");
+    let body = serde_json::json!({"definition": {"format": "ipynb", "parts": [
+        {"path": "notebook-content.py", "payload": content, "payloadType": "InlineBase64"}]}});
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/v1/workspaces/{ws}/items/{id}/updateDefinition",
+        emu.base_url()
+    );
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    if let Some(op) = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+    {
+        loop {
+            let s: serde_json::Value = http
+                .get(&op)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match s["status"].as_str() {
+                Some("Succeeded") => break,
+                Some("Failed") => panic!("{s}"),
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    }
+    assert!(deployed_part(emu, ws, name, "notebook-content.py").contains("edited"));
+}
+
+/// Issue 26, `--refresh=false`: after a publish, a plan that trusts the deployed record reads
+/// no definition of an item whose rendering did not change (items mentioning others created
+/// in the same run included: their digests are those of what the apply sent), says it did not
+/// refresh, and reads just the item whose files changed; a change made outside fabrik is seen
+/// only by a refreshing plan — the trade-off the flag's help states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_false_reads_only_what_changed_since_the_record_and_says_it_did_not_refresh() {
+    let (emu, token) = emulator(FaultConfig::default()).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "refresh").await;
+    let repo = tempfile::tempdir().unwrap();
+    copy_tree(&fixture_root(), repo.path());
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = publish_repo(repo.path(), &base, &token, &ws, state.path())
+            .args(["--env", "prod"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[]);
+    // The fixture's items with a definition (not its lakehouses and warehouse).
+    let definitions = 8;
+
+    let before = requests(&emu).await.len();
+    let json = run(&["--plan", "--refresh=false", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let reads = &plan["workspaces"][0]["definitionReads"];
+    assert_eq!(reads["refresh"], false, "{json}");
+    assert_eq!(reads["trusted"], definitions, "{json}");
+    assert_eq!(reads["bulkExports"], 0, "{json}");
+    assert_eq!(
+        plan["workspaces"][0]["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
+    let text = run(&["--plan", "--refresh=false"]);
+    assert!(text.contains("not refreshed (--refresh=false)"), "{text}");
+    let again = run(&["--refresh=false"]);
+    assert!(again.contains("no changes"), "{again}");
+    let log = requests(&emu).await.split_off(before);
+    assert_eq!(ending(&log, "/getDefinition"), 0, "{log:?}");
+    assert_eq!(ending(&log, "/bulkExportDefinitions"), 0, "{log:?}");
+    assert_eq!(writes(&log), 0, "{log:?}");
+
+    // One notebook's file changes: only it is read, and it is updated.
+    let nb = repo
+        .path()
+        .join("notebooks/Ingest.Notebook/notebook-content.py");
+    let text = std::fs::read_to_string(&nb).unwrap();
+    std::fs::write(&nb, format!("{text}\n# changed\n")).unwrap();
+    let json = run(&["--plan", "--refresh=false", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let reads = &plan["workspaces"][0]["definitionReads"];
+    assert_eq!(reads["trusted"], definitions - 1, "{json}");
+    assert_eq!(reads["exported"], 1, "{json}");
+    let changes = plan["workspaces"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{json}");
+    assert!(
+        changes[0]["target"].as_str().unwrap().contains("Ingest"),
+        "{json}"
+    );
+    run(&["--refresh=false"]);
+    assert!(deployed_part(&emu, &ws, "Ingest", "notebook-content.py").contains("# changed"));
+
+    // A change outside fabrik: not seen without a refresh, seen with one.
+    edit_outside_fabrik(&emu, &token, &ws, "Utils").await;
+    let trusting = run(&["--plan", "--refresh=false", "--detailed-exitcode"]);
+    assert!(trusting.contains("no changes"), "{trusting}");
+    let out = publish_repo(repo.path(), &base, &token, &ws, state.path())
+        .args(["--env", "prod", "--plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    let refreshed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{refreshed}");
+    assert!(refreshed.contains("Utils"), "{refreshed}");
+    emu.shutdown().await.unwrap();
+}

@@ -11,7 +11,7 @@ pub(super) async fn plan(cli: &Cli, detailed_exitcode: bool) -> ExitCode {
     let planned = async {
         let previous = previous_records(cli, &workspace_names(&desired)).await?;
         let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune());
-        crate::deployed::with_previous(previous, plan).await
+        crate::deployed::with_previous(previous, cli.refresh(), plan).await
     };
     match planned.await {
         Ok(plan) => {
@@ -97,7 +97,7 @@ pub(super) async fn apply(cli: &Cli, no_rollback: bool, allow_data_loss: bool) -
         // Read under the locks: the record the previous run left, not one it is replacing.
         let previous = previous_records(cli, &workspace_names(&desired)).await?;
         let plan = crate::run::plan_with(&client, &desired, cli.concurrency, cli.prune());
-        let plan = crate::deployed::with_previous(previous, plan).await?;
+        let plan = crate::deployed::with_previous(previous, cli.refresh(), plan).await?;
         Ok((desired.clone(), plan))
     };
     let consent = crate::plan::Consent {
@@ -183,7 +183,7 @@ pub(super) async fn publish(
             )))?
             .display_name;
         let previous = previous_records(cli, &[name]).await?;
-        crate::deployed::with_previous(previous, plan).await
+        crate::deployed::with_previous(previous, cli.refresh(), plan).await
     };
     if only_plan {
         return match plan.await {

@@ -294,6 +294,8 @@ pub struct ReadCx<'a> {
     previous: Option<crate::deployed::Record>,
     /// What this run renders from secrets: the next deployed record.
     rendered: Mutex<crate::deployed::Record>,
+    /// Whether the record's digests stand for deployed definitions (`--refresh=false`).
+    refresh: crate::deployed::Refresh,
 }
 
 impl fmt::Debug for ReadCx<'_> {
@@ -324,6 +326,7 @@ impl<'a> ReadCx<'a> {
             reads: Mutex::new(BTreeMap::new()),
             previous: crate::deployed::previous(&desired.name),
             rendered: Mutex::new(crate::deployed::Record::new(&desired.name)),
+            refresh: crate::deployed::refresh(),
         }
     }
 
@@ -446,6 +449,27 @@ impl<'a> ReadCx<'a> {
             .is_some_and(|t| crate::secrets::learn(&t.template, opening, live, false))
     }
 
+    /// With `--refresh=false`, the digest of the definition the last successful run rendered
+    /// for the resource at `address` (trusted to be what is deployed); otherwise `None`.
+    pub fn trusted_digest(&self, address: &Address) -> Option<&str> {
+        if self.refresh != crate::deployed::Refresh::TrustRecord {
+            return None;
+        }
+        self.previous.as_ref()?.digest(&address.to_string())
+    }
+
+    /// Whether this plan trusts the deployed record's digests instead of reading definitions.
+    pub fn trusts_record(&self) -> bool {
+        self.refresh == crate::deployed::Refresh::TrustRecord
+    }
+
+    /// Records, for the next deployed record, the digest of the definition this run renders
+    /// for the resource at `address` (one it will deploy, or finds deployed).
+    pub fn rendered_digest(&self, address: &Address, digest: String) {
+        let mut r = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        r.resources.entry(address.to_string()).or_default().digest = Some(digest);
+    }
+
     /// The value this run wants for `field` of the resource at `address`: recorded for the
     /// next deployed record when it holds secrets.
     pub fn rendered_field(&self, address: &Address, field: &str, desired: &str) {
@@ -510,6 +534,11 @@ impl<'a> ReadCx<'a> {
             }
         }
         Some(r)
+    }
+
+    /// Whether `record` is the record the workspace already has.
+    pub fn is_previous(&self, record: Option<&crate::deployed::Record>) -> bool {
+        record == self.previous.as_ref()
     }
 
     /// The reports recorded with [`report_read`](Self::report_read).
@@ -593,6 +622,8 @@ pub struct ApplyCx<'a> {
     pub ids: &'a Ids,
     /// The items the plan saw in this workspace, `(display name, id)`.
     pub seen_items: &'a [(String, String)],
+    /// Digests of the definitions sent, for the deployed record.
+    pub sent: &'a crate::deployed::Sent,
 }
 
 impl fmt::Debug for ApplyCx<'_> {
@@ -634,6 +665,13 @@ impl ApplyCx<'_> {
     /// An error from the service while doing `what`.
     pub fn fabric(&self, what: &str) -> impl FnOnce(FabricError) -> EngineError {
         ctx(format!("{what} in {}", self.workspace))
+    }
+
+    /// Records, for the workspace's next deployed record, that the definition sent for the
+    /// resource `kind`/`key` has `digest`.
+    pub fn sent_definition(&self, kind: &'static str, key: &str, digest: String) {
+        self.sent
+            .insert(Address::new(self.workspace, kind, key).to_string(), digest);
     }
 
     /// Journals `undo` for `resource` before the change it undoes is sent (updates, adds).

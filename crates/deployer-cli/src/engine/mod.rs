@@ -354,6 +354,7 @@ async fn read_and_diff(
             changes.extend(deletes);
             let reads = cx.take_reads();
             let rendered = cx.take_rendered(&registry.names());
+            let record_unchanged = cx.is_previous(rendered.as_ref());
             let (known, seen_items) = cx.into_known();
             let mut known_ids: Vec<(Address, String)> = known.into_iter().collect();
             if let Some(w) = live {
@@ -369,6 +370,8 @@ async fn read_and_diff(
                 desired: d.clone(),
                 reads,
                 rendered,
+                record_unchanged,
+                deployed: Default::default(),
             })
         }
     });
@@ -509,6 +512,7 @@ async fn apply_one(
         target: &change.target,
         ids,
         seen_items: &w.seen_items,
+        sent: &w.deployed,
     };
     let outcome = change
         .op

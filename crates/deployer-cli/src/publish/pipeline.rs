@@ -168,6 +168,12 @@ pub struct ShortcutPublish {
     pub continue_on_failure: bool,
 }
 
+/// How a plan's placeholder for the id of an item the run creates ends
+/// (`<id of Notebook N, created by this publish>`).
+pub const CREATED_BY_THIS_RUN: &str = ", created by this publish>";
+/// How a plan's placeholder for a property of an item the run creates ends.
+pub const ONCE_CREATED: &str = ", once created>";
+
 /// What rendering needs to know about the target workspace.
 pub struct World<'a> {
     /// The target workspace id.
@@ -218,7 +224,7 @@ impl Lookup for Look<'_> {
         }
         let key = (item_type.to_string(), name.to_string());
         let id = (self.world.ids)(item_type, name)?;
-        let later = |attr: &str| Some(format!("<{attr} of {item_type} {name}, once created>"));
+        let later = |attr: &str| Some(format!("<{attr} of {item_type} {name}{ONCE_CREATED}"));
         Some(match self.world.attrs.get(&key) {
             Some(a) => ItemAttrs { id, ..a.clone() },
             None if self.world.planning => ItemAttrs {

@@ -163,30 +163,32 @@ pub struct Live {
     shortcuts: BTreeMap<usize, (Vec<serde_json::Value>, Vec<serde_json::Value>)>,
 }
 
-/// An item's `$items` properties from its type's endpoint, as fabric-cicd reads them
-/// (`PROPERTY_PATH_ATTR_MAPPING`): a lakehouse's or mirrored database's
-/// `sqlEndpointProperties`, a warehouse's `connectionString`, a SQL database's `serverFqdn`, an
-/// eventhouse's `queryServiceUri`. `None` for types with only `$id`.
-async fn typed_attrs(
-    client: &fabrik_client::FabricClient,
-    ws: &str,
-    t: &str,
-    n: &str,
-    id: String,
-) -> Result<Option<ItemAttrs>, EngineError> {
-    let collection = match t {
+/// The typed collection whose endpoint gives `t`'s `$items` properties, for the types that
+/// have more than `$id`.
+fn attrs_collection(t: &str) -> Option<&'static str> {
+    Some(match t {
         "Lakehouse" => "lakehouses",
         "MirroredDatabase" => "mirroredDatabases",
         "Warehouse" => "warehouses",
         "SQLDatabase" => "sqlDatabases",
         "Eventhouse" => "eventhouses",
-        _ => return Ok(None),
-    };
-    let p = client
-        .provisioned_item_properties(ws, collection, &id)
-        .await
-        .map_err(ctx(format!("reading the properties of {t} {n}")))?
-        .unwrap_or_default();
+        _ => return None,
+    })
+}
+
+/// Whether `properties` still wait for a SQL endpoint (read them again, waiting).
+fn provisioning(properties: Option<&serde_json::Value>) -> bool {
+    properties
+        .and_then(|p| p.pointer("/sqlEndpointProperties/provisioningStatus"))
+        .and_then(|s| s.as_str())
+        .is_some_and(|s| s == "InProgress" || s == "Failed")
+}
+
+/// An item's `$items` properties as fabric-cicd reads them (`PROPERTY_PATH_ATTR_MAPPING`),
+/// from its type's `properties`: a lakehouse's or mirrored database's
+/// `sqlEndpointProperties`, a warehouse's `connectionString`, a SQL database's `serverFqdn`, an
+/// eventhouse's `queryServiceUri`.
+fn attrs_of(t: &str, id: String, p: &serde_json::Value) -> ItemAttrs {
     let text = |ptr: &str| p.pointer(ptr).and_then(|v| v.as_str()).map(str::to_string);
     let attrs = match t {
         "Lakehouse" | "MirroredDatabase" => ItemAttrs {
@@ -207,7 +209,27 @@ async fn typed_attrs(
             ..ItemAttrs::default()
         },
     };
-    Ok(Some(ItemAttrs { id, ..attrs }))
+    ItemAttrs { id, ..attrs }
+}
+
+/// An item's `$items` properties from its type's endpoint ([`attrs_of`]), waiting while its
+/// SQL endpoint is provisioned. `None` for types with only `$id`.
+async fn typed_attrs(
+    client: &fabrik_client::FabricClient,
+    ws: &str,
+    t: &str,
+    n: &str,
+    id: String,
+) -> Result<Option<ItemAttrs>, EngineError> {
+    let Some(collection) = attrs_collection(t) else {
+        return Ok(None);
+    };
+    let p = client
+        .provisioned_item_properties(ws, collection, &id)
+        .await
+        .map_err(ctx(format!("reading the properties of {t} {n}")))?
+        .unwrap_or_default();
+    Ok(Some(attrs_of(t, id, &p)))
 }
 
 /// The file a lakehouse's shortcuts are written in.
@@ -403,6 +425,58 @@ impl PublishKind {
         }
     }
 
+    /// With `--refresh=false`: the deployed items (by index into `live`) whose rendered parts
+    /// have the digest the deployed record keeps for them, each given those parts as its
+    /// deployed definition, which is then not read.
+    fn trust_record(
+        &self,
+        cx: &ReadCx<'_>,
+        live: &mut [LiveItem],
+        rendered: &BTreeMap<usize, Parts>,
+    ) -> std::collections::BTreeSet<usize> {
+        let mut trusted = std::collections::BTreeSet::new();
+        for (&index, parts) in rendered {
+            let r = &self.repo.items[index];
+            let at = Address::new(&cx.desired.name, NAME, key(r.item_type, &r.display_name));
+            let Some(digest) = cx.trusted_digest(&at) else {
+                continue;
+            };
+            let found = live
+                .iter()
+                .position(|l| l.item_type == r.item_type && l.name == r.display_name);
+            if let Some(l) = found
+                && digest == crate::deployed::digest_of(parts)
+            {
+                live[l].parts = Some(parts.clone());
+                trusted.insert(l);
+            }
+        }
+        trusted
+    }
+
+    /// Records, for the next deployed record, the digest of each item's rendered parts — when
+    /// the rendering is final: an item that mentions one this run creates is rendered with a
+    /// placeholder for its id, and gets no digest (the next run reads it).
+    fn note_digests<'a>(
+        &self,
+        cx: &ReadCx<'_>,
+        rendered: impl Iterator<Item = (&'a usize, &'a Parts)>,
+    ) {
+        for (&index, parts) in rendered {
+            let placeholder = parts.iter().any(|(_, bytes)| {
+                let text = String::from_utf8_lossy(bytes);
+                text.contains(pipeline::CREATED_BY_THIS_RUN)
+                    || text.contains(pipeline::ONCE_CREATED)
+            });
+            if placeholder {
+                continue;
+            }
+            let r = &self.repo.items[index];
+            let at = Address::new(&cx.desired.name, NAME, key(r.item_type, &r.display_name));
+            cx.rendered_digest(&at, crate::deployed::digest_of(parts));
+        }
+    }
+
     /// Renders every selected item against `world`: the parts of deployed items (to diff
     /// with what is deployed), the shortcuts wanted and present of deployed lakehouses, and the
     /// parts of items not deployed yet (`fresh`: created, or a rename's new name).
@@ -515,9 +589,31 @@ impl PublishKind {
         which: &std::collections::BTreeSet<(String, String)>,
     ) -> Result<BTreeMap<(String, String), ItemAttrs>, EngineError> {
         let mut out = BTreeMap::new();
+        // Each type's collection is listed once, with every item's properties; an item the
+        // list shows still provisioning is read again on its own, waiting.
+        let mut listed: BTreeMap<&str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
         for (t, n) in which {
             let Some(id) = id_of(t, n) else { continue };
-            if let Some(attrs) = typed_attrs(client, ws, t, n, id).await? {
+            let Some(collection) = attrs_collection(t) else {
+                continue;
+            };
+            if !listed.contains_key(collection) {
+                let items: Vec<fabrik_client::models::Item> = client
+                    .list_typed(ws, collection)
+                    .try_collect()
+                    .await
+                    .map_err(ctx(format!("listing the workspace's {collection}")))?;
+                let by_id = items
+                    .into_iter()
+                    .map(|i| (i.id, i.properties.unwrap_or_default()))
+                    .collect();
+                listed.insert(collection, by_id);
+            }
+            let attrs = match listed[collection].get(&id) {
+                Some(p) if !provisioning(Some(p)) => Some(attrs_of(t, id, p)),
+                _ => typed_attrs(client, ws, t, n, id).await?,
+            };
+            if let Some(attrs) = attrs {
                 out.insert((t.clone(), n.clone()), attrs);
             }
         }
@@ -557,7 +653,10 @@ impl PublishKind {
                         .find(ItemType::KQLDatabase, &name)
                         .is_some_and(|d| d.selected) =>
                 {
-                    let later = format!("<queryServiceUri of KQL database {name}, once created>");
+                    let later = format!(
+                        "<queryServiceUri of KQL database {name}{}",
+                        pipeline::ONCE_CREATED
+                    );
                     out.insert(name, later);
                 }
                 None => {}
@@ -992,7 +1091,14 @@ impl PublishKind {
             kql_uris: &kql_uris,
             planning: false,
         };
-        pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)
+        let parts =
+            pipeline::render(&self.repo, r, &self.how, &world).map_err(EngineError::Invalid)?;
+        if !r.item_type.is_shell() {
+            // What is about to be deployed: the next run's `--refresh=false` trusts it.
+            let digest = crate::deployed::digest_of(&parts);
+            cx.sent_definition(NAME, &key(r.item_type, &r.display_name), digest);
+        }
+        Ok(parts)
     }
 }
 
@@ -1083,7 +1189,12 @@ impl Kind for PublishKind {
             .map(|(path, id)| (id, path))
             .collect();
         let mut items = self.live_items(cx, &folders).await?;
-        self.read_definitions(cx, ws, &mut items).await?;
+        // `--refresh=false` reads definitions once the parts are rendered (below): only those
+        // whose rendering is not the one the deployed record says was deployed.
+        if !cx.trusts_record() {
+            self.read_definitions(cx, ws, &mut items, &Default::default())
+                .await?;
+        }
         let ids: BTreeMap<(String, String), String> = items
             .iter()
             .map(|l| {
@@ -1104,7 +1215,7 @@ impl Kind for PublishKind {
         let planned = |t: &str, n: &str| {
             deployed(t, n).or_else(|| {
                 let found = self.repo.find(t.parse().ok()?, n).filter(|r| r.selected);
-                found.map(|_| format!("<id of {t} {n}, created by this publish>"))
+                found.map(|_| format!("<id of {t} {n}{}", pipeline::CREATED_BY_THIS_RUN))
             })
         };
         let other_which = self
@@ -1134,6 +1245,11 @@ impl Kind for PublishKind {
         };
         let (mut rendered, shortcuts, fresh) =
             self.render_deployed(cx, ws, &world, &deployed).await?;
+        if cx.trusts_record() {
+            let trusted = self.trust_record(cx, &mut items, &rendered);
+            self.read_definitions(cx, ws, &mut items, &trusted).await?;
+        }
+        self.note_digests(cx, rendered.iter().chain(fresh.iter().map(|(i, p)| (i, p))));
         self.note_secrets(
             cx,
             &items,

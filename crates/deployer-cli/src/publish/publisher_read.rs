@@ -48,16 +48,23 @@ impl PublishKind {
 
     /// The definitions of the deployed items the repository publishes with one (and of orphans
     /// a new item may be the rename of), by bulk export where the service allows it, else one
-    /// by one; and each VariableLibrary's active value set. How they were read is made known to
-    /// the plan ([`DefinitionReads`]).
+    /// by one — all but the `trusted` ones (by index into `items`: `--refresh=false` took their
+    /// parts from the deployed record); and each VariableLibrary's active value set. How they
+    /// were read is made known to the plan ([`DefinitionReads`]).
     pub(super) async fn read_definitions(
         &self,
         cx: &ReadCx<'_>,
         ws: &str,
         items: &mut [LiveItem],
+        trusted: &std::collections::BTreeSet<usize>,
     ) -> Result<(), EngineError> {
-        let wanted = self.definitions_wanted(items);
-        let mut reads = DefinitionReads::default();
+        let mut wanted = self.definitions_wanted(items);
+        wanted.retain(|(i, _)| !trusted.contains(i));
+        let mut reads = DefinitionReads {
+            trusted: trusted.len(),
+            refresh: !cx.trusts_record(),
+            ..DefinitionReads::default()
+        };
         let (exported, one_by_one) = bulk_read(cx, ws, items, wanted, &mut reads).await?;
         for (i, parts) in exported {
             items[i].parts = Some(parts);
@@ -80,20 +87,27 @@ impl PublishKind {
         for (i, parts) in read {
             items[i].parts = Some(parts);
         }
-        if reads.bulk_exports > 0 || !reads.one_by_one.is_empty() {
+        if reads.bulk_exports > 0 || !reads.one_by_one.is_empty() || !reads.refresh {
             reads.report(cx);
         }
-        for l in items.iter_mut() {
-            let selected = self
-                .repo
-                .find(l.item_type, &l.name)
-                .is_some_and(|r| r.selected);
-            if l.item_type == ItemType::VariableLibrary && selected {
-                l.value_set = cx
-                    .client
-                    .active_value_set(ws, &l.id)
-                    .await
-                    .map_err(ctx(format!("reading the active value set of {}", l.name)))?;
+        let libraries = items.iter().any(|l| {
+            l.item_type == ItemType::VariableLibrary
+                && self
+                    .repo
+                    .find(l.item_type, &l.name)
+                    .is_some_and(|r| r.selected)
+        });
+        if libraries {
+            // One list gives every library's active value set, however many there are.
+            let mut sets = cx
+                .client
+                .active_value_sets(ws)
+                .await
+                .map_err(ctx("listing the workspace's variable libraries"))?;
+            for l in items.iter_mut() {
+                if l.item_type == ItemType::VariableLibrary {
+                    l.value_set = sets.remove(&l.id).flatten();
+                }
             }
         }
         Ok(())
@@ -135,6 +149,17 @@ pub struct DefinitionReads {
     pub exported: usize,
     /// Items read one by one.
     pub one_by_one: Vec<OneByOne>,
+    /// Whether every definition compared was read (false with `--refresh=false`).
+    #[serde(default = "yes")]
+    pub refresh: bool,
+    /// With `--refresh=false`: items not read, their rendering being the one the deployed
+    /// record's digest says was deployed.
+    #[serde(default)]
+    pub trusted: usize,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An item whose definition was read with its own `getDefinition`.
@@ -171,6 +196,13 @@ impl DefinitionReads {
             "{} bulk export(s) ({} item(s))",
             self.bulk_exports, self.exported
         );
+        if !self.refresh {
+            out.push_str(&format!(
+                "; not refreshed (--refresh=false): {} item(s) not read, unchanged since the \
+                 deployed record of the last successful run",
+                self.trusted
+            ));
+        }
         let mut whys: Vec<&str> = self.one_by_one.iter().map(|o| o.why.as_str()).collect();
         whys.sort_unstable();
         whys.dedup();
@@ -456,6 +488,8 @@ mod tests {
         let reads = DefinitionReads {
             bulk_exports: 2,
             exported: 5,
+            refresh: true,
+            trusted: 0,
             one_by_one: vec![
                 OneByOne {
                     item: "Notebook:A".into(),

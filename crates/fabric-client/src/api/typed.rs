@@ -12,8 +12,17 @@ use crate::models::Item;
 const TYPED_ITEM: &str = "/workspaces/{workspaceId}/{collection}/{itemId}";
 const ENV_PUBLISH: &str = "/workspaces/{workspaceId}/environments/{environmentId}/staging/publish";
 const VARIABLE_LIBRARY: &str = "/workspaces/{workspaceId}/variableLibraries/{variableLibraryId}";
+/// A typed collection (`/workspaces/{id}/lakehouses`, …), listed with each item's properties.
+const TYPED_ITEMS: &str = "/workspaces/{workspaceId}/{collection}";
 
 impl FabricClient {
+    /// The items of one typed collection of a workspace (`lakehouses`, `warehouses`, …), each
+    /// with the `properties` its typed endpoint gives: one paged list where reading each item
+    /// would cost a call per item.
+    pub fn list_typed(&self, workspace_id: &str, collection: &str) -> crate::Paged<Item> {
+        self.paged(self.call(Method::GET, TYPED_ITEMS, &[workspace_id, collection]))
+    }
+
     /// The `properties` of an item from its typed endpoint
     /// (`/workspaces/{id}/{collection}/{itemId}`, e.g. `warehouses`), when it has some.
     pub async fn item_properties(
@@ -102,6 +111,31 @@ impl FabricClient {
             .and_then(|p| p.get("activeValueSetName"))
             .and_then(|v| v.as_str())
             .map(str::to_string))
+    }
+
+    /// Every VariableLibrary of a workspace with its active value set (`None` when the service
+    /// does not say), by item id: one paged list instead of a read per library.
+    pub async fn active_value_sets(
+        &self,
+        workspace_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, Option<String>>, FabricError> {
+        use futures::TryStreamExt as _;
+        let libraries: Vec<Item> = self
+            .list_typed(workspace_id, "variableLibraries")
+            .try_collect()
+            .await?;
+        Ok(libraries
+            .into_iter()
+            .map(|item| {
+                let set = item
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.get("activeValueSetName"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                (item.id, set)
+            })
+            .collect())
     }
 
     /// Sets a VariableLibrary's active value set.
