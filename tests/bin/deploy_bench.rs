@@ -15,10 +15,14 @@
 //! 6. a short deploy (about 250 requests) throttled at a rate fabrik is not told, ten runs
 //!    (bar: median ≤ 1.1 × accepted requests ÷ rate, worst ≤ 1.25);
 //! 7. the 200 workspaces by one runner and by four runners at once (`--shard I/4`), each its
-//!    own identity, state in Azure Blob (bar: each workspace once, wall ≤ 0.35 × one runner's).
+//!    own identity, state in Azure Blob (bar: each workspace once, wall ≤ 0.35 × one runner's);
+//! 8. an estate with content: 1,000 workspaces, each publishing a generated 50-item repository,
+//!    deployed once (unthrottled), then a no-op `plan --refresh=false` against the emulator's
+//!    Fabric-like profile with one identity's quota (bar: wall ≤ 1.1 × requests ÷ quota,
+//!    requests ≤ 5 per workspace, peak RSS < 500 MB); writes `docs/benchmarks/deploy-estate.md`.
 //!
 //! Every run must succeed, or the benchmark fails; a missed bar fails it after the documents
-//! are written. Writes `docs/benchmarks/deploy.md` when all cases ran; `deploy-bench throttled|unthrottled|items|pacing|shards|state` runs one, and `deploy-bench
+//! are written. Writes `docs/benchmarks/deploy.md` when cases 1–4, 6 and 7 ran; `deploy-bench throttled|unthrottled|items|pacing|shards|state|estate` runs one, and `deploy-bench
 //! compare OTHER_FABRIK` times this build against another on the unthrottled case. Run from the
 //! workspace root after a release build.
 
@@ -155,6 +159,7 @@ struct Run {
     wall: Duration,
     peak_rss_kb: u64,
     ok: bool,
+    code: Option<i32>,
 }
 
 /// Runs `fabrik apply`, sampling its peak RSS (VmHWM) while it runs.
@@ -166,14 +171,28 @@ async fn apply(
     state: &Path,
     extra: &[&str],
 ) -> Run {
+    let mut args = vec!["apply"];
+    args.extend_from_slice(extra);
+    command_run(bin, &args, config, base, token, state).await
+}
+
+/// Runs `fabrik ARGS` on `config`, sampling its peak RSS (VmHWM) while it runs.
+async fn command_run(
+    bin: &Path,
+    args: &[&str],
+    config: &Path,
+    base: &str,
+    token: &str,
+    state: &Path,
+) -> Run {
     let started = Instant::now();
     let mut child = Command::new(bin)
-        .args(["apply", "--config"])
+        .args(args)
+        .arg("--config")
         .arg(config)
         .args(["--base-url", &format!("{base}/v1")])
         .arg("--state-dir")
         .arg(state)
-        .args(extra)
         .env("FABRIC_TOKEN", token)
         .env("FABRIK_LOG", "off")
         .stdout(Stdio::null())
@@ -200,6 +219,7 @@ async fn apply(
         wall: started.elapsed(),
         peak_rss_kb: peak,
         ok: status.success(),
+        code: status.code(),
     }
 }
 
@@ -709,11 +729,181 @@ async fn main() -> std::process::ExitCode {
         let (doc, bars) = state_backends(&bin, dir.path(), &config_path).await;
         ok &= write_doc(&root, "deploy-state", &doc, &bars);
     }
+    if wants("estate") {
+        let (doc, bars) = estate(&root, &bin, dir.path()).await;
+        ok &= write_doc(&root, "deploy-estate", &doc, &bars);
+    }
     if ok {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
     }
+}
+
+/// Workspaces of case 8.
+const ESTATE_WORKSPACES: usize = 1000;
+/// Items of case 8's generated repository: notebooks, and pipelines that run them.
+const ESTATE_NOTEBOOKS: usize = 40;
+const ESTATE_PIPELINES: usize = 10;
+/// Case 8's quota: calls per minute for the one identity, and the profile's time scale (the
+/// same as `cargo xtask bench-publish --profile fabric`'s: 200 a minute, the low end of the
+/// unified quota, 20 times faster).
+const ESTATE_QUOTA: u32 = 200;
+const ESTATE_TIME_SCALE: u32 = 20;
+
+/// Writes case 8's repository into `dir`: `ESTATE_NOTEBOOKS` notebooks and `ESTATE_PIPELINES`
+/// pipelines, each running a notebook by its logicalId (so its rendered definition holds the
+/// id of an item the first deploy creates).
+fn estate_repo(dir: &Path) {
+    let platform = |t: &str, name: &str, logical: &str| {
+        serde_json::json!({
+            "$schema": "https://developer.microsoft.com/json-schemas/fabric/gitIntegration/platformProperties/2.0.0/schema.json",
+            "metadata": {"type": t, "displayName": name},
+            "config": {"version": "2.0", "logicalId": logical},
+        })
+        .to_string()
+    };
+    let logical = |k: usize| format!("0e57a7e0-0000-4000-8000-{k:012}");
+    for n in 0..ESTATE_NOTEBOOKS {
+        let d = dir.join(format!("NB_{n:02}.Notebook"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join(".platform"),
+            platform("Notebook", &format!("NB_{n:02}"), &logical(n)),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("notebook-content.py"),
+            format!(
+                "# Fabric notebook source\n\n# CELL ********************\n\nprint('step {n}')\n"
+            ),
+        )
+        .unwrap();
+    }
+    for p in 0..ESTATE_PIPELINES {
+        let d = dir.join(format!("PL_{p:02}.DataPipeline"));
+        std::fs::create_dir_all(&d).unwrap();
+        let k = ESTATE_NOTEBOOKS + p;
+        std::fs::write(
+            d.join(".platform"),
+            platform("DataPipeline", &format!("PL_{p:02}"), &logical(k)),
+        )
+        .unwrap();
+        let content = serde_json::json!({"properties": {"activities": [{
+            "name": "Run", "type": "TridentNotebook",
+            "typeProperties": {"notebookId": logical(p), "workspaceId": "00000000-0000-0000-0000-000000000000"},
+        }]}});
+        std::fs::write(d.join("pipeline-content.json"), content.to_string()).unwrap();
+    }
+}
+
+/// Stops an emulator started with `--state FILE` so that it saves its state (SIGINT), and
+/// waits for it.
+async fn save_and_stop(mut emu: Emulator) {
+    let pid = emu._child.id().expect("the emulator runs");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "signal the emulator");
+    let status = emu._child.wait().await.unwrap();
+    assert!(
+        status.success(),
+        "the emulator saved its state and exited: {status}"
+    );
+}
+
+/// Case 8: 1,000 workspaces each publishing the generated 50-item repository, deployed once
+/// against an unthrottled emulator that then saves its state; then a no-op
+/// `plan --refresh=false` against the same state on the Fabric-like profile with one
+/// identity's quota, fabrik not told the quota.
+async fn estate(root: &Path, bin: &Path, dir: &Path) -> Section {
+    let provenance = Provenance::start(
+        root,
+        "cargo xtask bench --deploy-only (deploy-bench estate)",
+    );
+    let repo = dir.join("repo50");
+    estate_repo(&repo);
+    let config_path = dir.join("estate.yaml");
+    let mut y = String::from("project: {name: estate, prefix: estate}\nworkspaces:\n");
+    for w in 0..ESTATE_WORKSPACES {
+        let _ = writeln!(y, "  - name: e{w:04}\n    repository: {{path: repo50}}");
+    }
+    std::fs::write(&config_path, y).unwrap();
+    let saved = dir.join("estate-emulator.json");
+    let saved_arg = saved.to_str().unwrap().to_string();
+    let state = dir.join("runs-estate");
+
+    let emu = emulator(bin, &["--lro-delay", "0", "--state", &saved_arg]).await;
+    let tok = token(&emu.base).await;
+    let first = apply(bin, &config_path, &emu.base, &tok, &state, &[]).await;
+    check(&first, "the estate's first apply");
+    let (deployed, _, _) = requests(&emu.base).await;
+    println!(
+        "estate: first apply, {deployed} requests in {:.1}s",
+        first.wall.as_secs_f64()
+    );
+    save_and_stop(emu).await;
+
+    let (scale, quota) = (ESTATE_TIME_SCALE.to_string(), ESTATE_QUOTA.to_string());
+    let emu = emulator(
+        bin,
+        &[
+            "--state",
+            &saved_arg,
+            "--profile",
+            "fabric",
+            "--time-scale",
+            &scale,
+            "--quota",
+            &quota,
+        ],
+    )
+    .await;
+    let tok = token(&emu.base).await;
+    let plan = command_run(
+        bin,
+        &["plan", "--refresh=false", "--detailed-exitcode"],
+        &config_path,
+        &emu.base,
+        &tok,
+        &state,
+    )
+    .await;
+    let (total, writes, throttled) = requests(&emu.base).await;
+    let accepted = total - throttled;
+    let rate = f64::from(ESTATE_QUOTA * ESTATE_TIME_SCALE) / 60.0;
+    let minimum = (accepted as f64 - f64::from(ESTATE_QUOTA)).max(0.0) / rate;
+    let wall = plan.wall.as_secs_f64();
+    let ratio = wall / (accepted as f64 / rate);
+    let per_ws = accepted as f64 / ESTATE_WORKSPACES as f64;
+    let rss_mb = plan.peak_rss_kb as f64 / 1024.0;
+    println!(
+        "estate: no-op plan --refresh=false: {accepted} requests ({throttled} 429s, {writes} writes) in {wall:.1}s; ratio {ratio:.3}; {per_ws:.2}/workspace; peak RSS {rss_mb:.1} MB; exit {:?}",
+        plan.code
+    );
+    // 0: the plan has no change (--detailed-exitcode says 2 when it has).
+    assert_eq!(
+        plan.code,
+        Some(0),
+        "the estate's no-op plan found changes or failed"
+    );
+    let md = format!(
+        "# Estate benchmark: 1,000 workspaces with content, a no-op plan\n\n{}\nOne case alone: `target/release/deploy-bench estate` after `cargo build --release -p fabrik-cli -p fabrik-tests --bins`.\n\n**Estate**: {ESTATE_WORKSPACES} workspaces, each publishing (its `repository:`) one generated repository of {} items: {ESTATE_NOTEBOOKS} notebooks and {ESTATE_PIPELINES} pipelines, each pipeline running a notebook by its logicalId. Deployed once by `fabrik apply` against an unthrottled emulator ({deployed} requests, {:.1} s), which then saves its state.\n\n**Measured**: `fabrik plan --refresh=false --detailed-exitcode` with fabrik's defaults, the state directory the apply left (its deployed records hold each item's digest), against the emulator restarted on that state with the Fabric-like profile (`--profile fabric --time-scale {ESTATE_TIME_SCALE} --quota {ESTATE_QUOTA}`: Fabric's latencies from the recorded trace divided by {ESTATE_TIME_SCALE}; one identity's quota of {ESTATE_QUOTA} calls a minute — the low end of the unified quota — times {ESTATE_TIME_SCALE}, {rate:.1} calls/s after a first minute's allowance of {ESTATE_QUOTA}). fabrik is not told the quota. The plan must exit 0 (no change).\n\n| workspaces | requests accepted | per workspace | 429 answers | writes | wall | requests ÷ quota | ratio | least possible (burst spent) | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n| {ESTATE_WORKSPACES} | {accepted} | {per_ws:.2} | {throttled} | {writes} | {wall:.1} s | {:.1} s | {ratio:.3} | {minimum:.1} s | {rss_mb:.1} MB |\n\n",
+        provenance.finish(),
+        ESTATE_NOTEBOOKS + ESTATE_PIPELINES,
+        first.wall.as_secs_f64(),
+        accepted as f64 / rate,
+    );
+    let bars = vec![Bar::new(
+        "estate no-op plan with content: 1,000 workspaces × 50 items, one identity, Fabric-like profile",
+        "wall ≤ 1.1 × requests ÷ quota, requests ≤ 5 per workspace, peak RSS < 500 MB",
+        format!("{ratio:.3}, {per_ws:.2} per workspace, {rss_mb:.1} MB"),
+        ratio <= 1.1 && per_ws <= 5.0 && rss_mb < 500.0 && writes == 0,
+    )];
+    let mut md = md;
+    md.push_str(&bars_section(&bars));
+    (md, bars)
 }
 
 /// fabrik's default `--concurrency` (crates/deployer-cli/src/main.rs), shown in the report.

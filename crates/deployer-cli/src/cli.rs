@@ -52,8 +52,11 @@ pub struct Cli {
     /// seconds, one deadline for all of them (0: fail at once with exit code 3).
     #[arg(long, global = true, default_value_t = 0)]
     pub lock_timeout: u64,
-    /// Changes applied (and workspaces read) at once, across and within workspaces. 16 keeps
-    /// a 50 ms long-running operation from setting the pace (docs/BENCHMARKS.md).
+    /// Calls on the wire at once (and workspaces read at once), across and within workspaces;
+    /// changes in progress: four times as many, as most of a change's time is waiting for its
+    /// long-running operation, which holds no call (with 1: one change at a time, in the
+    /// plan's order). 16 keeps a 50 ms long-running operation from setting the pace
+    /// (docs/BENCHMARKS.md).
     #[arg(long, global = true, default_value_t = crate::run::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
     /// Deadline for one long-running operation, in seconds.

@@ -46,8 +46,10 @@ pub struct RunOptions {
     pub command: &'static str,
 }
 
-/// Changes in flight at once by default (`--concurrency`): enough that a 50 ms long-running
-/// operation does not set the pace (docs/BENCHMARKS.md), few enough to stay polite.
+/// Calls on the wire at once by default (`--concurrency`; the engine keeps
+/// [`engine::CHANGES_PER_CALL`] times as many changes in progress): enough that a 50 ms
+/// long-running operation does not set the pace (docs/BENCHMARKS.md), few enough to stay
+/// polite.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default deadline of one long-running operation, in seconds (`--lro-timeout`).
 pub const DEFAULT_LRO_TIMEOUT_SECS: u64 = 600;
@@ -120,7 +122,10 @@ pub fn stack(
     let mut builder = FabricClient::builder(opts.base_url.clone())
         .token_provider(token)
         .lro_deadline(opts.lro_deadline)
-        .call_timeout(opts.call_timeout);
+        .call_timeout(opts.call_timeout)
+        // `--concurrency` is the calls on the wire; the engine keeps more changes in
+        // progress, most of them waiting for their operations.
+        .max_in_flight(opts.concurrency);
     if let Some(pem) = &opts.extra_ca_pem {
         builder = builder.extra_root_certificate_pem(pem.clone());
     }

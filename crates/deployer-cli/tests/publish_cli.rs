@@ -1157,3 +1157,54 @@ async fn refresh_false_reads_only_what_changed_since_the_record_and_says_it_did_
     assert!(refreshed.contains("Utils"), "{refreshed}");
     emu.shutdown().await.unwrap();
 }
+
+/// An Environment's publish is started by its change and waited for by the run once its
+/// other changes are done: the notebook that mentions the environment (it needs only its id)
+/// is created while the publish runs, and a publish that ends `Failed` fails the run, which
+/// rolls back everything, the notebook included, and names the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_publish_is_waited_for_at_the_end_and_its_failure_rolls_the_run_back() {
+    let faults = "POST /v1/workspaces/*/environments/*/staging/publish#1=lro-fail"
+        .parse()
+        .unwrap();
+    let (emu, token) = emulator(faults).await;
+    let base = format!("{}/v1", emu.base_url());
+    let ws = workspace(&emu, &token, "envlast").await;
+    let state = tempfile::tempdir().unwrap();
+    let report = state.path().join("report.json");
+    let out = publish(&base, &token, &ws, state.path())
+        .args(["--env", "prod", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("publishing environment Spark"), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let undone: Vec<&str> = r["result"]["rolled_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    // The notebook mentioning the environment was created while its publish ran.
+    assert!(undone.iter().any(|t| t.contains("Ingest")), "{undone:?}");
+    assert!(undone.iter().any(|t| t.contains("Spark")), "{undone:?}");
+    assert!(
+        r["result"]["rollback_errors"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{r}"
+    );
+    let left = emu.state()["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == ws)
+        .map(|w| w["items"].as_array().map_or(0, Vec::len))
+        .unwrap();
+    assert_eq!(left, 0, "everything the run made is rolled back");
+    emu.shutdown().await.unwrap();
+}

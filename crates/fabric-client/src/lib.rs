@@ -47,4 +47,5 @@ pub use client::{
 };
 pub use error::{ApiError, FabricError};
 pub use idempotent::{Ensured, Origin};
+pub use lro::Operation;
 pub use pager::Paged;

@@ -35,12 +35,19 @@ impl FabricClient {
     /// Runs the operation; returns the answer holding the result when `want_result`, else the
     /// last answer seen.
     async fn run_lro(&self, call: Call, want_result: bool) -> Result<Response, FabricError> {
-        let clock = &self.inner.clock;
-        let started = clock.now();
-        let deadline = started + self.lro_deadline;
+        match self.lro_start(call).await? {
+            Started::Done(answer) => Ok(answer),
+            Started::Running(op) => self.lro_wait(op, want_result).await,
+        }
+    }
+
+    /// Sends an LRO-capable call: its answer when it is one (200/201), else the operation it
+    /// started, to wait for with [`wait_operation`](Self::wait_operation).
+    pub(crate) async fn lro_start(&self, call: Call) -> Result<Started, FabricError> {
+        let started = self.inner.clock.now();
         let first = self.execute(&call).await?;
         if first.status != 202 {
-            return Ok(first);
+            return Ok(Started::Done(first));
         }
         let operation = first.operation.clone();
         let location = first.header("location").map(str::to_owned);
@@ -49,7 +56,7 @@ impl FabricClient {
             .map(str::to_owned)
             .or_else(|| location.as_deref().and_then(last_segment))
             .unwrap_or_default();
-        let mut state_url = match (&location, operation_id.is_empty()) {
+        let state_url = match (&location, operation_id.is_empty()) {
             (Some(loc), _) => self.call_url(Method::GET, STATE_ROUTE, loc, &call.url)?.url,
             (None, false) => self.call(Method::GET, STATE_ROUTE, &[&operation_id]).url,
             (None, true) => {
@@ -60,7 +67,35 @@ impl FabricClient {
                 });
             }
         };
-        let mut wait = self.poll_wait(&first);
+        Ok(Started::Running(Operation {
+            operation,
+            route: call.route,
+            operation_id,
+            state_url,
+            first_wait: self.poll_wait(&first),
+            deadline: started + self.lro_deadline,
+            started,
+        }))
+    }
+
+    /// Waits for an operation [`lro_start`](Self::lro_start) (or a call such as
+    /// [`start_environment_publish`](Self::start_environment_publish)) started, within the
+    /// deadline it started with; a failed operation is an error.
+    pub async fn wait_operation(&self, op: Operation) -> Result<(), FabricError> {
+        self.lro_wait(op, false).await.map(drop)
+    }
+
+    async fn lro_wait(&self, op: Operation, want_result: bool) -> Result<Response, FabricError> {
+        let clock = &self.inner.clock;
+        let Operation {
+            operation,
+            route,
+            operation_id,
+            mut state_url,
+            first_wait: mut wait,
+            deadline,
+            started,
+        } = op;
         let mut status = OperationStatus::NotStarted;
         loop {
             let now = clock.now();
@@ -81,12 +116,12 @@ impl FabricClient {
                 idempotent: true,
             };
             let resp = self.execute(&poll).await?;
-            metrics::counter!(metric_names::LRO_POLLS, "route" => call.route).increment(1);
+            metrics::counter!(metric_names::LRO_POLLS, "route" => route).increment(1);
             let state: OperationState = resp.json()?;
             status = state.status;
             match status {
                 OperationStatus::Succeeded => {
-                    metrics::histogram!(metric_names::LRO_DURATION, "route" => call.route)
+                    metrics::histogram!(metric_names::LRO_DURATION, "route" => route)
                         .record(clock.now().saturating_duration_since(started).as_secs_f64());
                     if !want_result {
                         return Ok(resp);
@@ -126,6 +161,28 @@ impl FabricClient {
         retry_hint(|n| resp.header(n), self.inner.clock.system_now())
             .unwrap_or(self.inner.lro_poll_interval)
     }
+}
+
+/// What an LRO-capable call gave: its answer, or the operation it started.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// 200/201: the answer.
+    Done(Response),
+    /// 202: the operation, running.
+    Running(Operation),
+}
+
+/// A long-running operation the service is running, to wait for with
+/// [`FabricClient::wait_operation`]; it keeps the deadline it started with.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    operation: String,
+    route: &'static str,
+    operation_id: String,
+    state_url: url::Url,
+    first_wait: std::time::Duration,
+    deadline: std::time::Instant,
+    started: std::time::Instant,
 }
 
 fn last_segment(url: &str) -> Option<String> {

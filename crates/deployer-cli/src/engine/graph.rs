@@ -33,6 +33,8 @@ pub struct Graph {
     deps: Vec<Vec<usize>>,
     dependents: Vec<Vec<usize>>,
     deletes: Vec<bool>,
+    /// Changes a walk starts before others ready with them ([`Graph::start_early`]).
+    early: Vec<bool>,
 }
 
 /// A cycle among changes: each waits for the next, the last for the first.
@@ -99,6 +101,7 @@ impl Graph {
             deps,
             dependents,
             deletes: nodes.iter().map(|n| n.action == Action::Delete).collect(),
+            early: vec![false; nodes.len()],
         };
         g.check_acyclic(nodes)?;
         Ok(g)
@@ -125,6 +128,37 @@ impl Graph {
             .iter()
             .enumerate()
             .flat_map(|(i, d)| d.iter().map(move |&j| (j, i)))
+    }
+
+    /// Marks the changes a walk starts before the others ready with them (`early[i]`): those
+    /// that start the longest waits (an Environment's publish), so the waits overlap the
+    /// rest of the run instead of ending it; what they wait for is marked too. While one runs,
+    /// no other change starts.
+    pub fn start_early(mut self, early: impl IntoIterator<Item = bool>) -> Self {
+        let mut stack: Vec<usize> = Vec::new();
+        for (i, e) in early.into_iter().enumerate() {
+            if e && i < self.early.len() {
+                stack.push(i);
+            }
+        }
+        // What an early change waits for is early too: its wait starts no sooner.
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut self.early[i], true) {
+                continue;
+            }
+            stack.extend(self.deps[i].iter().copied());
+        }
+        self
+    }
+
+    /// Whether change `i` is marked early.
+    pub fn is_early(&self, i: usize) -> bool {
+        self.early.get(i).copied().unwrap_or(false)
+    }
+
+    /// The walk's order among ready changes: early ones first, then by plan position.
+    fn rank(&self, i: usize) -> Reverse<(bool, usize)> {
+        Reverse((!self.is_early(i), i))
     }
 
     /// Whether change `i` is a delete (runs after every other change).
@@ -206,9 +240,9 @@ where
 {
     let n = graph.len();
     let mut waiting: Vec<usize> = graph.deps.iter().map(Vec::len).collect();
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n)
+    let mut ready: BinaryHeap<Reverse<(bool, usize)>> = (0..n)
         .filter(|&i| waiting[i] == 0 && !graph.is_delete(i))
-        .map(Reverse)
+        .map(|i| graph.rank(i))
         .collect();
     let mut others_left = (0..n).filter(|&i| !graph.is_delete(i)).count();
     let mut deletes_released = false;
@@ -220,28 +254,39 @@ where
         not_started: 0,
     };
     let mut started = 0;
+    let mut early_in_flight = 0usize;
     loop {
         if !deletes_released && others_left == 0 {
             deletes_released = true;
             ready.extend(
                 (0..n)
                     .filter(|&i| graph.is_delete(i) && waiting[i] == 0)
-                    .map(Reverse),
+                    .map(|i| graph.rank(i)),
             );
         }
         while out.errors.is_empty() && !out.halted && in_flight.len() < limit.max(1) {
-            let Some(Reverse(i)) = ready.pop() else { break };
+            // While an early change runs, later ones wait: the calls that start its long
+            // wait do not queue behind theirs.
+            let Some(&Reverse((late, i))) = ready.peek() else {
+                break;
+            };
+            if late && early_in_flight > 0 {
+                break;
+            }
+            ready.pop();
             if halted() {
                 out.halted = true;
                 break;
             }
             started += 1;
+            early_in_flight += usize::from(!late);
             let fut = run(i);
             in_flight.push(async move { (i, fut.await) });
         }
         let Some((i, result)) = in_flight.next().await else {
             break;
         };
+        early_in_flight -= usize::from(graph.is_early(i));
         match result {
             Ok(v) => {
                 out.done.push((i, v));
@@ -251,7 +296,7 @@ where
                 for &k in &graph.dependents[i] {
                     waiting[k] -= 1;
                     if waiting[k] == 0 && (!graph.is_delete(k) || deletes_released) {
-                        ready.push(Reverse(k));
+                        ready.push(graph.rank(k));
                     }
                 }
             }
@@ -360,6 +405,48 @@ mod tests {
         let w = walk(&g, 1, || false, |i| async move { Ok::<_, ()>(i) }).await;
         let order: Vec<usize> = w.done.iter().map(|(i, _)| *i).collect();
         assert_eq!(order, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    /// A change marked early (an Environment's, whose publish is the longest wait) starts
+    /// before the changes ready with it, and what it waits for before them too; the others
+    /// keep the plan's order.
+    #[tokio::test]
+    async fn an_early_change_starts_before_the_others_ready_with_it() {
+        let early = [false, false, false, false, true, false, false, true];
+        let g = Graph::build(&sample()).unwrap().start_early(early);
+        let w = walk(&g, 1, || false, |i| async move { Ok::<_, ()>(i) }).await;
+        let order: Vec<usize> = w.done.iter().map(|(i, _)| *i).collect();
+        // 4 (w1's role) waits for 0, 7 (w2's item) for 6 (w2's workspace), which is early
+        // with it.
+        assert_eq!(order, vec![0, 4, 6, 7, 1, 2, 3, 5]);
+
+        // With room for many, nothing else starts while an early change runs.
+        let events = Mutex::new(Vec::new());
+        let g = Graph::build(&sample()).unwrap().start_early(early);
+        let w = walk(
+            &g,
+            8,
+            || false,
+            |i| {
+                let events = &events;
+                async move {
+                    events.lock().unwrap().push(format!("start {i}"));
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    events.lock().unwrap().push(format!("end {i}"));
+                    Ok::<_, ()>(i)
+                }
+            },
+        )
+        .await;
+        assert_eq!(w.done.len(), 8);
+        let events = events.into_inner().unwrap();
+        let at = |e: &str| events.iter().position(|x| x == e).unwrap();
+        // 1 is ready once 0 is done, with 4; it starts only once 4 and 7 are done.
+        assert!(at("end 0") < at("start 4"), "{events:?}");
+        assert!(at("end 4") < at("start 1"), "{events:?}");
+        assert!(at("end 7") < at("start 1"), "{events:?}");
     }
 
     /// The two workspaces' creates are independent: with room for two, both are in flight at

@@ -175,6 +175,12 @@ pub trait Kind: Send + Sync + 'static {
     /// no longer be undone from the journal alone.
     async fn apply(&self, op: &Self::Op, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
 
+    /// Whether `op` starts a long wait (an Environment's publish), so a walk starts it before
+    /// the other changes ready with it, in plan order otherwise.
+    fn starts_early(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
     /// The deletes `fabrik destroy` plans for what this kind deployed in the workspace of
     /// `desired` (as [`read`](Kind::read) found it): changes with [`Action::Delete`] whose op
     /// [`apply`](Kind::apply) carries out — the kind's own delete, journaled before it is sent.
@@ -606,6 +612,19 @@ impl Ids {
     }
 }
 
+/// Operations changes started for the run to wait for once its changes are done (an
+/// Environment's publish, which takes minutes): the change that starts one is done without
+/// holding a slot while it runs, and what depends on the item (only its id) goes on.
+#[derive(Debug, Default)]
+pub struct Deferred(Mutex<Vec<(String, fabrik_client::Operation)>>);
+
+impl Deferred {
+    /// The operations started, each with what it does (for its error), emptied.
+    pub fn take(&self) -> Vec<(String, fabrik_client::Operation)> {
+        std::mem::take(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// Applying one change: the client, the run's transaction and the ids resolved so far.
 pub struct ApplyCx<'a> {
     /// The name of the kind applying the change: the owner of the intents it journals.
@@ -624,6 +643,8 @@ pub struct ApplyCx<'a> {
     pub seen_items: &'a [(String, String)],
     /// Digests of the definitions sent, for the deployed record.
     pub sent: &'a crate::deployed::Sent,
+    /// Operations the run waits for after its changes.
+    pub deferred: &'a Deferred,
 }
 
 impl fmt::Debug for ApplyCx<'_> {
@@ -665,6 +686,16 @@ impl ApplyCx<'_> {
     /// An error from the service while doing `what`.
     pub fn fabric(&self, what: &str) -> impl FnOnce(FabricError) -> EngineError {
         ctx(format!("{what} in {}", self.workspace))
+    }
+
+    /// Hands `op` (started by this change, doing `what`) to the run, which waits for it once
+    /// every change is done; its failure fails the run like a failed change.
+    pub fn wait_later(&self, what: &str, op: fabrik_client::Operation) {
+        self.deferred
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((format!("{what} in {}", self.workspace), op));
     }
 
     /// Records, for the workspace's next deployed record, that the definition sent for the
@@ -794,6 +825,10 @@ pub trait DynOp: fmt::Debug + Send + Sync {
     async fn apply(&self, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError>;
     /// The typed op, for tests.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// [`Kind::starts_early`].
+    fn starts_early(&self) -> bool {
+        false
+    }
     /// The kind that planned it, which carries out its undo records; `None` for a change no
     /// kind planned (a destroy's deletes, which journal no undo).
     fn planned_by(&self) -> Option<Arc<dyn DynKind>> {
@@ -830,6 +865,9 @@ impl<K: Kind> DynOp for Bound<K> {
     }
     fn as_any(&self) -> &dyn std::any::Any {
         &self.op
+    }
+    fn starts_early(&self) -> bool {
+        self.kind.starts_early(&self.op)
     }
     fn planned_by(&self) -> Option<Arc<dyn DynKind>> {
         Some(Arc::new(Erased(Arc::clone(&self.kind))))

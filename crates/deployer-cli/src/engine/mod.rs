@@ -26,8 +26,8 @@ use tracing::Instrument as _;
 
 pub use graph::{Cycle, Graph, NodeSpec, Walked, walk};
 pub use kind::{
-    Address, ApplyCx, Diff, DiffCx, DynKind, DynOp, Ids, Kind, LiveWorkspace, Need, Outcome,
-    Planned, ReadCx, UndoCx, ctx, folder_path, permanent, settle, workspace_address,
+    Address, ApplyCx, Deferred, Diff, DiffCx, DynKind, DynOp, Ids, Kind, LiveWorkspace, Need,
+    Outcome, Planned, ReadCx, UndoCx, ctx, folder_path, permanent, settle, workspace_address,
 };
 pub use recovery::Recovery;
 
@@ -388,7 +388,11 @@ async fn read_and_diff(
             needs: c.needs.clone(),
         })
         .collect();
-    let graph = Graph::build(&nodes)?;
+    let early = workspaces
+        .iter()
+        .flat_map(|w| &w.changes)
+        .map(|c| c.op.starts_early());
+    let graph = Graph::build(&nodes)?.start_early(early);
     Ok(Plan { workspaces, graph })
 }
 
@@ -413,7 +417,23 @@ pub struct Applied {
     pub outcome: &'static str,
 }
 
-/// Applies the plan: walks its graph with at most `concurrency` changes in flight, across and
+/// Changes in progress per call on the wire (`--concurrency` bounds the calls, through the
+/// client): most of a change's time is waiting for its long-running operation, which holds
+/// no call.
+pub const CHANGES_PER_CALL: usize = 4;
+
+/// Changes in progress at once for `--concurrency` `calls`: [`CHANGES_PER_CALL`] per call,
+/// except that `--concurrency 1` applies one change at a time, in the plan's order.
+pub fn changes_in_flight(calls: usize) -> usize {
+    if calls <= 1 {
+        1
+    } else {
+        calls.saturating_mul(CHANGES_PER_CALL)
+    }
+}
+
+/// Applies the plan: walks its graph with at most [`changes_in_flight`]`(concurrency)`
+/// changes in flight and `concurrency` calls on the wire (the client's bound), across and
 /// within workspaces. Stops starting changes at the first failure or once `halt` is set; the
 /// changes in flight finish, so the journal is complete before any rollback. Returns what was
 /// done and what failed.
@@ -426,6 +446,7 @@ pub async fn apply(
     halt: &AtomicBool,
 ) -> (Vec<Applied>, Vec<EngineError>) {
     let changes: Vec<(&WorkspacePlan, &Change)> = plan.changes().collect();
+    let deferred = Deferred::default();
     let ids = Ids::new(
         plan.workspaces
             .iter()
@@ -440,7 +461,7 @@ pub async fn apply(
     let current = tracing::Span::current();
     let walked = walk(
         &plan.graph,
-        concurrency,
+        changes_in_flight(concurrency),
         || halt.load(Ordering::SeqCst),
         |i| {
             let (w, change) = changes[i];
@@ -456,8 +477,9 @@ pub async fn apply(
             };
             let ids = &ids;
             let spans = &spans;
+            let deferred = &deferred;
             async move {
-                let r = apply_one(client, txn, w, change, ids, &ws_span).await;
+                let r = apply_one(client, txn, w, change, (ids, deferred), &ws_span).await;
                 // Close the workspace's span once its last change is done.
                 let mut s = spans.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some((_, n)) = s.get_mut(&w.name) {
@@ -476,6 +498,17 @@ pub async fn apply(
     )
     .await;
     let mut errors: Vec<EngineError> = walked.errors.into_iter().map(|(_, e)| e).collect();
+    // The operations changes left running: waited for together, each failure the run's.
+    let waits = deferred
+        .take()
+        .into_iter()
+        .map(|(what, op)| async move { client.wait_operation(op).await.map_err(ctx(what)) });
+    errors.extend(
+        futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .filter_map(Result::err),
+    );
     if walked.halted {
         errors.push(EngineError::Halted(format!(
             "{} change(s) not started",
@@ -490,7 +523,7 @@ async fn apply_one(
     txn: &Transaction,
     w: &WorkspacePlan,
     change: &Change,
-    ids: &Ids,
+    (ids, deferred): (&Ids, &Deferred),
     ws_span: &tracing::Span,
 ) -> Result<Applied, EngineError> {
     // One span per deployment step: the step's HTTP calls are its children.
@@ -513,6 +546,7 @@ async fn apply_one(
         ids,
         seen_items: &w.seen_items,
         sent: &w.deployed,
+        deferred,
     };
     let outcome = change
         .op

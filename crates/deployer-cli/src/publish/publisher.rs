@@ -76,6 +76,9 @@ pub struct PublishKind {
     bindings: BTreeMap<usize, Vec<String>>,
     /// Other workspaces by name, listed once per run (for `$workspace.<name>`).
     workspaces: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
+    /// The workspace's Spark pools, listed once per run (every Environment's `spark_pool`
+    /// is looked up in them, when planned and when applied).
+    pools: Arc<tokio::sync::OnceCell<(String, Vec<fabrik_client::models::SparkPool>)>>,
 }
 
 /// A deployed item of a type the repository may hold.
@@ -569,6 +572,7 @@ impl PublishKind {
             read_by_parameters,
             bindings,
             workspaces: Arc::default(),
+            pools: Arc::default(),
         })
     }
 
@@ -714,11 +718,23 @@ impl PublishKind {
         if !pipeline::needs_pools(&self.repo, &self.how) {
             return Ok(Vec::new());
         }
-        client
-            .list_spark_pools(ws)
-            .try_collect()
-            .await
-            .map_err(ctx("listing the workspace's Spark pools"))
+        let list = || async {
+            client
+                .list_spark_pools(ws)
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(ctx("listing the workspace's Spark pools"))
+        };
+        let (of, pools) = self
+            .pools
+            .get_or_try_init(|| async { Ok::<_, EngineError>((ws.to_string(), list().await?)) })
+            .await?;
+        // Kept for the workspace it was listed for.
+        if of == ws {
+            Ok(pools.clone())
+        } else {
+            list().await
+        }
     }
 
     async fn workspaces(
@@ -993,8 +1009,10 @@ impl PublishKind {
     }
 
     /// What fabric-cicd does once an item's definition is in: an Environment's staged
-    /// definition is published, and the run waits for the publish to end (a failed publish
-    /// fails the change).
+    /// definition is published. The change does not wait for the publish (minutes on the
+    /// service): what mentions the environment needs only its id. The run waits for it once
+    /// its changes are done, as fabric-cicd checks its environments at the end; a failed
+    /// publish fails the run, which rolls back.
     async fn after_definition(
         &self,
         cx: &ApplyCx<'_>,
@@ -1003,10 +1021,15 @@ impl PublishKind {
         id: &str,
     ) -> Result<(), EngineError> {
         if r.item_type == ItemType::Environment {
-            cx.client
-                .publish_environment(ws, id)
+            let what = format!("publishing environment {}", r.display_name);
+            let started = cx
+                .client
+                .start_environment_publish(ws, id)
                 .await
-                .map_err(cx.fabric(&format!("publishing environment {}", r.display_name)))?;
+                .map_err(cx.fabric(&what))?;
+            if let Some(op) = started {
+                cx.wait_later(&what, op);
+            }
         }
         Ok(())
     }
@@ -1142,6 +1165,21 @@ fn same_part(path: &str, want: &[u8], have: &[u8]) -> bool {
             && platform_metadata(want) == platform_metadata(have))
 }
 
+impl PublishOp {
+    /// Whether it creates or updates an Environment, whose publish it then starts: the
+    /// longest wait of a run, started before the other changes ready with it.
+    fn starts_environment_publish(&self) -> bool {
+        let env = |item: &str| {
+            item.split_once(':')
+                .is_some_and(|(t, _)| t == ItemType::Environment.as_str())
+        };
+        match self {
+            PublishOp::Create { item, .. } | PublishOp::Update { item, .. } => env(item),
+            _ => false,
+        }
+    }
+}
+
 /// Paths whose content differs; `.platform` only when both sides have it (the service may not
 /// return it) and then by its metadata.
 fn differing(want: &[(String, Vec<u8>)], have: &[(String, Vec<u8>)]) -> Vec<String> {
@@ -1189,12 +1227,6 @@ impl Kind for PublishKind {
             .map(|(path, id)| (id, path))
             .collect();
         let mut items = self.live_items(cx, &folders).await?;
-        // `--refresh=false` reads definitions once the parts are rendered (below): only those
-        // whose rendering is not the one the deployed record says was deployed.
-        if !cx.trusts_record() {
-            self.read_definitions(cx, ws, &mut items, &Default::default())
-                .await?;
-        }
         let ids: BTreeMap<(String, String), String> = items
             .iter()
             .map(|l| {
@@ -1205,11 +1237,27 @@ impl Kind for PublishKind {
             })
             .collect();
         let deployed = |t: &str, n: &str| ids.get(&(t.to_string(), n.to_string())).cloned();
-        let attrs = self
-            .attrs(cx.client, ws, &deployed, &self.read_by_parameters)
-            .await?;
-        let pools = self.pools(cx.client, ws).await?;
-        let workspaces = self.workspaces(cx.client).await?;
+        // What rendering needs is read while the definitions' operations run. With
+        // `--refresh=false` definitions are read once the parts are rendered (below): only
+        // those whose rendering is not the one the deployed record says was deployed.
+        let definitions = async {
+            if cx.trusts_record() {
+                return Ok(());
+            }
+            self.read_definitions(cx, ws, &mut items, &Default::default())
+                .await
+        };
+        let around = async {
+            let attrs = self
+                .attrs(cx.client, ws, &deployed, &self.read_by_parameters)
+                .await?;
+            let pools = self.pools(cx.client, ws).await?;
+            let workspaces = self.workspaces(cx.client).await?;
+            Ok::<_, EngineError>((attrs, pools, workspaces))
+        };
+        let (read, around) = futures::join!(definitions, around);
+        read?;
+        let (attrs, pools, workspaces) = around?;
         // An item this run creates has no id yet: a placeholder stands for it, so a deployed item
         // that mentions it differs, and every part is rendered (and checked) before any write.
         let planned = |t: &str, n: &str| {
@@ -1327,6 +1375,10 @@ impl Kind for PublishKind {
             self.batch(ws, &mut d);
         }
         d
+    }
+
+    fn starts_early(&self, op: &PublishOp) -> bool {
+        op.starts_environment_publish()
     }
 
     async fn apply(&self, op: &PublishOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {
@@ -1497,6 +1549,10 @@ impl Kind for ContentKind {
             (Some(k), Some(l)) => k.diff(desired, l, cx),
             _ => Diff::default(),
         }
+    }
+
+    fn starts_early(&self, op: &PublishOp) -> bool {
+        op.starts_environment_publish()
     }
 
     async fn apply(&self, op: &PublishOp, cx: &ApplyCx<'_>) -> Result<Outcome, EngineError> {

@@ -65,31 +65,6 @@ impl PublishKind {
             refresh: !cx.trusts_record(),
             ..DefinitionReads::default()
         };
-        let (exported, one_by_one) = bulk_read(cx, ws, items, wanted, &mut reads).await?;
-        for (i, parts) in exported {
-            items[i].parts = Some(parts);
-        }
-        let read: Vec<(usize, super::Parts)> = futures::stream::iter(one_by_one)
-            .map(|(i, format)| {
-                let l = &items[i];
-                async move {
-                    let d = cx
-                        .definition(l.item_type.as_str(), &l.name, &l.id, format.as_deref())
-                        .await?;
-                    let parts = decode_parts(l.item_type, &l.name, d.parts)?;
-                    Ok::<_, EngineError>((i, parts))
-                }
-            })
-            // Most of a definition read is the wait for its operation (Retry-After).
-            .buffer_unordered(cx.concurrency.saturating_mul(DEFINITION_READS_PER_SLOT))
-            .try_collect()
-            .await?;
-        for (i, parts) in read {
-            items[i].parts = Some(parts);
-        }
-        if reads.bulk_exports > 0 || !reads.one_by_one.is_empty() || !reads.refresh {
-            reads.report(cx);
-        }
         let libraries = items.iter().any(|l| {
             l.item_type == ItemType::VariableLibrary
                 && self
@@ -97,13 +72,27 @@ impl PublishKind {
                     .find(l.item_type, &l.name)
                     .is_some_and(|r| r.selected)
         });
-        if libraries {
+        // The value sets are listed while the definitions' operations run.
+        let value_sets = async {
+            if !libraries {
+                return Ok(None);
+            }
             // One list gives every library's active value set, however many there are.
-            let mut sets = cx
-                .client
+            cx.client
                 .active_value_sets(ws)
                 .await
-                .map_err(ctx("listing the workspace's variable libraries"))?;
+                .map(Some)
+                .map_err(ctx("listing the workspace's variable libraries"))
+        };
+        let (read, sets) =
+            futures::join!(read_parts(cx, ws, &*items, wanted, &mut reads), value_sets);
+        for (i, parts) in read? {
+            items[i].parts = Some(parts);
+        }
+        if reads.bulk_exports > 0 || !reads.one_by_one.is_empty() || !reads.refresh {
+            reads.report(cx);
+        }
+        if let Some(mut sets) = sets? {
             for l in items.iter_mut() {
                 if l.item_type == ItemType::VariableLibrary {
                     l.value_set = sets.remove(&l.id).flatten();
@@ -136,6 +125,35 @@ impl PublishKind {
             })
             .collect()
     }
+}
+
+/// The parts of the `wanted` items (indexes into `items`): by bulk export, and one by one
+/// where it cannot.
+async fn read_parts(
+    cx: &ReadCx<'_>,
+    ws: &str,
+    items: &[LiveItem],
+    wanted: Wanted<'_>,
+    reads: &mut DefinitionReads,
+) -> Result<Vec<(usize, super::Parts)>, EngineError> {
+    let (mut out, one_by_one) = bulk_read(cx, ws, items, wanted, reads).await?;
+    let read: Vec<(usize, super::Parts)> = futures::stream::iter(one_by_one)
+        .map(|(i, format)| {
+            let l = &items[i];
+            async move {
+                let d = cx
+                    .definition(l.item_type.as_str(), &l.name, &l.id, format.as_deref())
+                    .await?;
+                let parts = decode_parts(l.item_type, &l.name, d.parts)?;
+                Ok::<_, EngineError>((i, parts))
+            }
+        })
+        // Most of a definition read is the wait for its operation (Retry-After).
+        .buffer_unordered(cx.concurrency.saturating_mul(DEFINITION_READS_PER_SLOT))
+        .try_collect()
+        .await?;
+    out.extend(read);
+    Ok(out)
 }
 
 /// How a publish read the deployed definitions it compares, for the plan: by bulk export, and

@@ -2,8 +2,9 @@
 //! for [`crate::config::load`] (which knows no fabric-cicd format) and hands the result on
 //! to the publishing kind through [`Loaded`], so a run reads each repository once.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::inputs::{PublishArgs, Resolved, resolve};
 use super::pipeline::{EnvVars, Parameterization};
@@ -20,14 +21,47 @@ pub(crate) struct LoadedRepo {
 }
 
 /// Reads repositories as `fabrik publish` does, with no `$ENV:` variables (a configuration
-/// does not give fabric-cicd's feature flag for them).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RepoReader;
+/// does not give fabric-cicd's feature flag for them). Within one load, a repository that
+/// several workspaces publish (the same folder, parameter file, item types and environment)
+/// is read once: an estate of a thousand workspaces deploying one repository reads it once.
+#[derive(Debug, Default)]
+pub struct RepoReader {
+    read: Mutex<HashMap<Key, Result<RepositoryContents, Vec<Problem>>>>,
+}
+
+/// What a read depends on: the folder, the parameter file, the item types, the environment.
+type Key = (PathBuf, Option<PathBuf>, Vec<String>, String);
 
 impl RepoReader {
-    /// A reader for [`crate::config::LoadOptions::repositories`].
+    /// A reader for [`crate::config::LoadOptions::repositories`], for one load.
     pub fn shared() -> Arc<dyn RepositoryReader> {
-        Arc::new(Self)
+        Arc::new(Self::default())
+    }
+
+    fn read_once(
+        root: &Path,
+        parameter: Option<&Path>,
+        item_types: &[String],
+        environment: &str,
+    ) -> Result<RepositoryContents, Vec<Problem>> {
+        let Some(r) = read_for_config(&args(root, parameter, item_types), environment)? else {
+            return Ok(RepositoryContents::default());
+        };
+        let items = r
+            .repo
+            .selected()
+            .map(|i| (i.item_type.as_str().to_string(), i.display_name.clone()))
+            .collect();
+        let loaded = LoadedRepo {
+            repo: Arc::new(r.repo.clone()),
+            how: r.how,
+        };
+        Ok(RepositoryContents {
+            items,
+            folders: r.repo.folders,
+            warnings: r.warnings,
+            loaded: Some(Loaded(Arc::new(loaded))),
+        })
     }
 }
 
@@ -59,23 +93,15 @@ impl RepositoryReader for RepoReader {
         item_types: &[String],
         environment: &str,
     ) -> Result<RepositoryContents, Vec<Problem>> {
-        let Some(r) = read_for_config(&args(root, parameter, item_types), environment)? else {
-            return Ok(RepositoryContents::default());
-        };
-        let items = r
-            .repo
-            .selected()
-            .map(|i| (i.item_type.as_str().to_string(), i.display_name.clone()))
-            .collect();
-        let loaded = LoadedRepo {
-            repo: Arc::new(r.repo.clone()),
-            how: r.how,
-        };
-        Ok(RepositoryContents {
-            items,
-            folders: r.repo.folders,
-            warnings: r.warnings,
-            loaded: Some(Loaded(Arc::new(loaded))),
-        })
+        let key = (
+            root.to_path_buf(),
+            parameter.map(Path::to_path_buf),
+            item_types.to_vec(),
+            environment.to_string(),
+        );
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        read.entry(key)
+            .or_insert_with(|| Self::read_once(root, parameter, item_types, environment))
+            .clone()
     }
 }

@@ -96,6 +96,25 @@ impl FabricClient {
         self.lro_done(call).await
     }
 
+    /// Starts publishing an Environment's staged definition: `None` when the service answered
+    /// that it is done, else the operation to wait for ([`wait_operation`](Self::wait_operation)),
+    /// so a caller may go on with other work meanwhile (an Environment publish takes minutes).
+    pub async fn start_environment_publish(
+        &self,
+        workspace_id: &str,
+        environment_id: &str,
+    ) -> Result<Option<crate::Operation>, FabricError> {
+        let call = self
+            .call(Method::POST, ENV_PUBLISH, &[workspace_id, environment_id])
+            .with_query("beta", "False")
+            // A second publish while one runs is refused: not safe to repeat blindly.
+            .idempotent(false);
+        Ok(match self.lro_start(call).await? {
+            crate::lro::Started::Done(_) => None,
+            crate::lro::Started::Running(op) => Some(op),
+        })
+    }
+
     /// A VariableLibrary's active value set (`None` when the service does not say).
     pub async fn active_value_set(
         &self,
