@@ -105,3 +105,28 @@ impl RepositoryReader for RepoReader {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workspaces that publish one repository share one read of it within a load; another
+    /// environment (or another reader, as a new load makes) reads it again.
+    #[test]
+    fn a_repository_several_workspaces_publish_is_read_once_per_load() {
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/git-format-repo");
+        let reader = RepoReader::default();
+        let loaded = |c: &RepositoryContents| Arc::clone(&c.loaded.as_ref().unwrap().0);
+        let a = reader.read(&root, None, &[], "prod").unwrap();
+        let b = reader.read(&root, None, &[], "prod").unwrap();
+        assert!(!a.items.is_empty());
+        assert!(Arc::ptr_eq(&loaded(&a), &loaded(&b)));
+        let test = reader.read(&root, None, &[], "test").unwrap();
+        assert!(!Arc::ptr_eq(&loaded(&a), &loaded(&test)));
+        let again = RepoReader::default()
+            .read(&root, None, &[], "prod")
+            .unwrap();
+        assert!(!Arc::ptr_eq(&loaded(&a), &loaded(&again)));
+    }
+}
