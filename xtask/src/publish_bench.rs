@@ -777,7 +777,14 @@ impl Report {
             "\nRequests per kind of call (a `poll` is `GET /operations/{id}`, a `result` its `/result`, a `definition read` a `getDefinition` or `bulkExportDefinitions`; 429 answers apart):\n\n| kind |",
         );
         for r in &self.runs {
-            let _ = write!(md, " {} {} |", r.tool, r.run);
+            let label = if r.label.is_empty() {
+                String::new()
+            } else if r.label.starts_with("FABRIC_CICD") {
+                " (override)".into()
+            } else {
+                format!(" ({})", r.label)
+            };
+            let _ = write!(md, " {}{label} {} |", r.tool, r.run);
         }
         md.push_str("\n|---|");
         md.push_str(&"---|".repeat(self.runs.len()));
@@ -807,7 +814,7 @@ impl Report {
         let mut md = intro(shape, self.service, profile, emulator_args, provenance);
         md.push_str(&self.tables());
         md.push_str(&self.classes_table());
-        md.push_str(&self.reading(shape.items as u64));
+        md.push_str(&self.reading());
         md.push('\n');
         md.push_str(&bars_section(&self.bars()));
         md
@@ -844,8 +851,10 @@ impl Report {
         for r in &self.runs {
             let tool = if r.label.is_empty() {
                 r.tool.clone()
-            } else {
+            } else if r.label.starts_with("FABRIC_CICD") {
                 format!("{} (override)", r.tool)
+            } else {
+                format!("{} ({})", r.tool, r.label)
             };
             let top: Vec<String> = r.top.iter().map(|(n, k)| format!("{n} × `{k}`")).collect();
             let _ = writeln!(md, "| {tool} | {} | {} |", r.run, top.join(", "));
@@ -854,34 +863,23 @@ impl Report {
     }
 
     /// What the figures mean, for the runs that have them.
-    fn reading(&self, items: u64) -> String {
+    fn reading(&self) -> String {
         let mut md = String::new();
         if let Some(f) = self.find("fabrik", "second") {
             let _ = write!(
                 md,
                 "\nReading: fabrik's second publish compares the rendered parts with the deployed \
-definitions, read by {} `bulkExportDefinitions` (one long-running operation, whose 202 asks for \
-the first poll after 1 s) and {} `getDefinition` (items read one by one, where the service refuses \
-the bulk export; several at once, bounded by `--concurrency` {FABRIK_CONCURRENCY}), so the \
-waiting is about one round of 1 s ({:.2} s measured) whatever the item count. fabric-cicd's \
-second publish rewrites every item (`updateDefinition`, also polled) and re-runs its \
-post-steps. fabrik's first publish waits for each Environment's staging publish, as \
-fabric-cicd does.\n",
+definitions, read by {} `bulkExportDefinitions` (one long-running operation, polled when its 202 \
+says) and {} `getDefinition` (items read one by one, where the service refuses the bulk export; \
+several at once), while the lists rendering needs (variable libraries' value sets, lakehouses' \
+properties, Spark pools) are read: its requests do not grow with the item count ({:.2} s \
+measured). With `--refresh=false` (labelled) it reads no definition whose rendering has the \
+digest the deployed record keeps. fabric-cicd's second publish rewrites every item \
+(`updateDefinition`, also polled) and re-runs its post-steps. fabrik's first publish starts each \
+Environment's staging publish first and waits for them all at the end of the run, as \
+fabric-cicd checks its environments after publishing them; the longest of those waits bounds it \
+from below.\n",
                 f.bulk_exports, f.get_definitions, f.wall
-            );
-        }
-        let lakehouse_reads = self.find("fabrik", "first").and_then(|f| {
-            f.top
-                .iter()
-                .find(|(_, k)| k == "GET /v1/workspaces/{id}/lakehouses/{id}")
-                .map(|(n, _)| *n)
-        });
-        if let Some(n) = lakehouse_reads.filter(|&n| n > items) {
-            let _ = write!(
-                md,
-                "\nfabrik's first publish reads lakehouses {n} times for {items} items: each item it \
-renders at apply time reads again every deployed lakehouse whose `$items` properties \
-parameter.yml uses (and lists the workspaces), whether or not that item's parts use them.\n"
             );
         }
         md
