@@ -72,7 +72,9 @@ impl FabricClient {
             route: call.route,
             operation_id,
             state_url,
-            first_wait: self.poll_wait(&first),
+            // When the first poll is due: a caller that waits later (a run waiting for every
+            // Environment publish at its end) polls then, not a whole wait after it begins.
+            first_poll: self.inner.clock.now() + self.poll_wait(&first),
             deadline: started + self.lro_deadline,
             started,
         }))
@@ -92,10 +94,11 @@ impl FabricClient {
             route,
             operation_id,
             mut state_url,
-            first_wait: mut wait,
+            first_poll,
             deadline,
             started,
         } = op;
+        let mut wait = first_poll.saturating_duration_since(clock.now());
         let mut status = OperationStatus::NotStarted;
         loop {
             let now = clock.now();
@@ -180,7 +183,7 @@ pub struct Operation {
     route: &'static str,
     operation_id: String,
     state_url: url::Url,
-    first_wait: std::time::Duration,
+    first_poll: std::time::Instant,
     deadline: std::time::Instant,
     started: std::time::Instant,
 }

@@ -362,3 +362,50 @@ async fn max_in_flight_bounds_the_requests_on_the_wire() {
         "{most} requests were in flight at once"
     );
 }
+
+/// An operation started now and waited for later (a run waits for its Environment publishes
+/// at its end) is polled when its `Retry-After` falls due, counted from its start: after 15 s
+/// of other work, the rest of the 20 s hint, not 20 s more.
+#[tokio::test]
+async fn an_operation_waited_for_later_is_polled_when_its_first_wait_ends() {
+    let op = "5e0c2f4a-7b1d-4c3e-9f8a-2d6b1e0c9a7f";
+    let done = r#"{"status":"Succeeded","createdTimeUtc":"2026-06-25T11:15:43.5469603","lastUpdatedTimeUtc":"2026-06-25T11:16:03.1","percentComplete":100,"error":null}"#;
+    let (api, seen) = scripted(
+        "127.0.0.1",
+        vec![
+            answer(
+                "202 Accepted",
+                &[
+                    ("x-ms-operation-id", op.into()),
+                    ("Retry-After", "20".into()),
+                ],
+                "",
+            ),
+            answer("200 OK", &[("Retry-After", "20".into())], RUNNING),
+            answer("200 OK", &[], done),
+        ],
+    )
+    .await;
+    let clock = ManualClock::auto_advance();
+    let c = client(&api, &clock);
+    let started = c
+        .start_environment_publish("ws", "env")
+        .await
+        .unwrap()
+        .expect("a 202 is an operation to wait for");
+    clock.advance(Duration::from_secs(15));
+    c.wait_operation(started).await.unwrap();
+    assert_eq!(
+        clock.sleeps(),
+        [Duration::from_secs(5), Duration::from_secs(20)]
+    );
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [
+            "POST /v1/workspaces/ws/environments/env/staging/publish?beta=False HTTP/1.1"
+                .to_string(),
+            format!("GET /v1/operations/{op} HTTP/1.1"),
+            format!("GET /v1/operations/{op} HTTP/1.1"),
+        ]
+    );
+}
